@@ -1,0 +1,256 @@
+"""Train a digit classifier on MNIST and write the model the service ships with.
+
+    python -m model.train [--arch digitnet] [--epochs 30] [--data DIR] [--out model/artifacts]
+
+Setup, prepare the data (a seeded validation split carved from the 60,000 training
+images picks the best epoch), build the model, train with on-the-fly affine
+augmentation, evaluate once on the 10,000 test images, and write
+``<out>/<arch>.keras`` with ``model_card.json`` and two plots beside it.
+
+Runs on the CPU with TensorFlow; with ``KERAS_BACKEND=jax`` on a GPU as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from model import data
+from model.evaluate import as_network_input, evaluate
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts"
+CARD_NAME = "model_card.json"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from model.network import ARCHITECTURES, DEFAULT_ARCHITECTURE
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default=DEFAULT_ARCHITECTURE)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--validation-size", type=int, default=5000)
+    parser.add_argument("--data", help="folder with the MNIST .gz files (default: $MNIST_DIR)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--limit", type=int, help="train on the first N training images only (smoke tests)"
+    )
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    return parser.parse_args(argv)
+
+
+def device_description() -> str:
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        accelerators = [d.device_kind for d in jax.devices() if d.platform != "cpu"]
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        accelerators = [d.name for d in tf.config.list_physical_devices("GPU")]
+    else:
+        accelerators = []
+    where = ", ".join(accelerators) if accelerators else f"CPU ({os.cpu_count()} cores)"
+    return f"{backend} on {where}"
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in ("keras", "tensorflow", "tensorflow-cpu", "jax", "numpy"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
+
+
+def save_plots(history: dict, confusion: list[list[int]], out: Path, name: str) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install '.[train]'): no plots written")
+        return []
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = range(1, len(history["loss"]) + 1)
+    for key, axes in (("loss", loss_axes), ("accuracy", accuracy_axes)):
+        axes.plot(epochs, history[key], label="train")
+        axes.plot(epochs, history[f"val_{key}"], label="validation")
+        axes.set_xlabel("epoch")
+        axes.set_title(key)
+        axes.legend()
+    if "val_accuracy" in history:
+        accuracy_axes.set_ylim(max(0.9, min(history["val_accuracy"]) - 0.005), 1.0)
+    figure.tight_layout()
+    curves = out / f"{name}_training_curves.png"
+    figure.savefig(curves, dpi=100)
+    plt.close(figure)
+
+    figure, axes = plt.subplots(figsize=(6, 5.5))
+    matrix = np.asarray(confusion)
+    off_diagonal = matrix - np.diag(matrix.diagonal())
+    image = axes.imshow(off_diagonal, cmap="Reds")
+    for row in range(10):
+        for column in range(10):
+            if matrix[row, column]:
+                axes.text(column, row, matrix[row, column], ha="center", va="center", fontsize=7)
+    axes.set_xticks(range(10))
+    axes.set_yticks(range(10))
+    axes.set_xlabel("predicted digit")
+    axes.set_ylabel("true digit")
+    axes.set_title("Confusion on the 10,000 test images (colour: errors)")
+    figure.colorbar(image)
+    figure.tight_layout()
+    confusion_path = out / f"{name}_confusion_matrix.png"
+    figure.savefig(confusion_path, dpi=100)
+    plt.close(figure)
+    return [curves.name, confusion_path.name]
+
+
+def train(args: argparse.Namespace) -> dict:
+    import keras
+
+    from model import network
+
+    started = time.time()
+    keras.utils.set_random_seed(args.seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+    # Prepare the data: the test set is only read for the final report.
+    mnist = data.load(args.data)
+    training, validation = data.train_validation_split(mnist.train, args.validation_size, args.seed)
+    if args.limit:
+        training = data.Split(training.images[: args.limit], training.labels[: args.limit])
+    x_train, y_train = as_network_input(training.images), training.labels.astype(np.int64)
+    x_val, y_val = as_network_input(validation.images), validation.labels.astype(np.int64)
+    print(f"data: {mnist.folder}, {len(y_train)} training, {len(y_val)} validation images")
+
+    # Build the model; augmentation lives only in the training graph.
+    model = network.build(args.arch)
+    model.summary()
+    inputs = keras.Input(shape=network.INPUT_SHAPE)
+    augmented = inputs if args.no_augment else network.RandomAffine(seed=args.seed)(inputs)
+    trainer = keras.Model(inputs, model(augmented))
+    steps = args.epochs * int(np.ceil(len(y_train) / args.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, steps, warmup_target=args.learning_rate, warmup_steps=max(1, steps // 20)
+    )
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+    # Train, keeping the weights of the epoch with the best validation accuracy.
+    args.out.mkdir(parents=True, exist_ok=True)
+    best_weights = args.out / f".{args.arch}.best.weights.h5"
+    history = trainer.fit(
+        x_train,
+        y_train,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        validation_data=(x_val, y_val),
+        callbacks=[
+            keras.callbacks.ModelCheckpoint(
+                best_weights, monitor="val_accuracy", save_best_only=True, save_weights_only=True
+            )
+        ],
+        verbose=2,
+    ).history
+    trainer.load_weights(best_weights)
+    best_weights.unlink()
+    best_epoch = int(np.argmax(history["val_accuracy"])) + 1
+
+    # Save the bare network (no augmentation, no optimizer state): what the service loads.
+    shipped = network.build(args.arch)
+    shipped.set_weights(model.get_weights())
+    model_path = args.out / f"{args.arch}.keras"
+    shipped.save(model_path)
+    wall_seconds = time.time() - started
+
+    # Evaluate, once, on the test set.
+    loaded = keras.saving.load_model(model_path, compile=False)
+    test = evaluate(loaded, mnist.test)
+    print(
+        f"test accuracy {test['accuracy']:.4f} ({test['errors']} errors), loss {test['loss']:.4f}"
+    )
+
+    card = {
+        "name": args.arch,
+        "version": f"{args.arch}-{dt.date.today().isoformat()}-s{args.seed}",
+        "file": model_path.name,
+        "file_bytes": model_path.stat().st_size,
+        "sha256": data.sha256_of(model_path),
+        "parameters": int(shipped.count_params()),
+        "input": {
+            "shape": list(network.INPUT_SHAPE),
+            "dtype": "float32",
+            "range": [0.0, 1.0],
+            "polarity": "white ink on black",
+            "layout": "digit fitted to 20x20, centred by centre of mass in 28x28 (as MNIST)",
+        },
+        "classes": list(range(network.NUM_CLASSES)),
+        "test": test,
+        "validation_accuracy": float(history["val_accuracy"][best_epoch - 1]),
+        "training": {
+            "command": "python -m model.train " + " ".join(sys.argv[1:]),
+            "architecture": args.arch,
+            "epochs": args.epochs,
+            "best_epoch": best_epoch,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "augmentation": None
+            if args.no_augment
+            else "rotation ±10°, zoom ±10 % per axis, shift ±2 px",
+            "seed": args.seed,
+            "training_images": len(y_train),
+            "validation_images": len(y_val),
+            "wall_seconds": round(wall_seconds, 1),
+            "device": device_description(),
+            "history": {k: [round(float(v), 5) for v in vs] for k, vs in history.items()},
+        },
+        "data": {
+            "source": "MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0",
+            "sha256": mnist.checksums,
+        },
+        "versions": versions(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    card["plots"] = save_plots(history, test["confusion_matrix"], args.out, args.arch)
+    (args.out / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote {model_path} and {args.out / CARD_NAME}")
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        train(args)
+    except data.MnistDataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
