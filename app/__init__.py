@@ -1,0 +1,3 @@
+"""digits: a web service that reads handwritten digits."""
+
+__version__ = "1.0.0"

@@ -1,0 +1,58 @@
+"""Client errors: which status each one gets, and how they are documented."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app import preprocessing
+from app.api.schemas import ErrorDetail
+
+STATUS_BY_ERROR: dict[type[preprocessing.PreprocessingError], int] = {
+    preprocessing.EmptyImageError: 400,
+    preprocessing.ImageTooLargeError: 413,
+    preprocessing.UnsupportedImageError: 415,
+    preprocessing.NoDigitError: 422,
+}
+
+
+def status_for(error: preprocessing.PreprocessingError) -> int:
+    for kind, status in STATUS_BY_ERROR.items():
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def _response(description: str, example: str) -> dict:
+    return {
+        "model": ErrorDetail,
+        "description": description,
+        "content": {"application/json": {"example": {"detail": example}}},
+    }
+
+
+UPLOAD_ERRORS = {
+    400: _response("The file is empty, or the multipart body is malformed.", "The file is empty."),
+    413: _response(
+        "The body is over MAX_UPLOAD_BYTES, or the image over MAX_PIXELS.",
+        "The image is 60000x60000 = 3,600,000,000 pixels; the limit is 16,000,000.",
+    ),
+    415: _response(
+        "Not an image, a format we do not read, or a truncated file.",
+        "The file is not an image in a supported format (PNG, JPEG, GIF, BMP, WEBP, TIFF).",
+    ),
+    422: _response(
+        "No digit in the image (blank, one colour), or a missing or invalid field.",
+        "No digit found: the image is blank or a single colour.",
+    ),
+}
+NOT_READY = {503: _response("The model is not loaded yet.", "The model is not loaded yet.")}
+
+
+async def _preprocessing_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, preprocessing.PreprocessingError)
+    return JSONResponse({"detail": str(error)}, status_code=status_for(error))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(preprocessing.PreprocessingError, _preprocessing_error)

@@ -1,0 +1,11 @@
+"""All routers, in one place."""
+
+from fastapi import APIRouter
+
+from app.api.routes import health, model, pages, predict
+
+api_router = APIRouter()
+api_router.include_router(predict.router)
+api_router.include_router(health.router)
+api_router.include_router(model.router)
+api_router.include_router(pages.router)

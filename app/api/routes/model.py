@@ -1,0 +1,29 @@
+"""GET /model: what is being served, and how good it is."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import PredictorDep
+from app.api.errors import NOT_READY
+from app.api.schemas import ModelInfo
+from app.inference import INPUT_SHAPE, NUM_CLASSES
+
+router = APIRouter(tags=["model"])
+
+
+@router.get("/model", summary="The served model and its model card", responses=NOT_READY)
+async def model_info(predictor: PredictorDep) -> ModelInfo:
+    """Name, version, input contract, classes, test accuracy and the full model card."""
+    classifier = predictor.classifier
+    card = classifier.card
+    return ModelInfo(
+        name=classifier.name,
+        version=classifier.version,
+        sha256=classifier.sha256,
+        engine=classifier.engine_name,
+        input_shape=list(INPUT_SHAPE),
+        classes=list(range(NUM_CLASSES)),
+        test_accuracy=card.get("test", {}).get("accuracy"),
+        card=card,
+    )

@@ -1,0 +1,91 @@
+"""POST /predict and /predict/batch."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+
+from app import preprocessing
+from app.api.deps import PredictorDep, SettingsDep
+from app.api.errors import NOT_READY, UPLOAD_ERRORS, status_for
+from app.api.schemas import BatchItem, BatchItemError, BatchPrediction, Prediction
+from app.predictor import Predictor, Result
+
+router = APIRouter(tags=["predict"])
+
+IMAGE_DESCRIPTION = (
+    "An image of one handwritten digit: PNG, JPEG, GIF (first frame), BMP, WebP or TIFF; "
+    "a photo of ink on paper, a canvas drawing with transparency, a scan or a screenshot."
+)
+IncludeInput = Annotated[
+    bool,
+    Query(description="Also return the 28×28 image the network saw, as a base64 PNG."),
+]
+
+
+def _prediction(result: Result, predictor: Predictor, include_input: bool) -> Prediction:
+    probabilities = [float(p) for p in result.probabilities]
+    return Prediction(
+        digit=result.digit,
+        confidence=probabilities[result.digit],
+        probabilities=probabilities,
+        model_version=predictor.classifier.version,
+        input_png=preprocessing.input_png_base64(result.network_input) if include_input else None,
+    )
+
+
+@router.post(
+    "/predict",
+    summary="Read one handwritten digit",
+    response_model_exclude_none=True,
+    responses={**UPLOAD_ERRORS, **NOT_READY},
+)
+async def predict(
+    file: Annotated[UploadFile, File(description=IMAGE_DESCRIPTION)],
+    predictor: PredictorDep,
+    include_input: IncludeInput = False,
+) -> Prediction:
+    """Upload an image as the multipart field `file`; get the digit and all ten
+    probabilities. The image is normalised the way MNIST was made (ink found,
+    cropped, fitted to 20×20, centred by mass in 28×28) before the network reads it."""
+    result = await predictor.predict(await file.read())
+    return _prediction(result, predictor, include_input)
+
+
+@router.post(
+    "/predict/batch",
+    summary="Read several images in one call",
+    response_model_exclude_none=True,
+    responses={
+        400: UPLOAD_ERRORS[400],
+        413: UPLOAD_ERRORS[413],
+        422: UPLOAD_ERRORS[422],
+        **NOT_READY,
+    },
+)
+async def predict_batch(
+    files: Annotated[list[UploadFile], File(description=IMAGE_DESCRIPTION)],
+    predictor: PredictorDep,
+    settings: SettingsDep,
+    include_input: IncludeInput = False,
+) -> BatchPrediction:
+    """Upload up to MAX_BATCH_FILES images as repeated multipart fields `files`.
+    Answers in upload order; a file that cannot be read gets an `error` entry in
+    its place (with the status it would have had alone), the others are still read."""
+    if len(files) > settings.max_batch_files:
+        raise HTTPException(
+            413, f"{len(files)} files; at most {settings.max_batch_files} per batch."
+        )
+    outcomes = await predictor.predict_many([await upload.read() for upload in files])
+    items = []
+    for upload, outcome in zip(files, outcomes, strict=True):
+        if isinstance(outcome, preprocessing.PreprocessingError):
+            error = BatchItemError(
+                filename=upload.filename, status=status_for(outcome), detail=str(outcome)
+            )
+            items.append(BatchItem(filename=upload.filename, error=error))
+        else:
+            prediction = _prediction(outcome, predictor, include_input)
+            items.append(BatchItem(filename=upload.filename, prediction=prediction))
+    return BatchPrediction(predictions=items)

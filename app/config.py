@@ -1,0 +1,55 @@
+"""Service settings, read from environment variables (and an optional .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL_PATH = (
+    Path(__file__).resolve().parent.parent / "model" / "artifacts" / "digitnet.keras"
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", protected_namespaces=())
+
+    model_path: Path = Field(DEFAULT_MODEL_PATH, description="The Keras model to serve.")
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Where the LiteRT form derived from the model is cached "
+        "(default: a .cache folder beside the model; a temporary folder if that is read-only).",
+    )
+    inference_engine: Literal["litert", "keras"] = Field(
+        "litert", description="litert: the converted model (fast); keras: the Keras model itself."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, description="Worker processes (one per container is best).")
+    max_upload_bytes: int = Field(5 * 1024 * 1024, ge=1, description="Largest request body.")
+    max_pixels: int = Field(16_000_000, ge=1, description="Largest image, width × height.")
+    max_batch_files: int = Field(64, ge=1, description="Most files in one /predict/batch call.")
+    inline_max_pixels: int = Field(
+        256 * 256,
+        ge=0,
+        description="Images up to this many pixels are preprocessed on the event loop; "
+        "larger ones in a thread, so one big photo never stalls other requests.",
+    )
+    batch_max_size: int = Field(
+        32, ge=1, description="Most single-image requests run through the network together."
+    )
+    batch_max_wait_ms: float = Field(
+        0.0,
+        ge=0.0,
+        description="How long a request may wait for others to share its batch "
+        "(0: batch only what is already queued, never wait).",
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,81 @@
+"""The application factory and its lifespan: ``uvicorn app.main:create_app --factory``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
+
+from app import __version__
+from app.api import errors
+from app.api.main import api_router
+from app.api.middleware import BodySizeLimit
+from app.api.routes.pages import STATIC_DIR
+from app.config import Settings, get_settings
+from app.inference import ModelLoadError, load_classifier
+from app.predictor import Predictor
+
+logger = logging.getLogger("app")
+
+DESCRIPTION = """
+Reads handwritten digits. POST an image (PNG, JPEG, GIF, BMP, WebP, TIFF: a phone
+photo of ink on paper, a canvas drawing, a scan, a screenshot) to `/predict` and
+get the digit with all ten probabilities.
+
+Every image is normalised the way MNIST was made before a Keras CNN reads it.
+Errors are JSON `{"detail": ...}` with a 4xx status that says what was wrong.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    try:
+        classifier = await run_in_threadpool(
+            load_classifier,
+            settings.model_path,
+            engine=settings.inference_engine,
+            cache_dir=settings.model_cache_dir,
+        )
+    except ModelLoadError as error:
+        logger.critical("cannot start: %s", error)
+        raise
+    predictor = Predictor(classifier, settings)
+    await predictor.start()
+    app.state.predictor = predictor
+    logger.info(
+        "model %s ready (%s engine, loaded in %.2f s)",
+        classifier.version,
+        classifier.engine_name,
+        classifier.load_seconds,
+    )
+    try:
+        yield
+    finally:
+        app.state.predictor = None
+        await predictor.stop()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPIOffline(
+        title="digits",
+        version=__version__,
+        summary="Handwritten digit recognition: upload an image, get the digit.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        static_url="/static/docs",
+        favicon_url="/static/favicon.svg",
+    )
+    app.state.settings = settings
+    app.state.predictor = None
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    errors.install(app)
+    app.include_router(api_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

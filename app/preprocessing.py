@@ -1,0 +1,299 @@
+"""Turn any uploaded image into the 28×28×1 input the network expects.
+
+The steps redo what the MNIST authors did to scanned digits, after undoing what
+cameras, canvases and apps do to them:
+
+1. decode safely: known formats only, dimensions checked before any pixel is
+   decoded, big JPEGs decoded at reduced scale, first frame of animations,
+   EXIF orientation applied;
+2. grey, with transparency composited onto a background that contrasts with
+   the strokes (canvas drawings are dark or light strokes on nothing);
+3. polarity: the background is what the border shows; ink becomes bright on dark;
+4. uneven light removed on larger images (a morphological background estimate);
+5. ink found against noise: an Otsu threshold, connected components, specks dropped;
+6. crop to the ink, scale the longer side to 20 px keeping the aspect ratio
+   (anti-aliased, grey levels kept), place in 28×28 with the centre of mass at
+   the centre, scale to [0, 1].
+
+An MNIST digit goes through unchanged. No web framework in here: errors are
+``PreprocessingError`` subclasses that the HTTP layer maps to status codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+
+INPUT_SIZE = 28
+DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
+CENTRE = INPUT_SIZE / 2  # ... and puts its centre of mass here (pixel-index coordinates)
+ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+WORKING_SIZE = 512  # larger images are reduced to this before the pixel work
+MIN_CONTRAST = 16.0  # grey levels between background and ink, out of 255
+SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are noise
+FLATTEN_MIN_SIDE = 56  # images at least this big get their uneven light removed
+_EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+
+
+class PreprocessingError(ValueError):
+    """The upload cannot be turned into a digit; the message says why."""
+
+
+class EmptyImageError(PreprocessingError):
+    """The upload has no bytes."""
+
+
+class UnsupportedImageError(PreprocessingError):
+    """Not an image, a format we do not read, or a truncated or corrupt file."""
+
+
+class ImageTooLargeError(PreprocessingError):
+    """The image's dimensions exceed the configured pixel limit."""
+
+
+class NoDigitError(PreprocessingError):
+    """The image decodes but shows no ink: blank, one colour or no contrast."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pixels: int = 16_000_000
+
+
+def open_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
+    """Identify an upload from its header alone; no pixel is decoded yet.
+
+    Rejects empty files, unknown formats and images over the pixel limit, so a
+    decompression bomb costs a header read.
+    """
+    if not data:
+        raise EmptyImageError("The file is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except UnidentifiedImageError:
+        raise UnsupportedImageError(
+            f"The file is not an image in a supported format ({', '.join(ACCEPTED_FORMATS)})."
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError("The image decompresses to too many pixels.") from None
+    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ...
+        raise UnsupportedImageError(f"The image header could not be read ({error}).") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise UnsupportedImageError("The image has no pixels.")
+    if width * height > limits.max_pixels:
+        raise ImageTooLargeError(
+            f"The image is {width}x{height} = {width * height:,} pixels; "
+            f"the limit is {limits.max_pixels:,}."
+        )
+    return image
+
+
+def decode(image: Image.Image) -> Image.Image:
+    """Decode the first frame of an opened image, upright, at most WORKING_SIZE."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if image.format == "JPEG":
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a 12 MP photo costs
+                # a fraction of its full decode.
+                image.draft("L" if image.mode in ("L", "RGB") else None, (WORKING_SIZE,) * 2)
+            image.load()
+            image = _upright(image)
+            if max(image.size) > WORKING_SIZE:
+                image = _reduced(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError("The image decompresses to too many pixels.") from None
+    except Exception as error:  # truncated or corrupt data: OSError, SyntaxError, ...
+        raise UnsupportedImageError(f"The image could not be decoded ({error}).") from None
+    return image
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a corrupt EXIF block should not cost the user the image
+        return image
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    if image.mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "F"):
+        image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+    elif image.mode == "1":
+        image = image.convert("L")
+    image.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.BOX, reducing_gap=None)
+    return image
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
+def grey_levels(image: Image.Image) -> np.ndarray:
+    """The image as float32 grey levels in [0, 255], transparency composited."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(image, dtype=np.float32) / 257.0
+    if image.mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        scale = 255.0 / (high - low) if high > low else 0.0
+        return ((values - low) * scale).astype(np.float32)
+    if _has_alpha(image):
+        rgba = np.asarray(image.convert("LA"), dtype=np.float32)
+        grey, alpha = rgba[..., 0], rgba[..., 1] / 255.0
+        if alpha.min() < 1.0:
+            # Composite onto the opposite of the strokes' colour, so that dark strokes
+            # on a transparent canvas and light ones both end up as contrast.
+            opaque = alpha > 0.5
+            stroke = float(grey[opaque].mean()) if opaque.any() else 0.0
+            background = 255.0 if stroke < 128.0 else 0.0
+            grey = grey * alpha + background * (1.0 - alpha)
+        return grey
+    if image.mode != "L":
+        image = image.convert("L")
+    return np.asarray(image, dtype=np.float32)
+
+
+def _quantile(ascending: np.ndarray, fraction: float) -> float:
+    """Quantile of already sorted values: one sort serves every quantile we need."""
+    position = fraction * (ascending.size - 1)
+    below = int(position)
+    above = min(below + 1, ascending.size - 1)
+    weight = position - below
+    return float(ascending[below] * (1.0 - weight) + ascending[above] * weight)
+
+
+def _otsu(values: np.ndarray, top: float) -> float:
+    """Otsu's threshold between background and ink, on a 64-bin histogram."""
+    bins = 64
+    scale = (bins - 1e-3) / top
+    histogram = np.bincount((values.ravel() * scale).astype(np.intp), minlength=bins)[:bins]
+    centres = (np.arange(bins) + 0.5) / scale
+    weight = np.cumsum(histogram)[:-1].astype(np.float64)
+    mass = np.cumsum(histogram * centres)[:-1]
+    total, total_mass = float(histogram.sum()), float((histogram * centres).sum())
+    other = total - weight
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = weight * other * (mass / weight - (total_mass - mass) / other) ** 2
+    between[~np.isfinite(between)] = -1.0
+    return float(np.argmax(between) + 1) / scale
+
+
+def ink_map(grey: np.ndarray) -> np.ndarray:
+    """Ink strength in [0, 1] per pixel, bright on dark, background and specks at 0."""
+    border = np.sort(np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]]))
+    background = _quantile(border, 0.5)
+    ordered = np.sort(grey, axis=None)
+    darkest, brightest = _quantile(ordered, 0.001), _quantile(ordered, 0.999)
+    if max(background - darkest, brightest - background) < MIN_CONTRAST:
+        raise NoDigitError("No digit found: the image is blank or a single colour.")
+    if brightest - background >= background - darkest:
+        ink = grey - background
+        ordered = ordered - background
+    else:
+        ink = background - grey
+        ordered = background - ordered[::-1]
+    np.clip(ink, 0.0, None, out=ink)
+    np.clip(ordered, 0.0, None, out=ordered)
+
+    if min(ink.shape) >= FLATTEN_MIN_SIDE:
+        ink = _flatten_background(ink)
+        ordered = np.sort(ink, axis=None)
+
+    # Noise floor from the background's own spread: 0 for clean images like MNIST.
+    median = _quantile(ordered, 0.5)
+    deviation = np.sort(np.abs(ordered - median))
+    floor = median + 4.0 * 1.4826 * _quantile(deviation, 0.5)
+    peak = float(ordered[-1])
+    if peak - floor < MIN_CONTRAST:
+        raise NoDigitError("No digit found: the marks are too faint to read.")
+    strokes = ink > max(_otsu(ink, peak), floor)
+    ink = np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
+
+    # Keep the blobs that make up the digit, drop specks and grain.
+    labels, count = ndimage.label(strokes, structure=_EIGHT_NEIGHBOURS)
+    if count > 1:
+        masses = ndimage.sum_labels(ink, labels, index=np.arange(1, count + 1))
+        kept = np.flatnonzero(masses >= SPECK_FRACTION * masses.max()) + 1
+        if kept.size < count:
+            strokes = np.isin(labels, kept)
+            count = 0  # something was dropped: clear what lies away from the strokes
+    if count != 1 or floor > 0.0:
+        # Keep the anti-aliased edge around the strokes, nothing further away.
+        halo = max(2, round(max(ink.shape) / 100))
+        ink[~ndimage.binary_dilation(strokes, iterations=halo)] = 0.0
+    return ink
+
+
+def _flatten_background(ink: np.ndarray) -> np.ndarray:
+    """Subtract a smooth estimate of the background (shadows, uneven paper)."""
+    factor = max(1, max(ink.shape) // 64)
+    height, width = (ink.shape[0] // factor) * factor, (ink.shape[1] // factor) * factor
+    small = ink[:height, :width].reshape(height // factor, factor, width // factor, factor)
+    small = small.mean(axis=(1, 3))
+    # Opening removes strokes narrower than the window and keeps the slow variation.
+    background = ndimage.grey_opening(small, size=(9, 9), mode="nearest")
+    background = ndimage.uniform_filter(background, size=5, mode="nearest")
+    background = np.asarray(
+        Image.fromarray(background.astype(np.float32), mode="F").resize(
+            (ink.shape[1], ink.shape[0]), Image.Resampling.BILINEAR
+        )
+    )
+    return np.clip(ink - background, 0.0, None)
+
+
+def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
+    """Crop to the ink, fit the longer side to 20 px, centre by mass in 28×28."""
+    rows = np.flatnonzero(ink.any(axis=1))
+    columns = np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        raise NoDigitError("No digit found: the image is blank or a single colour.")
+    crop = ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    height, width = crop.shape
+    scale = DIGIT_BOX / max(height, width)
+    if scale != 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        crop = np.asarray(
+            Image.fromarray(crop.astype(np.float32), mode="F").resize(
+                size, Image.Resampling.LANCZOS
+            )
+        )
+        crop = np.clip(crop, 0.0, 1.0)
+    height, width = crop.shape
+    total = float(crop.sum())
+    if total <= 0.0:
+        raise NoDigitError("No digit found: the image is blank or a single colour.")
+    centre_row = float((crop.sum(axis=1) * np.arange(height)).sum()) / total
+    centre_column = float((crop.sum(axis=0) * np.arange(width)).sum()) / total
+    top = min(max(math.floor(CENTRE - centre_row + 0.5), 0), INPUT_SIZE - height)
+    left = min(max(math.floor(CENTRE - centre_column + 0.5), 0), INPUT_SIZE - width)
+    canvas = np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+    canvas[top : top + height, left : left + width] = crop
+    return canvas
+
+
+def normalize_digit(image: Image.Image) -> np.ndarray:
+    """An opened image -> the network's 28×28×1 float32 input in [0, 1]."""
+    return fit_to_mnist(ink_map(grey_levels(decode(image))))[..., np.newaxis]
+
+
+def preprocess(data: bytes, limits: Limits = Limits()) -> np.ndarray:
+    """Upload bytes -> the network's 28×28×1 float32 input in [0, 1]."""
+    return normalize_digit(open_image(data, limits))
+
+
+def input_png_base64(network_input: np.ndarray) -> str:
+    """The 28×28 the network saw, as a base64 PNG (grey, white ink on black)."""
+    pixels = np.rint(network_input.reshape(INPUT_SIZE, INPUT_SIZE) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
