@@ -1,0 +1,142 @@
+"""Shared fixtures: the app in-process, a real server on 127.0.0.1, digit images."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.config import DEFAULT_MODEL_PATH, Settings
+from app.main import create_app
+from model import data
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    path = Path(os.environ.get("MODEL_PATH", DEFAULT_MODEL_PATH))
+    assert path.is_file(), f"the shipped model {path} is missing"
+    return path
+
+
+@pytest.fixture(scope="session")
+def settings(model_path: Path) -> Settings:
+    return Settings(model_path=model_path)
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app with its lifespan run: model loaded and warmed."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def mnist() -> data.Mnist:
+    """MNIST from ../shared/data/mnist or MNIST_DIR; skips when absent (never downloads)."""
+    try:
+        return data.load(download=False)
+    except data.MnistDataError as error:
+        pytest.skip(f"MNIST not available: {error}")
+
+
+def png_bytes(pixels: np.ndarray | Image.Image, format: str = "PNG", **options) -> bytes:
+    image = pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels)
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def training_digits(mnist: data.Mnist) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed sample of *training* images (the test set is for final evaluation only)."""
+    order = np.random.default_rng(7).permutation(len(mnist.train.labels))[:500]
+    return mnist.train.images[order], mnist.train.labels[order]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """`python -m app` in a child process on 127.0.0.1, as `make run` starts it."""
+
+    def __init__(self, env: dict[str, str] | None = None, command: list[str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **(env or {})}
+        self.command = command or [sys.executable, "-m", "app"]
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 60.0) -> LiveServer:
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read() if self.process.stdout else ""
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{output}")
+            try:
+                if httpx.get(f"{self.url}/health/ready", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout} s")
+
+    def stop(self, timeout: float = 20.0) -> str:
+        if self.process is None:
+            return ""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        output = self.process.stdout.read() if self.process.stdout else ""
+        self.process = None
+        return output
+
+
+@pytest.fixture(scope="session")
+def live_server(model_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer({"MODEL_PATH": str(model_path)}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., LiveServer]]:
+    """Start servers with custom settings; each is stopped after the test."""
+    started: list[LiveServer] = []
+
+    def start(env: dict[str, str] | None = None, **kwargs) -> LiveServer:
+        server = LiveServer(env, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
