@@ -38,7 +38,8 @@ ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 WORKING_SIZE = 512  # larger images are reduced to this before the pixel work
 MIN_CONTRAST = 16.0  # grey levels between background and ink, out of 255
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are noise
-FLATTEN_MIN_SIDE = 56  # images at least this big get their uneven light removed
+FLATTEN_MIN_SIDE = 56  # images at least this big get a per-pixel background
+BACKGROUND_SIDE = 64  # ... estimated at this size
 _EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
@@ -196,18 +197,19 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     darkest, brightest = _quantile(ordered, 0.001), _quantile(ordered, 0.999)
     if max(background - darkest, brightest - background) < MIN_CONTRAST:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
-    if brightest - background >= background - darkest:
-        ink = grey - background
-        ordered = ordered - background
-    else:
-        ink = background - grey
-        ordered = background - ordered[::-1]
-    np.clip(ink, 0.0, None, out=ink)
-    np.clip(ordered, 0.0, None, out=ordered)
-
-    if min(ink.shape) >= FLATTEN_MIN_SIDE:
-        ink = _flatten_background(ink)
+    dark_ink = background - darkest > brightest - background
+    if min(grey.shape) >= FLATTEN_MIN_SIDE:
+        # Photos: the paper's brightness varies (shadows, a lamp to one side), so
+        # the background is estimated per pixel rather than taken from the border.
+        paper = _background(grey, dark_ink)
+        ink = paper - grey if dark_ink else grey - paper
+        np.clip(ink, 0.0, None, out=ink)
         ordered = np.sort(ink, axis=None)
+    else:
+        ink = background - grey if dark_ink else grey - background
+        np.clip(ink, 0.0, None, out=ink)
+        ordered = background - ordered[::-1] if dark_ink else ordered - background
+        np.clip(ordered, 0.0, None, out=ordered)
 
     # Noise floor from the background's own spread: 0 for clean images like MNIST.
     median = _quantile(ordered, 0.5)
@@ -219,13 +221,21 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     strokes = ink > max(_otsu(ink, peak), floor)
     ink = np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
 
-    # Keep the blobs that make up the digit, drop specks and grain.
+    # Keep the blobs that make up the digit; drop specks, grain, and marks cut
+    # by the image's edge (paper edges, shadows, neighbouring writing).
     labels, count = ndimage.label(strokes, structure=_EIGHT_NEIGHBOURS)
     if count > 1:
         masses = ndimage.sum_labels(ink, labels, index=np.arange(1, count + 1))
-        kept = np.flatnonzero(masses >= SPECK_FRACTION * masses.max()) + 1
-        if kept.size < count:
-            strokes = np.isin(labels, kept)
+        edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+        touching = np.zeros(count + 1, dtype=bool)
+        touching[edge] = True
+        touching = touching[1:]
+        # Prefer the blobs that lie inside the frame; an edge-cut blob counts only
+        # when it is all there is.
+        candidates = masses if touching.all() else np.where(touching, 0.0, masses)
+        keep = candidates >= SPECK_FRACTION * candidates.max()
+        if not keep.all():
+            strokes = np.isin(labels, np.flatnonzero(keep) + 1)
             count = 0  # something was dropped: clear what lies away from the strokes
     if count != 1 or floor > 0.0:
         # Keep the anti-aliased edge around the strokes, nothing further away.
@@ -234,21 +244,22 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     return ink
 
 
-def _flatten_background(ink: np.ndarray) -> np.ndarray:
-    """Subtract a smooth estimate of the background (shadows, uneven paper)."""
-    factor = max(1, max(ink.shape) // 64)
-    height, width = (ink.shape[0] // factor) * factor, (ink.shape[1] // factor) * factor
-    small = ink[:height, :width].reshape(height // factor, factor, width // factor, factor)
-    small = small.mean(axis=(1, 3))
-    # Opening removes strokes narrower than the window and keeps the slow variation.
-    background = ndimage.grey_opening(small, size=(9, 9), mode="nearest")
-    background = ndimage.uniform_filter(background, size=5, mode="nearest")
-    background = np.asarray(
-        Image.fromarray(background.astype(np.float32), mode="F").resize(
-            (ink.shape[1], ink.shape[0]), Image.Resampling.BILINEAR
-        )
+def _background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """A smooth per-pixel estimate of the paper (or screen) without the strokes."""
+    height, width = grey.shape
+    scale = BACKGROUND_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(
+        Image.fromarray(grey, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32
     )
-    return np.clip(ink - background, 0.0, None)
+    # A closing (an opening for light ink) erases strokes narrower than the
+    # window, up to a fifth of the image, and keeps the slow variation of the light.
+    morphology = ndimage.grey_closing if dark_ink else ndimage.grey_opening
+    small = morphology(small, size=(13, 13), mode="nearest")
+    small = ndimage.uniform_filter(small, size=7, mode="nearest")
+    return np.asarray(
+        Image.fromarray(small, mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    )
 
 
 def fit_to_mnist(ink: np.ndarray) -> np.ndarray:

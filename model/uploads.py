@@ -1,0 +1,238 @@
+"""Digits as people upload them, rendered from held-out MNIST digits.
+
+The service's accuracy on clean MNIST says little about a phone photo of ink on
+paper. This module renders digits the way real uploads arrive — photos (large,
+off-centre, EXIF-rotated, uneven light, JPEG noise), canvas drawings (dark
+strokes on transparency), scans, dark-mode screenshots, and every format and
+mode the service accepts — and measures the service on them:
+
+    python -m model.uploads [--count 1000] [--url http://127.0.0.1:8000]
+
+Sources are the validation digits that ``model.train`` holds out (never the test
+set, never images the shipped model was trained on). Without ``--url`` the
+service's own code runs in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from model import data
+
+ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transpose that turns upright pixels into the stored ones
+# (the inverse of what a viewer applies).
+STORED_AS = {
+    1: None,
+    3: Image.Transpose.ROTATE_180,
+    6: Image.Transpose.ROTATE_90,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+@dataclass(frozen=True)
+class Upload:
+    kind: str
+    label: int
+    content: bytes
+    filename: str
+    content_type: str
+
+
+def _ink(digit: np.ndarray, size: int, rng: np.random.Generator, degrees: float = 0) -> np.ndarray:
+    """MNIST digit (white on black) -> ink coverage in [0, 1] at `size` px, slightly rotated."""
+    image = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
+    if degrees:
+        image = image.rotate(degrees, resample=Image.Resampling.BICUBIC)
+    image = image.filter(ImageFilter.GaussianBlur(radius=size / 280))
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def _place(ink: np.ndarray, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Put ink somewhere off-centre on a larger sheet."""
+    sheet = np.zeros((height, width), dtype=np.float32)
+    top = int(rng.integers(0, height - ink.shape[0] + 1))
+    left = int(rng.integers(0, width - ink.shape[1] + 1))
+    sheet[top : top + ink.shape[0], left : left + ink.shape[1]] = ink
+    return sheet
+
+
+def _save(image: Image.Image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:
+    """A phone photo: dark ink on unevenly lit paper, JPEG, EXIF-rotated, big."""
+    height, width = 768, 1024
+    size = int(rng.integers(220, 500))
+    coverage = _place(_ink(digit, size, rng, rng.uniform(-6, 6)), height, width, rng)
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    gradient = (np.cos(angle) * columns / width + np.sin(angle) * rows / height) * rng.uniform(
+        20, 60
+    )
+    paper_tint = np.array([rng.uniform(200, 235), rng.uniform(195, 230), rng.uniform(185, 225)])
+    paper = paper_tint[None, None, :] - gradient[..., None]
+    ink_colour = np.array([rng.uniform(10, 50), rng.uniform(10, 50), rng.uniform(30, 90)])
+    pixels = paper * (1 - coverage[..., None]) + ink_colour * coverage[..., None]
+    pixels += rng.normal(0, rng.uniform(2, 6), pixels.shape)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    orientation = int(rng.choice(list(STORED_AS)))
+    if STORED_AS[orientation] is not None:
+        image = image.transpose(STORED_AS[orientation])
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = orientation
+    quality = int(rng.integers(70, 93))
+    return _save(image, "JPEG", quality=quality, exif=exif), "photo.jpg", "image/jpeg"
+
+
+def canvas(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:
+    """A browser canvas: dark strokes on a transparent background, PNG."""
+    side = 280
+    coverage = _place(_ink(digit, int(rng.integers(150, 240)), rng), side, side, rng)
+    rgba = np.zeros((side, side, 4), dtype=np.uint8)
+    rgba[..., :3] = 17
+    rgba[..., 3] = np.clip(coverage * 255, 0, 255).astype(np.uint8)
+    return _save(Image.fromarray(rgba, "RGBA"), "PNG"), "canvas.png", "image/png"
+
+
+def scan(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:
+    """A flatbed scan: black ink on white, grey or 1-bit, TIFF/PNG/BMP."""
+    side = int(rng.integers(300, 700))
+    coverage = _place(_ink(digit, int(side * rng.uniform(0.3, 0.7)), rng), side, side, rng)
+    pixels = 250 - coverage * 235 + rng.normal(0, 2, coverage.shape)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L")
+    if rng.random() < 0.3:
+        image = image.convert("1")
+    format = str(rng.choice(["TIFF", "PNG", "BMP"]))
+    return _save(image, format), f"scan.{format.lower()}", f"image/{format.lower()}"
+
+
+def screenshot(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:
+    """A dark-mode app screenshot: light strokes on a dark grey background."""
+    height, width = 300, 400
+    coverage = _place(_ink(digit, int(rng.integers(120, 280)), rng), height, width, rng)
+    background = np.array([30, 31, 36], dtype=np.float32)
+    stroke = np.array([235, 235, 240], dtype=np.float32)
+    pixels = background * (1 - coverage[..., None]) + stroke * coverage[..., None]
+    image = Image.fromarray(pixels.astype(np.uint8), "RGB")
+    return _save(image, "PNG"), "screenshot.png", "image/png"
+
+
+def _formats(digit: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[bytes, str, str]]:
+    grey = Image.fromarray(digit).resize((112, 112), Image.Resampling.BICUBIC)
+    inverted = Image.eval(grey, lambda value: 255 - value)
+    yield _save(grey.convert("P"), "GIF"), "digit.gif", "image/gif"
+    yield _save(inverted, "WEBP", quality=90), "digit.webp", "image/webp"
+    yield _save(inverted.convert("RGB"), "BMP"), "digit.bmp", "image/bmp"
+    wide = Image.fromarray((np.asarray(grey, dtype=np.uint16) * 257).astype(np.uint16))
+    yield _save(wide, "PNG"), "digit16.png", "image/png"
+    yield _save(inverted.convert("CMYK"), "JPEG", quality=90), "cmyk.jpg", "image/jpeg"
+    yield _save(inverted.convert("CMYK"), "TIFF"), "cmyk.tiff", "image/tiff"
+    alpha = np.asarray(grey)
+    yield (
+        _save(Image.fromarray(np.stack([np.zeros_like(alpha), alpha], -1), "LA"), "PNG"),
+        "la.png",
+        "image/png",
+    )
+    palette = inverted.convert("P")
+    palette.info["transparency"] = int(np.asarray(palette)[0, 0])
+    yield _save(palette, "PNG"), "palette.png", "image/png"
+
+
+def formats(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:
+    """Every other format and mode: GIF, WebP, BMP, 16-bit, CMYK, LA, palette+transparency."""
+    choices = list(_formats(digit, rng))
+    return choices[int(rng.integers(len(choices)))]
+
+
+KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], tuple[bytes, str, str]]] = {
+    "photo": photo,
+    "canvas": canvas,
+    "scan": scan,
+    "screenshot": screenshot,
+    "formats": formats,
+}
+
+
+def held_out_digits(mnist: data.Mnist, seed: int = 1, validation_size: int = 5000) -> data.Split:
+    """The digits ``model.train`` holds out for validation with the same seed."""
+    return data.train_validation_split(mnist.train, validation_size, seed)[1]
+
+
+def uploads(digits: data.Split, count: int, seed: int = 0) -> Iterator[Upload]:
+    """`count` uploads, the kinds in turn, from the first digits of `digits`."""
+    rng = np.random.default_rng(seed)
+    kinds = list(KINDS.items())
+    for index in range(count):
+        kind, render = kinds[index % len(kinds)]
+        content, filename, content_type = render(digits.images[index], rng)
+        yield Upload(kind, int(digits.labels[index]), content, filename, content_type)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--data", help="folder with the MNIST .gz files (default: $MNIST_DIR)")
+    parser.add_argument("--url", help="a running service; default: the service code in-process")
+    parser.add_argument("--save", help="also write the rendered uploads into this folder")
+    args = parser.parse_args(argv)
+    digits = held_out_digits(data.load(args.data))
+
+    if args.url:
+        import httpx
+
+        http = httpx.Client(base_url=args.url, timeout=30)
+
+        def read(upload: Upload) -> int | None:
+            files = {"file": (upload.filename, upload.content, upload.content_type)}
+            response = http.post("/predict", files=files)
+            return response.json()["digit"] if response.status_code == 200 else None
+    else:
+        from app.config import get_settings
+        from app.inference import load_classifier
+        from app.preprocessing import PreprocessingError, preprocess
+
+        classifier = load_classifier(get_settings().model_path)
+
+        def read(upload: Upload) -> int | None:
+            try:
+                return int(classifier.predict(preprocess(upload.content)).argmax())
+            except PreprocessingError:
+                return None
+
+    totals: dict[str, list[int]] = {kind: [0, 0] for kind in KINDS}
+    started = time.perf_counter()
+    for index, upload in enumerate(uploads(digits, args.count)):
+        if args.save:
+            from pathlib import Path
+
+            folder = Path(args.save)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{index:04d}-{upload.label}-{upload.filename}").write_bytes(upload.content)
+        totals[upload.kind][0] += read(upload) == upload.label
+        totals[upload.kind][1] += 1
+    correct = sum(right for right, _ in totals.values())
+    report = {
+        "accuracy": correct / args.count,
+        "count": args.count,
+        "seconds": round(time.perf_counter() - started, 1),
+        "by_kind": {kind: right / total for kind, (right, total) in totals.items() if total},
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

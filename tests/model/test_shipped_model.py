@@ -1,0 +1,53 @@
+"""The model the service ships: its card tells the truth, and it is as good as promised."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.inference import load_classifier
+from model import data, evaluate
+
+REQUIRED_ACCURACY = 0.996
+MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def card(model_path: Path) -> dict:
+    return json.loads((model_path.parent / "model_card.json").read_text())
+
+
+def test_card_describes_the_shipped_file(model_path: Path, card: dict) -> None:
+    assert card["file"] == model_path.name
+    assert card["sha256"] == data.sha256_of(model_path)
+    assert card["file_bytes"] == model_path.stat().st_size <= MAX_FILE_BYTES
+    assert card["data"]["sha256"] == data.CHECKSUMS
+    assert card["test"]["accuracy"] >= REQUIRED_ACCURACY
+    assert card["training"]["training_images"] + card["training"]["validation_images"] == 60000
+    assert "model.train" in card["training"]["command"]
+
+
+@pytest.mark.slow
+def test_accuracy_on_the_test_set_with_keras(
+    model_path: Path, card: dict, mnist: data.Mnist
+) -> None:
+    import keras
+
+    model = keras.saving.load_model(model_path, compile=False)
+    result = evaluate.evaluate(model, mnist.test)
+    assert result["accuracy"] >= REQUIRED_ACCURACY
+    assert result["accuracy"] == pytest.approx(card["test"]["accuracy"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_served_engine_agrees_with_keras_on_the_test_set(
+    model_path: Path, card: dict, mnist: data.Mnist, tmp_path: Path
+) -> None:
+    classifier = load_classifier(model_path, cache_dir=tmp_path)
+    probabilities = classifier.predict(evaluate.as_network_input(mnist.test.images))
+    result = evaluate.metrics(probabilities, mnist.test.labels.astype(np.int64))
+    assert result["accuracy"] >= REQUIRED_ACCURACY
+    assert result["confusion_matrix"] == card["test"]["confusion_matrix"]

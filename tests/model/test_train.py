@@ -1,0 +1,81 @@
+"""A tiny training run end to end: the files it writes load in the service."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.inference import load_classifier
+from model import data, evaluate, train
+
+CARD_FIELDS = {
+    "name", "version", "file", "file_bytes", "sha256", "parameters", "input", "classes",
+    "test", "validation_accuracy", "training", "data", "versions", "date", "plots",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, mnist: data.Mnist) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("tiny")
+    args = ["--epochs", "1", "--limit", "300", "--validation-size", "200", "--out", str(out)]
+    assert train.main([*args, "--data", str(mnist.folder)]) == 0
+    return out, json.loads((out / train.CARD_NAME).read_text())
+
+
+@pytest.mark.slow
+def test_writes_model_card_and_plots(tiny_run: tuple[Path, dict]) -> None:
+    out, card = tiny_run
+    assert set(card) >= CARD_FIELDS
+    model_file = out / card["file"]
+    assert model_file.is_file() and card["file_bytes"] == model_file.stat().st_size
+    assert card["sha256"] == data.sha256_of(model_file)
+    assert card["data"]["sha256"] == data.CHECKSUMS
+    assert card["training"]["training_images"] == 300
+    assert card["training"]["validation_images"] == 200
+    assert card["test"]["count"] == 10000
+    assert np.asarray(card["test"]["confusion_matrix"]).sum() == 10000
+    assert set(card["test"]["per_class_accuracy"]) == {str(d) for d in range(10)}
+    for plot in card["plots"]:
+        assert (out / plot).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_trained_model_loads_in_the_service(tiny_run: tuple[Path, dict]) -> None:
+    out, card = tiny_run
+    classifier = load_classifier(out / card["file"], cache_dir=out / "cache")
+    assert classifier.version == card["version"]
+    probabilities = classifier.predict(np.zeros((3, 28, 28, 1), dtype=np.float32))
+    assert probabilities.shape == (3, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_evaluate_recomputes_the_card(
+    tiny_run: tuple[Path, dict], mnist: data.Mnist, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, card = tiny_run
+    model_file = out / card["file"]
+    assert evaluate.main(["--model", str(model_file), "--data", str(mnist.folder)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["test"]["accuracy"] == pytest.approx(card["test"]["accuracy"], abs=1e-4)
+    assert report["test"]["confusion_matrix"] == card["test"]["confusion_matrix"]
+
+
+def test_missing_data_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train.main(["--data", str(tmp_path / "absent"), "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: MNIST folder") and "Traceback" not in error
+
+
+def test_metrics_on_a_known_case() -> None:
+    labels = np.array([0, 1, 2, 2])
+    probabilities = np.eye(10)[[0, 1, 2, 1]] * 0.9 + 0.01
+    result = evaluate.metrics(probabilities, labels)
+    assert result["accuracy"] == 0.75 and result["errors"] == 1
+    assert result["confusion_matrix"][2][1] == 1
+    assert result["per_class_accuracy"]["2"] == 0.5
