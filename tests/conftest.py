@@ -115,7 +115,7 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        output = self.process.stdout.read() if self.process.stdout else ""
+        output = self.process.communicate()[0] or ""  # reads and closes the pipe
         self.process = None
         return output
 
