@@ -37,6 +37,7 @@ CENTRE = INPUT_SIZE / 2  # ... and puts its centre of mass here (pixel-index coo
 ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 WORKING_SIZE = 512  # larger images are reduced to this before the pixel work
 MIN_CONTRAST = 16.0  # grey levels between background and ink, out of 255
+STROKE_CORE_QUANTILE = 0.9  # stroke pixels above this quantile are full ink
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are noise
 FLATTEN_MIN_SIDE = 56  # images at least this big get a per-pixel background
 BACKGROUND_SIDE = 64  # ... estimated at this size
@@ -78,14 +79,18 @@ def open_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
         raise EmptyImageError("The file is empty.")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own limit, checked below, is the one that answers; Pillow's
+            # warning would only repeat it (its hard error still applies).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
         raise UnsupportedImageError(
             f"The file is not an image in a supported format ({', '.join(ACCEPTED_FORMATS)})."
         ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLargeError("The image decompresses to too many pixels.") from None
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(
+            f"The image is far over the limit of {limits.max_pixels:,} pixels."
+        ) from None
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ...
         raise UnsupportedImageError(f"The image header could not be read ({error}).") from None
     width, height = image.size
@@ -103,7 +108,7 @@ def decode(image: Image.Image) -> Image.Image:
     """Decode the first frame of an opened image, upright, at most WORKING_SIZE."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             if image.format == "JPEG":
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a 12 MP photo costs
                 # a fraction of its full decode.
@@ -112,7 +117,7 @@ def decode(image: Image.Image) -> Image.Image:
             image = _upright(image)
             if max(image.size) > WORKING_SIZE:
                 image = _reduced(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise ImageTooLargeError("The image decompresses to too many pixels.") from None
     except Exception as error:  # truncated or corrupt data: OSError, SyntaxError, ...
         raise UnsupportedImageError(f"The image could not be decoded ({error}).") from None
@@ -202,23 +207,23 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
         # Photos: the paper's brightness varies (shadows, a lamp to one side), so
         # the background is estimated per pixel rather than taken from the border.
         paper = _background(grey, dark_ink)
-        ink = paper - grey if dark_ink else grey - paper
-        np.clip(ink, 0.0, None, out=ink)
+        ink = _contrast(grey, paper, dark_ink)
         ordered = np.sort(ink, axis=None)
     else:
-        ink = background - grey if dark_ink else grey - background
-        np.clip(ink, 0.0, None, out=ink)
-        ordered = background - ordered[::-1] if dark_ink else ordered - background
-        np.clip(ordered, 0.0, None, out=ordered)
+        ink = _contrast(grey, background, dark_ink)
+        ordered = _contrast(ordered[::-1] if dark_ink else ordered, background, dark_ink)
 
     # Noise floor from the background's own spread: 0 for clean images like MNIST.
     median = _quantile(ordered, 0.5)
     deviation = np.sort(np.abs(ordered - median))
     floor = median + 4.0 * 1.4826 * _quantile(deviation, 0.5)
-    peak = float(ordered[-1])
-    if peak - floor < MIN_CONTRAST:
+    if float(ordered[-1]) - floor < MIN_CONTRAST:
         raise NoDigitError("No digit found: the marks are too faint to read.")
-    strokes = ink > max(_otsu(ink, peak), floor)
+    strokes = ink > max(_otsu(ink, float(ordered[-1])), floor)
+    # Full ink is what the strokes' cores reach, as in MNIST, where the top tenth
+    # of stroke pixels is saturated: a lighter pen or a dim photo reads the same.
+    stroke_values = np.sort(ink[strokes])
+    peak = _quantile(stroke_values, STROKE_CORE_QUANTILE)
     ink = np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
 
     # Keep the blobs that make up the digit; drop specks, grain, and marks cut
@@ -242,6 +247,20 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
         halo = max(2, round(max(ink.shape) / 100))
         ink[~ndimage.binary_dilation(strokes, iterations=halo)] = 0.0
     return ink
+
+
+def _contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:
+    """How much ink each pixel shows, 0..255, against the paper's brightness.
+
+    Dark ink is measured as lost reflectance, 1 - grey/paper: light falling
+    unevenly on the page scales ink and paper alike, and this divides it out.
+    Light ink (screens, chalk) adds light, so it is measured as a difference.
+    """
+    if dark_ink:
+        ink = (paper - grey) * (255.0 / np.maximum(paper, 1.0))
+    else:
+        ink = grey - paper
+    return np.clip(ink, 0.0, None).astype(np.float32, copy=False)
 
 
 def _background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:

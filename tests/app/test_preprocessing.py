@@ -1,0 +1,258 @@
+"""Preprocessing: any upload -> the MNIST-style 28×28×1 input, or a clear error."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from app import preprocessing
+from app.preprocessing import (
+    EmptyImageError,
+    ImageTooLargeError,
+    Limits,
+    NoDigitError,
+    UnsupportedImageError,
+    preprocess,
+)
+from tests.conftest import png_bytes
+
+
+def stroke_digit(size: int = 200, width: int = 18, ink: int = 0, paper: int = 255) -> Image.Image:
+    """A '7' drawn with two thick strokes, dark on light by default."""
+    image = Image.new("L", (size, size), paper)
+    draw = ImageDraw.Draw(image)
+    s = size / 200
+    draw.line([(50 * s, 40 * s), (150 * s, 40 * s)], fill=ink, width=round(width * s))
+    draw.line([(150 * s, 40 * s), (85 * s, 170 * s)], fill=ink, width=round(width * s))
+    return image
+
+
+def centre_of_mass(array: np.ndarray) -> tuple[float, float]:
+    rows, columns = np.mgrid[0:28, 0:28]
+    total = array.sum()
+    return float((rows * array).sum() / total), float((columns * array).sum() / total)
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference, forgiving a one-pixel shift (centring rounds)."""
+    a, b = a.reshape(28, 28), b.reshape(28, 28)
+    return min(
+        float(np.abs(np.roll(a, (dy, dx), axis=(0, 1)) - b).mean())
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+    )
+
+
+def check_mnist_layout(result: np.ndarray) -> None:
+    assert result.shape == (28, 28, 1) and result.dtype == np.float32
+    assert 0.0 <= result.min() and result.max() <= 1.0
+    assert result.max() > 0.9
+    pixels = result[..., 0]
+    rows = np.flatnonzero(pixels.any(axis=1))
+    columns = np.flatnonzero(pixels.any(axis=0))
+    assert max(rows[-1] - rows[0], columns[-1] - columns[0]) + 1 == 20
+    row, column = centre_of_mass(pixels)
+    assert 13.5 <= row <= 14.5 and 13.5 <= column <= 14.5
+
+
+def test_mnist_digits_come_out_essentially_unchanged(training_digits) -> None:
+    images, _ = training_digits
+    worst = np.array(
+        [np.abs(preprocess(png_bytes(image))[..., 0] - image / 255.0).max() for image in images]
+    )
+    mean_error = np.array(
+        [np.abs(preprocess(png_bytes(image))[..., 0] - image / 255.0).mean() for image in images]
+    )
+    # Most come back to the grey level; the rest lose a speck or shift by a pixel.
+    assert (worst <= 3.01 / 255).mean() >= 0.9
+    assert (mean_error < 0.01).mean() >= 0.97
+
+
+def test_polarity_dark_on_light_equals_light_on_dark() -> None:
+    dark_on_light = preprocess(png_bytes(stroke_digit(ink=0, paper=255)))
+    light_on_dark = preprocess(png_bytes(stroke_digit(ink=255, paper=0)))
+    np.testing.assert_allclose(dark_on_light, light_on_dark, atol=1e-6)
+    check_mnist_layout(dark_on_light)
+
+
+def test_grey_paper_with_darker_ink() -> None:
+    result = preprocess(png_bytes(stroke_digit(ink=40, paper=150)))
+    reference = preprocess(png_bytes(stroke_digit()))
+    assert difference(result, reference) < 0.03
+
+
+@pytest.mark.parametrize(
+    ("orientation", "stored_as"),
+    [
+        (3, Image.Transpose.ROTATE_180),
+        (6, Image.Transpose.ROTATE_90),
+        (8, Image.Transpose.ROTATE_270),
+    ],
+)
+def test_exif_orientation_is_applied(orientation: int, stored_as: Image.Transpose) -> None:
+    upright = stroke_digit().convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    rotated = png_bytes(upright.transpose(stored_as), "JPEG", quality=95, exif=exif)
+    reference = preprocess(png_bytes(upright, "JPEG", quality=95))
+    assert difference(preprocess(rotated), reference) < 0.01
+
+
+def test_canvas_strokes_on_transparency() -> None:
+    coverage = np.asarray(stroke_digit(ink=255, paper=0))
+    rgba = np.zeros((200, 200, 4), dtype=np.uint8)
+    rgba[..., :3] = 20  # dark strokes; the transparent pixels are black too
+    rgba[..., 3] = coverage
+    result = preprocess(png_bytes(Image.fromarray(rgba, "RGBA")))
+    np.testing.assert_allclose(result, preprocess(png_bytes(stroke_digit())), atol=0.02)
+
+
+def test_light_strokes_on_transparency() -> None:
+    coverage = np.asarray(stroke_digit(ink=255, paper=0))
+    rgba = np.full((200, 200, 4), 255, dtype=np.uint8)
+    rgba[..., 3] = coverage
+    result = preprocess(png_bytes(Image.fromarray(rgba, "RGBA")))
+    np.testing.assert_allclose(result, preprocess(png_bytes(stroke_digit())), atol=0.02)
+
+
+def test_off_centre_digit_in_a_huge_photo_is_found_and_centred() -> None:
+    sheet = Image.new("L", (3000, 2000), 235)
+    sheet.paste(stroke_digit(400, width=30, paper=235), (2400, 1450))
+    result = preprocess(png_bytes(sheet.convert("RGB"), "JPEG", quality=85))
+    check_mnist_layout(result)
+    reference = preprocess(png_bytes(stroke_digit(400, width=30)))
+    assert difference(result, reference) < 0.03
+
+
+def test_uneven_light_and_noise_are_not_ink() -> None:
+    rows, columns = np.mgrid[0:600, 0:800].astype(np.float32)
+    paper = 230 - 70 * columns / 800 - 20 * rows / 600  # a lamp on the left
+    digit = np.asarray(stroke_digit(300, width=24, ink=255, paper=0), dtype=np.float32) / 255
+    canvas = np.zeros((600, 800), np.float32)
+    canvas[150:450, 350:650] = digit
+    pixels = paper * (1 - canvas) + 30 * canvas
+    pixels += np.random.default_rng(0).normal(0, 5, pixels.shape)
+    photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    result = preprocess(png_bytes(photo, "JPEG", quality=80))
+    check_mnist_layout(result)
+    reference = preprocess(png_bytes(stroke_digit(300, width=24)))
+    assert difference(result, reference) < 0.04
+
+
+def test_specks_of_dust_are_ignored() -> None:
+    image = stroke_digit()
+    draw = ImageDraw.Draw(image)
+    for x, y in [(10, 180), (185, 120), (20, 20)]:
+        draw.ellipse([x, y, x + 3, y + 3], fill=0)
+    np.testing.assert_allclose(
+        preprocess(png_bytes(image)), preprocess(png_bytes(stroke_digit())), atol=1e-6
+    )
+
+
+MODES = ["1", "L", "P", "RGB", "RGBA", "LA", "I;16", "CMYK", "I", "F"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode(mode: str) -> None:
+    base = stroke_digit()
+    if mode == "I;16":
+        image = Image.fromarray((np.asarray(base, dtype=np.uint16) * 257).astype(np.uint16))
+    elif mode == "LA":
+        image = Image.merge(
+            "LA", (Image.new("L", base.size, 0), Image.eval(base, lambda v: 255 - v))
+        )
+    else:
+        image = base.convert(mode)
+    format = {"CMYK": "TIFF", "I": "TIFF", "F": "TIFF"}.get(mode, "PNG")
+    result = preprocess(png_bytes(image, format))
+    assert difference(result, preprocess(png_bytes(base))) < 0.03
+
+
+@pytest.mark.parametrize(
+    ("format", "options"),
+    [
+        ("PNG", {}),
+        ("JPEG", {"quality": 90}),
+        ("GIF", {}),
+        ("BMP", {}),
+        ("WEBP", {"quality": 90}),
+        ("TIFF", {}),
+    ],
+)
+def test_every_format(format: str, options: dict) -> None:
+    image = stroke_digit().convert("RGB")
+    result = preprocess(png_bytes(image, format, **options))
+    assert difference(result, preprocess(png_bytes(stroke_digit()))) < 0.03
+
+
+def test_animated_gif_reads_the_first_frame() -> None:
+    frames = [stroke_digit().convert("P"), Image.new("P", (200, 200), 255)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:] * 50, duration=10)
+    result = preprocess(buffer.getvalue())
+    assert difference(result, preprocess(png_bytes(stroke_digit()))) < 0.03
+
+
+def test_big_jpeg_is_decoded_at_reduced_scale() -> None:
+    image = stroke_digit(4000).convert("RGB")
+    opened = preprocessing.open_image(png_bytes(image, "JPEG", quality=80))
+    decoded = preprocessing.decode(opened)
+    assert max(decoded.size) <= preprocessing.WORKING_SIZE
+    check_mnist_layout(
+        preprocessing.normalize_digit(
+            preprocessing.open_image(png_bytes(image, "JPEG", quality=80))
+        )
+    )
+
+
+def test_empty_upload() -> None:
+    with pytest.raises(EmptyImageError):
+        preprocess(b"")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"hello, world", b"<html><body>7</body></html>", b"%PDF-1.4\n", bytes(range(256)) * 4],
+)
+def test_not_an_image(content: bytes) -> None:
+    with pytest.raises(UnsupportedImageError, match="not an image"):
+        preprocess(content)
+
+
+def test_truncated_png() -> None:
+    content = png_bytes(stroke_digit())
+    with pytest.raises(UnsupportedImageError):
+        preprocess(content[: len(content) // 2])
+
+
+def test_pixel_limit_is_checked_before_decoding() -> None:
+    # A 1-bit 12000×12000 PNG is tiny on the wire and 144 MP once decoded.
+    bomb = png_bytes(Image.new("1", (12000, 12000), 0))
+    assert len(bomb) < 100_000
+    with pytest.raises(ImageTooLargeError, match="limit is 16,000,000"):
+        preprocess(bomb)
+    with pytest.raises(ImageTooLargeError):
+        preprocess(png_bytes(stroke_digit()), Limits(max_pixels=100))
+
+
+@pytest.mark.parametrize("image", [Image.new("L", (50, 50), 255), Image.new("RGB", (1, 1))])
+def test_blank_images_have_no_digit(image: Image.Image) -> None:
+    with pytest.raises(NoDigitError, match="No digit found"):
+        preprocess(png_bytes(image))
+
+
+def test_noise_alone_is_not_a_digit() -> None:
+    noise = np.random.default_rng(1).normal(128, 3, (300, 300))
+    with pytest.raises(NoDigitError):
+        preprocess(png_bytes(Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8))))
+
+
+def test_input_png_round_trip() -> None:
+    result = preprocess(png_bytes(stroke_digit()))
+    decoded = Image.open(io.BytesIO(base64.b64decode(preprocessing.input_png_base64(result))))
+    assert decoded.size == (28, 28) and decoded.mode == "L"
+    np.testing.assert_allclose(np.asarray(decoded) / 255.0, result[..., 0], atol=0.5 / 255)
