@@ -11,13 +11,18 @@ from app.api.schemas import Health
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-@router.get("/live", summary="The process is up")
+@router.get("/live", summary="The process is up", response_model_exclude_none=True)
 async def live() -> Health:
     """200 whenever the process answers; restart the container only when this fails."""
     return Health(status="ok")
 
 
-@router.get("/ready", summary="The model is loaded and warmed", responses=NOT_READY)
+@router.get(
+    "/ready",
+    summary="The model is loaded and warmed",
+    responses=NOT_READY,
+    response_model_exclude_none=True,
+)
 async def ready(request: Request) -> Health:
     """200 once the model is loaded and has run one inference; 503 before (and
     while shutting down), so no traffic is routed here too early."""

@@ -1,0 +1,140 @@
+"""POST /predict and /predict/batch over HTTP (TestClient)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.app.test_preprocessing import stroke_digit
+from tests.conftest import png_bytes
+
+
+def upload(content: bytes, name: str = "digit.png", content_type: str = "image/png") -> dict:
+    return {"file": (name, content, content_type)}
+
+
+@pytest.fixture(scope="module")
+def seven() -> bytes:
+    return png_bytes(stroke_digit())
+
+
+def test_prediction_body(client: TestClient, seven: bytes) -> None:
+    response = client.post("/predict", files=upload(seven))
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"digit", "confidence", "probabilities", "model_version"}
+    probabilities = body["probabilities"]
+    assert len(probabilities) == 10 and abs(sum(probabilities) - 1) < 1e-4
+    assert body["digit"] == int(np.argmax(probabilities)) == 7
+    assert body["confidence"] == probabilities[body["digit"]]
+    assert body["model_version"] == client.get("/model").json()["version"]
+
+
+def test_include_input_returns_what_the_network_saw(client: TestClient, seven: bytes) -> None:
+    body = client.post("/predict", files=upload(seven), params={"include_input": "true"}).json()
+    image = Image.open(io.BytesIO(base64.b64decode(body["input_png"])))
+    assert image.format == "PNG" and image.size == (28, 28) and image.mode == "L"
+    pixels = np.asarray(image)
+    assert pixels.max() == 255 and pixels[0].max() == 0  # white ink on black, margins empty
+
+
+def test_content_type_and_filename_do_not_matter(client: TestClient, seven: bytes) -> None:
+    response = client.post("/predict", files=upload(seven, "photo.jpg", "text/plain"))
+    assert response.status_code == 200 and response.json()["digit"] == 7
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "detail"),
+    [
+        (b"", 400, "empty"),
+        (b"GIF89a but not really", 415, "not an image"),
+        (b"just some text", 415, "not an image"),
+        (png_bytes(Image.new("L", (64, 64), 255)), 422, "No digit found"),
+        (png_bytes(Image.new("1", (12000, 12000))), 413, "limit is 16,000,000"),
+    ],
+)
+def test_client_errors(client: TestClient, content: bytes, status: int, detail: str) -> None:
+    response = client.post("/predict", files=upload(content))
+    assert response.status_code == status
+    assert detail in response.json()["detail"]
+    assert client.get("/health/ready").status_code == 200
+
+
+def test_missing_field_is_422(client: TestClient, seven: bytes) -> None:
+    response = client.post("/predict", files={"image": ("a.png", seven, "image/png")})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "file"]
+
+
+def test_declared_body_over_the_limit_is_413(client: TestClient) -> None:
+    response = client.post("/predict", files=upload(bytes(6 * 1024 * 1024)))
+    assert response.status_code == 413
+    assert "MAX_UPLOAD_BYTES" in response.json()["detail"]
+
+
+def test_streamed_body_over_the_limit_is_413(client: TestClient) -> None:
+    boundary = "digitsboundary"
+
+    def chunks():
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            'filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        for _ in range(12):
+            yield bytes(512 * 1024)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = client.post(
+        "/predict",
+        content=chunks(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 413
+    assert "MAX_UPLOAD_BYTES" in response.json()["detail"]
+
+
+def test_batch_keeps_order_and_isolates_bad_files(client: TestClient, seven: bytes) -> None:
+    one = png_bytes(stroke_digit_one())
+    files = [
+        ("files", ("seven.png", seven, "image/png")),
+        ("files", ("broken.png", b"not an image", "image/png")),
+        ("files", ("one.png", one, "image/png")),
+        ("files", ("blank.png", png_bytes(Image.new("L", (40, 40), 0)), "image/png")),
+    ]
+    response = client.post("/predict/batch", files=files)
+    assert response.status_code == 200
+    items = response.json()["predictions"]
+    assert [item["filename"] for item in items] == [
+        "seven.png",
+        "broken.png",
+        "one.png",
+        "blank.png",
+    ]
+    assert items[0]["prediction"]["digit"] == 7
+    assert items[1]["error"]["status"] == 415 and "prediction" not in items[1]
+    assert items[2]["prediction"]["digit"] == 1
+    assert items[3]["error"]["status"] == 422
+    single = client.post("/predict", files=upload(seven)).json()
+    np.testing.assert_allclose(
+        items[0]["prediction"]["probabilities"], single["probabilities"], atol=1e-6
+    )
+
+
+def test_batch_limit(client: TestClient, settings, seven: bytes) -> None:
+    files = [("files", ("7.png", seven, "image/png"))] * (settings.max_batch_files + 1)
+    response = client.post("/predict/batch", files=files)
+    assert response.status_code == 413
+    assert str(settings.max_batch_files) in response.json()["detail"]
+
+
+def stroke_digit_one() -> Image.Image:
+    image = Image.new("L", (200, 200), 255)
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(image).line([(105, 30), (95, 170)], fill=0, width=16)
+    return image

@@ -1,0 +1,88 @@
+"""Health, model card, docs: what operators and users read."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+
+
+def test_liveness(client: TestClient) -> None:
+    assert client.get("/health/live").json() == {"status": "ok"}
+
+
+def test_ready_only_after_the_model_is_loaded(settings: Settings) -> None:
+    app = create_app(settings)
+    before = TestClient(app)  # no lifespan run: nothing loaded yet
+    response = before.get("/health/ready")
+    assert response.status_code == 503 and response.json()["model_loaded"] is False
+    assert before.post("/predict", files={"file": ("a.png", b"x", "image/png")}).status_code == 503
+    with TestClient(app) as started:
+        response = started.get("/health/ready")
+        assert response.status_code == 200
+        assert response.json()["model_loaded"] is True
+    assert before.get("/health/ready").status_code == 503  # and again after shutdown
+
+
+def test_model_endpoint_serves_the_card(client: TestClient, model_path: Path) -> None:
+    body = client.get("/model").json()
+    card = json.loads((model_path.parent / "model_card.json").read_text())
+    assert body["input_shape"] == [28, 28, 1]
+    assert body["classes"] == list(range(10))
+    assert body["version"] == card["version"]
+    assert body["test_accuracy"] == card["test"]["accuracy"]
+    assert body["engine"] == "litert"
+    assert body["card"]["sha256"] == body["sha256"]
+
+
+def test_docs_and_redoc_load_nothing_from_other_hosts(client: TestClient) -> None:
+    for path in ("/docs", "/redoc"):
+        page = client.get(path)
+        assert page.status_code == 200
+        urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", page.text)
+        urls += re.findall(r"""url:\s*['"]([^'"]+)""", page.text)
+        assert urls, path
+        for url in urls:
+            assert not re.match(r"^(https?:)?//", url), f"{path} loads {url}"
+            if url.startswith("/static/"):
+                assert client.get(url).status_code == 200, url
+
+
+def test_openapi_documents_every_error(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    predict = schema["paths"]["/predict"]["post"]
+    assert {"200", "400", "413", "415", "422", "503"} <= set(predict["responses"])
+    assert predict["description"]
+    assert "/predict/batch" in schema["paths"]
+    assert {"/health/live", "/health/ready", "/model"} <= set(schema["paths"])
+
+
+def test_a_missing_model_stops_startup_with_one_clear_message(tmp_path: Path, caplog) -> None:
+    app = create_app(Settings(model_path=tmp_path / "absent.keras"))
+    try:
+        with TestClient(app):
+            raise AssertionError("the app started without a model")
+    except Exception as error:
+        assert "absent.keras" in str(error)
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "CRITICAL"]
+    assert messages == [
+        f"cannot start: model file {tmp_path / 'absent.keras'} not found (set MODEL_PATH)"
+    ]
+
+
+def test_a_corrupt_model_is_refused(tmp_path: Path) -> None:
+    from app.inference import ModelLoadError, check_model_file
+
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    try:
+        check_model_file(corrupt)
+    except ModelLoadError as error:
+        assert "corrupt" in str(error)
+    else:
+        raise AssertionError("a corrupt model file was accepted")
