@@ -178,20 +178,20 @@ def _quantile(ascending: np.ndarray, fraction: float) -> float:
     return float(ascending[below] * (1.0 - weight) + ascending[above] * weight)
 
 
-def _otsu(values: np.ndarray, top: float) -> float:
-    """Otsu's threshold between background and ink, on a 64-bin histogram."""
-    bins = 64
-    scale = (bins - 1e-3) / top
-    histogram = np.bincount((values.ravel() * scale).astype(np.intp), minlength=bins)[:bins]
-    centres = (np.arange(bins) + 0.5) / scale
-    weight = np.cumsum(histogram)[:-1].astype(np.float64)
-    mass = np.cumsum(histogram * centres)[:-1]
-    total, total_mass = float(histogram.sum()), float((histogram * centres).sum())
-    other = total - weight
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = weight * other * (mass / weight - (total_mass - mass) / other) ** 2
-    between[~np.isfinite(between)] = -1.0
-    return float(np.argmax(between) + 1) / scale
+def _otsu(ascending: np.ndarray) -> float:
+    """Otsu's threshold between background and ink, from the sorted values."""
+    count = ascending.size
+    if count < 2:
+        return float(ascending[0]) if count else 0.0
+    cumulative = np.cumsum(ascending, dtype=np.float64)
+    below = np.arange(1, count, dtype=np.float64)
+    mean_below = cumulative[:-1] / below
+    mean_above = (cumulative[-1] - cumulative[:-1]) / (count - below)
+    between = below * (count - below) * (mean_below - mean_above) ** 2
+    # Only split between different values: a threshold inside a run of equal
+    # values would put equal pixels on both sides.
+    between[ascending[1:] == ascending[:-1]] = -1.0
+    return float(ascending[int(np.argmax(between))])
 
 
 def ink_map(grey: np.ndarray) -> np.ndarray:
@@ -219,7 +219,7 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     floor = median + 4.0 * 1.4826 * _quantile(deviation, 0.5)
     if float(ordered[-1]) - floor < MIN_CONTRAST:
         raise NoDigitError("No digit found: the marks are too faint to read.")
-    strokes = ink > max(_otsu(ink, float(ordered[-1])), floor)
+    strokes = ink > max(_otsu(ordered), floor)
     # Full ink is what the strokes' cores reach, as in MNIST, where the top tenth
     # of stroke pixels is saturated: a lighter pen or a dim photo reads the same.
     stroke_values = np.sort(ink[strokes])
