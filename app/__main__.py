@@ -13,14 +13,14 @@ import sys
 import uvicorn
 
 from app.config import get_settings
-from app.inference import ModelLoadError, load_classifier
+from app.inference import ModelLoadError, prepare
 
 
 def main() -> int:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
     try:
-        load_classifier(
+        prepare(
             settings.model_path,
             engine=settings.inference_engine,
             cache_dir=settings.model_cache_dir,

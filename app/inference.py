@@ -253,23 +253,35 @@ def read_card(model_path: Path, sha256: str) -> dict:
     return card
 
 
+def prepare(model_path: Path, *, engine: str = "litert", cache_dir: Path | None = None) -> str:
+    """Check the model file and make sure its converted form exists; return its sha256.
+
+    Cheap when the conversion is cached. ``python -m app`` calls it once before
+    starting workers, so they all start warm.
+    """
+    if engine not in ("litert", "keras"):
+        raise ModelLoadError(f"unknown inference engine {engine!r} (litert or keras)")
+    sha256 = check_model_file(model_path)
+    if engine == "litert":
+        ensure_converted(model_path, sha256, cache_dir)
+    return sha256
+
+
 def load_classifier(
     model_path: Path, *, engine: str = "litert", cache_dir: Path | None = None
 ) -> DigitClassifier:
     """Load, convert if needed, check and warm up the model. Raises ModelLoadError."""
     started = time.perf_counter()
     model_path = Path(model_path)
-    sha256 = check_model_file(model_path)
+    sha256 = prepare(model_path, engine=engine, cache_dir=cache_dir)
     if engine == "litert":
-        flatbuffer = ensure_converted(model_path, sha256, cache_dir).read_bytes()
+        flatbuffer = converted_path(model_path, sha256, cache_dir).read_bytes()
         runner: Engine = LiteRTEngine(flatbuffer)
-    elif engine == "keras":
+    else:
         try:
             runner = KerasEngine(model_path)
         except Exception as error:
             raise ModelLoadError(f"Keras could not load {model_path}: {error}") from None
-    else:
-        raise ModelLoadError(f"unknown inference engine {engine!r} (litert or keras)")
     classifier = DigitClassifier(
         engine=runner,
         engine_name=engine,
