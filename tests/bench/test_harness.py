@@ -1,0 +1,57 @@
+"""The load benchmark's harness runs and its results parse (not how fast anything is)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.inputs import write_inputs
+from bench.run import soak_check
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed: apt-get install wrk")
+def test_quick_run_against_the_noop_app(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench.run", "--quick", "--parts", "load"]
+    command += ["--servers", "noop", "--results-dir", str(tmp_path)]
+    completed = subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=20, check=False
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    results = json.loads((tmp_path / "latest.json").read_text())
+    cells = results["load"]["cells"]
+    assert {(c["image"], c["connections"]) for c in cells} == {
+        (image, connections) for image in ("png", "jpeg") for connections in (1, 8, 64)
+    }
+    for cell in cells:
+        assert cell["requests"] > 0 and cell["rps"] > 0
+        assert 0 < cell["p50_ms"] <= cell["p99_ms"]
+        assert cell["connection_errors"] == 0 and cell["errors"]["status"] == 0
+    assert results["load"]["rss_after_load"]["noop"]["rss_mb"] > 0
+    assert "| 28×28 PNG | 64 |" in (tmp_path / "latest.md").read_text()
+
+
+def test_the_soak_check_finds_undocumented_answers(tmp_path: Path) -> None:
+    inputs, _ = write_inputs(tmp_path)
+    result = {
+        "answers": {"png": {"200": 90}, "empty": {"400": 9, "200": 1}, "blank": {"422": 10}},
+        "undocumented": {"png": 0, "empty": 1, "blank": 2},
+        "errors": {"connect": 0, "read": 0, "write": 0, "status": 19, "timeout": 0},
+        "connection_errors": 0,
+    }
+    problems = soak_check(result, inputs)["problems"]
+    assert problems == [
+        "blank: 2 undocumented answers",
+        "empty: expected 400, got {'200': 1}",
+        "empty: 1 undocumented answers",
+    ]
+    result["answers"]["empty"] = {"400": 10}
+    result["undocumented"] = {"png": 0, "empty": 0, "blank": 0}
+    assert soak_check(result, inputs) == {"problems": [], "ok": True}
