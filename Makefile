@@ -31,6 +31,11 @@ train: install  ## retrain the shipped model (TRAIN_ARGS="--epochs 30 --data DIR
 evaluate: install  ## recompute the model card's test numbers
 	$(PY) -m model.evaluate $(EVALUATE_ARGS)
 
+bench: install  ## load benchmark and soak, ~7 min (BENCH_ARGS="--quick" or "--parts soak")
+	@command -v wrk >/dev/null || { echo "wrk not found: sudo apt-get install -y wrk"; exit 2; }
+	$(PY) -m bench.components
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 lint: install  ## ruff, and hadolint on the Dockerfile
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
