@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -81,20 +82,33 @@ class LiveServer:
         self.env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **(env or {})}
         self.command = command or [sys.executable, "-m", "app"]
         self.process: subprocess.Popen[str] | None = None
+        # A file, not a pipe: nobody reads while it runs, and a full pipe would
+        # block the server at its next log line (one JSON line per request).
+        handle, name = tempfile.mkstemp(prefix="digits-server-", suffix=".log")
+        os.close(handle)
+        self.log_path = Path(name)
+
+    def output(self) -> str:
+        """Everything the server has written so far (its JSON log lines)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def start(self, timeout: float = 60.0) -> LiveServer:
-        self.process = subprocess.Popen(
-            self.command,
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        with self.log_path.open("a") as log:  # the server appends; we read at will
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                output = self.process.stdout.read() if self.process.stdout else ""
+                output = self.output()
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{output}")
             try:
                 if httpx.get(f"{self.url}/health/ready", timeout=1.0).status_code == 200:
@@ -115,8 +129,9 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        output = self.process.communicate()[0] or ""  # reads and closes the pipe
         self.process = None
+        output = self.output()
+        self.log_path.unlink(missing_ok=True)
         return output
 
 
