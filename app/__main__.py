@@ -14,11 +14,12 @@ import uvicorn
 
 from app.config import get_settings
 from app.inference import ModelLoadError, prepare
+from app.observability import clear_multiprocess_dir, configure_logging, logging_config
 
 
 def main() -> int:
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
+    configure_logging(settings.log_level)  # JSON lines on stderr
     try:
         prepare(
             settings.model_path,
@@ -28,6 +29,7 @@ def main() -> int:
     except ModelLoadError as error:
         logging.getLogger("app").critical("cannot start: %s", error)
         return 2
+    clear_multiprocess_dir()  # metrics of a previous run must not add up with ours
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -35,6 +37,8 @@ def main() -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        log_config=logging_config(settings.log_level),  # applied in every worker
+        access_log=False,  # the app logs one JSON line per request instead
         timeout_graceful_shutdown=20,
     )
     return 0

@@ -18,6 +18,7 @@ from app.api.middleware import BodySizeLimit
 from app.api.routes.pages import STATIC_DIR
 from app.config import Settings, get_settings
 from app.inference import ModelLoadError, load_classifier
+from app.observability import Metrics, ObservabilityMiddleware
 from app.predictor import Predictor
 
 logger = logging.getLogger("app")
@@ -45,7 +46,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except ModelLoadError as error:
         logger.critical("cannot start: %s", error)
         raise
-    predictor = Predictor(classifier, settings)
+    metrics: Metrics = app.state.metrics
+    metrics.set_model(
+        name=classifier.name,
+        version=classifier.version,
+        engine=classifier.engine_name,
+        sha256=classifier.sha256,
+        load_seconds=classifier.load_seconds,
+    )
+    predictor = Predictor(
+        classifier,
+        settings,
+        on_batch=metrics.observe_batch,
+        on_inference=metrics.observe_inference,
+    )
     await predictor.start()
     app.state.predictor = predictor
     logger.info(
@@ -59,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.predictor = None
         await predictor.stop()
+        metrics.worker_exited()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -74,7 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.predictor = None
+    app.state.metrics = Metrics()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    # Outermost: sees every answer, the body limit's 413s included.
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics, routes=app.routes)
     errors.install(app)
     app.include_router(api_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -9,6 +9,7 @@ requests. Single images reach the network through the micro-batcher.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,16 +33,33 @@ class Result:
 
 
 class Predictor:
-    def __init__(self, classifier: DigitClassifier, settings: Settings, on_batch=None):
+    def __init__(
+        self,
+        classifier: DigitClassifier,
+        settings: Settings,
+        on_batch: Callable[[int], None] | None = None,
+        on_inference: Callable[[float], None] | None = None,
+    ):
+        """``on_batch(size)`` after each micro-batch; ``on_inference(seconds)`` after
+        each network call (micro-batches and /predict/batch calls), in its thread."""
         self.classifier = classifier
         self.limits = preprocessing.Limits(max_pixels=settings.max_pixels)
         self.inline_max_pixels = settings.inline_max_pixels
+        self._on_inference = on_inference
         self.batcher = MicroBatcher(
-            classifier.predict,
+            self._infer,
             max_size=settings.batch_max_size,
             max_wait=settings.batch_max_wait_ms / 1000.0,
             on_batch=on_batch,
         )
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        if self._on_inference is None:
+            return self.classifier.predict(batch)
+        started = time.perf_counter()
+        probabilities = self.classifier.predict(batch)
+        self._on_inference(time.perf_counter() - started)
+        return probabilities
 
     async def start(self) -> None:
         await self.batcher.start()
@@ -77,7 +95,7 @@ class Predictor:
                 outcomes.append(error)
         readable = [outcome for outcome in outcomes if isinstance(outcome, tuple)]
         probabilities = iter(
-            await run_in_threadpool(self.classifier.predict, np.stack([x for x, _ in readable]))
+            await run_in_threadpool(self._infer, np.stack([x for x, _ in readable]))
             if readable
             else []
         )

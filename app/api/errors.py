@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app import preprocessing
+from app import observability, preprocessing
 from app.api.schemas import ErrorDetail
 
 STATUS_BY_ERROR: dict[type[preprocessing.PreprocessingError], int] = {
@@ -51,6 +51,7 @@ NOT_READY = {503: _response("The model is not loaded yet.", "The model is not lo
 
 async def _preprocessing_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, preprocessing.PreprocessingError)
+    observability.annotate(request.scope, error=type(error).__name__)
     return JSONResponse({"detail": str(error)}, status_code=status_for(error))
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 
-from app import preprocessing
+from app import observability, preprocessing
 from app.api.deps import PredictorDep, SettingsDep
 from app.api.errors import NOT_READY, UPLOAD_ERRORS, status_for
 from app.api.schemas import BatchItem, BatchItemError, BatchPrediction, Prediction
@@ -24,8 +24,13 @@ IncludeInput = Annotated[
 ]
 
 
-def _prediction(result: Result, predictor: Predictor, include_input: bool) -> Prediction:
+def _prediction(
+    request: Request, result: Result, predictor: Predictor, include_input: bool
+) -> Prediction:
     probabilities = [float(p) for p in result.probabilities]
+    request.app.state.metrics.observe_prediction(
+        result.digit, probabilities[result.digit], result.preprocess_seconds
+    )
     return Prediction(
         digit=result.digit,
         confidence=probabilities[result.digit],
@@ -42,6 +47,7 @@ def _prediction(result: Result, predictor: Predictor, include_input: bool) -> Pr
     responses={**UPLOAD_ERRORS, **NOT_READY},
 )
 async def predict(
+    request: Request,
     file: Annotated[UploadFile, File(description=IMAGE_DESCRIPTION)],
     predictor: PredictorDep,
     include_input: IncludeInput = False,
@@ -50,7 +56,11 @@ async def predict(
     probabilities. The image is normalised the way MNIST was made (ink found,
     cropped, fitted to 20×20, centred by mass in 28×28) before the network reads it."""
     result = await predictor.predict(await file.read())
-    return _prediction(result, predictor, include_input)
+    prediction = _prediction(request, result, predictor, include_input)
+    observability.annotate(
+        request.scope, digit=prediction.digit, confidence=round(prediction.confidence, 4)
+    )
+    return prediction
 
 
 @router.post(
@@ -65,6 +75,7 @@ async def predict(
     },
 )
 async def predict_batch(
+    request: Request,
     files: Annotated[list[UploadFile], File(description=IMAGE_DESCRIPTION)],
     predictor: PredictorDep,
     settings: SettingsDep,
@@ -86,6 +97,11 @@ async def predict_batch(
             )
             items.append(BatchItem(filename=upload.filename, error=error))
         else:
-            prediction = _prediction(outcome, predictor, include_input)
+            prediction = _prediction(request, outcome, predictor, include_input)
             items.append(BatchItem(filename=upload.filename, prediction=prediction))
+    observability.annotate(
+        request.scope,
+        files=len(items),
+        digits=[item.prediction.digit if item.prediction else None for item in items],
+    )
     return BatchPrediction(predictions=items)

@@ -1,0 +1,277 @@
+"""Metrics, request IDs and the JSON request log (issue 7)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.config import Settings
+from app.main import create_app
+from app.observability import Metrics, logging_config
+from tests.app.test_preprocessing import stroke_digit
+from tests.conftest import LiveServer, png_bytes
+
+SEVEN = png_bytes(stroke_digit())
+
+
+def samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample of a Prometheus exposition, keyed by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(metrics: dict, name: str, /, **labels: str) -> float:
+    return metrics.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.fixture(scope="module")
+def fresh(settings: Settings) -> Iterator[TestClient]:
+    """An app of its own, so the counts below are exactly this module's requests."""
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_metrics_count_requests_by_route_template_and_status(fresh: TestClient) -> None:
+    upload = {"file": ("seven.png", SEVEN, "image/png")}
+    assert fresh.post("/predict", files=upload).status_code == 200
+    assert fresh.post("/predict", files={"file": ("e.png", b"", "image/png")}).status_code == 400
+    files = [("files", ("a.png", SEVEN, "image/png")), ("files", ("b.png", b"?", "image/png"))]
+    assert fresh.post("/predict/batch", files=files).status_code == 200
+    assert fresh.get("/no/such/page/12345").status_code == 404
+    assert fresh.get("/static/no-such-file.css").status_code == 404
+    response = fresh.post("/predict", content=b"x", headers={"Content-Length": str(10**9)})
+    assert response.status_code == 413  # refused before routing, still labelled by route
+
+    response = fresh.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    metrics = samples(response.text)
+
+    def requests(method: str, route: str, status: int) -> float:
+        labels = {"method": method, "route": route, "status": str(status)}
+        return value(metrics, "digits_http_requests_total", **labels)
+
+    assert requests("POST", "/predict", 200) == 1
+    assert requests("POST", "/predict", 400) == 1
+    assert requests("POST", "/predict", 413) == 1
+    assert requests("POST", "/predict/batch", 200) == 1
+    assert requests("GET", "unmatched", 404) == 1  # raw paths never become labels
+    assert requests("GET", "/static", 404) == 1
+    assert not any("12345" in str(labels) for _, labels in metrics)
+    latency = {"method": "POST", "route": "/predict", "status": "200"}
+    assert value(metrics, "digits_http_request_duration_seconds_count", **latency) == 1
+    assert value(metrics, "digits_http_request_duration_seconds_sum", **latency) > 0
+    assert value(metrics, "digits_http_requests_in_flight") == 1  # the scrape itself
+
+    # Two images read (one single, one in the batch), each counted by its digit.
+    assert sum(value(metrics, "digits_predictions_total", digit=str(d)) for d in range(10)) == 2
+    assert value(metrics, "digits_prediction_confidence_count") == 2
+    assert value(metrics, "digits_preprocess_seconds_count") == 2
+    # One micro-batch of one, plus the /predict/batch network call.
+    assert value(metrics, "digits_batch_size_count") == 1
+    assert value(metrics, "digits_batch_size_bucket", le="1.0") == 1
+    assert value(metrics, "digits_inference_seconds_count") == 2
+
+
+def test_metrics_describe_the_served_model(fresh: TestClient) -> None:
+    model = fresh.get("/model").json()
+    metrics = samples(fresh.get("/metrics").text)
+    info = {
+        "name": model["name"],
+        "version": model["version"],
+        "engine": model["engine"],
+        "sha256": model["sha256"],
+    }
+    assert value(metrics, "digits_model_info", **info) == 1
+    assert value(metrics, "digits_model_load_seconds") > 0
+    assert value(metrics, "process_resident_memory_bytes") > 0
+    for digit in range(10):  # every digit exported from the start
+        assert ("digits_predictions_total", frozenset({("digit", str(digit))})) in metrics
+
+
+def test_each_app_has_its_own_registry(settings: Settings) -> None:
+    first, second = create_app(settings), create_app(settings)
+    assert first.state.metrics.registry is not second.state.metrics.registry
+    TestClient(first).get("/health/live")
+    count = 'digits_http_requests_total{method="GET",route="/health/live",status="200"}'
+    assert f"{count} 1.0" in first.state.metrics.exposition().decode()
+    assert count not in second.state.metrics.exposition().decode()
+
+
+def test_metrics_is_documented_as_text(fresh: TestClient) -> None:
+    operation = fresh.get("/openapi.json").json()["paths"]["/metrics"]["get"]
+    assert "text/plain" in operation["responses"]["200"]["content"]
+
+
+def test_a_sane_request_id_is_echoed(fresh: TestClient) -> None:
+    for given in ("abc-123", "0f8fad5b-d9cb-469f-a165-70867728950e", "Root=1-5759e988/x:y"):
+        response = fresh.get("/health/live", headers={"X-Request-ID": given})
+        assert response.headers["x-request-id"] == given
+
+
+@pytest.mark.parametrize(
+    "given",
+    [None, b"", b"x" * 129, b"has space", b'quote"d', b"new\nline", "é".encode(), b"<script>"],
+)
+def test_otherwise_a_request_id_is_generated(fresh: TestClient, given: bytes | None) -> None:
+    """Raw ASGI, since HTTP clients refuse to send some of these at all."""
+    headers = [] if given is None else [(b"x-request-id", given)]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/health/live",
+        "raw_path": b"/health/live",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    ids = []
+    for _ in range(2):
+        sent.clear()
+        asyncio.run(fresh.app(dict(scope), receive, send))
+        assert sent[0]["status"] == 200
+        [echoed] = [value for name, value in sent[0]["headers"] if name == b"x-request-id"]
+        assert re.fullmatch(rb"[0-9a-f]{32}", echoed)
+        ids.append(echoed)
+    assert ids[0] != ids[1]
+
+
+def request_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "app.access"]
+
+
+def test_one_log_line_per_request_with_the_digit(
+    fresh: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.access")
+    upload = {"file": ("seven.png", SEVEN, "image/png")}
+    response = fresh.post("/predict", files=upload, headers={"X-Request-ID": "req-7"})
+    body = response.json()
+    [record] = request_records(caplog)
+    assert record.request_id == "req-7"
+    assert (record.method, record.route, record.path, record.status) == (
+        "POST",
+        "/predict",
+        "/predict",
+        200,
+    )
+    assert record.digit == body["digit"]
+    assert record.confidence == pytest.approx(body["confidence"], abs=1e-4)
+    assert 0 < record.latency_ms < 10_000
+
+    # As the server writes it: one JSON object on one line, and never the image.
+    formatter = logging.config.DictConfigurator({}).configure_formatter(
+        logging_config()["formatters"]["json"]
+    )
+    line = formatter.format(record)
+    assert "\n" not in line and len(line) < 1000
+    fields = json.loads(line)
+    assert fields["message"] == "request" and fields["level"] == "INFO"
+    assert fields["request_id"] == "req-7" and fields["status"] == 200
+    assert fields["digit"] == body["digit"] and "time" in fields
+    assert "PNG" not in line and "seven.png" not in line
+
+
+def test_errors_and_batches_are_logged_too(
+    fresh: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.access")
+    fresh.post("/predict", files={"file": ("x.png", b"not an image", "image/png")})
+    files = [("files", ("a.png", SEVEN, "image/png")), ("files", ("b.png", b"", "image/png"))]
+    fresh.post("/predict/batch", files=files)
+    fresh.get("/nowhere")
+    error, batch, missing = request_records(caplog)
+    assert (error.status, error.error) == (415, "UnsupportedImageError")
+    assert not hasattr(error, "digit")
+    assert batch.status == 200 and batch.files == 2
+    assert len(batch.digits) == 2 and batch.digits[1] is None
+    assert (missing.status, missing.route, missing.path) == (404, "unmatched", "/nowhere")
+
+
+def test_a_server_error_is_counted_and_logged(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    caplog.set_level(logging.INFO, logger="app.access")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/boom").status_code == 500
+    [record] = request_records(caplog)
+    assert (record.status, record.route, record.levelname) == (500, "/boom", "ERROR")
+    metrics = samples(app.state.metrics.exposition().decode())
+    labels = {"method": "GET", "route": "/boom", "status": "500"}
+    assert value(metrics, "digits_http_requests_total", **labels) == 1
+    assert value(metrics, "digits_http_requests_in_flight") == 0
+
+
+def test_logging_config_replaces_uvicorns_access_log() -> None:
+    config = logging_config("warning")
+    assert config["root"]["level"] == "WARNING"
+    assert config["loggers"]["uvicorn.access"]["propagate"] is False
+    assert "color_message" in config["formatters"]["json"]["reserved_attrs"]
+
+
+@pytest.mark.slow
+def test_several_workers_share_their_metrics(model_path: Path, tmp_path: Path) -> None:
+    """WORKERS=2 with PROMETHEUS_MULTIPROC_DIR: any worker's /metrics counts both."""
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_stale.db").write_bytes(b"left over from an earlier run")
+    server = LiveServer(
+        {"MODEL_PATH": str(model_path), "WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    )
+    try:
+        server.start()
+        assert not (folder / "counter_stale.db").exists()
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            for _ in range(40):  # new connections: the kernel spreads them over workers
+                upload = {"file": ("7.png", SEVEN, "image/png")}
+                http.post("/predict", files=upload, headers={"Connection": "close"})
+            metrics = samples(http.get("/metrics").text)
+    finally:
+        log = server.stop()
+    labels = {"method": "POST", "route": "/predict", "status": "200"}
+    assert value(metrics, "digits_http_requests_total", **labels) == 40
+    assert sum(value(metrics, "digits_predictions_total", digit=str(d)) for d in range(10)) == 40
+    assert value(metrics, "digits_http_requests_in_flight") == 1  # the scrape
+    # Both workers write there (which one answers a request is the kernel's choice) ...
+    assert len({path.stem.rsplit("_", 1)[1] for path in folder.glob("counter_*.db")}) == 2
+    # ... and both log JSON lines, the request lines included.
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    served = [line for line in lines if line.get("route") == "/predict"]
+    assert len(served) == 40 and len({line["pid"] for line in lines}) >= 3  # + the supervisor
+
+
+def test_metrics_without_labels_used_yet_are_still_exported() -> None:
+    text = Metrics().exposition().decode()
+    assert "# TYPE digits_http_request_duration_seconds histogram" in text
+    assert "# TYPE digits_batch_size histogram" in text
