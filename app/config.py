@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, description="Worker processes (one per container is best).")
     max_upload_bytes: int = Field(5 * 1024 * 1024, ge=1, description="Largest request body.")
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A request's whole body must arrive within this many seconds, else 408 "
+        "(a slow or stalled client cannot hold a request open).",
+    )
     max_pixels: int = Field(16_000_000, ge=1, description="Largest image, width × height.")
     max_batch_files: int = Field(64, ge=1, description="Most files in one /predict/batch call.")
     inline_max_pixels: int = Field(

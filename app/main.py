@@ -90,7 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.predictor = None
     app.state.metrics = Metrics()
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_upload_bytes, timeout=settings.body_timeout_s
+    )
     # Outermost: sees every answer, the body limit's 413s included.
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics, routes=app.routes)
     errors.install(app)

@@ -32,7 +32,14 @@ def _response(description: str, example: str) -> dict:
 
 
 UPLOAD_ERRORS = {
-    400: _response("The file is empty, or the multipart body is malformed.", "The file is empty."),
+    400: _response(
+        "The file is empty, or the multipart body is malformed or has over 1000 parts.",
+        "The file is empty.",
+    ),
+    408: _response(
+        "The body did not all arrive within BODY_TIMEOUT_S (a slow or stalled client).",
+        "The request body did not arrive within 30 s (BODY_TIMEOUT_S).",
+    ),
     413: _response(
         "The body is over MAX_UPLOAD_BYTES, or the image over MAX_PIXELS.",
         "The image is 60000x60000 = 3,600,000,000 pixels; the limit is 16,000,000.",

@@ -1,7 +1,8 @@
-"""ASGI middleware that must see the raw request: the body size limit."""
+"""ASGI middleware that must see the raw request: the body size and time limits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from fastapi import HTTPException
@@ -12,16 +13,24 @@ def _too_large(limit: int) -> str:
     return f"The request body is over the {limit:,}-byte limit (MAX_UPLOAD_BYTES)."
 
 
+# Answers that leave the rest of the body unread end the connection: reading on
+# would only drain whatever an abusive client keeps sending.
+CLOSE = {"Connection": "close"}
+
+
 class BodySizeLimit:
-    """Answer 413 as soon as a body passes ``max_bytes``, declared or streamed.
+    """Answer 413 as soon as a body passes ``max_bytes``, declared or streamed, and
+    408 when it has not all arrived ``timeout`` seconds after the request began.
 
     A Content-Length over the limit is refused before a byte is read; a chunked
-    body is counted while it arrives, and reading stops at the limit.
+    body is counted while it arrives, and reading stops at the limit. The
+    deadline bounds how long a slow or stalled client holds a request open.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 30.0):
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,15 +47,30 @@ class BodySizeLimit:
                     return
                 break
         received = 0
+        body_done = False
+        deadline = asyncio.get_running_loop().time() + self.timeout
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # only a disconnect is left to wait for, however long
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"The request body did not arrive within {self.timeout:g} s (BODY_TIMEOUT_S).",
+                    headers=CLOSE,
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     # FastAPI re-raises HTTPExceptions from body parsing as they are.
-                    raise HTTPException(413, _too_large(self.max_bytes))
+                    raise HTTPException(413, _too_large(self.max_bytes), headers=CLOSE)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         await self.app(scope, counting_receive, send)

@@ -69,6 +69,7 @@ async def predict(
     response_model_exclude_none=True,
     responses={
         400: UPLOAD_ERRORS[400],
+        408: UPLOAD_ERRORS[408],
         413: UPLOAD_ERRORS[413],
         422: UPLOAD_ERRORS[422],
         **NOT_READY,
