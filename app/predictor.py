@@ -3,11 +3,13 @@
 Small images (the common case: canvas drawings, MNIST-sized PNGs) cost tens of
 microseconds to normalise, less than a hop to a thread, so they are done on the
 event loop. Larger ones go to a thread pool so a 12 MP photo never stalls other
-requests. Single images reach the network through the micro-batcher.
+requests, at most LARGE_IMAGE_CONCURRENCY at a time so a flood of them cannot
+exhaust memory. Single images reach the network through the micro-batcher.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ class Predictor:
         self.classifier = classifier
         self.limits = preprocessing.Limits(max_pixels=settings.max_pixels)
         self.inline_max_pixels = settings.inline_max_pixels
+        self._large_images = asyncio.Semaphore(settings.large_image_concurrency)
         self._on_inference = on_inference
         self.batcher = MicroBatcher(
             self._infer,
@@ -68,14 +71,16 @@ class Predictor:
         await self.batcher.stop()
 
     async def normalize(self, data: bytes) -> tuple[np.ndarray, float]:
-        """Bytes -> network input; raises preprocessing.PreprocessingError."""
+        """Bytes -> network input and the seconds it took (a wait for a large-image
+        slot included); raises preprocessing.PreprocessingError."""
         started = time.perf_counter()
         image = preprocessing.open_image(data, self.limits)
         width, height = image.size
         if width * height <= self.inline_max_pixels:
             network_input = preprocessing.normalize_digit(image)
         else:
-            network_input = await run_in_threadpool(preprocessing.normalize_digit, image)
+            async with self._large_images:
+                network_input = await run_in_threadpool(preprocessing.normalize_digit, image)
         return network_input, time.perf_counter() - started
 
     async def predict(self, data: bytes) -> Result:
