@@ -150,6 +150,9 @@ def grey_levels(image: Image.Image) -> np.ndarray:
         return np.asarray(image, dtype=np.float32) / 257.0
     if image.mode in ("I", "F"):
         values = np.asarray(image, dtype=np.float64)
+        finite = np.isfinite(values)
+        if not finite.all():  # NaN or infinity in a float TIFF: the lowest level instead
+            values = np.where(finite, values, values[finite].min() if finite.any() else 0.0)
         low, high = float(values.min()), float(values.max())
         scale = 255.0 / (high - low) if high > low else 0.0
         return ((values - low) * scale).astype(np.float32)
