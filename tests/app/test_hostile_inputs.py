@@ -1,0 +1,481 @@
+"""Hostile and odd uploads (issue 7): each gets a fast, documented answer, and the
+service lives on with its memory bounded.
+
+The corpus is generated here, never downloaded. Every case runs in-process
+(TestClient re-raises any server-side exception, so a bug shows its traceback)
+and against a real server; what needs a socket (chunked bodies without a
+Content-Length, slow clients, thousands of parts) runs against the server only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import select
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageDraw
+
+from tests.app.test_preprocessing import stroke_digit
+from tests.conftest import LiveServer
+
+DOCUMENTED = {200, 400, 408, 413, 415, 422}  # /predict's answers once the model is loaded
+FAST = 2.0  # seconds to answer any single upload
+MAX_RSS = 1 << 30  # the server's peak resident memory, bytes
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    build: Callable[[], bytes]
+    status: int
+    content_type: str = "image/png"
+
+
+def encode(image: Image.Image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+@cache
+def digit(size: int = 160) -> Image.Image:
+    return stroke_digit(size)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A well-formed PNG header for a huge grey image, with a few bytes of pixels."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(bytes(64)))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def png_with_text_bomb() -> bytes:
+    """A small PNG carrying a zTXt chunk that inflates to 64 MB."""
+    image = encode(digit(), "PNG")
+    bomb = png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(bytes(64 << 20), 9))
+    return image[:33] + bomb + image[33:]  # right after the IHDR chunk
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A real JPEG's header with the frame size patched, ending after the frame header."""
+    data = bytearray(encode(digit().convert("RGB"), "JPEG"))
+    start = data.index(b"\xff\xc0")
+    data[start + 5 : start + 9] = struct.pack(">HH", height, width)
+    length = struct.unpack(">H", data[start + 2 : start + 4])[0]
+    return bytes(data[: start + 2 + length])
+
+
+def gif_claiming(width: int, height: int) -> bytes:
+    data = bytearray(encode(digit(), "GIF"))
+    data[6:10] = struct.pack("<HH", width, height)  # the logical screen
+    return bytes(data)
+
+
+def bmp_claiming(width: int, height: int) -> bytes:
+    data = bytearray(encode(digit(), "BMP"))
+    data[18:26] = struct.pack("<ii", width, height)
+    return bytes(data)
+
+
+def one_bit_bomb() -> bytes:
+    """12000×12000 1-bit: 144 Mpx, under Pillow's own bomb limit, a few kB on the wire."""
+    image = Image.new("1", (12000, 12000), 1)
+    ImageDraw.Draw(image).line([(3000, 3000), (9000, 9000)], fill=0, width=600)
+    return encode(image, "PNG", optimize=False)
+
+
+def at_the_pixel_limit() -> bytes:
+    """4000×4000 = exactly MAX_PIXELS: allowed, decoded in a worker thread."""
+    image = Image.new("L", (4000, 4000), 255)
+    ImageDraw.Draw(image).line([(1000, 800), (3000, 3200)], fill=0, width=300)
+    return encode(image, "PNG")
+
+
+def animated_gif(frames: int = 500) -> bytes:
+    """Hundreds of frames, each different; the first one is a digit."""
+    rest = []
+    for index in range(frames):
+        frame = Image.new("L", (96, 96), 255)
+        ImageDraw.Draw(frame).line([(index % 96, 0), (95 - index % 96, 95)], fill=0, width=5)
+        rest.append(frame)
+    return encode(digit(96), "GIF", save_all=True, append_images=rest, duration=10, loop=0)
+
+
+def truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def palette_with_transparency() -> bytes:
+    """A canvas drawing: dark strokes on a transparent palette background."""
+    image = Image.new("P", (160, 160), 0)
+    image.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)
+    draw = ImageDraw.Draw(image)
+    draw.line([(40, 30), (120, 30), (70, 140)], fill=1, width=14)
+    return encode(image, "PNG", transparency=0)
+
+
+def grey_16_bit() -> bytes:
+    image = Image.fromarray(np.asarray(digit(), dtype=np.uint16) * 257)
+    assert image.mode == "I;16"
+    return encode(image, "PNG")
+
+
+def float_tiff_of_nan() -> bytes:
+    return encode(Image.fromarray(np.full((64, 64), np.nan, dtype=np.float32)), "TIFF")
+
+
+def thin_strip() -> bytes:
+    image = Image.new("L", (16000, 1), 255)
+    ImageDraw.Draw(image).line([(7000, 0), (9000, 0)], fill=0)
+    return encode(image, "PNG")
+
+
+def random_bytes() -> bytes:
+    return random.Random(7).randbytes(50_000)
+
+
+CORPUS = [
+    # Not images, or not readable ones.
+    Case("zero bytes", lambda: b"", 400),
+    Case("random bytes", random_bytes, 415),
+    Case("html", lambda: b"<!doctype html><html><body><img src=x></body></html>", 415),
+    Case(
+        "svg",
+        lambda: b'<svg xmlns="http://www.w3.org/2000/svg"><text>7</text></svg>',
+        415,
+        "image/svg+xml",
+    ),
+    Case("pdf", lambda: b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n", 415),
+    Case("text", lambda: b"seven\n" * 100, 415, "text/plain"),
+    Case("truncated png", lambda: truncated(encode(digit(), "PNG")), 415),
+    Case("truncated jpeg", lambda: truncated(encode(digit(), "JPEG")), 415, "image/jpeg"),
+    Case("truncated webp", lambda: truncated(encode(digit(), "WEBP")), 415, "image/webp"),
+    Case("png signature only", lambda: b"\x89PNG\r\n\x1a\n", 415),
+    Case("png with a 64 MB text chunk", png_with_text_bomb, 415),
+    # Decompression bombs and lying headers.
+    Case("png claiming 60000x60000", lambda: png_claiming(60000, 60000), 413),
+    Case("1-bit png of 12000x12000", one_bit_bomb, 413),
+    Case("jpeg header claiming 65000x65000", lambda: jpeg_claiming(65000, 65000), 413),
+    Case("gif claiming 65535x65535", lambda: gif_claiming(65535, 65535), 413, "image/gif"),
+    Case("bmp claiming 60000x60000", lambda: bmp_claiming(60000, 60000), 413, "image/bmp"),
+    Case("png claiming 0x0", lambda: png_claiming(0, 0), 415),
+    Case("png at the pixel limit", at_the_pixel_limit, 200),
+    # Odd but real images.
+    Case("animated gif, 500 frames", animated_gif, 200, "image/gif"),
+    Case("16-bit grey png", grey_16_bit, 200),
+    Case("cmyk jpeg", lambda: encode(digit().convert("CMYK"), "JPEG"), 200, "image/jpeg"),
+    Case("cmyk tiff", lambda: encode(digit().convert("CMYK"), "TIFF"), 200, "image/tiff"),
+    Case("palette with transparency", palette_with_transparency, 200),
+    Case("1x1", lambda: encode(Image.new("L", (1, 1), 0), "PNG"), 422),
+    Case("all one colour", lambda: encode(Image.new("RGB", (300, 200), (90, 30, 200)), "PNG"), 422),
+    Case("float tiff of NaN", float_tiff_of_nan, 422, "image/tiff"),
+    Case("16000x1 strip with a dash", thin_strip, 200),
+    Case("fully transparent", lambda: encode(Image.new("RGBA", (64, 64)), "PNG"), 422),
+    # The declared content type lies; the bytes decide.
+    Case("png sent as jpeg", lambda: encode(digit(), "PNG"), 200, "image/jpeg"),
+    Case("jpeg sent as pdf", lambda: encode(digit(), "JPEG"), 200, "application/pdf"),
+    Case("gif sent as text", lambda: encode(digit(), "GIF"), 200, "text/plain"),
+]
+
+
+@cache
+def corpus_bytes(name: str) -> bytes:
+    return next(case for case in CORPUS if case.name == name).build()
+
+
+def check_answer(response: httpx.Response, expected: int, seconds: float, name: str) -> None:
+    assert response.status_code == expected, (name, response.status_code, response.text[:200])
+    assert response.status_code in DOCUMENTED
+    assert response.headers["content-type"] == JSON, name
+    body = response.json()
+    if expected == 200:
+        assert 0 <= body["digit"] <= 9, name
+    else:
+        assert isinstance(body["detail"], str) and body["detail"], name
+    assert seconds < FAST, f"{name}: answered in {seconds:.2f} s"
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
+def test_in_process(client: TestClient, case: Case) -> None:
+    data = corpus_bytes(case.name)
+    started = time.perf_counter()
+    response = client.post("/predict", files={"file": ("upload", data, case.content_type)})
+    check_answer(response, case.status, time.perf_counter() - started, case.name)
+
+
+def test_in_a_batch_each_file_gets_its_own_answer(client: TestClient) -> None:
+    cases = [case for case in CORPUS if case.name != "png at the pixel limit"]  # keep it quick
+    files = [("files", (case.name, corpus_bytes(case.name), case.content_type)) for case in cases]
+    for start in range(0, len(files), 16):
+        response = client.post("/predict/batch", files=files[start : start + 16])
+        assert response.status_code == 200
+        for case, item in zip(cases[start:], response.json()["predictions"], strict=False):
+            status = item["error"]["status"] if item.get("error") else 200
+            assert status == case.status, case.name
+
+
+# ---------------------------------------------------------------------------------------
+# Against a real server
+
+
+def rss(pid: int) -> dict[str, int]:
+    """Current and peak resident memory of a process, in bytes."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(rest.split()[0]) * 1024
+    return fields
+
+
+@pytest.fixture(scope="module")
+def server(live_server: LiveServer) -> Iterator[LiveServer]:
+    """The shared server, checked alive, ready and the same process after this module."""
+    process = live_server.process
+    assert process is not None
+    pid = process.pid
+    yield live_server
+    assert live_server.process is process and process.poll() is None, "the server died"
+    assert process.pid == pid
+    assert httpx.get(f"{live_server.url}/health/ready", timeout=FAST).status_code == 200
+    peak = rss(pid)["VmHWM"]
+    assert peak < MAX_RSS, f"server peak RSS {peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.slow
+def test_the_corpus_over_http(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        for case in CORPUS:
+            data = corpus_bytes(case.name)
+            started = time.perf_counter()
+            response = http.post("/predict", files={"file": ("upload", data, case.content_type)})
+            check_answer(response, case.status, time.perf_counter() - started, case.name)
+            assert http.get("/health/ready").status_code == 200, case.name
+    assert server.process is not None
+    assert rss(server.process.pid)["VmHWM"] < MAX_RSS
+
+
+def connect(server: LiveServer) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=FAST * 2)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of one HTTP/1.1 response (Content-Length framed)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"connection closed after {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", 0))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def send_until_answered(sock: socket.socket, head: bytes, pieces: Iterator[bytes]) -> None:
+    """Send a request piece by piece, as a client that streams: stop once answered."""
+    sock.sendall(head)
+    for piece in pieces:
+        if select.select([sock], [], [], 0)[0]:
+            return  # the server has answered (or closed): stop sending
+        try:
+            sock.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+
+def chunked(data: bytes) -> bytes:
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+BOUNDARY = b"hostileboundary"
+MULTIPART = b"multipart/form-data; boundary=" + BOUNDARY
+
+
+def part(name: bytes, content: bytes, filename: bytes | None = b"upload.png") -> bytes:
+    disposition = b'form-data; name="' + name + b'"'
+    if filename is not None:
+        disposition += b'; filename="' + filename + b'"'
+    return (
+        b"--" + BOUNDARY + b"\r\nContent-Disposition: " + disposition + b"\r\n"
+        b"Content-Type: image/png\r\n\r\n" + content + b"\r\n"
+    )
+
+
+def request_head(path: str, *headers: bytes) -> bytes:
+    lines = [f"POST {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", *headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def expect_json_error(status: int, headers: dict[str, str], body: bytes, expected: int) -> str:
+    assert status == expected, body[:200]
+    assert headers["content-type"] == JSON
+    assert "x-request-id" in headers
+    detail = httpx.Response(status, content=body).json()["detail"]
+    assert isinstance(detail, str)
+    return detail
+
+
+@pytest.mark.slow
+def test_oversized_chunked_body_without_content_length(server: LiveServer) -> None:
+    head = request_head("/predict", b"Transfer-Encoding: chunked", b"Content-Type: " + MULTIPART)
+    opening = part(b"file", b"")[:-2]  # the part's headers; its content follows
+
+    def pieces() -> Iterator[bytes]:
+        yield chunked(opening)
+        for _ in range(400):  # 100 MiB, far over the 5 MiB limit, if the server read it all
+            yield chunked(bytes(256 * 1024))
+        yield b"0\r\n\r\n"
+
+    with connect(server) as sock:
+        started = time.perf_counter()
+        send_until_answered(sock, head, pieces())
+        status, headers, body = read_response(sock)
+        seconds = time.perf_counter() - started
+        assert "MAX_UPLOAD_BYTES" in expect_json_error(status, headers, body, 413)
+        assert headers.get("connection") == "close"
+        assert seconds < FAST
+        sock.settimeout(FAST)
+        with contextlib.suppress(ConnectionResetError):
+            assert sock.recv(1) == b""  # and the server hangs up instead of reading on
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "filename", "limit"),
+    [("/predict", b"x.png", "files"), ("/predict/batch", None, "fields")],
+    ids=["files", "fields"],
+)
+def test_thousands_of_parts(server: LiveServer, path: str, filename: bytes | None, limit: str):
+    body = b"".join(part(b"file", b"x", filename) for _ in range(5000)) + b"--" + BOUNDARY + b"--"
+    head = request_head(path, b"Content-Type: " + MULTIPART, b"Content-Length: %d" % len(body))
+    with connect(server) as sock:
+        started = time.perf_counter()
+        send_until_answered(
+            sock, head, iter([body[i : i + 65536] for i in range(0, len(body), 65536)])
+        )
+        status, headers, response = read_response(sock)
+        assert time.perf_counter() - started < FAST
+    detail = expect_json_error(status, headers, response, 400)
+    assert f"Too many {limit}" in detail and "1000" in detail
+
+
+@pytest.mark.slow
+def test_a_slow_client_does_not_hold_up_others(server: LiveServer) -> None:
+    """One client trickles its upload over 3 s; others are served meanwhile, and the
+    slow one is answered as soon as its last byte is in."""
+    image = corpus_bytes("png sent as jpeg")
+    body = part(b"file", image) + b"--" + BOUNDARY + b"--\r\n"
+    head = request_head(
+        "/predict", b"Content-Type: " + MULTIPART, b"Content-Length: %d" % len(body)
+    )
+    slow_answer: list[tuple[int, float]] = []
+
+    def trickle() -> None:
+        with connect(server) as sock:
+            sock.sendall(head)
+            step = max(1, len(body) // 30)
+            for start in range(0, len(body), step):
+                sock.sendall(body[start : start + step])
+                time.sleep(0.1)
+            done = time.perf_counter()
+            status, _, _ = read_response(sock)
+            slow_answer.append((status, time.perf_counter() - done))
+
+    # A second client sends only part of its headers, and never the rest.
+    with connect(server) as stalled:
+        stalled.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
+        slow = threading.Thread(target=trickle)
+        slow.start()
+        with httpx.Client(base_url=server.url, timeout=FAST) as http:
+            while slow.is_alive():
+                started = time.perf_counter()
+                response = http.post("/predict", files={"file": ("7.png", image, "image/png")})
+                assert response.status_code == 200
+                assert time.perf_counter() - started < FAST
+                time.sleep(0.2)
+        slow.join()
+    [(status, seconds)] = slow_answer
+    assert status == 200 and seconds < FAST
+
+
+@pytest.mark.slow
+def test_a_stalled_upload_gets_408(make_server: Callable[..., LiveServer], model_path: Path):
+    server = make_server({"MODEL_PATH": str(model_path), "BODY_TIMEOUT_S": "1"}).start()
+    body = part(b"file", encode(digit(), "PNG")) + b"--" + BOUNDARY + b"--\r\n"
+    head = request_head(
+        "/predict", b"Content-Type: " + MULTIPART, b"Content-Length: %d" % len(body)
+    )
+    with connect(server) as sock:
+        started = time.perf_counter()
+        sock.sendall(head + body[:100])  # and then nothing
+        status, headers, response = read_response(sock)
+        seconds = time.perf_counter() - started
+    assert "BODY_TIMEOUT_S" in expect_json_error(status, headers, response, 408)
+    assert headers.get("connection") == "close"
+    assert 1.0 <= seconds < 1.0 + FAST
+    assert httpx.get(f"{server.url}/health/ready", timeout=FAST).status_code == 200
+
+
+@pytest.mark.slow
+def test_a_flood_of_large_images_keeps_memory_bounded(server: LiveServer) -> None:
+    """Sixteen 16 MP CMYK TIFFs at once (~100 kB each, ~190 MB each to decode):
+    all answered, the server stays responsive, its peak RSS under 1 GB."""
+    image = Image.new("L", (4000, 4000), 255)
+    ImageDraw.Draw(image).line([(1000, 800), (3000, 3200)], fill=0, width=300)
+    data = encode(image.convert("CMYK"), "TIFF", compression="tiff_adobe_deflate")
+    statuses: list[int] = []
+
+    def upload() -> None:
+        response = httpx.post(
+            f"{server.url}/predict", files={"file": ("big.tif", data, "image/tiff")}, timeout=120
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=upload) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    started = time.perf_counter()
+    assert httpx.get(f"{server.url}/health/ready", timeout=FAST).status_code == 200
+    assert time.perf_counter() - started < FAST
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 16
+    assert server.process is not None
+    assert rss(server.process.pid)["VmHWM"] < MAX_RSS
