@@ -20,16 +20,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed: apt-get install wrk")
 def test_quick_run_against_the_noop_app(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "bench.run", "--quick", "--parts", "load"]
-    command += ["--servers", "noop", "--results-dir", str(tmp_path)]
+    command += ["--servers", "noop", "--images", "png", "--connections", "1,64"]
+    command += ["--results-dir", str(tmp_path)]
     completed = subprocess.run(
         command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=20, check=False
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     results = json.loads((tmp_path / "latest.json").read_text())
     cells = results["load"]["cells"]
-    assert {(c["image"], c["connections"]) for c in cells} == {
-        (image, connections) for image in ("png", "jpeg") for connections in (1, 8, 64)
-    }
+    assert {(c["image"], c["connections"]) for c in cells} == {("png", 1), ("png", 64)}
     for cell in cells:
         assert cell["requests"] > 0 and cell["rps"] > 0
         assert 0 < cell["p50_ms"] <= cell["p99_ms"]
