@@ -16,15 +16,18 @@ No image bytes ever reach a log line or a label.
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.config
 import os
 import re
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pythonjsonlogger.json
 from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -65,6 +68,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
 
 access_logger = logging.getLogger("app.access")
+RENAMED = {"levelname": "level", "name": "logger", "process": "pid"}
 
 
 def multiprocess_dir() -> Path | None:
@@ -206,6 +210,41 @@ def clear_multiprocess_dir() -> None:
 # Logs
 
 
+class JsonFormatter(pythonjsonlogger.json.JsonFormatter):
+    """One JSON object per line: time (ISO 8601, UTC), level, logger, pid, message,
+    and any extra fields.
+
+    The per-request line takes a fast path to the same object (it carries its
+    fields ready in ``record.request_fields``): python-json-logger's general path
+    costs some 20 µs a line, a noticeable share of a request that takes 300.
+    """
+
+    def __init__(self, **options: Any):
+        options.setdefault("fmt", "%(levelname)s %(name)s %(process)s %(message)s")
+        options.setdefault("rename_fields", RENAMED)
+        options.setdefault("timestamp", "time")
+        # uvicorn's colour-coded copy of each message is not for machines.
+        options.setdefault("reserved_attrs", [*RESERVED_ATTRS, "color_message", "request_fields"])
+        super().__init__(**options)
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = record.__dict__.get("request_fields")
+        if fields is None or record.exc_info or record.stack_info:
+            return super().format(record)
+        line = {
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+            **fields,
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+        }
+        try:
+            return json.dumps(line)  # the shared encoder: fastest
+        except TypeError:
+            return json.dumps(line, default=str)
+
+
 def logging_config(level: str = "info") -> dict:
     """A ``logging.config.dictConfig`` dict: JSON lines on stderr for us and uvicorn.
 
@@ -215,14 +254,7 @@ def logging_config(level: str = "info") -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": "%(levelname)s %(name)s %(process)s %(message)s",
-                "rename_fields": {"levelname": "level", "name": "logger", "process": "pid"},
-                "timestamp": "time",  # ISO 8601, UTC
-                # uvicorn's colour-coded copy of each message is not for machines.
-                "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
-            }
+            "json": {"()": "app.observability.JsonFormatter"},
         },
         "handlers": {
             "stderr": {
@@ -314,20 +346,23 @@ class ObservabilityMiddleware:
             level = logging.INFO if status < 500 else logging.ERROR
             if access_logger.isEnabledFor(level):
                 client = scope.get("client")
-                access_logger.log(
-                    level,
-                    "request",
-                    extra={
-                        "request_id": rid,
-                        "method": method,
-                        "route": route,
-                        "path": scope["path"],
-                        "status": status,
-                        "latency_ms": round(seconds * 1000.0, 3),
-                        "client": client[0] if client else None,
-                        **fields,
-                    },
+                line = {
+                    "request_id": rid,
+                    "method": method,
+                    "route": route,
+                    "path": scope["path"],
+                    "status": status,
+                    "latency_ms": round(seconds * 1000.0, 3),
+                    "client": client[0] if client else None,
+                    **fields,
+                }
+                # As logger.log(level, "request", extra=line), without its search
+                # of the stack for the caller (a third of the cost).
+                record = access_logger.makeRecord(
+                    access_logger.name, level, __file__, 0, "request", None, None, extra=line
                 )
+                record.request_fields = line
+                access_logger.handle(record)
 
     def _route(self, scope: Scope, root_path: str) -> str:
         path = getattr(scope.get("route"), "path", None)

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
 from app.main import create_app
-from app.observability import Metrics, logging_config
+from app.observability import JsonFormatter, Metrics, access_logger, logging_config
 from tests.app.test_preprocessing import stroke_digit
 from tests.conftest import LiveServer, png_bytes
 
@@ -237,7 +237,23 @@ def test_logging_config_replaces_uvicorns_access_log() -> None:
     config = logging_config("warning")
     assert config["root"]["level"] == "WARNING"
     assert config["loggers"]["uvicorn.access"]["propagate"] is False
-    assert "color_message" in config["formatters"]["json"]["reserved_attrs"]
+    record = logging.LogRecord("uvicorn.error", logging.INFO, "", 0, "Started %s", ("x",), None)
+    record.color_message = "Started \x1b[36m%s\x1b[0m"
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "Started x" and "color_message" not in line
+
+
+def test_the_fast_request_line_is_the_general_json_line() -> None:
+    fields = {"request_id": "r", "route": "/predict", "status": 200, "digits": [1, None]}
+    record = access_logger.makeRecord(
+        "app.access", logging.INFO, "", 0, "request", None, None, extra=fields
+    )
+    formatter = JsonFormatter()
+    general = json.loads(formatter.format(record))
+    record.request_fields = fields  # as the middleware sends it: takes the fast path
+    fast = json.loads(formatter.format(record))
+    assert fast == general
+    assert set(fast) == {"time", "level", "logger", "pid", "message", *fields}
 
 
 @pytest.mark.slow
