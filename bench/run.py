@@ -5,13 +5,14 @@
     python -m bench.run --parts soak --soak-duration 600
 
 Three servers, one uvicorn worker each, the same uvicorn options (uvloop,
-httptools, access log off), started one at a time on 127.0.0.1:
+httptools, uvicorn's access log off), started one at a time on 127.0.0.1:
 
 - ``no-op``: ``bench/noop_app.py``, FastAPI reading the multipart upload and
   nothing else: the ceiling of FastAPI + multipart on this machine;
 - ``naive``: ``bench/naive_app.py``, ``model.predict`` per request, the way
   tutorials serve a Keras model;
-- ``service``: this project's app (``app.main:create_app --factory``).
+- ``service``: this project, as deployed: ``python -m app`` (its own JSON
+  request log and metrics included; ``--service-env NAME=VALUE`` to try settings).
 
 wrk (Debian's) drives each with a Lua script that sends a multipart upload, at
 1, 8 and 64 connections, for a 28×28 PNG and a ~300 px JPEG photo generated at
@@ -21,7 +22,7 @@ cell records how much CPU *other* processes used meanwhile and is re-run when
 that passes ``--max-disturbance``.
 
 Also measured: cold start (process spawn -> first 200 on /health/ready,
-conversion cache warm, median of 3; the service as shipped, ``python -m app``),
+conversion cache warm, median of 3),
 RSS per worker after the load (/proc/PID/status VmRSS), and a soak:
 ``python -m app`` with WORKERS=2 under 64 connections for 60 s with a mix of
 valid and invalid uploads, every answer checked against the documented status
@@ -276,22 +277,21 @@ def wait_idle(server: Server, timeout: float = 120.0) -> float:
     return time.monotonic() - started
 
 
-def make_server(name: str, model: Path, cpus: str | None, log_dir: Path) -> Server:
-    python = sys.executable
-    env = {"MODEL_PATH": str(model), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    targets = {
-        "noop": ["bench.noop_app:app"],
-        "naive": ["bench.naive_app:app"],
-        "service": ["app.main:create_app", "--factory"],
-    }
-    command = [python, "-m", "uvicorn", *targets[name], *UVICORN_OPTIONS, "--port", "{port}"]
-    return Server(name, command, env, cpus, log_dir)
+def make_server(name: str, args, log_dir: Path, workers: int = 1) -> Server:
+    """The no-op and naive apps under the uvicorn CLI; the service as it is deployed.
 
-
-def shipped_server(model: Path, cpus: str | None, log_dir: Path, workers: int = 1) -> Server:
-    """The service as it is deployed: ``python -m app``."""
-    env = {"MODEL_PATH": str(model), "WORKERS": str(workers), "LOG_LEVEL": "warning"}
-    return Server(f"service-shipped-w{workers}", [sys.executable, "-m", "app"], env, cpus, log_dir)
+    The service runs as ``python -m app``, which calls uvicorn with the same loop
+    (uvloop), parser (httptools) and no uvicorn access log; it logs its own JSON
+    line per request at LOG_LEVEL=info, as in production. ``--service-env``
+    adds settings (LOG_LEVEL=warning, BATCH_MAX_WAIT_MS=1, ...).
+    """
+    env = {"MODEL_PATH": str(args.model), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if name == "service":
+        env.update(WORKERS=str(workers), **args.service_env)
+        return Server(name, [sys.executable, "-m", "app"], env, args.server_cpus, log_dir)
+    target = {"noop": "bench.noop_app:app", "naive": "bench.naive_app:app"}[name]
+    command = [sys.executable, "-m", "uvicorn", target, *UVICORN_OPTIONS, "--port", "{port}"]
+    return Server(name, command, env, args.server_cpus, log_dir)
 
 
 # --------------------------------------------------------------------------- wrk
@@ -405,7 +405,7 @@ def post(url: str, upload: Input) -> httpx.Response:
 def run_load(args, inputs: dict[str, Input], log_dir: Path) -> dict:
     cells, rss, answers = [], {}, {}
     for name in args.servers:
-        server = make_server(name, args.model, args.server_cpus, log_dir)
+        server = make_server(name, args, log_dir)
         print(f"\n{name}: starting", flush=True)
         server.start()
         try:
@@ -454,19 +454,13 @@ def run_cold(args, log_dir: Path) -> dict:
     results = {}
     cache = converted_path(args.model, file_sha256(args.model))
     if not cache.is_file():
-        server = shipped_server(args.model, args.server_cpus, log_dir)
+        server = make_server("service", args, log_dir)
         seconds = server.start(timeout=600)
         server.stop()
         results["service first start (converts the model)"] = {"seconds": [round(seconds, 3)]}
         print(f"  first start, converting the model: {seconds:.2f} s", flush=True)
-    servers = {
-        "noop": make_server("noop", args.model, args.server_cpus, log_dir),
-        "naive": make_server("naive", args.model, args.server_cpus, log_dir),
-        "service": shipped_server(args.model, args.server_cpus, log_dir),
-    }
-    for name, server in servers.items():
-        if name not in args.servers:
-            continue
+    for name in args.servers:
+        server = make_server(name, args, log_dir)
         times = []
         for _ in range(args.cold_repeats):
             times.append(round(server.start(), 3))
@@ -500,7 +494,8 @@ def soak_check(result: dict, inputs: dict[str, Input]) -> dict:
 
 
 def run_soak(args, inputs: dict[str, Input], log_dir: Path) -> dict:
-    server = shipped_server(args.model, None, log_dir, workers=args.soak_workers)
+    server = make_server("service", args, log_dir, workers=args.soak_workers)
+    server.cpus = None
     print(f"\nsoak: python -m app, WORKERS={args.soak_workers}", flush=True)
     server.start()
     samples: list[dict] = []
@@ -809,6 +804,10 @@ def report(results: dict, args) -> str:
             f"## Load: one uvicorn worker each, server on CPU {args.server_cpus or 'any'}, "
             f"wrk -t1 on CPU {args.wrk_cpus or 'any'}, {args.duration:.0f} s per cell",
             "",
+            "Service: `python -m app`"
+            + "".join(f", {k}={v}" for k, v in args.service_env.items())
+            + "; no-op and naive: `uvicorn APP --loop uvloop --http httptools --no-access-log`.",
+            "",
             *load_table(load["cells"], args.servers),
             "",
             "errors: no-op/naive/service, connection errors + non-2xx; other CPU: the most "
@@ -906,6 +905,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="%% of a core other processes may take during a cell before it is re-run",
     )
     parser.add_argument("--retries", type=int, default=2)
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the service (repeatable), e.g. BATCH_MAX_WAIT_MS=1",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="JSON and logs")
     args = parser.parse_args(argv)
@@ -927,6 +933,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     args.model = Path(args.model or os.environ.get("MODEL_PATH") or DEFAULT_MODEL_PATH).resolve()
     args.server_cpus = args.server_cpus or None
+    try:
+        args.service_env = dict(item.split("=", 1) for item in args.service_env)
+    except ValueError:
+        parser.error("--service-env takes NAME=VALUE")
     args.wrk_cpus = args.wrk_cpus or None
     return args
 
