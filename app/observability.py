@@ -117,7 +117,8 @@ class Metrics:
         )
         self.preprocess = Histogram(
             "digits_preprocess_seconds",
-            "Time to turn one readable upload into the network's 28x28 input.",
+            "Time to turn one readable upload into the network's 28x28 input "
+            "(any wait for a large-image decoding slot included).",
             buckets=STAGE_BUCKETS,
             registry=r,
         )
