@@ -212,7 +212,11 @@ def _cache_dir(model_path: Path, configured: Path | None) -> Path:
 
 
 def converted_path(model_path: Path, sha256: str, cache_dir: Path | None = None) -> Path:
-    return _cache_dir(model_path, cache_dir) / f"{model_path.stem}-{sha256[:16]}.tflite"
+    name = f"{model_path.stem}-{sha256[:16]}.tflite"
+    baked = (cache_dir or model_path.parent / ".cache") / name
+    if baked.is_file():  # converted at image build: a read-only cache is fine to read
+        return baked
+    return _cache_dir(model_path, cache_dir) / name
 
 
 def ensure_converted(model_path: Path, sha256: str, cache_dir: Path | None = None) -> Path:
