@@ -8,6 +8,7 @@ every worker then starts from the warm conversion cache.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -15,6 +16,11 @@ import uvicorn
 from app.config import get_settings
 from app.inference import ModelLoadError, prepare
 from app.observability import clear_multiprocess_dir, configure_logging, logging_config
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """uvicorn re-raises SIGTERM after its graceful shutdown: by then it is a clean stop."""
+    raise SystemExit(0)
 
 
 def main() -> int:
@@ -30,6 +36,7 @@ def main() -> int:
         logging.getLogger("app").critical("cannot start: %s", error)
         return 2
     clear_multiprocess_dir()  # metrics of a previous run must not add up with ours
+    signal.signal(signal.SIGTERM, _stopped)  # exit 0, not 143, once requests have finished
     uvicorn.run(
         "app.main:create_app",
         factory=True,
