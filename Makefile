@@ -39,6 +39,7 @@ bench: install  ## load benchmark and soak, ~7 min (BENCH_ARGS="--quick" or "--p
 lint: install  ## ruff, and hadolint on the Dockerfile
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
 
 format: install
 	$(VENV)/bin/ruff format .
