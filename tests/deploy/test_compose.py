@@ -1,0 +1,68 @@
+"""docker-compose.yml runs the image as the Dockerfile and the Kubernetes Deployment mean it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+
+import pytest
+import yaml
+
+from tests.deploy import dockerfile
+from tests.deploy.dockerfile import PROJECT_ROOT
+
+COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+MEASURED_PEAK_RSS_BYTES = 398 * 10**6  # see test_k8s.py
+
+
+@pytest.fixture(scope="module")
+def service() -> dict:
+    (only,) = yaml.safe_load(COMPOSE.read_text())["services"].values()
+    return only
+
+
+def test_builds_this_dockerfile_and_runs_its_cmd(service: dict) -> None:
+    assert service["build"]["context"] == "."
+    assert "dockerfile" not in service["build"]
+    assert "command" not in service and "entrypoint" not in service
+    version = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert service["image"] == f"digits:{version}"
+    assert service["build"]["args"]["VERSION"] == version
+
+
+def test_publishes_the_images_port_on_loopback(service: dict) -> None:
+    expose = dockerfile.parse().final.one("EXPOSE").value
+    (mapping,) = service["ports"]
+    host, _, container = mapping.rpartition(":")
+    assert container == expose
+    assert host.startswith("127.0.0.1:"), "a local run is not for the whole network"
+    assert service["environment"]["WORKERS"] == "1"
+
+
+def test_locked_down_like_the_deployment(service: dict) -> None:
+    assert service["read_only"] is True
+    assert any(entry.split(":")[0] == "/tmp" for entry in service["tmpfs"])
+    assert service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in service["security_opt"]
+    grace = int(re.fullmatch(r"(\d+)s", service["stop_grace_period"]).group(1))
+    assert grace > 20, "uvicorn waits up to 20 s for requests in flight"
+    memory = service["deploy"]["resources"]["limits"]["memory"]
+    assert int(memory.rstrip("M")) * 10**6 >= 1.2 * MEASURED_PEAK_RSS_BYTES
+
+
+def test_docker_compose_accepts_it() -> None:
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("no docker client")
+    probe = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip("the docker client has no compose plugin")
+    result = subprocess.run(
+        [docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
