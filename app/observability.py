@@ -16,6 +16,7 @@ No image bytes ever reach a log line or a label.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.config
@@ -293,6 +294,21 @@ def request_id(scope: Scope) -> str | None:
 # Middleware
 
 
+def _error_body(rid: str) -> bytes:
+    return json.dumps({"detail": f"Internal server error (request {rid})."}).encode()
+
+
+def _server_error(rid: str) -> Message:
+    return {
+        "type": "http.response.start",
+        "status": 500,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(_error_body(rid))).encode()),
+        ],
+    }
+
+
 class ObservabilityMiddleware:
     """Request ID, metrics and one log line per HTTP request; pure ASGI, a few µs each.
 
@@ -323,7 +339,7 @@ class ObservabilityMiddleware:
         fields: dict[str, Any] = {}
         scope[REQUEST_ID] = rid
         scope[LOG_FIELDS] = fields
-        status = 500  # what the client gets if the app fails before answering
+        status = 0  # none sent yet
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -336,7 +352,14 @@ class ObservabilityMiddleware:
         in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            if not status:  # a bug: answer as every other error, with the ID to report
+                with contextlib.suppress(Exception):  # the client may be gone
+                    await send_with_id(_server_error(rid))
+                    await send_with_id({"type": "http.response.body", "body": _error_body(rid)})
+            raise  # for the server to log with its traceback
         finally:
+            status = status or 500
             in_flight.dec()
             seconds = time.perf_counter() - started
             method = scope["method"]

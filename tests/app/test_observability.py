@@ -224,7 +224,10 @@ def test_a_server_error_is_counted_and_logged(
 
     caplog.set_level(logging.INFO, logger="app.access")
     with TestClient(app, raise_server_exceptions=False) as client:
-        assert client.get("/boom").status_code == 500
+        response = client.get("/boom", headers={"X-Request-ID": "bug-1"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "bug-1"  # for the user to report
+    assert response.json() == {"detail": "Internal server error (request bug-1)."}
     [record] = request_records(caplog)
     assert (record.status, record.route, record.levelname) == (500, "/boom", "ERROR")
     metrics = samples(app.state.metrics.exposition().decode())
