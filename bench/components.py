@@ -31,9 +31,12 @@ from app import preprocessing
 from app.config import DEFAULT_MODEL_PATH
 from app.inference import load_classifier, probe_batch
 from bench.inputs import write_inputs
+from bench.run import CpuWatch
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPEATS = 7
+MAX_DISTURBANCE = 10.0  # % of a core other processes may take while a step is timed
+ATTEMPTS = 4
 
 
 def per_call_us(function: Callable[[], object], seconds: float) -> dict[str, float]:
@@ -77,9 +80,21 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, float, dict]] = []
 
     def measure(name: str, function: Callable[[], object], per: int = 1) -> None:
-        timing = per_call_us(function, args.seconds)
+        """Time a step; again (keeping the quietest) while other processes took CPU."""
+        attempts = []
+        for _ in range(ATTEMPTS):
+            with CpuWatch([]) as watch:
+                timing = per_call_us(function, args.seconds)
+            timing["other_cpu_percent"] = watch.other_cpu_percent
+            attempts.append(timing)
+            if watch.other_cpu_percent <= MAX_DISTURBANCE:
+                break
+        timing = min(attempts, key=lambda t: t["other_cpu_percent"])
         rows.append((name, timing["median_us"] / per, timing))
-        print(f"  {name:<58} {timing['median_us'] / per:>10.1f} µs", flush=True)
+        flag = f"  (others took {timing['other_cpu_percent']}% of a core)" * (
+            timing["other_cpu_percent"] > MAX_DISTURBANCE
+        )
+        print(f"  {name:<58} {timing['median_us'] / per:>10.1f} µs{flag}", flush=True)
 
     limits = preprocessing.Limits()
     print("decoding", flush=True)
@@ -126,10 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"LiteRT vs Keras, max abs difference over {len(compared)} inputs: {difference:.2e}")
 
     lines = ["| step | µs per image |", "|---|---:|"]
-    lines += [f"| {name} | {us:,.1f} |" for name, us, _ in rows]
+    lines += [
+        f"| {name} | {us:,.1f}{' ⚠' * (t['other_cpu_percent'] > MAX_DISTURBANCE)} |"
+        for name, us, t in rows
+    ]
     lines.append(
         f"| LiteRT vs Keras: max abs difference, {len(compared)} inputs | {difference:.1e} |"
     )
+    if any(t["other_cpu_percent"] > MAX_DISTURBANCE for _, _, t in rows):
+        lines.append(f"\n⚠: other processes took over {MAX_DISTURBANCE}% of a core meanwhile.")
     text = "\n".join(lines)
     print("\n" + text)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
