@@ -1,11 +1,12 @@
 """The load benchmark of issue 4 and the soak of issue 7: ``make bench``.
 
-    python -m bench.run            # everything, ~6 minutes
+    python -m bench.run            # everything, ~8 minutes on a quiet machine
     python -m bench.run --quick    # a short smoke run of the same
     python -m bench.run --parts soak --soak-duration 600
 
 Three servers, one uvicorn worker each, the same uvicorn options (uvloop,
-httptools, uvicorn's access log off), started one at a time on 127.0.0.1:
+httptools, uvicorn's access log off), all up on 127.0.0.1 and driven one at a
+time, cell by cell, so the three see the same machine:
 
 - ``no-op``: ``bench/noop_app.py``, FastAPI reading the multipart upload and
   nothing else: the ceiling of FastAPI + multipart on this machine;
@@ -429,25 +430,35 @@ def post(url: str, upload: Input) -> httpx.Response:
 
 
 def run_load(args, inputs: dict[str, Input], log_dir: Path) -> dict:
+    """Every cell on every server in turn, all servers up at once (each idle while
+    another is measured), so slow drifts of the machine hit all three alike.
+    A server's backlog (the naive one's lasts seconds) is worked off before the
+    next cell starts."""
     cells, rss, answers = [], {}, {}
-    for name in args.servers:
-        server = make_server(name, args, log_dir)
-        print(f"\n{name}: starting", flush=True)
-        server.start()
-        try:
-            for image in args.images:
-                upload = inputs[image]
+    servers = {name: make_server(name, args, log_dir) for name in args.servers}
+    try:
+        for name, server in servers.items():
+            print(f"{name}: starting", flush=True)
+            server.start()
+        for image in args.images:
+            upload = inputs[image]
+            wrk_args = [str(upload.path), upload.content_type]
+            print(f"\n{image}: warming up", flush=True)
+            for name, server in servers.items():
                 body = check_answer(name, post(server.url, upload), 200)
                 answers[f"{name}/{image}"] = body.get("digit", body)
+                wait_idle(server)
                 run_wrk(
                     server.url,
                     "multipart.lua",
-                    [str(upload.path), upload.content_type],
+                    wrk_args,
                     max(args.connections),
                     args.warmup,
                     args.wrk_cpus,
                 )
-                for connections in args.connections:
+                wait_idle(server)
+            for connections in args.connections:
+                for name, server in servers.items():
                     cell = measure_cell(
                         server,
                         upload,
@@ -460,17 +471,20 @@ def run_load(args, inputs: dict[str, Input], log_dir: Path) -> dict:
                     )
                     cell.update(server=name, image=image, connections=connections)
                     cells.append(cell)
+                    wait_idle(server)  # its backlog would disturb the next server's cell
                     print(
-                        f"  {image:>4} c={connections:<3} {cell['rps']:>9.1f} req/s  "
+                        f"  {name:>7} {image:>4} c={connections:<3} {cell['rps']:>9.1f} req/s  "
                         f"p50 {cell['p50_ms']:8.2f} ms  p99 {cell['p99_ms']:8.2f} ms  "
                         f"errors {cell['connection_errors'] + cell['errors']['status']}  "
                         f"server CPU {cell['server_cpu_percent']}%  "
                         f"other CPU {cell['other_cpu_percent']}%",
                         flush=True,
                     )
+        for name, server in servers.items():
             rss[name] = rss_mb(server.process.pid)
-            print(f"  RSS after load: {rss[name]}", flush=True)
-        finally:
+        print(f"RSS after load: {rss}", flush=True)
+    finally:
+        for server in servers.values():
             server.stop()
     return {"cells": cells, "rss_after_load": rss, "answers": answers}
 
