@@ -2,11 +2,14 @@
 
 As TF Serving, Triton and BentoML do: requests queue up; one consumer takes
 what is queued (up to ``max_size``, waiting at most ``max_wait`` for more) and
-runs it as one batch in a worker thread, so the event loop keeps parsing other
-requests meanwhile. With ``max_wait`` 0 nothing ever waits: a lone request runs
-at once, and batches form only from requests that arrived while the previous
-batch ran. Results come back in order; a failing batch fails only its own
-requests.
+runs it as one batch. With ``max_wait`` 0 nothing ever waits: a lone request
+runs at once, and batches form from the requests whose preprocessing finished
+while the consumer was not scheduled, which under load is most of them.
+
+The batch runs on the event loop itself, not in a thread: a batch of 32 takes
+about a millisecond, and the hop to a thread and back (and the GIL handoffs it
+causes) cost more than a batch of one, on a worker that has one core to itself.
+Results come back in order; a failing batch fails only its own requests.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -34,7 +36,6 @@ class MicroBatcher:
         self.max_wait = max_wait
         self._on_batch = on_batch
         self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -51,7 +52,6 @@ class MicroBatcher:
             _, future = self._queue.get_nowait()
             if not future.done():
                 future.cancel()
-        self._executor.shutdown(wait=True)
 
     async def predict(self, image: np.ndarray) -> np.ndarray:
         """One (28, 28, 1) input -> its (10,) probabilities."""
@@ -78,7 +78,6 @@ class MicroBatcher:
         return batch
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect()
             live = [(image, future) for image, future in batch if not future.cancelled()]
@@ -86,7 +85,7 @@ class MicroBatcher:
                 continue
             inputs = np.stack([image for image, _ in live])
             try:
-                outputs = await loop.run_in_executor(self._executor, self._predict, inputs)
+                outputs = self._predict(inputs)
             except Exception as error:
                 for _, future in live:
                     if not future.done():
