@@ -248,8 +248,21 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     if count != 1 or floor > 0.0:
         # Keep the anti-aliased edge around the strokes, nothing further away.
         halo = max(2, round(max(ink.shape) / 100))
-        ink[~ndimage.binary_dilation(strokes, iterations=halo)] = 0.0
+        ink[~_dilated(strokes, halo)] = 0.0
     return ink
+
+
+def _dilated(mask: np.ndarray, steps: int) -> np.ndarray:
+    """``mask`` grown by ``steps`` pixels up, down, left and right (a diamond), as
+    ``ndimage.binary_dilation(mask, iterations=steps)``, in a fraction of its time."""
+    for _ in range(steps):
+        grown = mask.copy()
+        grown[1:] |= mask[:-1]
+        grown[:-1] |= mask[1:]
+        grown[:, 1:] |= mask[:, :-1]
+        grown[:, :-1] |= mask[:, 1:]
+        mask = grown
+    return mask
 
 
 def _contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:

@@ -256,3 +256,13 @@ def test_input_png_round_trip() -> None:
     decoded = Image.open(io.BytesIO(base64.b64decode(preprocessing.input_png_base64(result))))
     assert decoded.size == (28, 28) and decoded.mode == "L"
     np.testing.assert_allclose(np.asarray(decoded) / 255.0, result[..., 0], atol=0.5 / 255)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (3, 50), (300, 200)])
+@pytest.mark.parametrize("steps", [1, 2, 5])
+def test_dilation_matches_scipy(shape: tuple[int, int], steps: int) -> None:
+    from scipy import ndimage
+
+    mask = np.random.default_rng(steps).random(shape) < 0.02
+    expected = ndimage.binary_dilation(mask, iterations=steps)
+    np.testing.assert_array_equal(preprocessing._dilated(mask, steps), expected)
