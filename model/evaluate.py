@@ -33,13 +33,18 @@ def metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     np.add.at(confusion, (labels, predicted), 1)
     picked = probabilities[np.arange(len(labels)), labels]
     loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
-    per_class = confusion.diagonal() / confusion.sum(axis=1)
+    counts = confusion.sum(axis=1)
+    # A digit with no examples has no accuracy: null in the card, not a 0/0 warning.
+    per_class = [
+        round(float(right / count), 6) if count else None
+        for right, count in zip(confusion.diagonal(), counts, strict=True)
+    ]
     return {
         "accuracy": float((predicted == labels).mean()),
         "loss": round(loss, 6),
         "errors": int((predicted != labels).sum()),
         "count": len(labels),
-        "per_class_accuracy": {str(digit): round(float(a), 6) for digit, a in enumerate(per_class)},
+        "per_class_accuracy": {str(digit): a for digit, a in enumerate(per_class)},
         "confusion_matrix": confusion.tolist(),
     }
 

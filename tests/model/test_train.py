@@ -79,3 +79,4 @@ def test_metrics_on_a_known_case() -> None:
     assert result["accuracy"] == 0.75 and result["errors"] == 1
     assert result["confusion_matrix"][2][1] == 1
     assert result["per_class_accuracy"]["2"] == 0.5
+    assert result["per_class_accuracy"]["3"] is None  # no 3 among the labels
