@@ -48,9 +48,7 @@ def test_each_request_gets_its_own_answer_in_order() -> None:
     batcher = MicroBatcher(network, max_size=8)
     tags = [i / 100 for i in range(50)]
 
-    answers = run_with(
-        batcher, lambda: asyncio.gather(*(batcher.predict(tagged(t)) for t in tags))
-    )
+    answers = run_with(batcher, lambda: asyncio.gather(*(batcher.predict(tagged(t)) for t in tags)))
 
     for tag, answer in zip(tags, answers, strict=True):
         np.testing.assert_array_equal(answer, np.full(10, tag, dtype=np.float32))
