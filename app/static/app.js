@@ -194,7 +194,11 @@
   pad.addEventListener("pointerdown", (event) => {
     if (stroke || (event.pointerType === "mouse" && event.button !== 0)) return;
     event.preventDefault();
-    pad.setPointerCapture(event.pointerId);
+    try {
+      pad.setPointerCapture(event.pointerId); // keep the stroke when the pointer leaves the pad
+    } catch {
+      // a pointer that is already gone: draw without capture
+    }
     const point = toPad(event);
     stroke = { id: event.pointerId, last: point };
     ctx.beginPath();
