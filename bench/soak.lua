@@ -7,23 +7,9 @@
 -- done() prints "BENCH_JSON {...}" with answers per kind and status, undocumented
 -- answers per kind, and latency percentiles (µs) over all kinds.
 
-local boundary = "----digitsbench7c1e0f5b2a"
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local common = dofile(here .. "common.lua")
 local threads = {}
-
-local function read_file(path)
-  local handle = assert(io.open(path, "rb"))
-  local content = handle:read("*a")
-  handle:close()
-  return content
-end
-
-local function multipart(path, content_type)
-  local name = path:match("([^/]+)$")
-  return "--" .. boundary .. "\r\n"
-    .. 'Content-Disposition: form-data; name="file"; filename="' .. name .. '"\r\n'
-    .. "Content-Type: " .. content_type .. "\r\n\r\n"
-    .. read_file(path) .. "\r\n--" .. boundary .. "--\r\n"
-end
 
 function setup(thread)
   table.insert(threads, thread)
@@ -36,9 +22,7 @@ function init(args)
   kind, status, content_type, path = spec:match("^([^:]+):(%d+):([^:]+):(.+)$")
   expected = tonumber(status)
   answers, undocumented = {}, 0
-  wrk.method = "POST"
-  wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
-  wrk.body = multipart(path, content_type)
+  common.post(path, content_type)
 end
 
 local function documented(status, body)
@@ -78,15 +62,6 @@ function done(summary, latency, requests)
     table.insert(kinds, string.format('"%s": {%s}', name, table.concat(parts, ", ")))
     table.insert(bads, string.format('"%s": %d', name, bad[name]))
   end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests": %d, "duration_us": %d, "bytes": %d, '
-      .. '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, '
-      .. '"latency_us": {"min": %d, "mean": %.1f, "max": %d, "p50": %d, "p90": %d, "p99": %d, '
-      .. '"p999": %d}, "answers": {%s}, "undocumented": {%s}}\n',
-    summary.requests, summary.duration, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency.min, latency.mean, latency.max, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency:percentile(99.9),
-    table.concat(kinds, ", "), table.concat(bads, ", ")))
+  common.report(summary, latency, string.format(
+    ', "answers": {%s}, "undocumented": {%s}', table.concat(kinds, ", "), table.concat(bads, ", ")))
 end
