@@ -41,6 +41,7 @@ STROKE_CORE_QUANTILE = 0.9  # stroke pixels above this quantile are full ink
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are noise
 FLATTEN_MIN_SIDE = 56  # images at least this big get a per-pixel background
 BACKGROUND_SIDE = 64  # ... estimated at this size
+OTSU_SAMPLE = 4096  # Otsu looks at this many of the sorted values, evenly spaced
 _EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
@@ -182,7 +183,13 @@ def _quantile(ascending: np.ndarray, fraction: float) -> float:
 
 
 def _otsu(ascending: np.ndarray) -> float:
-    """Otsu's threshold between background and ink, from the sorted values."""
+    """Otsu's threshold between background and ink, from the sorted values.
+
+    Over OTSU_SAMPLE values, every k-th one stands for the rest: the same
+    distribution to within 1/OTSU_SAMPLE, at a fraction of the cost on a photo.
+    """
+    if ascending.size > OTSU_SAMPLE:
+        ascending = ascending[:: ascending.size // OTSU_SAMPLE]
     count = ascending.size
     if count < 2:
         return float(ascending[0]) if count else 0.0
@@ -218,8 +225,8 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
 
     # Noise floor from the background's own spread: 0 for clean images like MNIST.
     median = _quantile(ordered, 0.5)
-    deviation = np.sort(np.abs(ordered - median))
-    floor = median + 4.0 * 1.4826 * _quantile(deviation, 0.5)
+    deviation = float(np.median(np.abs(ordered - median)))  # a partition, not a sort
+    floor = median + 4.0 * 1.4826 * deviation
     if float(ordered[-1]) - floor < MIN_CONTRAST:
         raise NoDigitError("No digit found: the marks are too faint to read.")
     strokes = ink > max(_otsu(ordered), floor)

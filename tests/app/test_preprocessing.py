@@ -266,3 +266,23 @@ def test_dilation_matches_scipy(shape: tuple[int, int], steps: int) -> None:
     mask = np.random.default_rng(steps).random(shape) < 0.02
     expected = ndimage.binary_dilation(mask, iterations=steps)
     np.testing.assert_array_equal(preprocessing._dilated(mask, steps), expected)
+
+
+def test_otsu_on_many_values_splits_where_all_of_them_would() -> None:
+    rng = np.random.default_rng(5)
+    values = np.sort(
+        np.concatenate([rng.normal(30, 8, 90_000), rng.normal(200, 20, 6_000)]).astype(np.float32)
+    )
+    sampled = preprocessing._otsu(values)  # over OTSU_SAMPLE values: a sample of them
+
+    # Otsu over every value, the textbook way.
+    cumulative = np.cumsum(values, dtype=np.float64)
+    below = np.arange(1, values.size, dtype=np.float64)
+    mean_below = cumulative[:-1] / below
+    mean_above = (cumulative[-1] - cumulative[:-1]) / (values.size - below)
+    exact = float(values[np.argmax(below * (values.size - below) * (mean_below - mean_above) ** 2)])
+
+    # Any threshold in the gap between the two modes separates them about equally
+    # well, so the two may differ there; what matters is the pixels they split off.
+    assert 60 < exact < 170 and 60 < sampled < 170
+    assert abs(int((values > sampled).sum()) - int((values > exact).sum())) < values.size / 1000
