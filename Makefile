@@ -25,7 +25,7 @@ run: install  ## serve the shipped model on $(HOST):$(PORT)
 test: install  ## the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-train: install  ## retrain the shipped model (TRAIN_ARGS="--epochs 30 --data DIR")
+train: install  ## retrain the shipped model (TRAIN_ARGS="--epochs 50 --data DIR")
 	$(PY) -m model.train $(TRAIN_ARGS)
 
 evaluate: install  ## recompute the model card's test numbers

@@ -1,6 +1,6 @@
 """Train a digit classifier on MNIST and write the model the service ships with.
 
-    python -m model.train [--arch digitnet] [--epochs 30] [--data DIR] [--out model/artifacts]
+    python -m model.train [--arch digitnet] [--epochs 50] [--data DIR] [--out model/artifacts]
 
 Setup, prepare the data (a seeded validation split carved from the 60,000 training
 images picks the best epoch), build the model, train with on-the-fly affine
@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default=DEFAULT_ARCHITECTURE)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=1)
