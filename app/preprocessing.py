@@ -161,16 +161,27 @@ def grey_levels(image: Image.Image) -> np.ndarray:
         rgba = np.asarray(image.convert("LA"), dtype=np.float32)
         grey, alpha = rgba[..., 0], rgba[..., 1] / 255.0
         if alpha.min() < 1.0:
-            # Composite onto the opposite of the strokes' colour, so that dark strokes
-            # on a transparent canvas and light ones both end up as contrast.
-            opaque = alpha > 0.5
-            stroke = float(grey[opaque].mean()) if opaque.any() else 0.0
-            background = 255.0 if stroke < 128.0 else 0.0
-            grey = grey * alpha + background * (1.0 - alpha)
+            grey = grey * alpha + _backdrop(grey, alpha > 0.5) * (1.0 - alpha)
         return grey
     if image.mode != "L":
         image = image.convert("L")
     return np.asarray(image, dtype=np.float32)
+
+
+def _backdrop(grey: np.ndarray, opaque: np.ndarray) -> float:
+    """The grey level to composite an image's transparent pixels onto."""
+    if not opaque.any():
+        return 0.0
+    levels = grey[opaque]
+    darkest, brightest = np.quantile(levels, (0.01, 0.99))
+    if brightest - darkest < MIN_CONTRAST:
+        # Strokes of one colour shaped by their alpha (a canvas drawing): the
+        # opposite colour, so that dark strokes and light ones both show.
+        return 255.0 if float(levels.mean()) < 128.0 else 0.0
+    # The opaque part has paper and ink of its own (a cut-out, a sticker with a
+    # halo): continue its paper, the colour where it meets the transparency.
+    rim = opaque & _dilated(~opaque, 1)
+    return float(np.median(grey[rim]))
 
 
 def _quantile(ascending: np.ndarray, fraction: float) -> float:
@@ -252,8 +263,9 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
         if not keep.all():
             strokes = np.isin(labels, np.flatnonzero(keep) + 1)
             count = 0  # something was dropped: clear what lies away from the strokes
-    if count != 1 or floor > 0.0:
-        # Keep the anti-aliased edge around the strokes, nothing further away.
+    if count != 1 or floor > 0.0 or min(grey.shape) >= FLATTEN_MIN_SIDE:
+        # Keep the anti-aliased edge around the strokes, nothing further away: not
+        # the faint unevenness a photo's flattened paper leaves everywhere either.
         halo = max(2, round(max(ink.shape) / 100))
         ink[~_dilated(strokes, halo)] = 0.0
     return ink

@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from app import preprocessing
 from app.preprocessing import (
@@ -141,6 +141,52 @@ def test_uneven_light_and_noise_are_not_ink() -> None:
     check_mnist_layout(result)
     reference = preprocess(png_bytes(stroke_digit(300, width=24)))
     assert difference(result, reference) < 0.04
+
+
+@pytest.mark.parametrize("seed", [1, 15, 16])
+def test_a_lit_page_far_from_the_digit_is_not_ink(seed: int) -> None:
+    # A phone photo: light falling across the page, sensor noise, JPEG, a smallish
+    # digit somewhere. Flattening the paper leaves faint contrast everywhere; none
+    # of it may count as ink, or the crop takes in the whole page.
+    rng = np.random.default_rng(seed)
+    rows, columns = np.mgrid[0:768, 0:1024].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    paper = 225 - (np.cos(angle) * columns / 1024 + np.sin(angle) * rows / 768) * rng.uniform(
+        20, 60
+    )
+    size = int(rng.integers(220, 400))
+    digit = np.asarray(stroke_digit(size, round(size * 0.08), 255, 0), dtype=np.float32) / 255
+    coverage = np.zeros((768, 1024), np.float32)
+    top, left = int(rng.integers(0, 768 - size)), int(rng.integers(0, 1024 - size))
+    coverage[top : top + size, left : left + size] = digit
+    pixels = paper * (1 - coverage) + 30 * coverage + rng.normal(0, rng.uniform(2, 6), paper.shape)
+    photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    result = preprocess(png_bytes(photo, "JPEG", quality=int(rng.integers(70, 93))))
+    check_mnist_layout(result)
+    reference = preprocess(png_bytes(stroke_digit(300, width=24)))
+    assert difference(result, reference) < 0.045
+
+
+def test_dark_strokes_on_a_light_cut_out_over_transparency() -> None:
+    # A sticker or cut-out: dark strokes on a band of white paper, transparent
+    # around it, the transparent pixels black. Mostly white where opaque, yet the
+    # strokes are the digit, not the paper's outline.
+    strokes = np.asarray(stroke_digit(), dtype=np.uint8)
+    cut_out = np.asarray(stroke_digit(width=58, ink=255, paper=0))
+    rgba = np.zeros((200, 200, 4), dtype=np.uint8)
+    rgba[..., :3] = np.where(cut_out > 0, strokes, 0)[..., None]
+    rgba[..., 3] = cut_out
+    result = preprocess(png_bytes(Image.fromarray(rgba, "RGBA")))
+    assert difference(result, preprocess(png_bytes(stroke_digit()))) < 0.02
+
+
+def test_palette_image_with_a_transparent_paper_colour() -> None:
+    # Soft strokes in a palette whose paper entry is transparent: the strokes' light
+    # edges stay opaque and outnumber their dark cores.
+    soft = stroke_digit(112, width=10).filter(ImageFilter.GaussianBlur(3))
+    image = soft.convert("P")
+    image.info["transparency"] = int(np.asarray(image)[0, 0])
+    assert difference(preprocess(png_bytes(image)), preprocess(png_bytes(soft))) < 0.02
 
 
 def test_specks_of_dust_are_ignored() -> None:
