@@ -184,6 +184,7 @@ def uploads(digits: data.Split, count: int, seed: int = 0) -> Iterator[Upload]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0, help="which random uploads to render")
     parser.add_argument("--data", help="folder with the MNIST .gz files (default: $MNIST_DIR)")
     parser.add_argument("--url", help="a running service; default: the service code in-process")
     parser.add_argument("--save", help="also write the rendered uploads into this folder")
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
     totals: dict[str, list[int]] = {kind: [0, 0] for kind in KINDS}
     started = time.perf_counter()
-    for index, upload in enumerate(uploads(digits, args.count)):
+    for index, upload in enumerate(uploads(digits, args.count, args.seed)):
         if args.save:
             from pathlib import Path
 
