@@ -179,9 +179,10 @@ def _backdrop(grey: np.ndarray, opaque: np.ndarray) -> float:
         # opposite colour, so that dark strokes and light ones both show.
         return 255.0 if float(levels.mean()) < 128.0 else 0.0
     # The opaque part has paper and ink of its own (a cut-out, a sticker with a
-    # halo): continue its paper, the colour where it meets the transparency.
+    # halo): continue its paper, the colour where it meets the transparency (or,
+    # when every pixel is at least half opaque, its commonest grey).
     rim = opaque & _dilated(~opaque, 1)
-    return float(np.median(grey[rim]))
+    return float(np.median(grey[rim] if rim.any() else levels))
 
 
 def _quantile(ascending: np.ndarray, fraction: float) -> float:

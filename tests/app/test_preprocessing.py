@@ -180,6 +180,13 @@ def test_dark_strokes_on_a_light_cut_out_over_transparency() -> None:
     assert difference(result, preprocess(png_bytes(stroke_digit()))) < 0.02
 
 
+def test_translucent_everywhere() -> None:
+    rgba = np.asarray(stroke_digit().convert("RGBA")).copy()
+    rgba[..., 3] = 200
+    result = preprocess(png_bytes(Image.fromarray(rgba, "RGBA")))
+    assert difference(result, preprocess(png_bytes(stroke_digit()))) < 0.02
+
+
 def test_palette_image_with_a_transparent_paper_colour() -> None:
     # Soft strokes in a palette whose paper entry is transparent: the strokes' light
     # edges stay opaque and outnumber their dark cores.
