@@ -225,7 +225,8 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     if max(background - darkest, brightest - background) < MIN_CONTRAST:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
     dark_ink = background - darkest > brightest - background
-    if min(grey.shape) >= FLATTEN_MIN_SIDE:
+    flattened = min(grey.shape) >= FLATTEN_MIN_SIDE
+    if flattened:
         # Photos: the paper's brightness varies (shadows, a lamp to one side), so
         # the background is estimated per pixel rather than taken from the border.
         paper = _background(grey, dark_ink)
@@ -264,9 +265,9 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
         if not keep.all():
             strokes = np.isin(labels, np.flatnonzero(keep) + 1)
             count = 0  # something was dropped: clear what lies away from the strokes
-    if count != 1 or floor > 0.0 or min(grey.shape) >= FLATTEN_MIN_SIDE:
+    if count != 1 or floor > 0.0 or flattened:
         # Keep the anti-aliased edge around the strokes, nothing further away: not
-        # the faint unevenness a photo's flattened paper leaves everywhere either.
+        # the faint unevenness flattening the paper leaves everywhere either.
         halo = max(2, round(max(ink.shape) / 100))
         ink[~_dilated(strokes, halo)] = 0.0
     return ink
