@@ -128,15 +128,20 @@ def test_off_centre_digit_in_a_huge_photo_is_found_and_centred() -> None:
     assert difference(result, reference) < 0.03
 
 
+def lit_page(paper: np.ndarray, size: int, top: int, left: int, noise: np.ndarray) -> Image.Image:
+    """A '7' of ``size`` px in dark ink at (top, left) on ``paper`` (grey levels), plus noise."""
+    digit = np.asarray(stroke_digit(size, round(size * 0.08), 255, 0), dtype=np.float32) / 255
+    coverage = np.zeros(paper.shape, np.float32)
+    coverage[top : top + size, left : left + size] = digit
+    pixels = paper * (1 - coverage) + 30 * coverage + noise
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
 def test_uneven_light_and_noise_are_not_ink() -> None:
     rows, columns = np.mgrid[0:600, 0:800].astype(np.float32)
     paper = 230 - 70 * columns / 800 - 20 * rows / 600  # a lamp on the left
-    digit = np.asarray(stroke_digit(300, width=24, ink=255, paper=0), dtype=np.float32) / 255
-    canvas = np.zeros((600, 800), np.float32)
-    canvas[150:450, 350:650] = digit
-    pixels = paper * (1 - canvas) + 30 * canvas
-    pixels += np.random.default_rng(0).normal(0, 5, pixels.shape)
-    photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    noise = np.random.default_rng(0).normal(0, 5, paper.shape)
+    photo = lit_page(paper, 300, 150, 350, noise)
     result = preprocess(png_bytes(photo, "JPEG", quality=80))
     check_mnist_layout(result)
     reference = preprocess(png_bytes(stroke_digit(300, width=24)))
@@ -155,12 +160,8 @@ def test_a_lit_page_far_from_the_digit_is_not_ink(seed: int) -> None:
         20, 60
     )
     size = int(rng.integers(220, 400))
-    digit = np.asarray(stroke_digit(size, round(size * 0.08), 255, 0), dtype=np.float32) / 255
-    coverage = np.zeros((768, 1024), np.float32)
     top, left = int(rng.integers(0, 768 - size)), int(rng.integers(0, 1024 - size))
-    coverage[top : top + size, left : left + size] = digit
-    pixels = paper * (1 - coverage) + 30 * coverage + rng.normal(0, rng.uniform(2, 6), paper.shape)
-    photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    photo = lit_page(paper, size, top, left, rng.normal(0, rng.uniform(2, 6), paper.shape))
     result = preprocess(png_bytes(photo, "JPEG", quality=int(rng.integers(70, 93))))
     check_mnist_layout(result)
     reference = preprocess(png_bytes(stroke_digit(300, width=24)))
