@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from app.preprocessing import PreprocessingError, preprocess
+from app.preprocessing import PreprocessingError, _median_distance, preprocess
 
 PROPERTY_SETTINGS = settings(
     max_examples=200,
@@ -174,3 +174,24 @@ def test_a_clear_mark_is_always_found_and_centred(
     total = pixels.sum()
     assert abs((grid_rows * pixels).sum() / total - 14) <= 1.0
     assert abs((grid_columns * pixels).sum() / total - 14) <= 1.0
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(
+    values=st.lists(
+        st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32),
+        min_size=1,
+        max_size=200,
+    ),
+    centre=st.one_of(
+        st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), st.sampled_from([0.0])
+    ),
+    pick=st.integers(min_value=0),
+)
+def test_median_distance_is_numpys_median_bit_for_bit(values, centre, pick) -> None:
+    """The noise floor's spread, found by selection, equals np.median's exactly:
+    odd and even counts, ties, the centre inside, outside or on the values."""
+    ascending = np.sort(np.asarray(values, dtype=np.float32))
+    for at in (centre, float(ascending[pick % ascending.size])):
+        expected = float(np.median(np.abs(ascending - at)))
+        assert _median_distance(ascending, at) == expected
