@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from app import __version__
+from app import __version__, allocator
 from app.api import errors
 from app.api.main import api_router
 from app.api.middleware import BodySizeLimit
@@ -36,6 +36,8 @@ Errors are JSON `{"detail": ...}` with a 4xx status that says what was wrong.
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    tuned = allocator.tune()  # reuse freed memory across requests (see app/allocator.py)
+    logger.debug("malloc settings applied: %s", tuned or "none")
     try:
         classifier = await run_in_threadpool(
             load_classifier,

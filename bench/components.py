@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app import preprocessing
+from app import allocator, preprocessing
 from app.config import DEFAULT_MODEL_PATH
 from app.inference import load_classifier, probe_batch
 from bench.inputs import write_inputs
@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model {model_path} not found (set MODEL_PATH or --model)", file=sys.stderr)
         return 2
 
+    tuned = allocator.tune()  # as every service worker does at startup
+    print(f"malloc settings as in the service: {tuned or 'none (not glibc, or set by env)'}")
     with tempfile.TemporaryDirectory(prefix="digits-components-") as folder:
         inputs, description = write_inputs(Path(folder))
         png = inputs["png"].path.read_bytes()
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": str(model_path),
         "inputs": description,
         "cpu_affinity": sorted(os.sched_getaffinity(0)),
+        "malloc_settings": tuned,
         "rows": [{"step": name, "us_per_image": us, **timing} for name, us, timing in rows],
         "litert_vs_keras_max_abs_difference": difference,
         "report_markdown": text,

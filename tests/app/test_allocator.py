@@ -1,0 +1,88 @@
+"""The malloc settings: freed memory stays with the worker for the next request.
+
+Each case runs in a fresh interpreter, since malloc settings are per process and
+the test process's own allocator has a history. glibc's mallinfo2() shows where
+blocks come from: ``hblks`` counts blocks mapped on their own (returned to the
+kernel when freed), ``arena`` is the heap, which the trim threshold keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import allocator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+    reason="malloc settings apply to glibc only",
+)
+
+PROBE = """
+import ctypes, json, sys
+from app import allocator
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd",
+        "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+applied = allocator.tune() if sys.argv[1] == "tuned" else {}
+before = libc.mallinfo2()
+blocks = [bytearray(1 << 20) for _ in range(16)]  # what a photo's arrays take
+during = libc.mallinfo2()
+del blocks
+after = libc.mallinfo2()
+print(json.dumps({
+    "applied": applied,
+    "mapped_blocks_added": during.hblks - before.hblks,
+    "heap_kept_after_free_mb": (after.arena - before.arena) / 2**20,
+}))
+"""
+
+
+def probe(mode: str, **env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE, mode],
+        cwd=PROJECT_ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(completed.stdout)
+
+
+def test_by_default_glibc_maps_megabyte_blocks_and_hands_them_back():
+    """The behaviour the settings change, so that the test below can fail."""
+    untuned = probe("untouched")
+    assert untuned["mapped_blocks_added"] >= 1
+    assert untuned["heap_kept_after_free_mb"] < 8
+
+
+def test_tuned_blocks_come_from_the_heap_and_stay_for_the_next_request():
+    tuned = probe("tuned")
+    assert tuned["applied"] == {
+        "MALLOC_MMAP_THRESHOLD_": allocator.MMAP_THRESHOLD,
+        "MALLOC_TRIM_THRESHOLD_": allocator.TRIM_THRESHOLD,
+    }
+    assert tuned["mapped_blocks_added"] == 0
+    assert tuned["heap_kept_after_free_mb"] >= 15
+
+
+def test_a_setting_given_in_the_environment_is_left_alone():
+    tuned = probe("tuned", MALLOC_MMAP_THRESHOLD_=str(64 * 1024))
+    assert tuned["applied"] == {"MALLOC_TRIM_THRESHOLD_": allocator.TRIM_THRESHOLD}
+    assert tuned["mapped_blocks_added"] >= 1  # the operator's 64 kB threshold holds
