@@ -38,9 +38,14 @@ SETTINGS = {
 }
 
 
+def on_glibc() -> bool:
+    """Whether this process runs on glibc, the C library these settings are for."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def tune() -> dict[str, int]:
     """Apply the settings the environment does not set; return those applied."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not on_glibc():
         return {}
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +21,7 @@ from app import allocator
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-    reason="malloc settings apply to glibc only",
+    not allocator.on_glibc(), reason="malloc settings apply to glibc only"
 )
 
 PROBE = """
