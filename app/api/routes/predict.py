@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, Request, Response, UploadFile
+from fastapi.routing import APIRoute
 
 from app import observability, preprocessing
+from app.api import multipart
 from app.api.deps import PredictorDep, SettingsDep
 from app.api.errors import NOT_READY, UPLOAD_ERRORS, status_for
 from app.api.schemas import BatchItem, BatchItemError, BatchPrediction, Prediction
@@ -40,12 +43,61 @@ def _prediction(
     )
 
 
-@router.post(
-    "/predict",
-    summary="Read one handwritten digit",
-    response_model_exclude_none=True,
-    responses={**UPLOAD_ERRORS, **NOT_READY},
-)
+async def _read_digit(
+    request: Request, data: bytes, predictor: Predictor, include_input: bool
+) -> Prediction:
+    prediction = _prediction(request, await predictor.predict(data), predictor, include_input)
+    observability.annotate(
+        request.scope, digit=prediction.digit, confidence=round(prediction.confidence, 4)
+    )
+    return prediction
+
+
+# The query strings the short cut below understands; any other goes to FastAPI.
+_PLAIN_QUERIES = {b"": False, b"include_input=false": False, b"include_input=true": True}
+
+
+class SingleUploadRoute(APIRoute):
+    """POST /predict as FastAPI declares it, with a short cut for the usual upload.
+
+    When the body is one file part named ``file`` (``app.api.multipart``) and the
+    query is empty or ``include_input=true|false``, the handler reads the file from
+    the body itself and answers the same JSON: FastAPI's form parsing, dependency
+    solving and response validation cost more than reading a small digit does
+    (README, Performance). Any other request, and any body the short cut is unsure
+    of, goes to FastAPI's own handler, whose validation and errors stay the only ones.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        full = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            include_input = _PLAIN_QUERIES.get(request.scope["query_string"])
+            content_type = request.headers.get("content-type", "")
+            predictor = request.app.state.predictor
+            if (
+                include_input is None
+                or predictor is None
+                or not content_type.startswith("multipart/form-data")
+            ):
+                return await full(request)
+            try:
+                body = await request.body()  # the size and time limits apply as ever
+            except HTTPException:
+                raise
+            except Exception:  # a client gone mid-body: FastAPI's handler answers that
+                return await full(request)
+            data = multipart.single_file(body, content_type.encode("latin-1"), b"file")
+            if data is None:
+                return await full(request)  # it parses the body kept by request.body()
+            prediction = await _read_digit(request, data, predictor, include_input)
+            return Response(
+                prediction.model_dump_json(exclude_none=True), media_type="application/json"
+            )
+
+        return handler
+
+
 async def predict(
     request: Request,
     file: Annotated[UploadFile, File(description=IMAGE_DESCRIPTION)],
@@ -55,12 +107,18 @@ async def predict(
     """Upload an image as the multipart field `file`; get the digit and all ten
     probabilities. The image is normalised the way MNIST was made (ink found,
     cropped, fitted to 20×20, centred by mass in 28×28) before the network reads it."""
-    result = await predictor.predict(await file.read())
-    prediction = _prediction(request, result, predictor, include_input)
-    observability.annotate(
-        request.scope, digit=prediction.digit, confidence=round(prediction.confidence, 4)
-    )
-    return prediction
+    return await _read_digit(request, await file.read(), predictor, include_input)
+
+
+router.add_api_route(
+    "/predict",
+    predict,
+    methods=["POST"],
+    summary="Read one handwritten digit",
+    response_model_exclude_none=True,
+    responses={**UPLOAD_ERRORS, **NOT_READY},
+    route_class_override=SingleUploadRoute,
+)
 
 
 @router.post(

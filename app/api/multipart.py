@@ -1,0 +1,59 @@
+"""The one multipart body /predict reads without the form parser: a single file.
+
+curl ``-F file=@digit.png``, httpx ``files=``, a browser's ``FormData`` and the
+benchmark all send the same shape: one part, named ``file``, with a filename,
+a Content-Disposition and at most a Content-Type header. For that shape a slice
+of the body is the file, found with a few ``bytes.find`` calls, where the full
+form parser (python-multipart driven by Starlette and FastAPI) costs more than
+reading the digit does. Anything else, from a second part to a header we do not
+expect, gets ``None`` here and goes to the full parser, which decides what it
+means (and which error it is).
+
+Header values are parsed by python-multipart's own ``parse_options_header``, as
+the full parser does, so both agree on boundaries, names and filenames.
+"""
+
+from __future__ import annotations
+
+from python_multipart.multipart import parse_options_header
+
+_PART_HEADERS = frozenset({b"content-disposition", b"content-type"})
+
+
+def single_file(body: bytes, content_type: bytes, field: bytes) -> bytes | None:
+    """The file in ``body`` if it is exactly one file part named ``field``, else None.
+
+    ``content_type`` is the request's Content-Type header (it carries the boundary).
+    """
+    kind, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        return None
+    opening = b"--" + boundary + b"\r\n"
+    if not body.startswith(opening):  # a preamble: unusual, for the full parser
+        return None
+    headers_end = body.find(b"\r\n\r\n", len(opening))
+    if headers_end < 0:
+        return None
+    data_start = headers_end + 4
+    delimiter = b"\r\n--" + boundary
+    data_end = body.find(delimiter, data_start)
+    after = data_end + len(delimiter)
+    if data_end < 0 or body[after : after + 2] != b"--":  # a second part, or none closed
+        return None
+    disposition = None
+    for line in body[len(opening) : headers_end].split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        name = name.lower()  # no space before the colon, as the full parser requires
+        if not colon or name not in _PART_HEADERS:
+            return None
+        if name == b"content-disposition":
+            if disposition is not None:
+                return None
+            disposition = value.strip()
+    if disposition is None:
+        return None
+    kind, options = parse_options_header(disposition)
+    if kind != b"form-data" or options.get(b"name") != field or b"filename" not in options:
+        return None
+    return body[data_start:data_end]

@@ -1,0 +1,217 @@
+"""The /predict short cut: ``multipart.single_file`` against the full form parser,
+and the route's answers against FastAPI's own handler."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.datastructures import Headers, UploadFile
+from starlette.formparsers import MultiPartParser
+
+from app.api import multipart
+from tests.app.test_preprocessing import stroke_digit
+from tests.conftest import png_bytes
+
+BOUNDARY = "b0undary"
+CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}".encode()
+
+
+def body(*parts: bytes, preamble: bytes = b"", epilogue: bytes = b"\r\n") -> bytes:
+    opened = b"".join(b"--" + BOUNDARY.encode() + b"\r\n" + part + b"\r\n" for part in parts)
+    return preamble + opened + b"--" + BOUNDARY.encode() + b"--" + epilogue
+
+
+def part(data: bytes, *headers: str) -> bytes:
+    return "".join(f"{header}\r\n" for header in headers).encode() + b"\r\n" + data
+
+
+FILE = 'Content-Disposition: form-data; name="file"; filename="d.png"'
+
+
+def full_parse(content: bytes, content_type: bytes) -> list[tuple[str, bytes | str]] | None:
+    """What Starlette's form parser (FastAPI's) makes of a body; None if it refuses it."""
+
+    async def parse() -> list[tuple[str, bytes | str]]:
+        async def stream():
+            yield content
+
+        headers = Headers(raw=[(b"content-type", content_type)])
+        form = await MultiPartParser(headers, stream()).parse()
+        try:
+            return [
+                (name, await value.read() if isinstance(value, UploadFile) else value)
+                for name, value in form.multi_items()
+            ]
+        finally:
+            await form.close()
+
+    try:
+        return asyncio.run(parse())
+    except Exception:
+        return None
+
+
+def test_what_clients_send_is_read() -> None:
+    data = png_bytes(stroke_digit())
+    request = httpx.Request(
+        "POST", "http://x/predict", files={"file": ("7.png", data, "image/png")}
+    )
+    sent = request.read()
+    assert multipart.single_file(sent, request.headers["content-type"].encode(), b"file") == data
+    # curl -F file=@7.png, and a browser's FormData, byte for byte.
+    for boundary in ("------------------------d74496d66958873e", "----WebKitFormBoundaryx7b"):
+        framed = (
+            f"--{boundary}\r\n".encode()
+            + b'Content-Disposition: form-data; name="file"; filename="7.png"\r\n'
+            + b"Content-Type: image/png\r\n\r\n"
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        content_type = f"multipart/form-data; boundary={boundary}".encode()
+        assert multipart.single_file(framed, content_type, b"file") == data
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        pytest.param(
+            body(part(b"x", FILE), part(b"1", 'Content-Disposition: form-data; name="a"')),
+            CONTENT_TYPE,
+            id="a second part",
+        ),
+        (body(part(b"x", 'Content-Disposition: form-data; name="file"')), CONTENT_TYPE),
+        (
+            body(part(b"x", 'Content-Disposition: form-data; name="image"; filename="a"')),
+            CONTENT_TYPE,
+        ),
+        (body(part(b"x", FILE, "Content-Transfer-Encoding: base64")), CONTENT_TYPE),
+        (body(part(b"x", FILE, FILE)), CONTENT_TYPE),
+        (body(part(b"x", "Content-Type: image/png")), CONTENT_TYPE),
+        (body(part(b"x", FILE.replace(":", " :", 1))), CONTENT_TYPE),
+        (body(part(b"x", FILE), preamble=b"hello\r\n"), CONTENT_TYPE),
+        (b"XX" + body(part(b"x", FILE))[2:], CONTENT_TYPE),  # no opening delimiter
+        (body(part(b"x", FILE))[: -len(b"--\r\n")], CONTENT_TYPE),  # never closed
+        (body(part(b"x", FILE)).replace(b"\r\n\r\n", b"\r\n"), CONTENT_TYPE),
+        (body(part(b"x", FILE)), b"multipart/form-data"),
+        (body(part(b"x", FILE)), b"multipart/mixed; boundary=" + BOUNDARY.encode()),
+    ],
+)
+def test_anything_else_is_left_to_the_full_parser(content: bytes, content_type: bytes) -> None:
+    assert multipart.single_file(content, content_type, b"file") is None
+
+
+def test_boundary_lookalikes_in_the_file_are_data() -> None:
+    data = b"\r\n--" + BOUNDARY.encode()[:-1] + b"\r\n--\r\n" + BOUNDARY.encode()
+    assert multipart.single_file(body(part(data, FILE)), CONTENT_TYPE, b"file") == data
+
+
+HEADER_NAMES = st.sampled_from(["Content-Disposition", "content-disposition", "CONTENT-TYPE",
+                                "Content-Type", "Content-Transfer-Encoding", "X-Note"])  # fmt: skip
+
+
+@st.composite
+def bodies(draw) -> tuple[bytes, bytes, bool | None]:
+    """A multipart body, often the usual shape, often not, and whether it is the
+    usual one (None: the first file holds the delimiter itself, so it is cut short)."""
+    boundary = draw(st.text("abcXYZ019-_'", min_size=1, max_size=20)).encode()
+    delimiter = b"\r\n--" + boundary
+    parts, usual = [], None
+    for _ in range(draw(st.sampled_from([1, 1, 1, 2, 3]))):
+        name = draw(st.sampled_from(["file", "file", "file", "image"]))
+        filename = draw(st.text("ab7 .-é", max_size=8) | st.none())
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        headers = [("Content-Disposition", disposition)]
+        if draw(st.booleans()):
+            headers.append(("Content-Type", draw(st.sampled_from(["image/png", "text/plain"]))))
+        if draw(st.integers(0, 4)) == 0:
+            headers.append((draw(HEADER_NAMES), "binary"))
+        headers = draw(st.permutations(headers))
+        pieces = st.sampled_from([b"\r\n", b"--", boundary, delimiter])
+        data = b"".join(draw(st.lists(st.binary(max_size=6) | pieces, max_size=6)))
+        head = "".join(f"{key}: {value}\r\n" for key, value in headers).encode("utf-8")
+        parts.append(head + b"\r\n" + data)
+        if len(parts) == 1 and delimiter not in data:
+            names = [key.lower() for key, _ in headers]
+            usual = (
+                name == "file"
+                and filename is not None
+                and set(names) <= {"content-disposition", "content-type"}
+                and names.count("content-disposition") == 1
+            )
+    preamble = draw(st.sampled_from([b"", b"", b"", b"note\r\n"]))
+    epilogue = draw(st.sampled_from([b"\r\n", b"", b"\r\nbye"]))
+    framed = b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts)
+    content = preamble + framed + b"--" + boundary + b"--" + epilogue
+    if usual is not None:
+        usual = usual and len(parts) == 1 and not preamble
+    quoted = b'"' + boundary + b'"' if draw(st.booleans()) else boundary
+    return content, b"multipart/form-data; boundary=" + quoted, usual
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(bodies())
+def test_agrees_with_the_full_parser(case: tuple[bytes, bytes, bool | None]) -> None:
+    content, content_type, usual = case
+    found = multipart.single_file(content, content_type, b"file")
+    if found is not None:
+        assert full_parse(content, content_type) == [("file", found)]
+    if usual is not None:
+        assert (found is not None) == usual, "the short cut takes the usual shape, only it"
+
+
+@pytest.fixture
+def short_cuts(monkeypatch) -> list[bool]:
+    """Whether each request's body was read by the short cut (True) or left (False)."""
+    taken: list[bool] = []
+    single_file = multipart.single_file
+
+    def spy(*args):
+        found = single_file(*args)
+        taken.append(found is not None)
+        return found
+
+    monkeypatch.setattr(multipart, "single_file", spy)
+    return taken
+
+
+def test_short_cut_answers_as_fastapi_does(client: TestClient, short_cuts: list[bool]) -> None:
+    files = {"file": ("7.png", png_bytes(stroke_digit()), "image/png")}
+    for query in ("", "include_input=true"):
+        short = client.post(f"/predict?{query}", files=files)
+        # "1" and "on" mean true to FastAPI; the short cut leaves such queries to it.
+        full = client.post(
+            f"/predict?{query.replace('true', 'on') or 'include_input=0'}", files=files
+        )
+        assert short.status_code == full.status_code == 200
+        assert short.content == full.content
+        assert short.headers["content-type"] == full.headers["content-type"]
+    assert short_cuts == [True, True]  # the two full-path requests never reached it
+
+
+@pytest.mark.parametrize(
+    ("files", "status"),
+    [
+        ({"file": ("empty.png", b"", "image/png")}, 400),
+        ({"file": ("a.txt", b"just some text", "text/plain")}, 415),
+        ({"image": ("7.png", b"x", "image/png")}, 422),
+    ],
+)
+def test_errors_are_the_same_either_way(
+    client: TestClient, short_cuts: list[bool], files: dict, status: int
+) -> None:
+    short = client.post("/predict", files=files)
+    full = client.post("/predict", files=files, data={"note": "a second part"})
+    assert short.status_code == full.status_code == status
+    assert short.json() == full.json()
