@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from app import __version__, allocator
+from app import __version__, memory
 from app.api import errors
 from app.api.main import api_router
 from app.api.middleware import BodySizeLimit
@@ -36,7 +36,7 @@ Errors are JSON `{"detail": ...}` with a 4xx status that says what was wrong.
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    tuned = allocator.tune()  # reuse freed memory across requests (see app/allocator.py)
+    tuned = memory.tune_malloc()  # reuse freed memory across requests (app/memory.py)
     logger.debug("malloc settings applied: %s", tuned or "none")
     try:
         classifier = await run_in_threadpool(
@@ -64,6 +64,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     await predictor.start()
     app.state.predictor = predictor
+    frozen = memory.freeze_startup_objects()  # full collections skip them (app/memory.py)
+    logger.debug("%d startup objects left out of garbage collection", frozen)
     logger.info(
         "model %s ready (%s engine, loaded in %.2f s)",
         classifier.version,

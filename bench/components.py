@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app import allocator, preprocessing
+from app import memory, preprocessing
 from app.config import DEFAULT_MODEL_PATH
 from app.inference import load_classifier, probe_batch
 from bench.inputs import write_inputs
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model {model_path} not found (set MODEL_PATH or --model)", file=sys.stderr)
         return 2
 
-    tuned = allocator.tune()  # as every service worker does at startup
+    tuned = memory.tune_malloc()  # as every service worker does at startup
     print(f"malloc settings as in the service: {tuned or 'none (not glibc, or set by env)'}")
     with tempfile.TemporaryDirectory(prefix="digits-components-") as folder:
         inputs, description = write_inputs(Path(folder))
