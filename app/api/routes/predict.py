@@ -55,13 +55,17 @@ async def _read_digit(
 
 # The query strings the short cut below understands; any other goes to FastAPI.
 _PLAIN_QUERIES = {b"": False, b"include_input=false": False, b"include_input=true": True}
+# Bodies the short cut reads: up to the size where the full parser starts to spool
+# a file to disk, so that a flood of big uploads is not held in memory twice over.
+SHORT_CUT_MAX_BYTES = 1024 * 1024
 
 
 class SingleUploadRoute(APIRoute):
     """POST /predict as FastAPI declares it, with a short cut for the usual upload.
 
-    When the body is one file part named ``file`` (``app.api.multipart``) and the
-    query is empty or ``include_input=true|false``, the handler reads the file from
+    When the body is one file part named ``file`` (``app.api.multipart``) of a
+    declared length up to SHORT_CUT_MAX_BYTES, and the query is empty or
+    ``include_input=true|false``, the handler reads the file from
     the body itself and answers the same JSON: FastAPI's form parsing, dependency
     solving and response validation cost more than reading a small digit does
     (README, Performance). Any other request, and any body the short cut is unsure
@@ -74,11 +78,14 @@ class SingleUploadRoute(APIRoute):
         async def handler(request: Request) -> Response:
             include_input = _PLAIN_QUERIES.get(request.scope["query_string"])
             content_type = request.headers.get("content-type", "")
+            length = request.headers.get("content-length", "")
             predictor = request.app.state.predictor
             if (
                 include_input is None
                 or predictor is None
                 or not content_type.startswith("multipart/form-data")
+                or not (length.isascii() and length.isdigit())
+                or int(length) > SHORT_CUT_MAX_BYTES
             ):
                 return await full(request)
             try:

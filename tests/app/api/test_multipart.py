@@ -14,6 +14,7 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartParser
 
 from app.api import multipart
+from app.api.routes.predict import SHORT_CUT_MAX_BYTES
 from tests.app.test_preprocessing import stroke_digit
 from tests.conftest import png_bytes
 
@@ -215,3 +216,22 @@ def test_errors_are_the_same_either_way(
     full = client.post("/predict", files=files, data={"note": "a second part"})
     assert short.status_code == full.status_code == status
     assert short.json() == full.json()
+
+
+def test_big_or_unsized_bodies_go_to_the_full_parser(
+    client: TestClient, short_cuts: list[bool]
+) -> None:
+    big = {"file": ("big.png", bytes(SHORT_CUT_MAX_BYTES), "image/png")}
+    assert client.post("/predict", files=big).status_code == 415
+    request = httpx.Request(
+        "POST",
+        "http://x/predict",
+        files={"file": ("7.png", png_bytes(stroke_digit()), "image/png")},
+    )
+    chunked = client.post(
+        "/predict",
+        content=iter([request.read()]),  # no Content-Length: sent chunked
+        headers={"Content-Type": request.headers["content-type"]},
+    )
+    assert chunked.status_code == 200 and chunked.json()["digit"] == 7
+    assert short_cuts == []
