@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import __version__, memory
 from app.api import errors
-from app.api.main import api_router
+from app.api.main import ROUTERS
 from app.api.middleware import BodySizeLimit
 from app.api.routes.pages import STATIC_DIR
 from app.config import Settings, get_settings
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: sees every answer, the body limit's 413s included.
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics, routes=app.routes)
     errors.install(app)
-    app.include_router(api_router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
