@@ -1,6 +1,6 @@
 """The load benchmark of issue 4 and the soak of issue 7: ``make bench``.
 
-    python -m bench.run            # everything, ~8 minutes on a quiet machine
+    python -m bench.run            # everything, ~9 minutes
     python -m bench.run --quick    # a short smoke run of the same
     python -m bench.run --parts soak --soak-duration 600
 
@@ -21,6 +21,12 @@ run time (bench/inputs.py). By default the server runs on CPU 0 and wrk (one
 thread) on CPU 1, so the load generator never takes the server's core. Each
 cell records how much CPU *other* processes used meanwhile and is re-run when
 that passes ``--max-disturbance``.
+
+A virtual machine's speed drifts by tens of per cent from minute to minute,
+which no process list shows. So each cell is measured in ``--rounds`` short
+rounds (3 × 4 s), the three servers taking turns within each round; a cell
+reports its median round, and a ratio between servers is the median of the
+rounds' ratios, each taken from runs seconds apart.
 
 Also measured: cold start (process spawn -> first 200 on /health/ready,
 conversion cache warm, median of 3),
@@ -410,6 +416,28 @@ def measure_cell(
     return best
 
 
+def combine_rounds(rounds: list[dict]) -> dict:
+    """One cell from its rounds: the median round (by req/s) whole, so its p50 and
+    p99 belong together; errors and attempts summed over all rounds, every
+    round's req/s kept for the ratios."""
+    cell = dict(sorted(rounds, key=lambda r: r["rps"])[len(rounds) // 2])
+    cell["rounds_rps"] = [r["rps"] for r in rounds]
+    cell["connection_errors"] = sum(r["connection_errors"] for r in rounds)
+    cell["errors"] = {key: sum(r["errors"][key] for r in rounds) for key in cell["errors"]}
+    cell["attempts"] = sum(r["attempts"] for r in rounds)
+    cell["other_cpu_percent"] = max(r["other_cpu_percent"] for r in rounds)
+    cell["disturbed"] = any(r["disturbed"] for r in rounds)
+    return cell
+
+
+def ratio(cell: dict, base: dict) -> float | None:
+    """``cell``'s req/s over ``base``'s: the median over rounds run side by side."""
+    rounds = cell.get("rounds_rps", [cell["rps"]])
+    base_rounds = base.get("rounds_rps", [base["rps"]])
+    ratios = [a / b for a, b in zip(rounds, base_rounds, strict=True) if b]
+    return statistics.median(ratios) if ratios else None
+
+
 def check_answer(server: str, response: httpx.Response, expected: int) -> dict:
     body = response.json()
     if response.status_code != expected:
@@ -458,28 +486,34 @@ def run_load(args, inputs: dict[str, Input], log_dir: Path) -> dict:
                 )
                 wait_idle(server)
             for connections in args.connections:
-                for name, server in servers.items():
-                    cell = measure_cell(
-                        server,
-                        upload,
-                        connections,
-                        args.duration,
-                        args.wrk_cpus,
-                        args.max_disturbance,
-                        args.retries,
-                        args.quiet_timeout,
-                    )
+                rounds: dict[str, list[dict]] = {name: [] for name in servers}
+                for number in range(1, args.rounds + 1):
+                    for name, server in servers.items():
+                        result = measure_cell(
+                            server,
+                            upload,
+                            connections,
+                            args.duration,
+                            args.wrk_cpus,
+                            args.max_disturbance,
+                            args.retries,
+                            args.quiet_timeout,
+                        )
+                        rounds[name].append(result)
+                        wait_idle(server)  # its backlog would disturb the next server's run
+                        print(
+                            f"  {name:>7} {image:>4} c={connections:<3} round {number}  "
+                            f"{result['rps']:>9.1f} req/s  "
+                            f"p50 {result['p50_ms']:8.2f} ms  p99 {result['p99_ms']:8.2f} ms  "
+                            f"errors {result['connection_errors'] + result['errors']['status']}  "
+                            f"server CPU {result['server_cpu_percent']}%  "
+                            f"other CPU {result['other_cpu_percent']}%",
+                            flush=True,
+                        )
+                for name, measured in rounds.items():
+                    cell = combine_rounds(measured)
                     cell.update(server=name, image=image, connections=connections)
                     cells.append(cell)
-                    wait_idle(server)  # its backlog would disturb the next server's cell
-                    print(
-                        f"  {name:>7} {image:>4} c={connections:<3} {cell['rps']:>9.1f} req/s  "
-                        f"p50 {cell['p50_ms']:8.2f} ms  p99 {cell['p99_ms']:8.2f} ms  "
-                        f"errors {cell['connection_errors'] + cell['errors']['status']}  "
-                        f"server CPU {cell['server_cpu_percent']}%  "
-                        f"other CPU {cell['other_cpu_percent']}%",
-                        flush=True,
-                    )
         for name, server in servers.items():
             rss[name] = rss_mb(server.process.pid)
         print(f"RSS after load: {rss}", flush=True)
@@ -719,11 +753,11 @@ def load_table(cells: list[dict], servers: list[str]) -> list[str]:
         for other in ("noop", "naive"):
             if "service" in servers and other in servers:
                 base = by_key.get((other, image, connections))
-                if service and base and base["rps"]:
-                    ratio = service["rps"] / base["rps"]
-                    line += f" {ratio:.0%} |" if other == "noop" else f" {ratio:,.0f}× |"
-                else:
+                times = ratio(service, base) if service and base else None
+                if times is None:
                     line += " – |"
+                else:
+                    line += f" {times:.0%} |" if other == "noop" else f" {times:,.0f}× |"
         errors = "/".join(str(c["connection_errors"] + c["errors"]["status"]) for c in row)
         other_cpu = max(c["other_cpu_percent"] for c in row)
         flag = " ⚠" if any(c["disturbed"] for c in row) else ""
@@ -742,8 +776,8 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     if service:
         noop = by_key.get(("noop", "png", top))
         naive = by_key.get(("naive", "png", top))
-        if noop and noop["rps"]:
-            share = service["rps"] / noop["rps"]
+        share = ratio(service, noop) if noop else None
+        if share is not None:
             rows.append(
                 (
                     f"req/s vs no-op ({top} conns, PNG)",
@@ -752,8 +786,8 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
                     share >= TARGETS["share_of_noop"],
                 )
             )
-        if naive and naive["rps"]:
-            times = service["rps"] / naive["rps"]
+        times = ratio(service, naive) if naive else None
+        if times is not None:
             rows.append(
                 (
                     f"req/s vs naive ({top} conns, PNG)",
@@ -844,7 +878,8 @@ def report(results: dict, args) -> str:
         lines += [
             "",
             f"## Load: one uvicorn worker each, server on CPU {args.server_cpus or 'any'}, "
-            f"wrk -t1 on CPU {args.wrk_cpus or 'any'}, {args.duration:.0f} s per cell",
+            f"wrk -t1 on CPU {args.wrk_cpus or 'any'}, "
+            f"{args.rounds} round{'s' if args.rounds != 1 else ''} of {args.duration:g} s per cell",
             "",
             "Service: `python -m app`"
             + "".join(f", {k}={v}" for k, v in args.service_env.items())
@@ -852,6 +887,8 @@ def report(results: dict, args) -> str:
             "",
             *load_table(load["cells"], args.servers),
             "",
+            "Each cell: the median of its rounds (the servers take turns within a round); "
+            "service / no-op and service / naive: the median of the rounds' ratios. "
             "errors: no-op/naive/service, connection errors + non-2xx; other CPU: the most "
             "any other process took during the row, % of a core (⚠: above "
             f"{args.max_disturbance}% even after {args.retries} re-runs).",
@@ -924,7 +961,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--servers", default=",".join(SERVERS), help="noop,naive,service")
     parser.add_argument("--images", default=",".join(IMAGES), help="png,jpeg")
     parser.add_argument("--connections", default="1,8,64")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per round")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds per cell, servers alternating"
+    )
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds, not measured")
     parser.add_argument("--cold-repeats", type=int, default=3)
     parser.add_argument("--soak-duration", type=float, default=60.0)
@@ -964,7 +1004,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="JSON and logs")
     args = parser.parse_args(argv)
     if args.quick:
-        args.duration, args.warmup, args.cold_repeats = 1.0, 1.0, 1
+        args.duration, args.warmup, args.cold_repeats, args.rounds = 1.0, 1.0, 1, 1
         args.soak_duration, args.soak_sample_every, args.retries = 5.0, 1.0, 0
         args.quiet_timeout = 2.0
     args.parts = [p for p in args.parts.split(",") if p]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.inputs import write_inputs
-from bench.run import soak_check
+from bench.run import combine_rounds, ratio, soak_check
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,3 +54,34 @@ def test_the_soak_check_finds_undocumented_answers(tmp_path: Path) -> None:
     result["answers"]["empty"] = {"400": 10}
     result["undocumented"] = {"png": 0, "empty": 0, "blank": 0}
     assert soak_check(result, inputs) == {"problems": [], "ok": True}
+
+
+def measured(rps: float, p99: float, status_errors: int = 0, other_cpu: float = 1.0) -> dict:
+    return {
+        "rps": rps,
+        "p50_ms": p99 / 2,
+        "p99_ms": p99,
+        "connection_errors": 0,
+        "errors": {"connect": 0, "status": status_errors},
+        "attempts": 1,
+        "other_cpu_percent": other_cpu,
+        "disturbed": False,
+    }
+
+
+def test_a_cell_is_its_median_round_with_every_error_counted() -> None:
+    cell = combine_rounds(
+        [measured(900, 90), measured(700, 300, status_errors=2), measured(800, 100, other_cpu=7)]
+    )
+    assert (cell["rps"], cell["p99_ms"]) == (800, 100)  # the median round, whole
+    assert cell["rounds_rps"] == [900, 700, 800]
+    assert cell["errors"]["status"] == 2 and cell["attempts"] == 3
+    assert cell["other_cpu_percent"] == 7
+
+
+def test_ratios_pair_the_rounds_run_side_by_side() -> None:
+    service = combine_rounds([measured(1000, 1), measured(500, 1), measured(900, 1)])
+    noop = combine_rounds([measured(2000, 1), measured(1000, 1), measured(3000, 1)])
+    # Round by round 50 %, 50 %, 30 %; the medians alone would say 900 / 2000 = 45 %.
+    assert ratio(service, noop) == 0.5
+    assert ratio(measured(10, 1), measured(20, 1)) == 0.5  # a cell of one round
