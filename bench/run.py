@@ -25,8 +25,8 @@ that passes ``--max-disturbance``.
 A virtual machine's speed drifts by tens of per cent from minute to minute,
 which no process list shows. So each cell is measured in ``--rounds`` short
 rounds (3 × 4 s), the three servers taking turns within each round; a cell
-reports its median round, and a ratio between servers is the median of the
-rounds' ratios, each taken from runs seconds apart.
+reports the median of its rounds' req/s, p50 and p99, and a ratio between
+servers is the median of the rounds' ratios, each from runs seconds apart.
 
 Also measured: cold start (process spawn -> first 200 on /health/ready,
 conversion cache warm, median of 3),
@@ -417,10 +417,12 @@ def measure_cell(
 
 
 def combine_rounds(rounds: list[dict]) -> dict:
-    """One cell from its rounds: the median round (by req/s) whole, so its p50 and
-    p99 belong together; errors and attempts summed over all rounds, every
-    round's req/s kept for the ratios."""
+    """One cell from its rounds: req/s, p50 and p99 each the median over the rounds
+    (one stalled round does not make the cell's p99); errors and attempts summed
+    over all rounds; every round's req/s kept for the ratios."""
     cell = dict(sorted(rounds, key=lambda r: r["rps"])[len(rounds) // 2])
+    for figure in ("rps", "p50_ms", "p99_ms"):
+        cell[figure] = statistics.median(r[figure] for r in rounds)
     cell["rounds_rps"] = [r["rps"] for r in rounds]
     cell["connection_errors"] = sum(r["connection_errors"] for r in rounds)
     cell["errors"] = {key: sum(r["errors"][key] for r in rounds) for key in cell["errors"]}
