@@ -235,3 +235,45 @@ def test_big_or_unsized_bodies_go_to_the_full_parser(
     )
     assert chunked.status_code == 200 and chunked.json()["digit"] == 7
     assert short_cuts == []
+
+
+@pytest.mark.parametrize("query", [b"", b"include_input=1"])  # short cut, full parser
+def test_a_client_gone_mid_body_gets_400_either_way(client: TestClient, query: bytes) -> None:
+    request = httpx.Request(
+        "POST",
+        "http://x/predict",
+        files={"file": ("7.png", png_bytes(stroke_digit()), "image/png")},
+    )
+    content = request.read()
+    messages = [
+        {"type": "http.request", "body": content[:100], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": query,
+        "root_path": "",
+        "headers": [
+            (b"content-type", request.headers["content-type"].encode()),
+            (b"content-length", str(len(content)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    asyncio.run(client.app(scope, receive, send))
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [400]
