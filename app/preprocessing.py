@@ -22,6 +22,7 @@ An MNIST digit goes through unchanged. No web framework in here: errors are
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 import warnings
@@ -115,7 +116,7 @@ def decode(image: Image.Image) -> Image.Image:
                 # a fraction of its full decode.
                 image.draft("L" if image.mode in ("L", "RGB") else None, (WORKING_SIZE,) * 2)
             image.load()
-            image = _upright(image)
+            _upright(image)
             if max(image.size) > WORKING_SIZE:
                 image = _reduced(image)
     except Image.DecompressionBombError:
@@ -125,11 +126,11 @@ def decode(image: Image.Image) -> Image.Image:
     return image
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    try:
-        return ImageOps.exif_transpose(image)
-    except Exception:  # a corrupt EXIF block should not cost the user the image
-        return image
+def _upright(image: Image.Image) -> None:
+    """Turn the image as its EXIF orientation says, in place: without ``in_place``
+    Pillow returns a copy of every image, upright ones included."""
+    with contextlib.suppress(Exception):  # a corrupt EXIF block must not cost the image
+        ImageOps.exif_transpose(image, in_place=True)
 
 
 def _reduced(image: Image.Image) -> Image.Image:
