@@ -155,3 +155,25 @@ def make_server() -> Iterator[Callable[..., LiveServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+def http_scope(
+    method: str, path: str, headers: list[tuple[bytes, bytes]], query: bytes = b""
+) -> dict:
+    """An ASGI HTTP scope, for requests no HTTP client will send (odd headers, a
+    client that leaves mid-body): call the app with it directly."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query,
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }

@@ -18,7 +18,7 @@ from app.config import Settings
 from app.main import create_app
 from app.observability import JsonFormatter, Metrics, access_logger, logging_config
 from tests.app.test_preprocessing import stroke_digit
-from tests.conftest import LiveServer, png_bytes
+from tests.conftest import LiveServer, http_scope, png_bytes
 
 SEVEN = png_bytes(stroke_digit())
 
@@ -128,20 +128,7 @@ def test_a_sane_request_id_is_echoed(fresh: TestClient) -> None:
 def test_otherwise_a_request_id_is_generated(fresh: TestClient, given: bytes | None) -> None:
     """Raw ASGI, since HTTP clients refuse to send some of these at all."""
     headers = [] if given is None else [(b"x-request-id", given)]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/health/live",
-        "raw_path": b"/health/live",
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 1234),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = http_scope("GET", "/health/live", headers)
     sent: list[dict] = []
 
     async def receive() -> dict:

@@ -16,7 +16,7 @@ from starlette.formparsers import MultiPartParser
 from app.api import multipart
 from app.api.routes.predict import SHORT_CUT_MAX_BYTES
 from tests.app.test_preprocessing import stroke_digit
-from tests.conftest import png_bytes
+from tests.conftest import http_scope, png_bytes
 
 BOUNDARY = "b0undary"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}".encode()
@@ -257,23 +257,10 @@ def test_a_client_gone_mid_body_gets_400_either_way(client: TestClient, query: b
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/predict",
-        "raw_path": b"/predict",
-        "query_string": query,
-        "root_path": "",
-        "headers": [
-            (b"content-type", request.headers["content-type"].encode()),
-            (b"content-length", str(len(content)).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "state": {},
-    }
+    headers = [
+        (b"content-type", request.headers["content-type"].encode()),
+        (b"content-length", str(len(content)).encode()),
+    ]
+    scope = http_scope("POST", "/predict", headers, query)
     asyncio.run(client.app(scope, receive, send))
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [400]
