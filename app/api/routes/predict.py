@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, Response, UploadFile
 from fastapi.routing import APIRoute
+from starlette.formparsers import MultiPartParser
 
 from app import observability, preprocessing
 from app.api import multipart
@@ -57,7 +58,7 @@ async def _read_digit(
 _PLAIN_QUERIES = {b"": False, b"include_input=false": False, b"include_input=true": True}
 # Bodies the short cut reads: up to the size where the full parser starts to spool
 # a file to disk, so that a flood of big uploads is not held in memory twice over.
-SHORT_CUT_MAX_BYTES = 1024 * 1024
+SHORT_CUT_MAX_BYTES = MultiPartParser.spool_max_size
 
 
 class SingleUploadRoute(APIRoute):
