@@ -4,12 +4,14 @@
     python -m bench.run --quick    # a short smoke run of the same
     python -m bench.run --parts soak --soak-duration 600
 
-Three servers, one uvicorn worker each, the same uvicorn options (uvloop,
+Four servers, one uvicorn worker each, the same uvicorn options (uvloop,
 httptools, uvicorn's access log off), all up on 127.0.0.1 and driven one at a
-time, cell by cell, so the three see the same machine:
+time, cell by cell, so all four see the same machine:
 
 - ``no-op``: ``bench/noop_app.py``, FastAPI reading the multipart upload and
   nothing else: the ceiling of FastAPI + multipart on this machine;
+- ``bare``: ``bench/bare_app.py``, the service's preprocessing and network behind
+  a bare ASGI callable, no framework: the floor of the work itself;
 - ``naive``: ``bench/naive_app.py``, ``model.predict`` per request, the way
   tutorials serve a Keras model;
 - ``service``: this project, as deployed: ``python -m app`` (its own JSON
@@ -24,7 +26,7 @@ that passes ``--max-disturbance``.
 
 A virtual machine's speed drifts by tens of per cent from minute to minute,
 which no process list shows. So each cell is measured in ``--rounds`` short
-rounds (3 × 4 s), the three servers taking turns within each round; a cell
+rounds (3 × 4 s), the servers taking turns within each round; a cell
 reports the median of its rounds' req/s, p50 and p99, and a ratio between
 servers is the median of the rounds' ratios, each from runs seconds apart.
 
@@ -69,7 +71,7 @@ from bench.inputs import Input, write_inputs
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = PROJECT_ROOT / "bench"
 RESULTS_DIR = BENCH_DIR / "results"
-SERVERS = ("noop", "naive", "service")
+SERVERS = ("noop", "bare", "naive", "service")
 IMAGES = ("png", "jpeg")
 PARTS = ("load", "cold", "soak")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -309,7 +311,7 @@ def wait_quiet(server: Server | None, max_disturbance: float, timeout: float) ->
 
 
 def make_server(name: str, args, log_dir: Path, workers: int = 1) -> Server:
-    """The no-op and naive apps under the uvicorn CLI; the service as it is deployed.
+    """The no-op, bare and naive apps under the uvicorn CLI; the service as deployed.
 
     The service runs as ``python -m app``, which calls uvicorn with the same loop
     (uvloop), parser (httptools) and no uvicorn access log; it logs its own JSON
@@ -320,7 +322,11 @@ def make_server(name: str, args, log_dir: Path, workers: int = 1) -> Server:
     if name == "service":
         env.update(WORKERS=str(workers), **args.service_env)
         return Server(name, [sys.executable, "-m", "app"], env, args.server_cpus, log_dir)
-    target = {"noop": "bench.noop_app:app", "naive": "bench.naive_app:app"}[name]
+    target = {
+        "noop": "bench.noop_app:app",
+        "bare": "bench.bare_app:app",
+        "naive": "bench.naive_app:app",
+    }[name]
     command = [sys.executable, "-m", "uvicorn", target, *UVICORN_OPTIONS, "--port", "{port}"]
     return Server(name, command, env, args.server_cpus, log_dir)
 
@@ -461,7 +467,7 @@ def post(url: str, upload: Input) -> httpx.Response:
 
 def run_load(args, inputs: dict[str, Input], log_dir: Path) -> dict:
     """Every cell on every server in turn, all servers up at once (each idle while
-    another is measured), so slow drifts of the machine hit all three alike.
+    another is measured), so slow drifts of the machine hit them all alike.
     A server's backlog (the naive one's lasts seconds) is worked off before the
     next cell starts."""
     cells, rss, answers = [], {}, {}
@@ -722,7 +728,19 @@ def ms(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
 
 
+def image_label(image: str) -> str:
+    return "28×28 PNG" if image == "png" else "300 px JPEG"
+
+
+def cell_keys(cells: list[dict]) -> list[tuple[str, int]]:
+    """(image, connections) of the cells, PNG first, then by connections."""
+    keys = sorted({(c["image"], c["connections"]) for c in cells}, key=lambda k: (k[0], k[1]))
+    return sorted(keys, key=lambda key: key[0] != "png")
+
+
 def load_table(cells: list[dict], servers: list[str]) -> list[str]:
+    """No-op, naive and service side by side (the bare server has its own table)."""
+    servers = [name for name in servers if name != "bare"]
     by_key = {(c["server"], c["image"], c["connections"]): c for c in cells}
     labels = {"noop": "no-op", "naive": "naive", "service": "service"}
     header = "| image | conns |"
@@ -739,11 +757,9 @@ def load_table(cells: list[dict], servers: list[str]) -> list[str]:
     header += " errors | other CPU % |"
     rule += "---:|---:|"
     lines = [header, rule]
-    keys = sorted({(c["image"], c["connections"]) for c in cells}, key=lambda k: (k[0], k[1]))
-    keys.sort(key=lambda key: key[0] != "png")
-    for image, connections in keys:
+    for image, connections in cell_keys(cells):
         row = [c for name in servers if (c := by_key.get((name, image, connections)))]
-        line = f"| {'28×28 PNG' if image == 'png' else '300 px JPEG'} | {connections} |"
+        line = f"| {image_label(image)} | {connections} |"
         for name in servers:
             c = by_key.get((name, image, connections))
             line += (
@@ -765,6 +781,29 @@ def load_table(cells: list[dict], servers: list[str]) -> list[str]:
         flag = " ⚠" if any(c["disturbed"] for c in row) else ""
         line += f" {errors} | {other_cpu}{flag} |"
         lines.append(line)
+    return lines
+
+
+def floor_table(cells: list[dict]) -> list[str]:
+    """The bare server against the no-op above it and the service below it."""
+    by_key = {(c["server"], c["image"], c["connections"]): c for c in cells}
+    lines = [
+        "| image | conns | bare req/s | p50 ms | p99 ms | bare / no-op | service / bare | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for image, connections in cell_keys(cells):
+        bare = by_key.get(("bare", image, connections))
+        if bare is None:
+            continue
+        noop = by_key.get(("noop", image, connections))
+        service = by_key.get(("service", image, connections))
+        shares = [ratio(bare, noop) if noop else None, ratio(service, bare) if service else None]
+        lines.append(
+            f"| {image_label(image)} | {connections} | {fmt(bare['rps'])} | "
+            f"{ms(bare['p50_ms'])} | {ms(bare['p99_ms'])} | "
+            + " | ".join("–" if share is None else f"{share:.0%}" for share in shares)
+            + f" | {bare['connection_errors'] + bare['errors']['status']} |"
+        )
     return lines
 
 
@@ -885,7 +924,8 @@ def report(results: dict, args) -> str:
             "",
             "Service: `python -m app`"
             + "".join(f", {k}={v}" for k, v in args.service_env.items())
-            + "; no-op and naive: `uvicorn APP --loop uvloop --http httptools --no-access-log`.",
+            + "; no-op, bare and naive: "
+            "`uvicorn APP --loop uvloop --http httptools --no-access-log`.",
             "",
             *load_table(load["cells"], args.servers),
             "",
@@ -895,6 +935,18 @@ def report(results: dict, args) -> str:
             "any other process took during the row, % of a core (⚠: above "
             f"{args.max_disturbance}% even after {args.retries} re-runs).",
         ]
+        if "bare" in args.servers:
+            lines += [
+                "",
+                "### The work alone: bare (`bench/bare_app.py`)",
+                "",
+                *floor_table(load["cells"]),
+                "",
+                "bare: the service's preprocessing and network (LiteRT, batch of one) behind "
+                "a bare ASGI callable, no framework, log, metrics or batcher. bare / no-op: "
+                "what the work leaves of the HTTP ceiling; service / bare: what the rest of "
+                "the service costs. Medians of the paired rounds' ratios.",
+            ]
     cold = results.get("cold")
     if cold or (load and load.get("rss_after_load")):
         lines += ["", "## Cold start and memory", ""]
@@ -960,7 +1012,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run (1-5 s per part)")
     parser.add_argument("--parts", default=",".join(PARTS), help="load,cold,soak")
-    parser.add_argument("--servers", default=",".join(SERVERS), help="noop,naive,service")
+    parser.add_argument("--servers", default=",".join(SERVERS), help=",".join(SERVERS))
     parser.add_argument("--images", default=",".join(IMAGES), help="png,jpeg")
     parser.add_argument("--connections", default="1,8,64")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per round")
@@ -1046,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
     if (args.server_cpus or args.wrk_cpus) and shutil.which("taskset") is None:
         print("taskset not found; pass --server-cpus '' --wrk-cpus ''", file=sys.stderr)
         return 2
-    needs_model = {"naive", "service"} & set(args.servers) or "soak" in args.parts
+    needs_model = {"bare", "naive", "service"} & set(args.servers) or "soak" in args.parts
     if needs_model and not args.model.is_file():
         print(f"model {args.model} not found (set MODEL_PATH or --model)", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.inputs import write_inputs
-from bench.run import combine_rounds, ratio, soak_check
+from bench.run import combine_rounds, floor_table, load_table, ratio, soak_check
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,3 +85,20 @@ def test_ratios_pair_the_rounds_run_side_by_side() -> None:
     # Round by round 50 %, 50 %, 30 %; the medians alone would say 900 / 2000 = 45 %.
     assert ratio(service, noop) == 0.5
     assert ratio(measured(10, 1), measured(20, 1)) == 0.5  # a cell of one round
+
+
+def test_the_bare_server_gets_its_own_table_between_the_noop_and_the_service() -> None:
+    rounds = {
+        "noop": [measured(2000, 1), measured(3000, 1), measured(1000, 1)],
+        "bare": [measured(1000, 1), measured(1200, 1), measured(500, 1)],
+        "service": [measured(700, 1), measured(600, 1), measured(300, 1)],
+    }
+    cells = []
+    for name, measured_rounds in rounds.items():
+        cells.append({**combine_rounds(measured_rounds), "server": name})
+        cells[-1].update(image="png", connections=64)
+
+    # bare / no-op per round 50, 40, 50 %; service / bare 70, 50, 60 %.
+    assert floor_table(cells)[2] == "| 28×28 PNG | 64 | 1,000.0 | 0.50 | 1.00 | 50% | 60% | 0 |"
+    main = load_table(cells, ["noop", "bare", "service"])
+    assert "bare" not in main[0] and main[2].count("|") == main[0].count("|")

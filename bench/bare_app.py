@@ -1,0 +1,72 @@
+"""The work alone: the service's own preprocessing and network, without the service.
+
+    MODEL_PATH=model/artifacts/digitnet.keras uvicorn bench.bare_app:app
+
+A bare ASGI callable: no FastAPI or Starlette, no middleware, no request log, no
+metrics, no micro-batcher, no validation beyond what the work needs. It slices
+the file out of the upload (``app.api.multipart``), normalises it
+(``app.preprocessing``), runs the network in LiteRT on a batch of one
+(``app.inference``), and answers the digit and the ten probabilities.
+
+No implementation of this service can beat it on the same machine without
+computing something else, so ``make bench`` sets it beside the no-op: bare / no-op
+is what the image work and the network leave of the HTTP ceiling, and service /
+bare is what everything else the service does (routing, errors, the request
+log, metrics, batching) costs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from app import preprocessing
+from app.api import multipart
+from app.api.errors import status_for
+from app.config import DEFAULT_MODEL_PATH
+from app.inference import load_classifier
+
+classifier = load_classifier(Path(os.environ.get("MODEL_PATH", DEFAULT_MODEL_PATH)))
+
+
+async def app(scope, receive, send) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["path"] == "/health/ready":
+        await _answer(send, 200, {"status": "ok"})
+        return
+    body = bytearray()
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    content_type = dict(scope["headers"]).get(b"content-type", b"")
+    data = multipart.single_file(bytes(body), content_type, b"file")
+    if scope["path"] != "/predict" or data is None:
+        await _answer(send, 400, {"detail": "POST /predict with one file part named file"})
+        return
+    try:
+        network_input = preprocessing.preprocess(data)
+    except preprocessing.PreprocessingError as error:
+        await _answer(send, status_for(error), {"detail": str(error)})
+        return
+    probabilities = classifier.predict(network_input[np.newaxis])[0]
+    await _answer(
+        send,
+        200,
+        {"digit": int(np.argmax(probabilities)), "probabilities": probabilities.tolist()},
+    )
+
+
+async def _answer(send, status: int, content: dict) -> None:
+    body = json.dumps(content).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
