@@ -3,7 +3,8 @@
     MODEL_PATH=model/artifacts/digitnet.keras uvicorn bench.bare_app:app
 
 A bare ASGI callable: no FastAPI or Starlette, no middleware, no request log, no
-metrics, no micro-batcher, no validation beyond what the work needs. It slices
+metrics, no micro-batcher, no validation beyond what the work needs; the
+worker's malloc and GC settings are the service's (``app.memory``). It slices
 the file out of the upload (``app.api.multipart``), normalises it
 (``app.preprocessing``), runs the network in LiteRT on a batch of one
 (``app.inference``), and answers the digit and the ten probabilities.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app import preprocessing
+from app import memory, preprocessing
 from app.api import multipart
 from app.api.errors import status_for
 from app.config import DEFAULT_MODEL_PATH
@@ -35,6 +36,8 @@ classifier = load_classifier(Path(os.environ.get("MODEL_PATH", DEFAULT_MODEL_PAT
 async def app(scope, receive, send) -> None:
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
+            memory.tune_malloc()  # the worker set up as the service's lifespan does
+            memory.freeze_startup_objects()
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
