@@ -31,7 +31,7 @@ train: install  ## retrain the shipped model (TRAIN_ARGS="--epochs 50 --data DIR
 evaluate: install  ## recompute the model card's test numbers
 	$(PY) -m model.evaluate $(EVALUATE_ARGS)
 
-bench: install  ## load benchmark and soak, ~10 min (BENCH_ARGS="--quick" or "--parts soak")
+bench: install  ## load benchmark and soak, ~13 min (BENCH_ARGS="--quick" or "--parts soak")
 	@command -v wrk >/dev/null || { echo "wrk not found: sudo apt-get install -y wrk"; exit 2; }
 	$(PY) -m bench.components
 	$(PY) -m bench.run $(BENCH_ARGS)

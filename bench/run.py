@@ -1,6 +1,6 @@
 """The load benchmark of issue 4 and the soak of issue 7: ``make bench``.
 
-    python -m bench.run            # everything, ~10 minutes
+    python -m bench.run            # everything, ~13 minutes
     python -m bench.run --quick    # a short smoke run of the same
     python -m bench.run --parts soak --soak-duration 600
 
