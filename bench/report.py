@@ -3,6 +3,8 @@ how they stand against issue 4's and issue 7's targets."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bench.load import ratio
 
 # Issue 4's targets: one worker, 64 connections, 28×28 PNG, side by side in one run.
@@ -22,6 +24,10 @@ def fmt(value: float, digits: int = 1) -> str:
 
 def ms(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def in_ms(value: float) -> str:
+    return f"{ms(value)} ms"
 
 
 def image_label(image: str) -> str:
@@ -103,9 +109,20 @@ def floor_table(cells: list[dict]) -> list[str]:
     return lines
 
 
-def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
+Row = tuple[str, str, str, bool | None]
+
+
+def against(target: str, value: float, key: str, shown: Callable[[float], str]) -> Row:
+    """One row: ``value`` against ``TARGETS[key]``, a floor for ratios, a ceiling otherwise."""
+    limit = TARGETS[key]
+    floor = key in ("share_of_noop", "times_naive")
+    met = value >= limit if floor else value <= limit
+    return (target, f"{'≥' if floor else '≤'} {shown(limit)}", shown(value), met)
+
+
+def targets(results: dict) -> list[Row]:
     """(target, required, measured, met) for issue 4's and issue 7's targets."""
-    rows: list[tuple[str, str, str, bool | None]] = []
+    rows: list[Row] = []
     load = results.get("load", {})
     by_key = {(c["server"], c["image"], c["connections"]): c for c in load.get("cells", [])}
     top = max((c for (_, _, c) in by_key), default=0)
@@ -116,31 +133,18 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
         share = ratio(service, noop) if noop else None
         if share is not None:
             rows.append(
-                (
-                    f"req/s vs no-op ({top} conns, PNG)",
-                    f"≥ {TARGETS['share_of_noop']:.0%}",
-                    f"{share:.0%}",
-                    share >= TARGETS["share_of_noop"],
+                against(
+                    f"req/s vs no-op ({top} conns, PNG)", share, "share_of_noop", "{:.0%}".format
                 )
             )
         times = ratio(service, naive) if naive else None
         if times is not None:
             rows.append(
-                (
-                    f"req/s vs naive ({top} conns, PNG)",
-                    f"≥ {TARGETS['times_naive']:.0f}×",
-                    f"{times:,.1f}×",
-                    times >= TARGETS["times_naive"],
+                against(
+                    f"req/s vs naive ({top} conns, PNG)", times, "times_naive", "{:,.0f}×".format
                 )
             )
-        rows.append(
-            (
-                f"p99 ({top} conns, PNG)",
-                f"≤ {TARGETS['p99_ms']:.0f} ms",
-                f"{ms(service['p99_ms'])} ms",
-                service["p99_ms"] <= TARGETS["p99_ms"],
-            )
-        )
+        rows.append(against(f"p99 ({top} conns, PNG)", service["p99_ms"], "p99_ms", in_ms))
         errors = sum(
             c["connection_errors"] + c["errors"]["status"]
             for (name, _, _), c in by_key.items()
@@ -150,23 +154,14 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
         single = by_key.get(("service", "png", 1))
         if single:
             rows.append(
-                (
-                    "p50 at 1 connection (PNG)",
-                    f"≤ {TARGETS['p50_one_connection_ms']:.0f} ms",
-                    f"{ms(single['p50_ms'])} ms",
-                    single["p50_ms"] <= TARGETS["p50_one_connection_ms"],
+                against(
+                    "p50 at 1 connection (PNG)", single["p50_ms"], "p50_one_connection_ms", in_ms
                 )
             )
     cold = results.get("cold", {}).get("service")
     if cold:
-        rows.append(
-            (
-                "cold start to ready (`python -m app`, median)",
-                f"≤ {TARGETS['cold_start_s']:.0f} s",
-                f"{cold['median_s']:.2f} s",
-                cold["median_s"] <= TARGETS["cold_start_s"],
-            )
-        )
+        target = "cold start to ready (`python -m app`, median)"
+        rows.append(against(target, cold["median_s"], "cold_start_s", "{:.2f} s".format))
     rss = []
     if (load.get("rss_after_load") or {}).get("service"):
         rss.append(load["rss_after_load"]["service"]["rss_mb"])
@@ -174,14 +169,8 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     if soak:
         rss += [w["max_mb"] for w in soak["rss"].values()]
     if rss:
-        rows.append(
-            (
-                "RSS per worker (after load; soak max)",
-                f"≤ {TARGETS['rss_mb']:.0f} MB",
-                f"{max(rss):.0f} MB",
-                max(rss) <= TARGETS["rss_mb"],
-            )
-        )
+        target = "RSS per worker (after load; soak max)"
+        rows.append(against(target, max(rss), "rss_mb", "{:.0f} MB".format))
     if soak:
         rows.append(
             (
