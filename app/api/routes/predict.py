@@ -79,7 +79,7 @@ class SingleUploadRoute(APIRoute):
     ``include_input=true|false``, the handler reads the file from
     the body itself and answers the same JSON: FastAPI's form parsing, dependency
     solving and response validation cost more than reading a small digit does
-    (README, Performance). Any other request, and any body the short cut is unsure
+    (docs/performance.md). Any other request, and any body the short cut is unsure
     of, goes to FastAPI's own handler, whose validation and errors stay the only ones.
     """
 
