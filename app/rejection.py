@@ -34,7 +34,7 @@ class NotADigitError(preprocessing.NoDigitError):
         self.reason = reason
 
 
-def reason(data: bytes, limits: preprocessing.Limits = preprocessing.Limits()) -> str:
+def reason(data: bytes, limits: preprocessing.Limits) -> str:
     """The most likely reason an upload is not one digit (one of the constants above)."""
     try:
         image = preprocessing.decode(preprocessing.open_image(data, limits))
