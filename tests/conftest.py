@@ -20,7 +20,7 @@ from PIL import Image
 
 from app.config import DEFAULT_MODEL_PATH, Settings
 from app.main import create_app
-from model import data
+from model import data, realdigits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,6 +51,15 @@ def mnist() -> data.Mnist:
         return data.load(download=False)
     except data.MnistDataError as error:
         pytest.skip(f"MNIST not available: {error}")
+
+
+@pytest.fixture(scope="session")
+def real_digits() -> realdigits.RealDigits:
+    """pendigits and optdigits from ../shared/data/realdigits or REALDIGITS_DIR."""
+    try:
+        return realdigits.load()
+    except realdigits.RealDigitsError as error:
+        pytest.skip(f"real handwriting not available: {error}")
 
 
 def png_bytes(pixels: np.ndarray | Image.Image, format: str = "PNG", **options) -> bytes:
