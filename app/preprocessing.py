@@ -222,11 +222,15 @@ def _paper(ascending: np.ndarray, border: np.ndarray) -> tuple[bool, np.ndarray,
         split = int(np.searchsorted(ascending, threshold, side="right"))
         paper_is_dark = split >= ascending.size - split
         levels = ascending[:split] if paper_is_dark else ascending[split:]
+    if levels.size == 0:  # every border level on the threshold itself
+        levels = ascending
     extreme = _quantile(levels, 0.02 if paper_is_dark else 0.98)
     middle = (extreme + threshold) / 2.0
     if paper_is_dark:
-        return True, levels[: int(np.searchsorted(levels, middle, side="right"))], threshold
-    return False, levels[int(np.searchsorted(levels, middle, side="left")) :], threshold
+        kept = levels[: int(np.searchsorted(levels, middle, side="right"))]
+    else:
+        kept = levels[int(np.searchsorted(levels, middle, side="left")) :]
+    return paper_is_dark, kept if kept.size else levels, threshold
 
 
 def _uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float) -> bool:
@@ -317,16 +321,20 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
         paper_levels = _background(grey, dark_ink)
         ink = _contrast(grey, paper_levels, dark_ink)
         ordered = np.sort(ink, axis=None)
-        on_paper = ordered  # most of a photo is paper
+        # Most of a photo is paper: the noise is what most pixels show.
+        median = _quantile(ordered, 0.5)
+        deviation = _median_distance(ordered, median)
     else:
         ink = _contrast(grey, background, dark_ink)
         ordered = _contrast(ordered[::-1] if dark_ink else ordered, background, dark_ink)
-        # Measured on the paper alone: a marker digit cropped tight is mostly ink.
-        on_paper = _contrast(paper[::-1] if dark_ink else paper, background, dark_ink)
+        # Measured on the paper alone (a marker digit cropped tight is mostly ink),
+        # in grey levels either side of its median, in the ink's units.
+        median = 0.0
+        deviation = _median_distance(paper, background)
+        if dark_ink:
+            deviation *= 255.0 / max(background, 1.0)
 
     # Noise floor from the background's own spread: 0 for clean images like MNIST.
-    median = _quantile(on_paper, 0.5)
-    deviation = _median_distance(on_paper, median)
     floor = median + 4.0 * 1.4826 * deviation
     if float(ordered[-1]) - floor < MIN_CONTRAST:
         raise NoDigitError("No digit found: the marks are too faint to read.")

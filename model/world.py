@@ -12,13 +12,17 @@ Two families of uploads, each sent as a PNG through the service's own code:
   ``load_digits`` (optdigits' other 13 writers, 8×8) in both polarities, with and
   without a margin. ``load_digits`` is for evaluation only, never training.
 
-Prints, per kind, the share read correctly and the share refused (422).
+Also the upload kinds of ``model.uploads``, MNIST test digits as PNG files, and
+non-digits kept apart from training (``not_digits``). Prints, per kind of digit,
+the share read correctly, the share refused (422) and the expected calibration
+error; per kind of non-digit, the share answered 200; and the digit score's AUROC.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from app import calibration
 from model import data, realdigits
 from model import distort as d
 
@@ -85,6 +90,20 @@ RENDERED: dict[str, Render] = {
 }
 
 
+def uploaded(digits: data.Split, count: int, seed: int) -> Iterator[Sample]:
+    """``model.uploads``' kinds: photos, canvas drawings, scans, screenshots, formats."""
+    from model import uploads
+
+    for upload in uploads.uploads(digits, count * len(uploads.KINDS), seed):
+        yield Sample(f"upload: {upload.kind}", upload.label, upload.content)
+
+
+def mnist_test(mnist: data.Mnist, count: int) -> Iterator[Sample]:
+    """MNIST test digits as PNG files (final evaluation only: nothing is fitted on them)."""
+    for image, label in zip(mnist.test.images[:count], mnist.test.labels[:count], strict=True):
+        yield Sample("MNIST test PNG", int(label), png(image))
+
+
 def rendered(digits: data.Split, count: int, seed: int) -> Iterator[Sample]:
     rng = np.random.default_rng(seed)
     for kind, render in RENDERED.items():
@@ -135,33 +154,95 @@ def real(sets: realdigits.RealDigits, count: int) -> Iterator[Sample]:
     yield from _bitmap_samples("load_digits 8x8", small.images, small.target, count)
 
 
-def measure(samples: Iterator[Sample], read: Callable[[list[bytes]], list[int | None]]) -> dict:
-    """Per kind: count, share read correctly, share refused."""
+NOT_A_DIGIT = 10  # the label of samples that are no digit
+
+
+def not_digits(count: int, seed: int, mnist_digits: np.ndarray) -> Iterator[Sample]:
+    """Non-digits kept apart from training: fonts of other families, other seeds."""
+    from model import augment
+
+    fonts = augment.fonts(training=False)
+    kinds = {
+        "letters and symbols (other fonts)": lambda rng: augment.glyph(rng, fonts),
+        "scribbles": augment.scribble,
+        "textures": augment.texture,
+        "scenes (generated photos)": augment.scene,
+        "pages of text (other fonts)": lambda rng: augment.text_page(rng, fonts),
+        "several digits": lambda rng: augment.several_digits(mnist_digits, rng),
+    }
+    for offset, (kind, render) in enumerate(kinds.items()):
+        rng = np.random.default_rng(10_000 + seed * 100 + offset)
+        for _ in range(count):
+            yield Sample(kind, NOT_A_DIGIT, png(render(rng)))
+
+
+@dataclass(frozen=True)
+class Reading:
+    probabilities: np.ndarray | None  # (10,), None when preprocessing refused the image
+    score: float  # the digit score; 0 when preprocessing refused the image
+    refused: bool  # 422: by preprocessing or by the not-a-digit threshold
+
+
+def _row(group: list[Sample], readings: list[Reading]) -> dict:
+    labels = np.array([sample.label for sample in group])
+    refused = np.array([reading.refused for reading in readings])
+    if labels[0] == NOT_A_DIGIT:
+        return {"count": len(group), "answered": round(1 - float(refused.mean()), 4)}
+    read = [i for i, reading in enumerate(readings) if reading.probabilities is not None]
+    probabilities = np.stack([readings[i].probabilities for i in read])
+    right = (probabilities.argmax(axis=1) == labels[read]) & ~refused[read]
+    return {
+        "count": len(group),
+        "accuracy": round(float(right.sum()) / len(group), 4),
+        "refused": round(float(refused.mean()), 4),
+        "ece": round(calibration.expected_calibration_error(probabilities, labels[read]), 4),
+    }
+
+
+def measure(samples: Iterator[Sample], read: Callable[[list[bytes]], list[Reading]]) -> dict:
+    """Per kind: for digits the share read right, refused, and the calibration
+    error; for non-digits the share answered 200. Plus the digit score's AUROC
+    between all digits and all non-digits."""
     by_kind: dict[str, list[Sample]] = {}
     for sample in samples:
         by_kind.setdefault(sample.kind, []).append(sample)
-    report = {}
+    report, scores = {}, {True: [], False: []}
     for kind, group in by_kind.items():
-        answers = read([sample.content for sample in group])
-        right = sum(answer == sample.label for answer, sample in zip(answers, group, strict=True))
-        refused = sum(answer is None for answer in answers)
-        report[kind] = {
-            "count": len(group),
-            "accuracy": round(right / len(group), 4),
-            "refused": round(refused / len(group), 4),
-        }
+        readings = read([sample.content for sample in group])
+        report[kind] = _row(group, readings)
+        scores[group[0].label != NOT_A_DIGIT] += [reading.score for reading in readings]
+    if scores[True] and scores[False]:
+        report["auroc"] = round(auroc(np.array(scores[True]), np.array(scores[False])), 4)
     return report
 
 
-def service_reader() -> Callable[[list[bytes]], list[int | None]]:
-    """The service's preprocessing and network, in-process; None for a refusal."""
-    from app.config import get_settings
-    from app.inference import load_classifier
+def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """The chance a random positive scores above a random negative (ties count half)."""
+    values = np.concatenate([positives, negatives])
+    order = values.argsort(kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):  # average ranks of ties
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    positive_ranks = ranks[: len(positives)].sum()
+    return float(
+        (positive_ranks - len(positives) * (len(positives) + 1) / 2)
+        / (len(positives) * len(negatives))
+    )
+
+
+def service_reader(classifier=None) -> Callable[[list[bytes]], list[Reading]]:
+    """The service's preprocessing, network and threshold, in-process."""
     from app.preprocessing import PreprocessingError, preprocess
 
-    classifier = load_classifier(get_settings().model_path)
+    if classifier is None:
+        from app.config import get_settings
+        from app.inference import load_classifier
 
-    def read(contents: list[bytes]) -> list[int | None]:
+        classifier = load_classifier(get_settings().model_path)
+
+    def read(contents: list[bytes]) -> list[Reading]:
         inputs: list[np.ndarray | None] = []
         for content in contents:
             try:
@@ -169,10 +250,35 @@ def service_reader() -> Callable[[list[bytes]], list[int | None]]:
             except PreprocessingError:
                 inputs.append(None)
         readable = [x for x in inputs if x is not None]
-        digits = iter(classifier.predict(np.stack(readable)).argmax(axis=1) if readable else [])
-        return [None if x is None else int(next(digits)) for x in inputs]
+        if readable:
+            probabilities, scores = classifier.interpret(classifier.outputs(np.stack(readable)))
+        answers = iter(range(len(readable)))
+        readings = []
+        for x in inputs:
+            if x is None:
+                readings.append(Reading(None, 0.0, True))
+                continue
+            i = next(answers)
+            refused = bool(scores[i] < classifier.reject_below)
+            readings.append(Reading(probabilities[i], float(scores[i]), refused))
+        return readings
 
     return read
+
+
+def print_report(report: dict) -> None:
+    width = max(map(len, report))
+    print(f"{'kind':<{width}}  count  accuracy  refused    ECE  | non-digits answered")
+    for kind, row in report.items():
+        if kind == "auroc":
+            print(f"digit score AUROC, digits against non-digits: {row:.4f}")
+        elif "answered" in row:
+            print(f"{kind:<{width}}  {row['count']:5d}  {'':34}| {row['answered']:7.2%}")
+        else:
+            print(
+                f"{kind:<{width}}  {row['count']:5d}  {row['accuracy']:8.2%}  "
+                f"{row['refused']:7.2%}  {row['ece']:5.2%}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,15 +291,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from model.uploads import held_out_digits
 
-    digits = held_out_digits(data.load(args.data))
+    mnist = data.load(args.data)
+    digits = held_out_digits(mnist)
     sets = realdigits.load(args.realdigits)
     read = service_reader()
-    report = measure(rendered(digits, args.count, args.seed), read)
-    report |= measure(real(sets, args.count), read)
-    width = max(map(len, report))
-    print(f"{'kind':<{width}}  count  accuracy  refused")
-    for kind, row in report.items():
-        print(f"{kind:<{width}}  {row['count']:5d}  {row['accuracy']:8.2%}  {row['refused']:7.2%}")
+    samples = itertools.chain(
+        uploaded(digits, args.count, args.seed),
+        rendered(digits, args.count, args.seed),
+        real(sets, args.count),
+        mnist_test(mnist, args.count),
+        not_digits(args.count, args.seed, digits.images),
+    )
+    report = measure(samples, read)
+    print_report(report)
     if args.json:
         with open(args.json, "w") as stream:
             json.dump(report, stream, indent=2)
