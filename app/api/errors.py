@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app import observability, preprocessing
+from app import observability, preprocessing, rejection
 from app.api.schemas import ErrorDetail
 
 STATUS_BY_ERROR: dict[type[preprocessing.PreprocessingError], int] = {
@@ -23,11 +23,16 @@ def status_for(error: preprocessing.PreprocessingError) -> int:
     return 400
 
 
-def _response(description: str, example: str) -> dict:
+def _response(description: str, example: str, *others: str) -> dict:
+    content = (
+        {"examples": {text: {"value": {"detail": text}} for text in (example, *others)}}
+        if others
+        else {"example": {"detail": example}}
+    )
     return {
         "model": ErrorDetail,
         "description": description,
-        "content": {"application/json": {"example": {"detail": example}}},
+        "content": {"application/json": content},
     }
 
 
@@ -53,6 +58,9 @@ UPLOAD_ERRORS = {
         "photo, a letter or symbol, printed text, several characters; the detail says "
         "which; reject=false answers these), or a missing or invalid field.",
         "No digit found: the image is blank or a single colour.",
+        f"No digit found: {rejection.PHOTO}",
+        f"No digit found: {rejection.SYMBOL}",
+        f"No digit found: {rejection.SEVERAL}",
     ),
 }
 NOT_READY = {503: _response("The model is not loaded yet.", "The model is not loaded yet.")}

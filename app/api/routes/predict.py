@@ -31,7 +31,14 @@ Reject = Annotated[
     Query(
         description="Refuse (422) an image that does not look like one handwritten digit. "
         "With reject=false every readable image gets 200 with its `digit_score`, for "
-        "clients that set their own threshold."
+        "clients that set their own threshold.",
+        openapi_examples={
+            "refuse non-digits": {"value": True, "summary": "422 for a photo or a letter"},
+            "decide yourself": {
+                "value": False,
+                "summary": "200 for every readable image; compare digit_score yourself",
+            },
+        },
     ),
 ]
 
