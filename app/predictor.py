@@ -88,6 +88,10 @@ class Predictor:
         probabilities = await self.batcher.predict(network_input)
         return Result(probabilities, network_input, seconds)
 
+    async def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Network inputs (n, 28, 28, 1) -> probabilities (n, 10), in a thread."""
+        return await run_in_threadpool(self._infer, batch)
+
     async def predict_many(
         self, uploads: list[bytes]
     ) -> list[Result | preprocessing.PreprocessingError]:
@@ -100,9 +104,7 @@ class Predictor:
                 outcomes.append(error)
         readable = [outcome for outcome in outcomes if isinstance(outcome, tuple)]
         probabilities = iter(
-            await run_in_threadpool(self._infer, np.stack([x for x, _ in readable]))
-            if readable
-            else []
+            await self.infer(np.stack([x for x, _ in readable])) if readable else []
         )
         return [
             Result(next(probabilities), *outcome) if isinstance(outcome, tuple) else outcome
