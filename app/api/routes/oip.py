@@ -230,10 +230,12 @@ def _image_files(tensor: RequestInput) -> list[bytes]:
     content_type = (tensor.parameters or {}).get("content_type", "base64")
     if content_type != "base64":
         raise _bad(tensor, f"content_type {content_type!r}; image files come base64-encoded.")
-    if len(tensor.data) != tensor.shape[0] or not all(isinstance(e, str) for e in tensor.data):
+    # Shape [n, 1] may come nested: [["..."], ["..."]].
+    elements = [e[0] if isinstance(e, list) and len(e) == 1 else e for e in tensor.data]
+    if len(elements) != tensor.shape[0] or not all(isinstance(e, str) for e in elements):
         raise _bad(tensor, f"expected {tensor.shape[0]} base64 strings.")
     files = []
-    for index, element in enumerate(tensor.data):
+    for index, element in enumerate(elements):
         try:
             files.append(base64.b64decode(element, validate=True))
         except (binascii.Error, ValueError):

@@ -145,6 +145,17 @@ def test_any_content_type_is_read_as_json(client: TestClient, content_type: str 
     assert output["shape"] == [1, 10] and len(output["data"]) == 10
 
 
+def test_images_in_shape_n_by_1_flat_or_nested(client: TestClient) -> None:
+    one = np.full((28, 28), 255, np.uint8)
+    one[4:24, 12:16] = 0
+    encoded = base64.b64encode(png_bytes(one)).decode()
+    for data in ([encoded, encoded], [[encoded], [encoded]]):
+        response = infer_json(client, one_input("image", [2, 1], "BYTES", data))
+        assert response.status_code == 200, response.text
+        read = np.array(response.json()["outputs"][0]["data"]).reshape(2, 10)
+        assert list(read.argmax(axis=1)) == [1, 1]
+
+
 def test_nested_data_is_read_in_row_major_order(client: TestClient) -> None:
     rng = np.random.default_rng(3)
     batch = rng.random((2, 28, 28, 1), dtype=np.float32)
