@@ -52,7 +52,9 @@ class RequestInput(BaseModel):
     datatype: str = Field(..., examples=["FP32"])
     parameters: dict[str, Any] | None = None
     data: list[Any] = Field(
-        ..., description="The elements in row-major order, flattened or nested as the shape."
+        default_factory=list,
+        description="The elements in row-major order, flattened or nested as the shape "
+        "(absent when the tensor's bytes follow the JSON: binary_data_size in parameters).",
     )
 
 

@@ -11,7 +11,12 @@ and answers ``probabilities``: FP32 ``[n, 10]``. Errors are ``{"error": "..."}``
 unknown model 404, bad tensor 400, and for images the status and text ``/predict``
 gives. The body size, pixel and batch limits are those of ``/predict/batch``.
 tritonclient posts its JSON without a JSON content type; any content type is read
-as JSON here.
+as JSON here. Triton's binary tensor extension is read too (what tritonclient sends
+by default): with an ``Inference-Header-Content-Length`` header the body is that
+much JSON, then the tensors' bytes (``binary_data_size`` in an input's parameters):
+FP32 little-endian, BYTES as 4-byte little-endian lengths each followed by an
+image file (raw, or base64 as in JSON). Answers are always JSON, which tritonclient
+reads either way.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import struct
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -55,6 +61,8 @@ INPUTS = {
     ),
 }
 ONE_INPUT = "one input: 'input' (FP32 [n, 28, 28, 1]) or 'image' (BYTES [n], base64 files)"
+JSON_LENGTH = "inference-header-content-length"  # Triton's binary tensor extension
+BINARY = "digits.oip.binary"  # where the handler finds the bytes after the JSON
 
 
 def _error(description: str) -> dict:
@@ -93,6 +101,33 @@ def _validation_message(error: RequestValidationError) -> str:
     return "Not a valid inference request: " + "; ".join(problems)
 
 
+async def _json_part(request: Request) -> Request:
+    """The request as FastAPI should parse it: JSON, whatever the content type says,
+    and with the binary extension only the JSON part, the rest kept in the scope."""
+    headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
+    scope = {**request.scope, "headers": [*headers, (b"content-type", b"application/json")]}
+    declared = request.headers.get(JSON_LENGTH)
+    if declared is None:
+        return Request(scope, request.receive)
+    body = await request.body()  # the size and time limits apply as ever
+    if not (declared.isascii() and declared.isdigit() and int(declared) <= len(body)):
+        raise HTTPException(
+            400,
+            f"Inference-Header-Content-Length {declared!r} does not fit the {len(body)}-byte body.",
+        )
+    scope[BINARY] = body[int(declared) :]
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            return await request.receive()
+        sent = True
+        return {"type": "http.request", "body": body[: int(declared)], "more_body": False}
+
+    return Request(scope, receive)
+
+
 class OipRoute(APIRoute):
     """Answers errors the protocol's way, and reads the body as JSON whatever it says."""
 
@@ -100,14 +135,9 @@ class OipRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def oip_handler(request: Request) -> Response:
-            if request.method == "POST" and "json" not in request.headers.get("content-type", ""):
-                headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
-                scope = {
-                    **request.scope,
-                    "headers": [*headers, (b"content-type", b"application/json")],
-                }
-                request = Request(scope, request.receive)
             try:
+                if request.method == "POST":
+                    request = await _json_part(request)
                 return await handler(request)
             except RequestValidationError as error:
                 return oip_error(400, _validation_message(error))
@@ -211,11 +241,24 @@ def _batch_size(tensor: RequestInput, max_batch: int) -> int:
     return size
 
 
-def _network_inputs(tensor: RequestInput) -> np.ndarray:
+def _binary_data(tensor: RequestInput, binary: bytes | None) -> bytes | None:
+    """The tensor's bytes, if it came by the binary extension (one input a request)."""
+    size = (tensor.parameters or {}).get("binary_data_size")
+    if size is None:
+        return None
+    if binary is None:
+        raise _bad(tensor, "binary_data_size without an Inference-Header-Content-Length header.")
+    if size != len(binary):
+        raise _bad(tensor, f"binary_data_size {size}, but {len(binary)} bytes follow the JSON.")
+    return binary
+
+
+def _network_inputs(tensor: RequestInput, binary: bytes | None) -> np.ndarray:
+    data = _binary_data(tensor, binary)
     try:
-        values = np.asarray(tensor.data)
-    except ValueError:  # ragged nesting
-        raise _bad(tensor, "data is not a regular array.") from None
+        values = np.asarray(tensor.data) if data is None else np.frombuffer(data, "<f4")
+    except ValueError:  # ragged nesting, or bytes that are not whole float32s
+        raise _bad(tensor, "data is not a regular array of FP32.") from None
     if values.dtype.kind not in "iuf":
         raise _bad(tensor, "data must be numbers.")
     if values.size != math.prod(tensor.shape):
@@ -226,10 +269,40 @@ def _network_inputs(tensor: RequestInput) -> np.ndarray:
     return batch
 
 
-def _image_files(tensor: RequestInput) -> list[bytes]:
+def _byte_elements(tensor: RequestInput, data: bytes) -> list[bytes]:
+    """Triton's serialised BYTES: each element its 4-byte little-endian length, then it."""
+    elements, offset = [], 0
+    while offset < len(data):
+        if offset + 4 > len(data):
+            raise _bad(tensor, "binary data ends inside an element's length.")
+        (length,) = struct.unpack_from("<I", data, offset)
+        offset += 4
+        if offset + length > len(data):
+            raise _bad(tensor, f"binary element {len(elements)} is cut short.")
+        elements.append(data[offset : offset + length])
+        offset += length
+    return elements
+
+
+def _as_file(element: bytes) -> bytes:
+    """A binary element is the file itself, or the file in base64 as in JSON (an image
+    file's own bytes are never all base64: its signature is not)."""
+    try:
+        return base64.b64decode(element, validate=True)
+    except (binascii.Error, ValueError):
+        return element
+
+
+def _image_files(tensor: RequestInput, binary: bytes | None) -> list[bytes]:
     content_type = (tensor.parameters or {}).get("content_type", "base64")
     if content_type != "base64":
         raise _bad(tensor, f"content_type {content_type!r}; image files come base64-encoded.")
+    data = _binary_data(tensor, binary)
+    if data is not None:
+        files = [_as_file(element) for element in _byte_elements(tensor, data)]
+        if len(files) != tensor.shape[0]:
+            raise _bad(tensor, f"{len(files)} binary elements for shape {tensor.shape}.")
+        return files
     # Shape [n, 1] may come nested: [["..."], ["..."]].
     elements = [e[0] if isinstance(e, list) and len(e) == 1 else e for e in tensor.data]
     if len(elements) != tensor.shape[0] or not all(isinstance(e, str) for e in elements):
@@ -272,13 +345,13 @@ async def infer(
             raise HTTPException(
                 400, f"Unknown output {wanted.name!r}; this model answers {OUTPUT.name!r}."
             )
-    tensor = body.inputs[0]
+    tensor, binary = body.inputs[0], request.scope.get(BINARY)
     size = _batch_size(tensor, settings.max_batch_files)
     if tensor.name == "input":
-        batch = _network_inputs(tensor)
+        batch = _network_inputs(tensor, binary)
     else:
         inputs = []
-        for index, data in enumerate(_image_files(tensor)):
+        for index, data in enumerate(_image_files(tensor, binary)):
             try:
                 inputs.append((await predictor.normalize(data))[0])
             except preprocessing.PreprocessingError as error:

@@ -106,6 +106,23 @@ def test_infer_8_image_files_as_predict_reads_them(
     np.testing.assert_allclose(read, expected, atol=1e-6)
 
 
+def test_binary_tensors_as_tritonclient_sends_them_by_default(
+    triton_client: triton.InferenceServerClient, training_digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    images, labels = training_digits[0][72:80], training_digits[1][72:80]
+    tensor = triton.InferInput("input", [8, 28, 28, 1], "FP32")
+    tensor.set_data_from_numpy(as_network_input(images))  # binary_data=True
+    by_tensor = probabilities(triton_client.infer(MODEL, [tensor]))
+    assert (by_tensor.argmax(axis=1) == labels).sum() >= 7
+    files = image_files(images)
+    for encode in (lambda file: file, base64.b64encode):  # the files, or base64 as in JSON
+        image = triton.InferInput("image", [len(files)], "BYTES")
+        image.set_data_from_numpy(np.array([encode(file) for file in files], dtype=np.object_))
+        by_image = probabilities(triton_client.infer(MODEL, [image]))
+        json_image = probabilities(triton_client.infer(MODEL, [image_input(files)]))
+        np.testing.assert_array_equal(by_image, json_image)
+
+
 def test_errors_reach_the_client_with_status_and_message(
     triton_client: triton.InferenceServerClient,
 ) -> None:
@@ -195,6 +212,43 @@ def test_a_bad_request_is_400_with_an_error(client: TestClient, body: dict, mess
     assert response.status_code == 400, response.text
     assert message in response.json()["error"]
     assert client.get("/v2/health/ready").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "tail", "parameters", "message"),
+    [
+        ("99999", b"", {"binary_data_size": 4}, "does not fit"),
+        ("x", b"", {"binary_data_size": 4}, "does not fit"),
+        (None, b"", {"binary_data_size": 4}, "without an Inference-Header-Content-Length"),
+        ("", b"\0" * 8, {"binary_data_size": 4}, "but 8 bytes follow"),
+        ("", b"\0" * 6, {"binary_data_size": 6}, "not a regular array of FP32"),
+    ],
+)
+def test_bad_binary_tensors_are_400(
+    client: TestClient, header: str | None, tail: bytes, parameters: dict, message: str
+) -> None:
+    body = one_input("input", [1, 28, 28, 1], "FP32", [])
+    body["inputs"][0]["parameters"] = parameters
+    head = json.dumps(body).encode()
+    headers = (
+        {} if header is None else {"Inference-Header-Content-Length": header or str(len(head))}
+    )
+    response = client.post(INFER, content=head + tail, headers=headers)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]
+
+
+def test_binary_byte_elements_must_be_whole(client: TestClient) -> None:
+    body = one_input("image", [1], "BYTES", [])
+    for tail, message in (
+        (b"\x05\0", "inside an element's length"),
+        (b"\x09\0\0\0abc", "cut short"),
+    ):
+        body["inputs"][0]["parameters"] = {"binary_data_size": len(tail)}
+        head = json.dumps(body).encode()
+        headers = {"Inference-Header-Content-Length": str(len(head))}
+        response = client.post(INFER, content=head + tail, headers=headers)
+        assert response.status_code == 400 and message in response.json()["error"]
 
 
 def test_a_body_that_is_not_json_is_400(client: TestClient) -> None:
