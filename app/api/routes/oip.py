@@ -51,9 +51,10 @@ from app.api.oip_schemas import (
     ServerReady,
     TensorMetadata,
 )
-from app.inference import INPUT_SHAPE, NUM_CLASSES, DigitClassifier
+from app.calibration import NUM_DIGITS
+from app.inference import INPUT_SHAPE, DigitClassifier
 
-OUTPUT = TensorMetadata(name="probabilities", datatype="FP32", shape=[-1, NUM_CLASSES])
+OUTPUT = TensorMetadata(name="probabilities", datatype="FP32", shape=[-1, NUM_DIGITS])
 INPUTS = {
     "input": TensorMetadata(name="input", datatype="FP32", shape=[-1, *INPUT_SHAPE]),
     "image": TensorMetadata(
