@@ -171,11 +171,12 @@ def make_server(name: str, args, log_dir: Path, workers: int = 1) -> Server:
 
 
 def run_cold(args, log_dir: Path) -> dict:
-    from app.inference import converted_path, file_sha256
+    from app.inference import converted_path, file_sha256, read_card, shipped_litert
 
     results = {}
-    cache = converted_path(args.model, file_sha256(args.model))
-    if not cache.is_file():
+    sha256 = file_sha256(args.model)
+    shipped = shipped_litert(args.model, sha256, read_card(args.model, sha256))
+    if shipped is None and not converted_path(args.model, sha256).is_file():
         server = make_server("service", args, log_dir)
         seconds = server.start(timeout=600)
         server.stop()

@@ -281,7 +281,13 @@ def train(args: argparse.Namespace) -> dict:
     card["plots"] = save_plots(history, test["confusion_matrix"], args.out, args.arch)
     (args.out / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
     print(f"wrote {model_path} and {args.out / CARD_NAME}")
-    return card
+
+    # Ship the LiteRT form the service runs, recorded in the card (make convert).
+    from app import inference
+
+    litert = inference.ship(model_path)
+    print(f"wrote {litert['output']} (LiteRT, {litert['max_abs_difference']:.1e} from Keras)")
+    return json.loads((args.out / CARD_NAME).read_text())
 
 
 def calibrate(outputs: np.ndarray, labels: np.ndarray) -> dict:

@@ -16,6 +16,15 @@ STATUS_BY_ERROR: dict[type[preprocessing.PreprocessingError], int] = {
 }
 
 
+# The Open Inference Protocol's paths answer errors as {"error": ...} (app/api/routes/oip.py).
+OIP_PREFIX = "/v2/"
+
+
+def error_content(path: str, message: str) -> dict[str, str]:
+    """An error's JSON body: {"detail": ...}, or {"error": ...} on the protocol's paths."""
+    return {"error" if path.startswith(OIP_PREFIX) else "detail": message}
+
+
 def status_for(error: preprocessing.PreprocessingError) -> int:
     for kind, status in STATUS_BY_ERROR.items():
         if isinstance(error, kind):
