@@ -4,7 +4,10 @@ Small images (the common case: canvas drawings, MNIST-sized PNGs) cost tens of
 microseconds to normalise, less than a hop to a thread, so they are done on the
 event loop. Larger ones go to a thread pool so a 12 MP photo never stalls other
 requests, at most LARGE_IMAGE_CONCURRENCY at a time so a flood of them cannot
-exhaust memory. Single images reach the network through the micro-batcher.
+exhaust memory. HEIC and AVIF images always take that path, whatever their size:
+their video decoders cost milliseconds even for a small picture, and size their
+frame from the codec stream, which the container's declared size does not bind.
+Single images reach the network through the micro-batcher.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from app import preprocessing, rejection
+from app import heif, preprocessing, rejection
 from app.batching import MicroBatcher
 from app.config import Settings
 from app.inference import DigitClassifier
@@ -93,7 +96,7 @@ class Predictor:
         started = time.perf_counter()
         image = preprocessing.open_image(data, self.limits)
         width, height = image.size
-        if width * height <= self.inline_max_pixels:
+        if width * height <= self.inline_max_pixels and image.format not in heif.FORMATS:
             network_input = preprocessing.normalize_digit(image)
         else:
             async with self._large_images:

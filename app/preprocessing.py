@@ -4,8 +4,8 @@ The steps redo what the MNIST authors did to scanned digits, after undoing what
 cameras, canvases and apps do to them:
 
 1. decode safely: known formats only, dimensions checked before any pixel is
-   decoded, big JPEGs decoded at reduced scale, first frame of animations,
-   EXIF orientation applied;
+   decoded, big JPEGs decoded at reduced scale, first frame of animations and
+   the primary image of a HEIC/AVIF, EXIF orientation applied;
 2. grey, with transparency composited onto a background that contrasts with
    the strokes (canvas drawings are dark or light strokes on nothing);
 3. polarity: the paper is what the border shows, or, when a digit cropped tight
@@ -36,10 +36,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
+from app import heif
+
 INPUT_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
 CENTRE = INPUT_SIZE / 2  # ... and puts its centre of mass here (pixel-index coordinates)
-ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", *heif.FORMATS)
 WORKING_SIZE = 512  # larger images are reduced to this before the pixel work
 MIN_CONTRAST = 16.0  # grey levels between background and ink, out of 255
 STROKE_CORE_QUANTILE = 0.9  # stroke pixels above this quantile are full ink
@@ -86,6 +88,9 @@ def open_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
     """
     if not data:
         raise EmptyImageError("The file is empty.")
+    claimed = heif.claimed_size(data)
+    if claimed is not None:
+        _check_size(*claimed, limits)
     try:
         with warnings.catch_warnings():
             # Our own limit, checked below, is the one that answers; Pillow's
@@ -93,6 +98,10 @@ def open_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
+        if family := heif.family(data):
+            raise UnsupportedImageError(
+                f"The {family} file could not be read: its header is truncated or corrupt."
+            ) from None
         raise UnsupportedImageError(
             f"The file is not an image in a supported format ({', '.join(ACCEPTED_FORMATS)})."
         ) from None
@@ -102,7 +111,11 @@ def open_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
         ) from None
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ...
         raise UnsupportedImageError(f"The image header could not be read ({error}).") from None
-    width, height = image.size
+    _check_size(*image.size, limits)
+    return image
+
+
+def _check_size(width: int, height: int, limits: Limits) -> None:
     if width < 1 or height < 1:
         raise UnsupportedImageError("The image has no pixels.")
     if width * height > limits.max_pixels:
@@ -110,7 +123,6 @@ def open_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
             f"The image is {width}x{height} = {width * height:,} pixels; "
             f"the limit is {limits.max_pixels:,}."
         )
-    return image
 
 
 def decode(image: Image.Image) -> Image.Image:
@@ -129,7 +141,8 @@ def decode(image: Image.Image) -> Image.Image:
     except Image.DecompressionBombError:
         raise ImageTooLargeError("The image decompresses to too many pixels.") from None
     except Exception as error:  # truncated or corrupt data: OSError, SyntaxError, ...
-        raise UnsupportedImageError(f"The image could not be decoded ({error}).") from None
+        reason = str(error).strip()  # libheif's messages end in a newline
+        raise UnsupportedImageError(f"The image could not be decoded ({reason}).") from None
     return image
 
 

@@ -59,8 +59,9 @@ UPLOAD_ERRORS = {
         "The image is 60000x60000 = 3,600,000,000 pixels; the limit is 16,000,000.",
     ),
     415: _response(
-        "Not an image, a format we do not read, or a truncated file.",
-        "The file is not an image in a supported format (PNG, JPEG, GIF, BMP, WEBP, TIFF).",
+        "Not an image, a format we do not read, or a truncated or corrupt file.",
+        "The file is not an image in a supported format "
+        "(PNG, JPEG, GIF, BMP, WEBP, TIFF, HEIF, AVIF).",
     ),
     422: _response(
         "No digit in the image: blank or one colour, or not one handwritten digit (a "

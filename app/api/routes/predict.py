@@ -19,8 +19,9 @@ from app.predictor import Predictor, Result
 router = APIRouter(tags=["predict"])
 
 IMAGE_DESCRIPTION = (
-    "An image of one handwritten digit: PNG, JPEG, GIF (first frame), BMP, WebP or TIFF; "
-    "a photo of ink on paper, a canvas drawing with transparency, a scan or a screenshot."
+    "An image of one handwritten digit: PNG, JPEG, GIF (first frame), BMP, WebP, TIFF, "
+    "HEIC/HEIF or AVIF (the primary image); a photo of ink on paper straight from a phone, "
+    "a canvas drawing with transparency, a scan or a screenshot."
 )
 IncludeInput = Annotated[
     bool,
