@@ -15,7 +15,6 @@ from tests.deploy import dockerfile
 from tests.deploy.dockerfile import PROJECT_ROOT
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
-MEASURED_PEAK_RSS_BYTES = 398 * 10**6  # see test_k8s.py
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +48,8 @@ def test_locked_down_like_the_deployment(service: dict) -> None:
     assert "no-new-privileges:true" in service["security_opt"]
     grace = int(re.fullmatch(r"(\d+)s", service["stop_grace_period"]).group(1))
     assert grace > 20, "uvicorn waits up to 20 s for requests in flight"
-    memory = service["deploy"]["resources"]["limits"]["memory"]
-    assert int(memory.rstrip("M")) * 10**6 >= 1.2 * MEASURED_PEAK_RSS_BYTES
+    # The memory figures: tests/deploy/limits.py reads them, test_k8s.py checks they
+    # are the Deployment's, test_hostile_inputs.py holds the measured peak to them.
 
 
 def compose_command() -> list[str] | None:
