@@ -154,7 +154,9 @@ def _upright(image: Image.Image) -> None:
 
 
 def _reduced(image: Image.Image) -> Image.Image:
-    if image.mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "F"):
+    # Modes the resampler reads are reduced as they are: converting a 16 MP CMYK
+    # image to RGB first would cost another 48 MB while it is decoded.
+    if image.mode not in ("1", "L", "LA", "RGB", "RGBA", "CMYK", "I", "F"):
         image = image.convert("RGBA" if _has_alpha(image) else "RGB")
     elif image.mode == "1":
         image = image.convert("L")

