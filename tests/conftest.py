@@ -77,11 +77,15 @@ def mnist() -> data.Mnist:
 
 @pytest.fixture(scope="session")
 def real_digits() -> realdigits.RealDigits:
-    """pendigits and optdigits from ../shared/data/realdigits or REALDIGITS_DIR."""
-    try:
-        return realdigits.load()
-    except realdigits.RealDigitsError as error:
-        pytest.skip(f"real handwriting not available: {error}")
+    """pendigits and optdigits from REALDIGITS_DIR or ../shared/data/realdigits. Absent: a
+    skip, or a failure in CI. Present but corrupt: always a failure."""
+    folder = Path(os.environ.get("REALDIGITS_DIR") or realdigits.SHARED_DIR)
+    require(
+        all((folder / name).is_file() for name in realdigits.CHECKSUMS),
+        f"real handwriting not found in {folder}: set REALDIGITS_DIR or fill "
+        "../shared/data/realdigits",
+    )
+    return realdigits.load(folder)
 
 
 def png_bytes(pixels: np.ndarray | Image.Image, format: str = "PNG", **options) -> bytes:
