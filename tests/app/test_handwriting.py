@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from app import preprocessing
+from model import distort, uploads, world
 from tests.conftest import png_bytes
 
 # Digits as pen strokes on a 100×100 square (x right, y down).
@@ -98,3 +99,56 @@ def test_an_8_pixel_thumbnail_light_on_dark(client: TestClient, margin: int) -> 
     framed = np.pad(small, margin)
     big = np.asarray(Image.fromarray(framed).resize((framed.shape[0] * 4,) * 2, Image.BILINEAR))
     assert read(client, as_upload(np.clip(big, 0, 1), dark_ink=False)) == 7
+
+
+def read_many(client: TestClient, contents: list[bytes]) -> list[int | None]:
+    """Each image's digit through /predict/batch, None where it was refused."""
+    answers: list[int | None] = []
+    for start in range(0, len(contents), 32):
+        files = [
+            ("files", (f"{i}.png", c, "image/png"))
+            for i, c in enumerate(contents[start : start + 32])
+        ]
+        response = client.post("/predict/batch", files=files)
+        assert response.status_code == 200, response.text
+        for item in response.json()["predictions"]:
+            answers.append(item["prediction"]["digit"] if "prediction" in item else None)
+    return answers
+
+
+def held_out(mnist, count: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    digits = uploads.held_out_digits(mnist)
+    return digits.images[:count], digits.labels[:count]
+
+
+@pytest.mark.parametrize("dark_ink", [True, False], ids=["dark on light", "light on dark"])
+def test_real_digits_cropped_to_touch_all_four_edges(
+    client: TestClient, mnist, dark_ink: bool
+) -> None:
+    images, labels = held_out(mnist)
+    contents = [
+        world.png(distort.on_paper(distort.cropped(world._mnist_ink(image), level=0.2), dark_ink))
+        for image in images
+    ]
+    answers = read_many(client, contents)
+    assert None not in answers  # never refused
+    assert sum(a == b for a, b in zip(answers, labels, strict=True)) >= 57
+
+
+@pytest.mark.parametrize("kind", ["16x16 grey", "16x16 x4 nearest", "16x16 x4 bilinear"])
+def test_real_digits_box_normalised_to_16_pixels(client: TestClient, mnist, kind: str) -> None:
+    images, labels = held_out(mnist)
+    rng = np.random.default_rng(0)
+    answers = read_many(client, [world.png(world.RENDERED[kind](d, rng)) for d in images])
+    assert None not in answers
+    assert sum(a == b for a, b in zip(answers, labels, strict=True)) >= 57
+
+
+def test_ones_with_a_flag_and_a_foot_from_forms(client: TestClient, real_digits) -> None:
+    """optdigits' 1s: stretched to the bitmap's full height, binary, often flagged and footed."""
+    bitmaps = real_digits.opt_validation
+    ones = bitmaps.images[bitmaps.labels == 1]
+    answers = read_many(
+        client, [world.png(distort.on_paper(one.astype(np.float32))) for one in ones]
+    )
+    assert sum(answer == 1 for answer in answers) >= 0.95 * len(ones)
