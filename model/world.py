@@ -266,6 +266,24 @@ def service_reader(classifier=None) -> Callable[[list[bytes]], list[Reading]]:
     return read
 
 
+def markdown(report: dict) -> str:
+    """The report as the tables docs/model.md shows."""
+    lines = ["| kind | count | read right | refused | ECE |", "|---|---:|---:|---:|---:|"]
+    others = ["| not a digit | count | answered 200 |", "|---|---:|---:|"]
+    for kind, row in report.items():
+        if kind == "auroc":
+            continue
+        if "answered" in row:
+            others.append(f"| {kind} | {row['count']} | {row['answered']:.1%} |")
+        else:
+            lines.append(
+                f"| {kind} | {row['count']} | {row['accuracy']:.2%} | {row['refused']:.2%} "
+                f"| {row['ece']:.2%} |"
+            )
+    auroc = f"\nDigit score AUROC, digits against non-digits: {report.get('auroc', 0):.4f}\n"
+    return "\n".join(lines) + "\n\n" + "\n".join(others) + "\n" + auroc
+
+
 def print_report(report: dict) -> None:
     width = max(map(len, report))
     print(f"{'kind':<{width}}  count  accuracy  refused    ECE  | non-digits answered")
@@ -288,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="folder with the MNIST .gz files (default: $MNIST_DIR)")
     parser.add_argument("--realdigits", help="folder with the UCI files ($REALDIGITS_DIR)")
     parser.add_argument("--json", help="also write the report here")
+    parser.add_argument("--markdown", help="also write the report as Markdown tables here")
     args = parser.parse_args(argv)
     from model.uploads import held_out_digits
 
@@ -304,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = measure(samples, read)
     print_report(report)
+    if args.markdown:
+        with open(args.markdown, "w") as stream:
+            stream.write(markdown(report))
     if args.json:
         with open(args.json, "w") as stream:
             json.dump(report, stream, indent=2)
