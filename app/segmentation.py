@@ -1,0 +1,442 @@
+"""One line of handwritten digits -> each digit's network input and box.
+
+Classic over-segmentation, in two halves around one network call:
+
+``propose`` (no network)
+1. the ink of the whole line: ``preprocessing.ink_strength``, every mark kept (a
+   decimal point must survive to be told apart from a digit);
+2. components: 8-connected stroke blobs; specks smaller than the pen dropped, and
+   at most MAX_COMPONENTS considered (the heaviest), so a page of noise costs a
+   bounded amount;
+3. rules removed: long horizontal runs (ruled paper, an underline, a form's box)
+   are erased except where a stroke crosses them;
+4. the line's digit height H: the median height of the tall components;
+5. marks: a component under MARK_HEIGHT × H that does not sit over a digit (a
+   decimal point, a comma, a dash) is no digit: it is listed, with its box, and
+   skipped;
+6. groups: digit components that overlap horizontally or nearly touch are one
+   group (a 4 or a 5 written in two strokes, or two digits: the network decides
+   below); small pieces over a digit (a 5's bar) join it;
+7. pieces: each component of a group, a wide one (touching digits) cut at the
+   minima of its column profile;
+8. candidates: runs of up to MAX_PIECES consecutive pieces, each normalised by
+   ``preprocessing.fit_to_mnist`` exactly as /predict normalises one digit.
+
+``Proposal.choose`` (the network's outputs in)
+9. per group, the split into candidates that maximises the sum of
+   log(digit score) + log(shape prior): dynamic programming over the pieces. The
+   digit score is a function of the classifier's outputs (by default the top
+   probability), so a network with a "not a digit" output can plug in its own.
+
+No web framework in here: errors are ``PreprocessingError`` subclasses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from app import preprocessing
+
+MAX_COMPONENTS = 512  # blobs considered after specks are dropped (the heaviest)
+HEAVY = 0.1  # the pen is measured on blobs of at least this share of the heaviest's mass
+MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
+NEAR = 0.15  # components closer than this many line heights are one group
+WIDE = 0.8  # a component wider than this many line heights may hold touching digits
+MAX_PIECES = 4  # pieces one digit may be made of
+MAX_WIDTH = 1.5  # no candidate digit is wider than this many line heights
+RULE_LENGTH = 1.5  # a horizontal run this many line heights long is a rule, not a stroke
+WIDE_PENALTY = 4.0  # log-prior per line height of width beyond 1.0
+SHORT_PENALTY = 6.0  # log-prior per line height of height short of 0.55
+PIECE_COST = 0.7  # log-prior per digit: a split must be worth it
+
+DigitScore = Callable[[np.ndarray], np.ndarray]
+
+
+def top_probability(probabilities: np.ndarray) -> np.ndarray:
+    """(n, 10) probabilities -> (n,) how much each candidate looks like a digit."""
+    return probabilities.max(axis=1)
+
+
+class TooManyDigitsError(preprocessing.PreprocessingError):
+    """More digits than MAX_DIGITS: a page of text, not a number."""
+
+
+@dataclass(frozen=True)
+class Box:
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def scaled(self, factor_x: float, factor_y: float) -> Box:
+        left, top = math.floor(self.x * factor_x), math.floor(self.y * factor_y)
+        right = math.ceil((self.x + self.width) * factor_x)
+        bottom = math.ceil((self.y + self.height) * factor_y)
+        return Box(left, top, right - left, bottom - top)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Ink on the line that is no digit: ``point`` (a decimal point or comma),
+    ``dash``, or ``mark`` (anything else short: a stray stroke)."""
+
+    kind: str
+    box: Box
+
+
+@dataclass(frozen=True)
+class Digit:
+    probabilities: np.ndarray  # (10,)
+    network_input: np.ndarray  # (28, 28, 1)
+    box: Box
+
+    @property
+    def digit(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities[self.digit])
+
+
+@dataclass(frozen=True)
+class Candidate:
+    group: int
+    first: int  # the pieces first..last of its group
+    last: int
+    box: Box  # in the upload's pixels
+    prior: float  # log shape prior
+
+
+@dataclass(frozen=True)
+class Proposal:
+    inputs: np.ndarray  # (n, 28, 28, 1): every candidate's network input
+    candidates: list[Candidate]
+    pieces: list[int]  # how many pieces each group has, left to right
+    marks: list[Mark]
+
+    def choose(self, probabilities: np.ndarray, score: DigitScore = top_probability) -> list[Digit]:
+        """The digits, left to right: per group, the best split into candidates."""
+        log_scores = np.log(np.maximum(score(probabilities), 1e-12))
+        by_end: dict[tuple[int, int], list[int]] = {}
+        for index, candidate in enumerate(self.candidates):
+            by_end.setdefault((candidate.group, candidate.last), []).append(index)
+        digits = []
+        for group, count in enumerate(self.pieces):
+            best = [0.0] + [-math.inf] * count  # best[k]: the first k pieces read
+            back = [-1] * (count + 1)
+            for end in range(count):
+                for index in by_end.get((group, end), ()):
+                    candidate = self.candidates[index]
+                    total = best[candidate.first] + log_scores[index] + candidate.prior
+                    if total > best[end + 1]:
+                        best[end + 1], back[end + 1] = total, index
+            path, end = [], count
+            while end > 0:
+                path.append(back[end])
+                end = self.candidates[back[end]].first
+            digits += [
+                Digit(probabilities[i], self.inputs[i], self.candidates[i].box)
+                for i in reversed(path)
+            ]
+        return digits
+
+
+@dataclass
+class _Blobs:
+    labels: np.ndarray  # int32 label image, 0 = none
+    ids: np.ndarray  # (n,) the labels kept
+    top: np.ndarray
+    left: np.ndarray
+    bottom: np.ndarray  # exclusive
+    right: np.ndarray  # exclusive
+    mass: np.ndarray
+
+    @property
+    def height(self) -> np.ndarray:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> np.ndarray:
+        return self.right - self.left
+
+
+def _blobs(ink: np.ndarray, strokes: np.ndarray, pen: float | None = None) -> tuple[_Blobs, float]:
+    """The stroke components bigger than a speck, at most MAX_COMPONENTS (the
+    heaviest), and the pen's width (measured on the heavy components, unless given)."""
+    labels, count = ndimage.label(strokes, structure=preprocessing.EIGHT_NEIGHBOURS)
+    slices = ndimage.find_objects(labels)
+    extents = np.array(
+        [(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in slices], dtype=np.int64
+    ).reshape(-1, 4)
+    ids = np.arange(1, count + 1)
+    mass = np.asarray(ndimage.sum_labels(ink, labels, ids), dtype=np.float64).reshape(-1)
+    if pen is None:
+        heavy = ids[mass >= HEAVY * mass.max()] if count else ids
+        pen = _pen_width(np.isin(labels, heavy))
+    size = np.maximum(extents[:, 2] - extents[:, 0], extents[:, 3] - extents[:, 1])
+    keep = np.flatnonzero(size >= 0.7 * pen)
+    if keep.size == 0:
+        raise preprocessing.NoDigitError("No digit found: only specks, no strokes.")
+    if keep.size > MAX_COMPONENTS:
+        keep = keep[np.argsort(-mass[keep], kind="stable")[:MAX_COMPONENTS]]
+        keep.sort()
+    top, left, bottom, right = extents[keep].T
+    return _Blobs(labels, ids[keep], top, left, bottom, right, mass[keep]), pen
+
+
+def _pen_width(strokes: np.ndarray) -> float:
+    """The strokes' typical width: twice their area over their outline's length."""
+    inner = ~preprocessing.dilated(~strokes, 1)
+    outline = int(np.count_nonzero(strokes)) - int(np.count_nonzero(inner & strokes))
+    return 2.0 * np.count_nonzero(strokes) / max(outline, 1)
+
+
+def _line_height(blobs: _Blobs) -> float:
+    """The height of the line's digits: the median of the tall components' heights,
+    leaving out long flat ones (rules) when there is anything else."""
+    height, width = blobs.height, blobs.width
+    flat = width >= 4 * height
+    heights = height[~flat] if (~flat).any() else height
+    return float(np.median(heights[heights >= 0.5 * heights.max()]))
+
+
+def _long_runs(mask: np.ndarray, length: int) -> np.ndarray:
+    """The pixels of ``mask`` in horizontal runs at least ``length`` long."""
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    steps = np.diff(padded, axis=1)
+    starts, ends = np.argwhere(steps == 1), np.argwhere(steps == -1)  # same order
+    long = ends[:, 1] - starts[:, 1] >= length
+    runs = np.zeros_like(mask)
+    for (row, start), (_, end) in zip(starts[long], ends[long], strict=True):
+        runs[row, start:end] = True
+    return runs
+
+
+def _without_rules(strokes: np.ndarray, blobs: _Blobs, height: float) -> np.ndarray | None:
+    """The strokes with rules (ruled paper, underlines, boxes) erased, or None if
+    there are none. Where a stroke crosses a rule, the crossing is kept."""
+    length = max(3, round(RULE_LENGTH * height))
+    if not (blobs.width >= length).any():
+        return None
+    # Let a rule drift a row or two (a slightly tilted page) and still be one run.
+    band = strokes.copy()
+    band[1:] |= strokes[:-1]
+    band[:-1] |= strokes[1:]
+    rules = _long_runs(band, length) & strokes
+    if not rules.any():
+        return None
+    kept = strokes & ~rules
+    reach = max(3, round(0.2 * height))
+    crossing = ndimage.binary_closing(kept, structure=np.ones((reach, 1), dtype=bool))
+    return kept | (rules & crossing)
+
+
+def _cuts(profile: np.ndarray, height: float) -> list[int]:
+    """Where a wide component may hold two digits: its column profile's minima."""
+    width = profile.size
+    margin = max(1, round(0.15 * height))
+    smooth = max(1, round(0.05 * height))
+    profile = ndimage.uniform_filter1d(profile.astype(np.float32), 2 * smooth + 1)
+    window = ndimage.minimum_filter1d(profile, 2 * margin + 1)
+    minima = [c for c in range(margin, width - margin) if profile[c] <= window[c]]
+    wanted = math.ceil(width / (0.3 * height)) + 1
+    chosen: list[int] = []
+    for column in sorted(minima, key=lambda c: (profile[c], c)):
+        if all(abs(column - other) >= margin for other in chosen):
+            chosen.append(column)
+        if len(chosen) == wanted:
+            break
+    return sorted(chosen)
+
+
+def _prior(width: float, height: float, line: float) -> float:
+    """log plausibility of a digit's shape in a line of digits ``line`` high."""
+    ratio_width, ratio_height = width / line, height / line
+    return (
+        -WIDE_PENALTY * max(0.0, ratio_width - 1.0)
+        - SHORT_PENALTY * max(0.0, 0.55 - ratio_height)
+        - PIECE_COST
+    )
+
+
+def _mark_kind(width: int, height: int, line: float) -> str:
+    if width >= 2 * height:
+        return "dash"
+    if max(width, height) <= 0.35 * line:
+        return "point"
+    return "mark"
+
+
+def _groups(blobs: _Blobs, line: float) -> tuple[list[list[int]], list[int]]:
+    """Digit groups (lists of blob indices, left to right) and the marks' indices."""
+    tall = blobs.height >= MARK_HEIGHT * line
+    order = sorted(np.flatnonzero(tall), key=lambda i: blobs.left[i])
+    groups: list[list[int]] = []
+    extents: list[list[int]] = []  # each group's [left, right, top, bottom]
+    for index in order:
+        left, right = int(blobs.left[index]), int(blobs.right[index])
+        if extents:
+            group_left, group_right = extents[-1][:2]
+            overlap = min(right, group_right) - max(left, group_left)
+            if overlap >= -NEAR * line:  # the network decides later if it is one digit
+                groups[-1].append(index)
+                extent = extents[-1]
+                extent[1] = max(group_right, right)
+                extent[2] = min(extent[2], int(blobs.top[index]))
+                extent[3] = max(extent[3], int(blobs.bottom[index]))
+                continue
+        groups.append([index])
+        extents.append([left, right, int(blobs.top[index]), int(blobs.bottom[index])])
+    marks = []
+    for index in np.flatnonzero(~tall):
+        left, right = int(blobs.left[index]), int(blobs.right[index])
+        centre_row = (blobs.top[index] + blobs.bottom[index]) / 2
+        for group, (group_left, group_right, top, bottom) in zip(groups, extents, strict=True):
+            overlap = min(right, group_right) - max(left, group_left)
+            low = centre_row > bottom - 0.25 * (bottom - top)  # a point or comma at the foot
+            if overlap >= 0.5 * (right - left) and not low and top - 0.2 * line <= centre_row:
+                # Part of the digit (a 5's bar) if it weighs something; else grain on it.
+                if blobs.mass[index] >= HEAVY * max(blobs.mass[i] for i in group):
+                    group.append(index)
+                break
+        else:
+            marks.append(index)
+    return groups, marks
+
+
+def _pieces(group: list[int], blobs: _Blobs, line: float) -> list[tuple[int, int, int]]:
+    """A group's pieces as (label, first column, end column), left to right."""
+    pieces = []
+    for index in group:
+        label, left, right = int(blobs.ids[index]), int(blobs.left[index]), int(blobs.right[index])
+        columns = [left, right]
+        if right - left > WIDE * line:
+            window = blobs.labels[blobs.top[index] : blobs.bottom[index], left:right] == label
+            columns = [left, *(left + c for c in _cuts(window.sum(axis=0), line)), right]
+        pieces += [(label, start, end) for start, end in itertools.pairwise(columns)]
+    return sorted(pieces, key=lambda piece: piece[1] + piece[2])  # by their middle
+
+
+def propose(image: Image.Image, max_digits: int) -> Proposal:
+    """An opened image of one line of digits -> the candidates to score, in one batch."""
+    width, height = preprocessing.upright_size(image)
+    decoded = preprocessing.decode(image)
+    scale = (width / decoded.width, height / decoded.height)
+    strength = preprocessing.ink_strength(preprocessing.grey_levels(decoded))
+    ink, strokes = strength.ink, strength.strokes
+    blobs, pen = _blobs(ink, strokes)
+    line = _line_height(blobs)
+    cleaned = _without_rules(strokes, blobs, line)
+    if cleaned is not None:
+        if not cleaned.any():
+            raise preprocessing.NoDigitError("No digit found: only lines, no writing.")
+        strokes = cleaned
+        blobs, _ = _blobs(ink, strokes, pen)
+        line = _line_height(blobs)
+    # Rules that no digit touched are long flat blobs of their own.
+    flat = (blobs.width >= RULE_LENGTH * line) & (blobs.height <= 0.25 * line)
+    groups, mark_indices = _groups(blobs, line)
+    groups = [group for group in groups if not all(flat[i] for i in group)]
+    if not groups:
+        raise preprocessing.NoDigitError("No digit found: only marks that are not digits.")
+    pieces = [_pieces(group, blobs, line) for group in groups]
+    # Every digit is made of at most MAX_PIECES pieces: a bound checked before any work.
+    least = sum(math.ceil(len(each) / MAX_PIECES) for each in pieces)
+    if least > max_digits:
+        raise TooManyDigitsError(
+            f"More than {max_digits} digits (MAX_DIGITS): {least} found at least."
+        )
+    top = min(int(blobs.top[i]) for group in groups for i in group)
+    bottom = max(int(blobs.bottom[i]) for group in groups for i in group)
+    marks = [
+        Mark(_mark_kind(int(blobs.width[i]), int(blobs.height[i]), line), _box(blobs, i, scale))
+        for i in mark_indices
+        if not flat[i]
+        and top - line / 2 <= (blobs.top[i] + blobs.bottom[i]) / 2 <= bottom + line / 2
+    ]
+    candidates: list[Candidate] = []
+    inputs: list[np.ndarray] = []
+    for number, group in enumerate(groups):
+        for candidate, network_input in _candidates(
+            number, group, pieces[number], blobs, strength, strokes, line, scale
+        ):
+            candidates.append(candidate)
+            inputs.append(network_input)
+    return Proposal(
+        np.stack(inputs)[..., np.newaxis], candidates, [len(each) for each in pieces], marks
+    )
+
+
+def _box(blobs: _Blobs, index: int, scale: tuple[float, float]) -> Box:
+    box = Box(
+        int(blobs.left[index]),
+        int(blobs.top[index]),
+        int(blobs.width[index]),
+        int(blobs.height[index]),
+    )
+    return box.scaled(*scale)
+
+
+def _candidates(
+    number: int,
+    group: list[int],
+    pieces: list[tuple[int, int, int]],
+    blobs: _Blobs,
+    strength: preprocessing.InkStrength,
+    strokes: np.ndarray,
+    line: float,
+    scale: tuple[float, float],
+) -> Iterator[tuple[Candidate, np.ndarray]]:
+    """Each run of up to MAX_PIECES consecutive pieces of a group, as a digit: its
+    ink (the pieces' strokes and their anti-aliased edge, no other stroke) through
+    ``fit_to_mnist``, its box and its shape prior."""
+    ink = strength.ink
+    margin = preprocessing.halo(ink.shape)
+    top = max(0, min(int(blobs.top[i]) for i in group) - margin)
+    bottom = min(ink.shape[0], max(int(blobs.bottom[i]) for i in group) + margin)
+    left = max(0, min(int(blobs.left[i]) for i in group) - margin)
+    right = min(ink.shape[1], max(int(blobs.right[i]) for i in group) + margin)
+    labels = blobs.labels[top:bottom, left:right]
+    piece_of = np.full(labels.shape, -1, dtype=np.int32)
+    columns = np.arange(left, right)[np.newaxis, :]
+    extents = []  # each piece's rows and columns in the window, ends exclusive
+    for position, (label, start, end) in enumerate(pieces):
+        own = (labels == label) & (columns >= start) & (columns < end)
+        piece_of[own] = position
+        rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
+        extents.append((rows[0], rows[-1] + 1, cols[0], cols[-1] + 1))
+    window_strokes = strokes[top:bottom, left:right]
+    window_ink = ink[top:bottom, left:right]
+    for first in range(len(pieces)):
+        for last in range(first, min(first + MAX_PIECES, len(pieces))):
+            chosen = extents[first : last + 1]
+            row0, row1 = min(e[0] for e in chosen), max(e[1] for e in chosen)
+            col0, col1 = min(e[2] for e in chosen), max(e[3] for e in chosen)
+            if last > first and col1 - col0 > MAX_WIDTH * line:
+                break
+            # The digit's window with room for its edge.
+            r0, r1 = max(0, row0 - margin), min(piece_of.shape[0], row1 + margin)
+            c0, c1 = max(0, col0 - margin), min(piece_of.shape[1], col1 + margin)
+            inside = piece_of[r0:r1, c0:c1]
+            own = (inside >= first) & (inside <= last)
+            mask = preprocessing.dilated(own, margin) & ~(window_strokes[r0:r1, c0:c1] & ~own)
+            box = Box(left + col0, top + row0, col1 - col0, row1 - row0)
+            yield (
+                Candidate(
+                    number,
+                    first,
+                    last,
+                    box.scaled(*scale),
+                    _prior(col1 - col0, row1 - row0, line),
+                ),
+                preprocessing.fit_to_mnist(window_ink[r0:r1, c0:c1] * mask),
+            )
