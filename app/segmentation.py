@@ -49,12 +49,17 @@ HEAVY = 0.1  # the pen is measured on blobs of at least this share of the heavie
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
 NEAR = 0.15  # components closer than this many line heights are one group
 WIDE = 0.8  # a component wider than this many line heights may hold touching digits
+CUT_SPACING = 0.12  # cuts at least this many line heights apart
 MAX_PIECES = 4  # pieces one digit may be made of
 MAX_WIDTH = 1.5  # no candidate digit is wider than this many line heights
 RULE_LENGTH = 1.5  # a horizontal run this many line heights long is a rule, not a stroke
-WIDE_PENALTY = 4.0  # log-prior per line height of width beyond 1.0
+WIDEST = 1.1  # a digit wider than this many line heights (along the slant) is unlikely
+WIDE_PENALTY = 4.0  # log-prior per line height of width beyond WIDEST
 SHORT_PENALTY = 6.0  # log-prior per line height of height short of 0.55
-PIECE_COST = 0.7  # log-prior per digit: a split must be worth it
+CROSSING_COST = 0.3  # log-prior per stroke beyond the first that a cut between digits crosses
+GAP_COST = 10.0  # log-prior per line height of gap inside one digit
+MAX_SLANT = 0.6  # the steepest lean of the writing considered, columns per row
+PIECE_COST = 0.4  # log-prior per digit: a split must be worth it
 
 DigitScore = Callable[[np.ndarray], np.ndarray]
 
@@ -112,7 +117,8 @@ class Candidate:
     first: int  # the pieces first..last of its group
     last: int
     box: Box  # in the upload's pixels
-    prior: float  # log shape prior
+    width: float  # along the writing's slant, in line heights
+    height: float
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,8 @@ class Proposal:
     inputs: np.ndarray  # (n, 28, 28, 1): every candidate's network input
     candidates: list[Candidate]
     pieces: list[int]  # how many pieces each group has, left to right
+    starts: list[list[int]]  # per group and piece: strokes a cut before it would cross
+    gaps: list[list[float]]  # per group and piece: the gap before it, in line heights
     marks: list[Mark]
 
     def choose(self, probabilities: np.ndarray, score: DigitScore = top_probability) -> list[Digit]:
@@ -135,7 +143,13 @@ class Proposal:
             for end in range(count):
                 for index in by_end.get((group, end), ()):
                     candidate = self.candidates[index]
-                    total = best[candidate.first] + log_scores[index] + candidate.prior
+                    total = (
+                        best[candidate.first]
+                        + log_scores[index]
+                        + _prior(candidate.width, candidate.height)
+                        - CROSSING_COST * max(0, self.starts[group][candidate.first] - 1)
+                        - GAP_COST * sum(self.gaps[group][candidate.first + 1 : candidate.last + 1])
+                    )
                     if total > best[end + 1]:
                         best[end + 1], back[end + 1] = total, index
             path, end = [], count
@@ -241,29 +255,33 @@ def _without_rules(strokes: np.ndarray, blobs: _Blobs, height: float) -> np.ndar
 
 
 def _cuts(profile: np.ndarray, height: float) -> list[int]:
-    """Where a wide component may hold two digits: its column profile's minima."""
+    """Where a wide component may hold two digits or more: its column profile's
+    minima, and where digits of an even width would meet (overlapping digits leave
+    no minimum there)."""
     width = profile.size
-    margin = max(1, round(0.15 * height))
+    margin = max(1, round(CUT_SPACING * height))
     smooth = max(1, round(0.05 * height))
     profile = ndimage.uniform_filter1d(profile.astype(np.float32), 2 * smooth + 1)
     window = ndimage.minimum_filter1d(profile, 2 * margin + 1)
-    minima = [c for c in range(margin, width - margin) if profile[c] <= window[c]]
+    minima = sorted(
+        (c for c in range(margin, width - margin) if profile[c] <= window[c]),
+        key=lambda c: (profile[c], c),
+    )
+    count = max(2, round(width / (0.6 * height)))
+    even = [round(width * k / n) for n in range(2, count + 1) for k in range(1, n)]
     wanted = math.ceil(width / (0.3 * height)) + 1
     chosen: list[int] = []
-    for column in sorted(minima, key=lambda c: (profile[c], c)):
-        if all(abs(column - other) >= margin for other in chosen):
+    for column in minima[:wanted] + even:
+        if margin <= column <= width - margin and all(abs(column - c) >= margin for c in chosen):
             chosen.append(column)
-        if len(chosen) == wanted:
-            break
     return sorted(chosen)
 
 
-def _prior(width: float, height: float, line: float) -> float:
-    """log plausibility of a digit's shape in a line of digits ``line`` high."""
-    ratio_width, ratio_height = width / line, height / line
+def _prior(width: float, height: float) -> float:
+    """log plausibility of a digit's shape, its sides in line heights."""
     return (
-        -WIDE_PENALTY * max(0.0, ratio_width - 1.0)
-        - SHORT_PENALTY * max(0.0, 0.55 - ratio_height)
+        -WIDE_PENALTY * max(0.0, width - WIDEST)
+        - SHORT_PENALTY * max(0.0, 0.55 - height)
         - PIECE_COST
     )
 
@@ -313,17 +331,72 @@ def _groups(blobs: _Blobs, line: float) -> tuple[list[list[int]], list[int]]:
     return groups, marks
 
 
-def _pieces(group: list[int], blobs: _Blobs, line: float) -> list[tuple[int, int, int]]:
-    """A group's pieces as (label, first column, end column), left to right."""
+@dataclass(frozen=True)
+class _Slant:
+    """Columns along the writing's slant: a pixel's sheared column is
+    ``x + slope × (row - middle)``, the same all along a stroke that leans by ``slope``."""
+
+    slope: float
+    middle: float
+
+    def columns(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        rows = np.arange(top, bottom, dtype=np.float32)[:, np.newaxis] - self.middle
+        return np.arange(left, right, dtype=np.float32)[np.newaxis, :] + self.slope * rows
+
+
+def _slant(groups: list[list[int]], blobs: _Blobs) -> _Slant:
+    """The line's slant: the pooled within-component regression of column on row."""
+    covariance = variance = 0.0
+    for index in (i for group in groups for i in group):
+        window = blobs.labels[
+            blobs.top[index] : blobs.bottom[index], blobs.left[index] : blobs.right[index]
+        ]
+        rows, columns = np.nonzero(window == blobs.ids[index])
+        rows, columns = rows - rows.mean(), columns - columns.mean()
+        covariance += float((rows * columns).sum())
+        variance += float((rows * rows).sum())
+    slope = float(np.clip(-covariance / variance, -MAX_SLANT, MAX_SLANT)) if variance else 0.0
+    tops = [int(blobs.top[i]) for group in groups for i in group]
+    bottoms = [int(blobs.bottom[i]) for group in groups for i in group]
+    return _Slant(slope, (min(tops) + max(bottoms)) / 2)
+
+
+def _pieces(
+    group: list[int], blobs: _Blobs, line: float, slant: _Slant
+) -> tuple[list[tuple[int, float, float]], list[int], list[float]]:
+    """A group's pieces as (label, first sheared column, end), left to right; how many
+    strokes a cut before each crosses (1 between components: a cut through several
+    strokes is less likely between digits than one through a single join); and the
+    gap before each, in line heights (0 where pieces overlap)."""
     pieces = []
+    crossings: dict[tuple[int, float], int] = {}  # (label, cut) -> strokes crossed
     for index in group:
-        label, left, right = int(blobs.ids[index]), int(blobs.left[index]), int(blobs.right[index])
-        columns = [left, right]
-        if right - left > WIDE * line:
-            window = blobs.labels[blobs.top[index] : blobs.bottom[index], left:right] == label
-            columns = [left, *(left + c for c in _cuts(window.sum(axis=0), line)), right]
-        pieces += [(label, start, end) for start, end in itertools.pairwise(columns)]
-    return sorted(pieces, key=lambda piece: piece[1] + piece[2])  # by their middle
+        label = int(blobs.ids[index])
+        top, bottom = int(blobs.top[index]), int(blobs.bottom[index])
+        left, right = int(blobs.left[index]), int(blobs.right[index])
+        sheared = slant.columns(top, bottom, left, right)
+        own = blobs.labels[top:bottom, left:right] == label
+        first, end = float(sheared[own].min()), float(sheared[own].max()) + 1
+        columns = [first, end]
+        if end - first > WIDE * line:
+            bins = np.floor(sheared[own] - first).astype(np.int64)
+            profile = np.bincount(bins, minlength=int(end - first))
+            cuts = _cuts(profile, line)
+            for cut in cuts:
+                along = np.zeros(own.shape[0] + 1, dtype=bool)
+                along[1:] = (own & (np.floor(sheared - first) == cut)).any(axis=1)
+                crossings[label, first + cut] = int(np.count_nonzero(along[1:] & ~along[:-1]))
+            columns = [first, *(first + c for c in cuts), end]
+        pieces += [(label, start, stop) for start, stop in itertools.pairwise(columns)]
+    pieces.sort(key=lambda piece: piece[1] + piece[2])  # by their middle
+    crossed, gaps = [0], [0.0]  # before the first piece: no cut
+    reach = pieces[0][2]
+    for before, after in itertools.pairwise(pieces):
+        joined = before[0] == after[0]
+        crossed.append(max(1, crossings.get((after[0], after[1]), 1)) if joined else 1)
+        gaps.append(max(0.0, after[1] - reach) / line)
+        reach = max(reach, after[2])
+    return pieces, crossed, gaps
 
 
 def propose(image: Image.Image, max_digits: int) -> Proposal:
@@ -348,7 +421,10 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
     groups = [group for group in groups if not all(flat[i] for i in group)]
     if not groups:
         raise preprocessing.NoDigitError("No digit found: only marks that are not digits.")
-    pieces = [_pieces(group, blobs, line) for group in groups]
+    slant = _slant(groups, blobs)
+    pieces, starts, gaps = zip(
+        *(_pieces(group, blobs, line, slant) for group in groups), strict=True
+    )
     # Every digit is made of at most MAX_PIECES pieces: a bound checked before any work.
     least = sum(math.ceil(len(each) / MAX_PIECES) for each in pieces)
     if least > max_digits:
@@ -367,12 +443,17 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
     inputs: list[np.ndarray] = []
     for number, group in enumerate(groups):
         for candidate, network_input in _candidates(
-            number, group, pieces[number], blobs, strength, strokes, line, scale
+            number, group, pieces[number], blobs, strength, strokes, line, scale, slant
         ):
             candidates.append(candidate)
             inputs.append(network_input)
     return Proposal(
-        np.stack(inputs)[..., np.newaxis], candidates, [len(each) for each in pieces], marks
+        np.stack(inputs)[..., np.newaxis],
+        candidates,
+        [len(each) for each in pieces],
+        list(starts),
+        list(gaps),
+        marks,
     )
 
 
@@ -389,12 +470,13 @@ def _box(blobs: _Blobs, index: int, scale: tuple[float, float]) -> Box:
 def _candidates(
     number: int,
     group: list[int],
-    pieces: list[tuple[int, int, int]],
+    pieces: list[tuple[int, float, float]],
     blobs: _Blobs,
     strength: preprocessing.InkStrength,
     strokes: np.ndarray,
     line: float,
     scale: tuple[float, float],
+    slant: _Slant,
 ) -> Iterator[tuple[Candidate, np.ndarray]]:
     """Each run of up to MAX_PIECES consecutive pieces of a group, as a digit: its
     ink (the pieces' strokes and their anti-aliased edge, no other stroke) through
@@ -407,13 +489,16 @@ def _candidates(
     right = min(ink.shape[1], max(int(blobs.right[i]) for i in group) + margin)
     labels = blobs.labels[top:bottom, left:right]
     piece_of = np.full(labels.shape, -1, dtype=np.int32)
-    columns = np.arange(left, right)[np.newaxis, :]
+    columns = slant.columns(top, bottom, left, right)
     extents = []  # each piece's rows and columns in the window, ends exclusive
     for position, (label, start, end) in enumerate(pieces):
         own = (labels == label) & (columns >= start) & (columns < end)
         piece_of[own] = position
         rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
-        extents.append((rows[0], rows[-1] + 1, cols[0], cols[-1] + 1))
+        sheared = columns[own]
+        extents.append(
+            (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1, sheared.min(), sheared.max() + 1)
+        )
     window_strokes = strokes[top:bottom, left:right]
     window_ink = ink[top:bottom, left:right]
     for first in range(len(pieces)):
@@ -421,7 +506,9 @@ def _candidates(
             chosen = extents[first : last + 1]
             row0, row1 = min(e[0] for e in chosen), max(e[1] for e in chosen)
             col0, col1 = min(e[2] for e in chosen), max(e[3] for e in chosen)
-            if last > first and col1 - col0 > MAX_WIDTH * line:
+            # Its width along the slant: what a digit's shape is judged by.
+            width = (max(e[5] for e in chosen) - min(e[4] for e in chosen)) / line
+            if last > first and width > MAX_WIDTH:
                 break
             # The digit's window with room for its edge.
             r0, r1 = max(0, row0 - margin), min(piece_of.shape[0], row1 + margin)
@@ -436,7 +523,8 @@ def _candidates(
                     first,
                     last,
                     box.scaled(*scale),
-                    _prior(col1 - col0, row1 - row0, line),
+                    float(width),
+                    (row1 - row0) / line,
                 ),
                 preprocessing.fit_to_mnist(window_ink[r0:r1, c0:c1] * mask),
             )
