@@ -31,8 +31,9 @@ from typing import Protocol
 
 import numpy as np
 
+from app import calibration
+
 INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
 TOLERANCE = 1e-5
 PROBE_SEED = 20261124
 CONVERSION_TIMEOUT_S = 300
@@ -68,15 +69,32 @@ class DigitClassifier:
     def version(self) -> str:
         return str(self.card.get("version", f"{self.model_path.stem}-{self.sha256[:12]}"))
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """(n, 28, 28, 1) float32 in [0, 1] -> (n, 10) probabilities."""
+    def __post_init__(self) -> None:
+        fitted = self.card.get("calibration", {})
+        self.temperature = float(fitted.get("temperature", 1.0))
+        # A model without a card of its own (a mounted one) refuses nothing.
+        self.reject_below = float(fitted.get("reject_below", 0.0))
+
+    def outputs(self, batch: np.ndarray) -> np.ndarray:
+        """(n, 28, 28, 1) float32 in [0, 1] -> the network's (n, 11) softmax outputs."""
         batch = np.ascontiguousarray(batch, dtype=np.float32).reshape((-1, *INPUT_SHAPE))
         with self._lock:
             return self.engine(batch)
 
+    def interpret(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Network outputs -> (n, 10) calibrated digit probabilities, (n,) digit scores."""
+        return (
+            calibration.digit_probabilities(outputs, self.temperature),
+            calibration.digit_score(outputs),
+        )
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """(n, 28, 28, 1) float32 in [0, 1] -> (n, 10) calibrated digit probabilities."""
+        return self.interpret(self.outputs(batch))[0]
+
     def warm_up(self) -> None:
         for size in (1, 2):
-            self.predict(np.zeros((size, *INPUT_SHAPE), dtype=np.float32))
+            self.outputs(np.zeros((size, *INPUT_SHAPE), dtype=np.float32))
 
 
 class LiteRTEngine:
@@ -115,7 +133,9 @@ class LiteRTEngine:
             results.append(self._run(batch[start : start + size]))
             start += size
         if not results:
-            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+            interpreter, _, output_index = self._runners[1]
+            width = interpreter.get_tensor(output_index).shape[-1]
+            return np.zeros((0, width), dtype=np.float32)
         return results[0] if len(results) == 1 else np.concatenate(results)
 
 

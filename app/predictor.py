@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app import preprocessing, segmentation
+from app import preprocessing, rejection, segmentation
 from app.batching import MicroBatcher
 from app.config import Settings
 from app.inference import DigitClassifier
@@ -29,7 +29,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Result:
-    probabilities: np.ndarray  # (10,) float32
+    probabilities: np.ndarray  # (10,) float32, calibrated
+    digit_score: float  # how much the image looks like one digit, 0..1
     network_input: np.ndarray  # (28, 28, 1) float32
     preprocess_seconds: float
 
@@ -69,12 +70,28 @@ class Predictor:
         )
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
+        """The network's raw outputs for a batch, timed."""
         if self._on_inference is None:
-            return self.classifier.predict(batch)
+            return self.classifier.outputs(batch)
         started = time.perf_counter()
-        probabilities = self.classifier.predict(batch)
+        outputs = self.classifier.outputs(batch)
         self._on_inference(time.perf_counter() - started)
-        return probabilities
+        return outputs
+
+    def _result(
+        self,
+        data: bytes,
+        outputs: np.ndarray,
+        network_input: np.ndarray,
+        seconds: float,
+        reject: bool,
+    ) -> Result:
+        """Interpret one upload's outputs; refuse it when it does not look like a digit."""
+        probabilities, scores = self.classifier.interpret(outputs[np.newaxis])
+        score = float(scores[0])
+        if reject and score < self.classifier.reject_below:
+            raise rejection.NotADigitError(rejection.reason(data, self.limits))
+        return Result(probabilities[0], score, network_input, seconds)
 
     async def start(self) -> None:
         await self.batcher.start()
@@ -99,10 +116,12 @@ class Predictor:
         network_input = await self._prepare(data, preprocessing.normalize_digit)
         return network_input, time.perf_counter() - started
 
-    async def predict(self, data: bytes) -> Result:
+    async def predict(self, data: bytes, reject: bool = True) -> Result:
+        """Raises preprocessing.PreprocessingError, or rejection.NotADigitError when
+        ``reject`` and the image does not look like one digit."""
         network_input, seconds = await self.normalize(data)
-        probabilities = await self.batcher.predict(network_input)
-        return Result(probabilities, network_input, seconds)
+        outputs = await self.batcher.predict(network_input)
+        return self._result(data, outputs, network_input, seconds, reject)
 
     async def read(self, data: bytes) -> Reading:
         """Bytes of one line of digits -> its digits, left to right, and its other
@@ -113,8 +132,8 @@ class Predictor:
             data, lambda image: segmentation.propose(image, self.max_digits)
         )
         seconds = time.perf_counter() - started
-        probabilities = await run_in_threadpool(self._infer, proposal.inputs)
-        digits = proposal.choose(probabilities)
+        outputs = await run_in_threadpool(self._infer, proposal.inputs)
+        digits = proposal.choose(*self.classifier.interpret(outputs))
         if len(digits) > self.max_digits:
             raise segmentation.TooManyDigitsError(
                 f"More than {self.max_digits} digits (MAX_DIGITS): {len(digits)} read."
@@ -122,7 +141,7 @@ class Predictor:
         return Reading(digits, proposal.marks, seconds)
 
     async def predict_many(
-        self, uploads: list[bytes]
+        self, uploads: list[bytes], reject: bool = True
     ) -> list[Result | preprocessing.PreprocessingError]:
         """Each upload's result or its own error, in order; one network call for all."""
         outcomes: list[tuple[np.ndarray, float] | preprocessing.PreprocessingError] = []
@@ -132,12 +151,17 @@ class Predictor:
             except preprocessing.PreprocessingError as error:
                 outcomes.append(error)
         readable = [outcome for outcome in outcomes if isinstance(outcome, tuple)]
-        probabilities = iter(
+        outputs = iter(
             await run_in_threadpool(self._infer, np.stack([x for x, _ in readable]))
             if readable
             else []
         )
-        return [
-            Result(next(probabilities), *outcome) if isinstance(outcome, tuple) else outcome
-            for outcome in outcomes
-        ]
+        results: list[Result | preprocessing.PreprocessingError] = []
+        for data, outcome in zip(uploads, outcomes, strict=True):
+            if isinstance(outcome, tuple):
+                try:
+                    outcome = self._result(data, next(outputs), *outcome, reject)
+                except rejection.NotADigitError as error:
+                    outcome = error
+            results.append(outcome)
+        return results

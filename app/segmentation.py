@@ -24,9 +24,10 @@ Classic over-segmentation, in two halves around one network call:
 
 ``Proposal.choose`` (the network's outputs in)
 9. per group, the split into candidates that maximises the sum of
-   log(digit score) + log(shape prior): dynamic programming over the pieces. The
-   digit score is a function of the classifier's outputs (by default the top
-   probability), so a network with a "not a digit" output can plug in its own.
+   log(likelihood) + log(shape prior): dynamic programming over the pieces. A
+   candidate's likelihood is its top digit probability times its digit score (the
+   network's 1 - p(not a digit)), so fragments and unions of two digits, which the
+   network learnt are no digit, lose to whole digits.
 
 No web framework in here: errors are ``PreprocessingError`` subclasses.
 """
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,13 +61,6 @@ CROSSING_COST = 0.3  # log-prior per stroke beyond the first that a cut between 
 GAP_COST = 10.0  # log-prior per line height of gap inside one digit
 MAX_SLANT = 0.6  # the steepest lean of the writing considered, columns per row
 PIECE_COST = 0.4  # log-prior per digit: a split must be worth it
-
-DigitScore = Callable[[np.ndarray], np.ndarray]
-
-
-def top_probability(probabilities: np.ndarray) -> np.ndarray:
-    """(n, 10) probabilities -> (n,) how much each candidate looks like a digit."""
-    return probabilities.max(axis=1)
 
 
 class TooManyDigitsError(preprocessing.PreprocessingError):
@@ -130,9 +124,19 @@ class Proposal:
     gaps: list[list[float]]  # per group and piece: the gap before it, in line heights
     marks: list[Mark]
 
-    def choose(self, probabilities: np.ndarray, score: DigitScore = top_probability) -> list[Digit]:
-        """The digits, left to right: per group, the best split into candidates."""
-        log_scores = np.log(np.maximum(score(probabilities), 1e-12))
+    def choose(
+        self, probabilities: np.ndarray, digit_scores: np.ndarray | None = None
+    ) -> list[Digit]:
+        """The digits, left to right: per group, the best split into candidates.
+
+        ``probabilities`` (n, 10) are the classifier's for every candidate;
+        ``digit_scores`` (n,) how much each looks like one digit at all (a network's
+        "not a digit" output), if the network has one. A candidate's likelihood is
+        its top probability times its digit score."""
+        likelihood = probabilities.max(axis=1)
+        if digit_scores is not None:
+            likelihood = likelihood * digit_scores
+        log_scores = np.log(np.maximum(likelihood, 1e-12))
         by_end: dict[tuple[int, int], list[int]] = {}
         for index, candidate in enumerate(self.candidates):
             by_end.setdefault((candidate.group, candidate.last), []).append(index)

@@ -173,7 +173,7 @@ def in_process_reader() -> Callable[[bytes], str | None]:
             proposal = segmentation.propose(image, settings.max_digits)
         except preprocessing.PreprocessingError:
             return None
-        digits = proposal.choose(classifier.predict(proposal.inputs))
+        digits = proposal.choose(*classifier.interpret(classifier.outputs(proposal.inputs)))
         return "".join(str(digit.digit) for digit in digits)
 
     return read

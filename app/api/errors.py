@@ -50,7 +50,9 @@ UPLOAD_ERRORS = {
         "The file is not an image in a supported format (PNG, JPEG, GIF, BMP, WEBP, TIFF).",
     ),
     422: _response(
-        "No digit in the image (blank, one colour), or a missing or invalid field.",
+        "No digit in the image: blank or one colour, or not one handwritten digit (a "
+        "photo, a letter or symbol, printed text, several characters; the detail says "
+        "which; reject=false answers these), or a missing or invalid field.",
         "No digit found: the image is blank or a single colour.",
     ),
 }

@@ -19,7 +19,8 @@ class Prediction(BaseModel):
                     "digit": 3,
                     "confidence": 0.9962,
                     "probabilities": EXAMPLE_PROBABILITIES,
-                    "model_version": "digitnet-2026-11-24-s1",
+                    "digit_score": 0.9991,
+                    "model_version": "digitnet-2026-12-02-s1",
                 }
             ]
         }
@@ -28,7 +29,19 @@ class Prediction(BaseModel):
     digit: int = Field(..., ge=0, le=9, description="The most probable digit.")
     confidence: float = Field(..., ge=0, le=1, description="Its probability.")
     probabilities: list[float] = Field(
-        ..., min_length=10, max_length=10, description="Softmax output; index = digit; sums to 1."
+        ...,
+        min_length=10,
+        max_length=10,
+        description="Softmax over the ten digits, calibrated on validation data (a confidence "
+        "of 0.9 is right about 90 % of the time); index = digit; sums to 1.",
+    )
+    digit_score: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="How much the image looks like one handwritten digit at all (the "
+        "network's 1 − p(not a digit)). Below the model's threshold (`GET /model`: "
+        "card.calibration.reject_below) the upload is refused unless reject=false.",
     )
     model_version: str = Field(..., description="Which model answered.")
     input_png: str | None = Field(

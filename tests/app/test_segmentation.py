@@ -36,24 +36,19 @@ def test_candidates_come_with_their_inputs_and_boxes() -> None:
         assert top - 10 <= box.y and box.y + box.height <= bottom + 10
 
 
-def test_a_digit_score_can_be_plugged_in() -> None:
-    """A 4 in two strokes: read as one digit, unless the score says the union is no digit."""
+def test_the_digit_score_decides_between_splits() -> None:
+    """A 4 in two strokes: read as one digit, unless the network says the union is
+    no digit (its "not a digit" output)."""
     image, _ = draw_number("4")
     proposal = propose(image)
     assert proposal.pieces == [2]
     union = next(i for i, c in enumerate(proposal.candidates) if (c.first, c.last) == (0, 1))
     probabilities = np.full((len(proposal.candidates), 10), 0.1, dtype=np.float32)
-
-    def everything_a_digit(p: np.ndarray) -> np.ndarray:
-        return np.ones(len(p))
-
-    def union_no_digit(p: np.ndarray) -> np.ndarray:
-        scores = np.ones(len(p))
-        scores[union] = 1e-6
-        return scores
-
-    assert len(proposal.choose(probabilities, everything_a_digit)) == 1
-    assert len(proposal.choose(probabilities, union_no_digit)) == 2
+    scores = np.ones(len(proposal.candidates), dtype=np.float32)
+    assert len(proposal.choose(probabilities)) == 1
+    assert len(proposal.choose(probabilities, scores)) == 1
+    scores[union] = 1e-6
+    assert len(proposal.choose(probabilities, scores)) == 2
 
 
 def test_the_digit_count_is_bounded_before_any_work() -> None:

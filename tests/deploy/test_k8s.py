@@ -22,7 +22,7 @@ from tests.deploy.dockerfile import PROJECT_ROOT
 K8S = PROJECT_ROOT / "deploy" / "k8s"
 # The newest schemas kubernetes-validate ships, and the oldest release still common.
 KUBERNETES_VERSIONS = (latest_version(), "1.30.0")
-# Measured (README, "Deployment"): one worker's peak RSS with eight 16 MP PNGs at once.
+# Measured (docs/deployment.md, "Sizing"): one worker's peak RSS with eight 16 MP PNGs at once.
 MEASURED_PEAK_RSS_BYTES = 398 * 10**6
 MEASURED_IDLE_RSS_BYTES = 127 * 10**6
 UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9, "": 1}
