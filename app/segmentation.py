@@ -471,6 +471,21 @@ def _box(blobs: _Blobs, index: int, scale: tuple[float, float]) -> Box:
     return box.scaled(*scale)
 
 
+def _nearest_piece(piece_of: np.ndarray, strokes: np.ndarray, margin: int) -> np.ndarray:
+    """Each pixel's piece: its own for a stroke pixel, a neighbouring one's within
+    ``margin`` steps for the anti-aliased edge (as ``preprocessing.dilated`` grows a
+    mask), -1 elsewhere and on strokes of no piece of this group."""
+    near = np.where(strokes & (piece_of < 0), -2, piece_of)
+    for _ in range(margin):
+        around = np.full_like(near, -1)
+        np.maximum(around[1:], near[:-1], out=around[1:])
+        np.maximum(around[:-1], near[1:], out=around[:-1])
+        np.maximum(around[:, 1:], near[:, :-1], out=around[:, 1:])
+        np.maximum(around[:, :-1], near[:, 1:], out=around[:, :-1])
+        near = np.where(near == -1, around, near)
+    return np.where(near == -2, -1, near)
+
+
 def _candidates(
     number: int,
     group: list[int],
@@ -503,7 +518,7 @@ def _candidates(
         extents.append(
             (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1, sheared.min(), sheared.max() + 1)
         )
-    window_strokes = strokes[top:bottom, left:right]
+    near = _nearest_piece(piece_of, strokes[top:bottom, left:right], margin)
     window_ink = ink[top:bottom, left:right]
     for first in range(len(pieces)):
         for last in range(first, min(first + MAX_PIECES, len(pieces))):
@@ -517,9 +532,8 @@ def _candidates(
             # The digit's window with room for its edge.
             r0, r1 = max(0, row0 - margin), min(piece_of.shape[0], row1 + margin)
             c0, c1 = max(0, col0 - margin), min(piece_of.shape[1], col1 + margin)
-            inside = piece_of[r0:r1, c0:c1]
-            own = (inside >= first) & (inside <= last)
-            mask = preprocessing.dilated(own, margin) & ~(window_strokes[r0:r1, c0:c1] & ~own)
+            inside = near[r0:r1, c0:c1]
+            mask = (inside >= first) & (inside <= last)
             box = Box(left + col0, top + row0, col1 - col0, row1 - row0)
             yield (
                 Candidate(
