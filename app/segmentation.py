@@ -5,25 +5,23 @@ Classic over-segmentation, in two halves around one network call:
 ``propose`` (no network)
 1. the ink of the whole line: ``preprocessing.ink_strength``, every mark kept (a
    decimal point must survive to be told apart from a digit);
-2. components: 8-connected stroke blobs; specks smaller than the pen dropped, and
-   at most MAX_COMPONENTS considered (the heaviest), so a page of noise costs a
-   bounded amount;
-3. rules removed: long horizontal runs (ruled paper, an underline, a form's box)
-   are erased except where a stroke crosses them;
-4. the line's digit height H: the median height of the tall components;
-5. marks: a component under MARK_HEIGHT × H that does not sit over a digit (a
+2. components (``app.components``): the stroke blobs, specks dropped, at most
+   MAX_COMPONENTS of them; rules (ruled paper, an underline, a form's box) erased
+   except where a stroke crosses them; the line's digit height H;
+3. marks: a component under MARK_HEIGHT × H that does not sit over a digit (a
    decimal point, a comma, a dash) is no digit: it is listed, with its box, and
    skipped;
-6. groups: digit components that overlap horizontally or nearly touch are one
+4. groups: digit components that overlap horizontally or nearly touch are one
    group (a 4 or a 5 written in two strokes, or two digits: the network decides
    below); small pieces over a digit (a 5's bar) join it;
-7. pieces: each component of a group, a wide one (touching digits) cut at the
-   minima of its column profile;
-8. candidates: runs of up to MAX_PIECES consecutive pieces, each normalised by
+5. pieces: each component of a group, a wide one (touching digits) cut along the
+   writing's slant at the minima of its ink profile and where digits of even width
+   would meet;
+6. candidates: runs of up to MAX_PIECES consecutive pieces, each normalised by
    ``preprocessing.fit_to_mnist`` exactly as /predict normalises one digit.
 
 ``Proposal.choose`` (the network's outputs in)
-9. per group, the split into candidates that maximises the sum of
+7. per group, the split into candidates that maximises the sum of
    log(likelihood) + log(shape prior): dynamic programming over the pieces. A
    candidate's likelihood is its top digit probability times its digit score (the
    network's 1 - p(not a digit)), so fragments and unions of two digits, which the
@@ -43,17 +41,14 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from app import preprocessing
+from app import components, preprocessing
 
-MAX_COMPONENTS = 512  # blobs considered after specks are dropped (the heaviest)
-HEAVY = 0.1  # the pen is measured on blobs of at least this share of the heaviest's mass
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
 NEAR = 0.15  # components closer than this many line heights are one group
 WIDE = 0.8  # a component wider than this many line heights may hold touching digits
 CUT_SPACING = 0.12  # cuts at least this many line heights apart
 MAX_PIECES = 4  # pieces one digit may be made of
 MAX_WIDTH = 1.5  # no candidate digit is wider than this many line heights
-RULE_LENGTH = 1.5  # a horizontal run this many line heights long is a rule, not a stroke
 WIDEST = 1.1  # a digit wider than this many line heights (along the slant) is unlikely
 WIDE_PENALTY = 4.0  # log-prior per line height of width beyond WIDEST
 SHORT_PENALTY = 6.0  # log-prior per line height of height short of 0.55
@@ -167,97 +162,6 @@ class Proposal:
         return digits
 
 
-@dataclass
-class _Blobs:
-    labels: np.ndarray  # int32 label image, 0 = none
-    ids: np.ndarray  # (n,) the labels kept
-    top: np.ndarray
-    left: np.ndarray
-    bottom: np.ndarray  # exclusive
-    right: np.ndarray  # exclusive
-    mass: np.ndarray
-
-    @property
-    def height(self) -> np.ndarray:
-        return self.bottom - self.top
-
-    @property
-    def width(self) -> np.ndarray:
-        return self.right - self.left
-
-
-def _blobs(ink: np.ndarray, strokes: np.ndarray, pen: float | None = None) -> tuple[_Blobs, float]:
-    """The stroke components bigger than a speck, at most MAX_COMPONENTS (the
-    heaviest), and the pen's width (measured on the heavy components, unless given)."""
-    labels, count = ndimage.label(strokes, structure=preprocessing.EIGHT_NEIGHBOURS)
-    slices = ndimage.find_objects(labels)
-    extents = np.array(
-        [(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in slices], dtype=np.int64
-    ).reshape(-1, 4)
-    ids = np.arange(1, count + 1)
-    mass = np.asarray(ndimage.sum_labels(ink, labels, ids), dtype=np.float64).reshape(-1)
-    if pen is None:
-        heavy = ids[mass >= HEAVY * mass.max()] if count else ids
-        pen = _pen_width(np.isin(labels, heavy))
-    size = np.maximum(extents[:, 2] - extents[:, 0], extents[:, 3] - extents[:, 1])
-    keep = np.flatnonzero(size >= 0.7 * pen)
-    if keep.size == 0:
-        raise preprocessing.NoDigitError("No digit found: only specks, no strokes.")
-    if keep.size > MAX_COMPONENTS:
-        keep = keep[np.argsort(-mass[keep], kind="stable")[:MAX_COMPONENTS]]
-        keep.sort()
-    top, left, bottom, right = extents[keep].T
-    return _Blobs(labels, ids[keep], top, left, bottom, right, mass[keep]), pen
-
-
-def _pen_width(strokes: np.ndarray) -> float:
-    """The strokes' typical width: twice their area over their outline's length."""
-    inner = ~preprocessing.dilated(~strokes, 1)
-    outline = int(np.count_nonzero(strokes)) - int(np.count_nonzero(inner & strokes))
-    return 2.0 * np.count_nonzero(strokes) / max(outline, 1)
-
-
-def _line_height(blobs: _Blobs) -> float:
-    """The height of the line's digits: the median of the tall components' heights,
-    leaving out long flat ones (rules) when there is anything else."""
-    height, width = blobs.height, blobs.width
-    flat = width >= 4 * height
-    heights = height[~flat] if (~flat).any() else height
-    return float(np.median(heights[heights >= 0.5 * heights.max()]))
-
-
-def _long_runs(mask: np.ndarray, length: int) -> np.ndarray:
-    """The pixels of ``mask`` in horizontal runs at least ``length`` long."""
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
-    padded[:, 1:-1] = mask
-    steps = np.diff(padded, axis=1)
-    starts, ends = np.argwhere(steps == 1), np.argwhere(steps == -1)  # same order
-    long = ends[:, 1] - starts[:, 1] >= length
-    runs = np.zeros_like(mask)
-    for (row, start), (_, end) in zip(starts[long], ends[long], strict=True):
-        runs[row, start:end] = True
-    return runs
-
-
-def _without_rules(strokes: np.ndarray, blobs: _Blobs, height: float) -> np.ndarray | None:
-    """The strokes with rules (ruled paper, underlines, boxes) erased, or None if
-    there are none. Where a stroke crosses a rule, the crossing is kept."""
-    length = max(3, round(RULE_LENGTH * height))
-    if not (blobs.width >= length).any():
-        return None
-    # Let a rule drift a row or two (a slightly tilted page) and still be one run.
-    band = strokes.copy()
-    band[1:] |= strokes[:-1]
-    band[:-1] |= strokes[1:]
-    rules = _long_runs(band, length) & strokes
-    if not rules.any():
-        return None
-    kept = strokes & ~rules
-    reach = max(3, round(0.2 * height))
-    crossing = ndimage.binary_closing(kept, structure=np.ones((reach, 1), dtype=bool))
-    return kept | (rules & crossing)
-
-
 def _cuts(profile: np.ndarray, height: float) -> list[int]:
     """Where a wide component may hold two digits or more: its column profile's
     minima, and where digits of an even width would meet (overlapping digits leave
@@ -298,7 +202,7 @@ def _mark_kind(width: int, height: int, line: float) -> str:
     return "mark"
 
 
-def _groups(blobs: _Blobs, line: float) -> tuple[list[list[int]], list[int]]:
+def _groups(blobs: components.Blobs, line: float) -> tuple[list[list[int]], list[int]]:
     """Digit groups (lists of blob indices, left to right) and the marks' indices."""
     tall = blobs.height >= MARK_HEIGHT * line
     order = sorted(np.flatnonzero(tall), key=lambda i: blobs.left[i])
@@ -327,7 +231,7 @@ def _groups(blobs: _Blobs, line: float) -> tuple[list[list[int]], list[int]]:
             low = centre_row > bottom - 0.25 * (bottom - top)  # a point or comma at the foot
             if overlap >= 0.5 * (right - left) and not low and top - 0.2 * line <= centre_row:
                 # Part of the digit (a 5's bar) if it weighs something; else grain on it.
-                if blobs.mass[index] >= HEAVY * max(blobs.mass[i] for i in group):
+                if blobs.mass[index] >= components.HEAVY * max(blobs.mass[i] for i in group):
                     group.append(index)
                 break
         else:
@@ -348,7 +252,7 @@ class _Slant:
         return np.arange(left, right, dtype=np.float32)[np.newaxis, :] + self.slope * rows
 
 
-def _slant(groups: list[list[int]], blobs: _Blobs) -> _Slant:
+def _slant(groups: list[list[int]], blobs: components.Blobs) -> _Slant:
     """The line's slant: the pooled within-component regression of column on row."""
     covariance = variance = 0.0
     for index in (i for group in groups for i in group):
@@ -366,7 +270,7 @@ def _slant(groups: list[list[int]], blobs: _Blobs) -> _Slant:
 
 
 def _pieces(
-    group: list[int], blobs: _Blobs, line: float, slant: _Slant
+    group: list[int], blobs: components.Blobs, line: float, slant: _Slant
 ) -> tuple[list[tuple[int, float, float]], list[int], list[float]]:
     """A group's pieces as (label, first sheared column, end), left to right; how many
     strokes a cut before each crosses (1 between components: a cut through several
@@ -410,17 +314,17 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
     scale = (width / decoded.width, height / decoded.height)
     strength = preprocessing.ink_strength(preprocessing.grey_levels(decoded))
     ink, strokes = strength.ink, strength.strokes
-    blobs, pen = _blobs(ink, strokes)
-    line = _line_height(blobs)
-    cleaned = _without_rules(strokes, blobs, line)
+    blobs, pen = components.find(ink, strokes)
+    line = components.line_height(blobs)
+    cleaned = components.without_rules(strokes, blobs, line)
     if cleaned is not None:
         if not cleaned.any():
             raise preprocessing.NoDigitError("No digit found: only lines, no writing.")
         strokes = cleaned
-        blobs, _ = _blobs(ink, strokes, pen)
-        line = _line_height(blobs)
+        blobs, _ = components.find(ink, strokes, pen)
+        line = components.line_height(blobs)
     # Rules that no digit touched are long flat blobs of their own.
-    flat = (blobs.width >= RULE_LENGTH * line) & (blobs.height <= 0.25 * line)
+    flat = (blobs.width >= components.RULE_LENGTH * line) & (blobs.height <= 0.25 * line)
     groups, mark_indices = _groups(blobs, line)
     groups = [group for group in groups if not all(flat[i] for i in group)]
     if not groups:
@@ -461,7 +365,7 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
     )
 
 
-def _box(blobs: _Blobs, index: int, scale: tuple[float, float]) -> Box:
+def _box(blobs: components.Blobs, index: int, scale: tuple[float, float]) -> Box:
     box = Box(
         int(blobs.left[index]),
         int(blobs.top[index]),
@@ -490,7 +394,7 @@ def _candidates(
     number: int,
     group: list[int],
     pieces: list[tuple[int, float, float]],
-    blobs: _Blobs,
+    blobs: components.Blobs,
     strength: preprocessing.InkStrength,
     strokes: np.ndarray,
     line: float,
