@@ -1,12 +1,14 @@
-"""Whole numbers as people write them, composed from held-out MNIST digits.
+"""Whole numbers as people write them, composed from held-out digits.
 
 Measures POST /read's segmentation and reading: numbers of 2–8 digits, each
-digit a validation digit that ``model.train`` holds out (never the test set),
-written with gaps from wide to none, with or without touching pairs (strokes
-that meet or overlap), a baseline that drifts, a slant, sometimes on ruled
-lines, and rendered as a canvas drawing, a scan or a phone photo:
+digit a validation digit that ``model.train`` holds out (never the test set) or,
+with ``--source pendigits``, a digit of the 14 pendigits test writers drawn with a
+round pen (``model.realdigits``), written with gaps from wide to none, with or
+without touching pairs (strokes that meet or overlap), a baseline that drifts, a
+slant, sometimes on ruled lines, and rendered as a canvas drawing, a scan or a
+phone photo:
 
-    python -m model.numbers [--count 600] [--url http://127.0.0.1:8000]
+    python -m model.numbers [--count 600] [--source pendigits] [--url http://127.0.0.1:8000]
 
 String accuracy (every digit right, none missing or extra) by length, by kind
 and by touching pairs. ``--speed`` times a 6-digit number in a 600×150 PNG
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from model import data, uploads
+from model import data, realdigits, uploads
 
 HEIGHT = 96  # a digit's ink height on the sheet, before its own jitter
 KINDS = ("canvas", "scan", "photo", "ruled")
@@ -158,6 +160,15 @@ def numbers(digits: data.Split, count: int, seed: int = 0) -> Iterator[Number]:
         yield Number(text, kind, spacing, render(coverage, baseline, kind, rng))
 
 
+def pen_digits(count: int = 3000) -> data.Split:
+    """The first ``count`` digits of the pendigits test writers, drawn with a round
+    pen as white ink on black, as MNIST stores its digits."""
+    drawn = realdigits.load().pen_test[:count]
+    images = [np.rint(realdigits.draw(digit, side=112, pen=8.0) * 255) for digit in drawn]
+    labels = np.array([digit.label for digit in drawn], dtype=np.uint8)
+    return data.Split(np.stack(images).astype(np.uint8), labels)
+
+
 def in_process_reader() -> Callable[[bytes], str | None]:
     """The service's own reading, without HTTP: propose, one network call, choose."""
     from app import preprocessing, segmentation
@@ -211,8 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="a running service; default: the service code in-process")
     parser.add_argument("--save", help="also write the rendered numbers into this folder")
     parser.add_argument("--speed", action="store_true", help="time the in-process reading")
+    parser.add_argument("--source", choices=("mnist", "pendigits"), default="mnist")
     args = parser.parse_args(argv)
-    digits = uploads.held_out_digits(data.load(args.data))
+    if args.source == "pendigits":
+        digits = pen_digits()
+    else:
+        digits = uploads.held_out_digits(data.load(args.data))
     if args.speed:
         print(json.dumps(speed(digits), indent=2))
         return 0
@@ -249,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             totals[table][key][0] += right
             totals[table][key][1] += 1
     report: dict = {
+        "source": args.source,
         "count": args.count,
         "seconds": round(time.perf_counter() - started, 1),
         "accuracy": sum(r for r, _ in totals["by_kind"].values()) / args.count,
