@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     )
     max_pixels: int = Field(16_000_000, ge=1, description="Largest image, width × height.")
     max_batch_files: int = Field(64, ge=1, description="Most files in one /predict/batch call.")
+    max_digits: int = Field(
+        32, ge=1, description="Most digits /read reads in one image; more is a 422."
+    )
     inline_max_pixels: int = Field(
         256 * 256,
         ge=0,

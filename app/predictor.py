@@ -16,14 +16,18 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app import heif, preprocessing, rejection
+from app import heif, preprocessing, rejection, segmentation
 from app.batching import MicroBatcher
 from app.config import Settings
 from app.inference import DigitClassifier
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,13 @@ class Result:
     @property
     def digit(self) -> int:
         return int(np.argmax(self.probabilities))
+
+
+@dataclass(frozen=True)
+class Reading:
+    digits: list[segmentation.Digit]  # left to right
+    marks: list[segmentation.Mark]
+    preprocess_seconds: float
 
 
 class Predictor:
@@ -51,6 +62,7 @@ class Predictor:
         self.classifier = classifier
         self.limits = preprocessing.Limits(max_pixels=settings.max_pixels)
         self.inline_max_pixels = settings.inline_max_pixels
+        self.max_digits = settings.max_digits
         self._large_images = asyncio.Semaphore(settings.large_image_concurrency)
         self._on_inference = on_inference
         self.batcher = MicroBatcher(
@@ -90,17 +102,22 @@ class Predictor:
     async def stop(self) -> None:
         await self.batcher.stop()
 
+    async def _prepare(self, data: bytes, work: Callable[[Image.Image], T]) -> T:
+        """Open the upload and run ``work`` on it: on the event loop for a small image,
+        else (and for every HEIC and AVIF, which decode whole) in a thread, one of at
+        most LARGE_IMAGE_CONCURRENCY at a time."""
+        image = preprocessing.open_image(data, self.limits)
+        width, height = image.size
+        if width * height <= self.inline_max_pixels and image.format not in heif.FORMATS:
+            return work(image)
+        async with self._large_images:
+            return await run_in_threadpool(work, image)
+
     async def normalize(self, data: bytes) -> tuple[np.ndarray, float]:
         """Bytes -> network input and the seconds it took (a wait for a large-image
         slot included); raises preprocessing.PreprocessingError."""
         started = time.perf_counter()
-        image = preprocessing.open_image(data, self.limits)
-        width, height = image.size
-        if width * height <= self.inline_max_pixels and image.format not in heif.FORMATS:
-            network_input = preprocessing.normalize_digit(image)
-        else:
-            async with self._large_images:
-                network_input = await run_in_threadpool(preprocessing.normalize_digit, image)
+        network_input = await self._prepare(data, preprocessing.normalize_digit)
         return network_input, time.perf_counter() - started
 
     async def predict(self, data: bytes, reject: bool = True) -> Result:
@@ -115,6 +132,23 @@ class Predictor:
         ``DigitClassifier.predict`` gives, from one timed network call in a thread.
         Nothing is refused: the caller gets the probabilities of whatever it sent."""
         return self.classifier.interpret(await run_in_threadpool(self._infer, batch))[0]
+
+    async def read(self, data: bytes) -> Reading:
+        """Bytes of one line of digits -> its digits, left to right, and its other
+        marks; every candidate digit through the network in one batch. Raises
+        preprocessing.PreprocessingError (segmentation.TooManyDigitsError included)."""
+        started = time.perf_counter()
+        proposal = await self._prepare(
+            data, lambda image: segmentation.propose(image, self.max_digits)
+        )
+        seconds = time.perf_counter() - started
+        outputs = await run_in_threadpool(self._infer, proposal.inputs)
+        digits = proposal.choose(*self.classifier.interpret(outputs))
+        if len(digits) > self.max_digits:
+            raise segmentation.TooManyDigitsError(
+                f"More than {self.max_digits} digits (MAX_DIGITS): {len(digits)} read."
+            )
+        return Reading(digits, proposal.marks, seconds)
 
     async def predict_many(
         self, uploads: list[bytes], reject: bool = True

@@ -33,7 +33,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from app import heif
@@ -52,7 +52,7 @@ EVEN_PAPER_SPREAD = 8.0  # ... when its level differs by this much between the s
 BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is one class
 INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
 OTSU_SAMPLE = 4096  # Otsu looks at this many of the sorted values, evenly spaced
-_EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
 class PreprocessingError(ValueError):
@@ -153,6 +153,15 @@ def _upright(image: Image.Image) -> None:
         ImageOps.exif_transpose(image, in_place=True)
 
 
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """An opened image's width and height as ``decode`` turns it, before it reduces it."""
+    width, height = image.size
+    with contextlib.suppress(Exception):  # as in _upright: a corrupt EXIF block is ignored
+        if image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8):
+            return height, width
+    return width, height
+
+
 def _reduced(image: Image.Image) -> Image.Image:
     # Modes the resampler reads are reduced as they are: converting a 16 MP CMYK
     # image to RGB first would cost another 48 MB while it is decoded.
@@ -204,7 +213,7 @@ def _backdrop(grey: np.ndarray, opaque: np.ndarray) -> float:
     # The opaque part has paper and ink of its own (a cut-out, a sticker with a
     # halo): continue its paper, the colour where it meets the transparency (or,
     # when every pixel is at least half opaque, its commonest grey).
-    rim = opaque & _dilated(~opaque, 1)
+    rim = opaque & dilated(~opaque, 1)
     return float(np.median(grey[rim] if rim.any() else levels))
 
 
@@ -315,8 +324,17 @@ def _otsu(ascending: np.ndarray) -> float:
     return float(ascending[int(np.argmax(between))])
 
 
-def ink_map(grey: np.ndarray) -> np.ndarray:
-    """Ink strength in [0, 1] per pixel, bright on dark, background and specks at 0."""
+@dataclass(frozen=True)
+class InkStrength:
+    """How much ink each pixel shows, before any blob is chosen."""
+
+    ink: np.ndarray  # float32 in [0, 1], bright on dark
+    strokes: np.ndarray  # bool: the pixels that are surely ink (over Otsu and the noise floor)
+    noisy: bool  # the background is not clean (noise or flattened paper) away from the strokes
+
+
+def ink_strength(grey: np.ndarray) -> InkStrength:
+    """Ink strength in [0, 1] per pixel and the stroke pixels; every mark is kept."""
     ordered = np.sort(grey, axis=None)
     darkest, brightest = _quantile(ordered, 0.001), _quantile(ordered, 0.999)
     if brightest - darkest < MIN_CONTRAST:
@@ -359,10 +377,17 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     stroke_values = np.sort(ink[strokes])
     peak = _quantile(stroke_values, STROKE_CORE_QUANTILE)
     ink = np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
+    return InkStrength(ink, strokes, floor > 0.0 or flattened)
+
+
+def ink_map(grey: np.ndarray) -> np.ndarray:
+    """Ink strength in [0, 1] per pixel, bright on dark, background and specks at 0."""
+    strength = ink_strength(grey)
+    ink, strokes = strength.ink, strength.strokes
 
     # Keep the blobs that make up the digit; drop specks, grain, and marks cut
     # by the image's edge (paper edges, shadows, neighbouring writing).
-    labels, count = ndimage.label(strokes, structure=_EIGHT_NEIGHBOURS)
+    labels, count = ndimage.label(strokes, structure=EIGHT_NEIGHBOURS)
     if count > 1:
         masses = ndimage.sum_labels(ink, labels, index=np.arange(1, count + 1))
         edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
@@ -380,15 +405,19 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
         if not keep.all():
             strokes = np.isin(labels, np.flatnonzero(keep) + 1)
             count = 0  # something was dropped: clear what lies away from the strokes
-    if count != 1 or floor > 0.0 or flattened:
-        # Keep the anti-aliased edge around the strokes, nothing further away: not
-        # the faint unevenness flattening the paper leaves everywhere either.
-        halo = max(2, round(max(ink.shape) / 100))
-        ink[~_dilated(strokes, halo)] = 0.0
+    if count != 1 or strength.noisy:
+        ink[~dilated(strokes, halo(ink.shape))] = 0.0
     return ink
 
 
-def _dilated(mask: np.ndarray, steps: int) -> np.ndarray:
+def halo(shape: tuple[int, ...]) -> int:
+    """How far from the strokes their anti-aliased edge reaches, in pixels: kept
+    around them, nothing further away (not the faint unevenness flattening the
+    paper leaves everywhere either)."""
+    return max(2, round(max(shape) / 100))
+
+
+def dilated(mask: np.ndarray, steps: int) -> np.ndarray:
     """``mask`` grown by ``steps`` pixels up, down, left and right (a diamond), as
     ``ndimage.binary_dilation(mask, iterations=steps)``, in a fraction of its time."""
     for _ in range(steps):

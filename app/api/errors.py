@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app import observability, preprocessing, rejection
+from app import observability, preprocessing, rejection, segmentation
 from app.api.schemas import ErrorDetail
 
 STATUS_BY_ERROR: dict[type[preprocessing.PreprocessingError], int] = {
@@ -13,6 +13,7 @@ STATUS_BY_ERROR: dict[type[preprocessing.PreprocessingError], int] = {
     preprocessing.ImageTooLargeError: 413,
     preprocessing.UnsupportedImageError: 415,
     preprocessing.NoDigitError: 422,
+    segmentation.TooManyDigitsError: 422,
 }
 
 
@@ -71,6 +72,15 @@ UPLOAD_ERRORS = {
         f"No digit found: {rejection.PHOTO}",
         f"No digit found: {rejection.SYMBOL}",
         f"No digit found: {rejection.SEVERAL}",
+    ),
+}
+# /read answers as /predict does, and 422 when there are more digits than MAX_DIGITS.
+READ_ERRORS = {
+    **UPLOAD_ERRORS,
+    422: _response(
+        "No digit in the image (blank, one colour, only marks), more digits than "
+        "MAX_DIGITS, or a missing or invalid field.",
+        "More than 32 digits (MAX_DIGITS): 57 found at least.",
     ),
 }
 NOT_READY = {503: _response("The model is not loaded yet.", "The model is not loaded yet.")}
