@@ -48,8 +48,11 @@ def printed_page() -> bytes:
     return encode(page, "PNG")
 
 
+# Noise may read as a digit or as none (422) as the network changes: either way it must
+# be answered fast, as documented, and leave the server well.
+EITHER = 0
 READ_CASES = [
-    Case("16 MP of noise", noise, 422),
+    Case("16 MP of noise", noise, EITHER),
     Case("a number under 10,000 specks", specks, 200),
     Case("a page of printed text", printed_page, 422),
 ]
@@ -61,7 +64,9 @@ def read_bytes(name: str) -> bytes:
 
 
 def check(response: httpx.Response, expected: int, seconds: float, name: str) -> None:
-    assert response.status_code == expected, (name, response.status_code, response.text[:200])
+    allowed = {200, 422} if expected == EITHER else {expected}
+    assert response.status_code in allowed, (name, response.status_code, response.text[:200])
+    expected = response.status_code
     assert response.headers["content-type"] == "application/json", name
     body = response.json()
     if expected == 200:
