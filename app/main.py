@@ -24,9 +24,9 @@ from app.predictor import Predictor
 logger = logging.getLogger("app")
 
 DESCRIPTION = """
-Reads handwritten digits. POST an image (PNG, JPEG, GIF, BMP, WebP, TIFF: a phone
-photo of ink on paper, a canvas drawing, a scan, a screenshot) to `/predict` and
-get the digit with all ten probabilities.
+Reads handwritten digits. POST an image (PNG, JPEG, GIF, BMP, WebP, TIFF, HEIC/HEIF,
+AVIF: a phone photo of ink on paper, a canvas drawing, a scan, a screenshot) to
+`/predict` and get the digit with all ten probabilities.
 
 Every image is normalised the way MNIST was made before a Keras CNN reads it.
 Errors are JSON `{"detail": ...}` with a 4xx status that says what was wrong.

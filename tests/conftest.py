@@ -20,7 +20,7 @@ from PIL import Image
 
 from app.config import DEFAULT_MODEL_PATH, Settings
 from app.main import create_app
-from model import data
+from model import data, realdigits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["pytester"]
@@ -73,6 +73,19 @@ def mnist() -> data.Mnist:
     or a failure in CI. Present but corrupt (a checksum mismatch): always a failure."""
     require(mnist_files_present(), "MNIST not found: set MNIST_DIR or fill ../shared/data/mnist")
     return data.load(download=False)
+
+
+@pytest.fixture(scope="session")
+def real_digits() -> realdigits.RealDigits:
+    """pendigits and optdigits from REALDIGITS_DIR or ../shared/data/realdigits. Absent: a
+    skip, or a failure in CI. Present but corrupt: always a failure."""
+    folder = Path(os.environ.get("REALDIGITS_DIR") or realdigits.SHARED_DIR)
+    require(
+        all((folder / name).is_file() for name in realdigits.CHECKSUMS),
+        f"real handwriting not found in {folder}: set REALDIGITS_DIR or fill "
+        "../shared/data/realdigits",
+    )
+    return realdigits.load(folder)
 
 
 def png_bytes(pixels: np.ndarray | Image.Image, format: str = "PNG", **options) -> bytes:

@@ -337,7 +337,7 @@ def test_dilation_matches_scipy(shape: tuple[int, int], steps: int) -> None:
 
     mask = np.random.default_rng(steps).random(shape) < 0.02
     expected = ndimage.binary_dilation(mask, iterations=steps)
-    np.testing.assert_array_equal(preprocessing._dilated(mask, steps), expected)
+    np.testing.assert_array_equal(preprocessing.dilated(mask, steps), expected)
 
 
 def test_otsu_on_many_values_splits_where_all_of_them_would() -> None:

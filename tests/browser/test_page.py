@@ -149,6 +149,29 @@ def test_uploading_an_image_shows_the_prediction_and_input(open_page: Callable[.
     expect_preview(page)
 
 
+@pytest.mark.parametrize(
+    ("format", "name", "mime_type"),
+    [("HEIF", "IMG_0007.HEIC", "image/heic"), ("AVIF", "seven.avif", "image/avif")],
+)
+def test_a_photo_saved_by_a_phone_is_read(
+    open_page: Callable[..., Page], format: str, name: str, mime_type: str
+):
+    """HEIC (iPhones) and AVIF: offered by the file picker, read by the service."""
+    from app import heif  # noqa: F401  (registers the HEIC plugin, which writes HEIC)
+
+    page = open_page("/")
+    picker = page.get_by_label("Choose an image file")
+    accepted = picker.get_attribute("accept").split(",")
+    assert {"image/*", ".heic", ".heif", ".avif"} <= set(accepted)
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(digit_png("7"))).convert("RGB").save(buffer, format, quality=90)
+
+    picker.set_input_files({"name": name, "mimeType": mime_type, "buffer": buffer.getvalue()})
+
+    expect_prediction(page, "7")
+    expect(page.get_by_test_id("confidence")).to_contain_text(name)
+
+
 def test_dropping_an_image_shows_the_prediction(open_page: Callable[..., Page]):
     page = open_page("/")
     encoded = base64.b64encode(digit_png("4")).decode()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.inference import load_classifier
+from app.inference import TOLERANCE, load_classifier, probe_batch
 from model import data, evaluate, uploads
 
 REQUIRED_ACCURACY = 0.996
@@ -63,3 +63,14 @@ def test_served_engine_agrees_with_keras_on_the_test_set(
     result = evaluate.metrics(probabilities, mnist.test.labels.astype(np.int64))
     assert result["accuracy"] >= REQUIRED_ACCURACY
     assert result["confusion_matrix"] == card["test"]["confusion_matrix"]
+
+
+@pytest.mark.slow
+def test_the_recorded_probe_outputs_are_what_keras_computes(model_path: Path, card: dict) -> None:
+    """What the service checks the shipped LiteRT file against at startup."""
+    import keras
+
+    model = keras.saving.load_model(model_path, compile=False)
+    expected = np.asarray(model.predict_on_batch(probe_batch()))
+    recorded = np.asarray(card["litert"]["probe"]["keras_outputs"])
+    np.testing.assert_allclose(recorded, expected, rtol=0, atol=TOLERANCE)

@@ -27,7 +27,7 @@ def test_prediction_body(client: TestClient, seven: bytes) -> None:
     response = client.post("/predict", files=upload(seven))
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"digit", "confidence", "probabilities", "model_version"}
+    assert set(body) == {"digit", "confidence", "probabilities", "digit_score", "model_version"}
     probabilities = body["probabilities"]
     assert len(probabilities) == 10 and abs(sum(probabilities) - 1) < 1e-4
     assert body["digit"] == int(np.argmax(probabilities)) == 7

@@ -1,0 +1,301 @@
+"""HEIC/HEIF and AVIF uploads (issue 21): read like the other formats, with the
+same guarantees: the declared size checked before any pixel is decoded, the
+orientation applied, the primary image of a sequence read, any depth and alpha,
+and a clear 4xx for what cannot be read.
+
+Every file is written here with pillow-heif (HEIC) and Pillow (AVIF).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import time
+
+import numpy as np
+import pillow_heif
+import pytest
+from fastapi.testclient import TestClient
+from PIL import AvifImagePlugin, Image, ImageFile
+
+from app import heif, predictor, preprocessing
+from app.config import Settings
+from app.preprocessing import ImageTooLargeError, UnsupportedImageError, preprocess
+from tests.app.test_hostile_inputs import Case, check_answer, rss, server  # noqa: F401
+from tests.app.test_preprocessing import difference, stroke_digit
+from tests.conftest import LiveServer, png_bytes
+
+FORMATS = ["HEIF", "AVIF"]
+EXIF_ORIENTATION = 0x0112
+
+
+def encode(image: Image.Image, format: str, **options) -> bytes:
+    if format == "HEIF":  # x265's fastest preset: seconds less per test, same container
+        options = {"quality": 90, "enc_params": {"preset": "ultrafast"}, **options}
+    else:
+        options = {"quality": 90, "speed": 8, **options}
+    return png_bytes(image, format, **options)
+
+
+def reference(size: int = 200) -> np.ndarray:
+    return preprocess(png_bytes(stroke_digit(size)))
+
+
+def one(size: int = 200) -> Image.Image:
+    """A '1': one upright stroke, to tell other frames from the '7'."""
+    image = Image.new("L", (size, size), 255)
+    image.paste(0, (size // 2 - 10, size // 5, size // 2 + 10, size * 4 // 5))
+    return image
+
+
+def claiming(data: bytes, width: int, height: int) -> bytes:
+    """The file with every image item's declared size (ispe) changed; pixels kept."""
+    patched = bytearray(data)
+    position = patched.find(b"ispe")
+    assert position > 0
+    while position > 0:
+        patched[position + 8 : position + 16] = struct.pack(">II", width, height)
+        position = patched.find(b"ispe", position + 4)
+    return bytes(patched)
+
+
+def track_claiming(data: bytes, width: int, height: int) -> bytes:
+    """An image sequence with its track's size (tkhd, 16.16 fixed point) changed."""
+    patched = bytearray(data)
+    position = patched.index(b"tkhd")
+    end = position - 4 + struct.unpack(">I", patched[position - 4 : position])[0]
+    patched[end - 8 : end] = struct.pack(">II", width << 16, height << 16)
+    return bytes(patched)
+
+
+def sequence(format: str, frames: list[Image.Image]) -> bytes:
+    return encode(frames[0].convert("RGB"), format, save_all=True, append_images=frames[1:])
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_read_like_a_png(format: str) -> None:
+    data = encode(stroke_digit().convert("RGB"), format)
+    assert preprocessing.open_image(data).format == format
+    assert difference(preprocess(data), reference()) < 0.03
+
+
+@pytest.mark.parametrize("format", FORMATS)
+@pytest.mark.parametrize(
+    ("orientation", "stored_as"),
+    [
+        (3, Image.Transpose.ROTATE_180),
+        (6, Image.Transpose.ROTATE_90),
+        (8, Image.Transpose.ROTATE_270),
+    ],
+)
+def test_a_rotated_phone_photo_reads_upright(
+    format: str, orientation: int, stored_as: Image.Transpose
+) -> None:
+    """The pixels stored as the sensor saw them, the orientation beside them: HEIC
+    keeps it in the container (libheif applies it), AVIF too (Pillow reports it as
+    EXIF, which the service applies)."""
+    upright = Image.new("L", (300, 200), 230)
+    upright.paste(stroke_digit(180, paper=230), (60, 10))
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    data = encode(upright.transpose(stored_as).convert("RGB"), format, exif=exif.tobytes())
+    expected = preprocess(png_bytes(upright))
+    assert difference(preprocess(data), expected) < 0.05  # a JPEG at quality 90: 0.033
+    stored = preprocess(png_bytes(upright.transpose(stored_as)))
+    assert difference(stored, expected) > 0.1  # the test would notice a missed turn
+
+
+@pytest.mark.parametrize("twelve_bit", [False, True], ids=["10-bit", "12-bit"])
+def test_high_bit_depth_heic(monkeypatch: pytest.MonkeyPatch, twelve_bit: bool) -> None:
+    monkeypatch.setattr(pillow_heif.options, "SAVE_HDR_TO_12_BIT", twelve_bit)
+    grey = np.asarray(stroke_digit(), dtype=np.uint16) * 257
+    rgb = np.ascontiguousarray(np.stack([grey] * 3, axis=-1))
+    container = pillow_heif.from_bytes("RGB;16", (200, 200), rgb.tobytes())
+    buffer = io.BytesIO()
+    container.save(buffer, quality=90, enc_params={"preset": "ultrafast"})
+    data = buffer.getvalue()
+    depth = pillow_heif.open_heif(data, convert_hdr_to_8bit=False).info["bit_depth"]
+    assert depth == (12 if twelve_bit else 10)
+    assert difference(preprocess(data), reference()) < 0.03
+
+
+def test_high_bit_depth_grey_heic() -> None:
+    grey = np.asarray(stroke_digit(), dtype=np.uint16) * 257
+    data = encode(Image.fromarray(grey), "HEIF")
+    assert preprocessing.open_image(data).mode == "I;16"
+    assert difference(preprocess(data), reference()) < 0.03
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_canvas_drawing_with_alpha(format: str) -> None:
+    """Dark strokes on transparency, the transparent pixels black as well."""
+    rgba = np.zeros((200, 200, 4), dtype=np.uint8)
+    rgba[..., :3] = 20
+    rgba[..., 3] = 255 - np.asarray(stroke_digit())
+    data = encode(Image.fromarray(rgba, "RGBA"), format)
+    assert preprocessing.open_image(data).mode == "RGBA"
+    assert difference(preprocess(data), reference()) < 0.03
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_the_first_image_of_a_sequence(format: str) -> None:
+    data = sequence(format, [stroke_digit(), *[one()] * 5])
+    assert preprocessing.open_image(data).n_frames == 6
+    assert difference(preprocess(data), reference()) < 0.03
+    assert difference(preprocess(sequence(format, [one(), stroke_digit()])), reference()) > 0.03
+
+
+def test_a_multi_image_heic_reads_its_primary_image() -> None:
+    """The image a viewer shows is the primary one, wherever it is in the file."""
+    data = encode(one().convert("RGB"), "HEIF", save_all=True, append_images=[stroke_digit()])
+    data_primary_second = encode(
+        one().convert("RGB"),
+        "HEIF",
+        save_all=True,
+        append_images=[stroke_digit().convert("RGB")],
+        primary_index=1,
+    )
+    assert difference(preprocess(data_primary_second), reference()) < 0.03
+    assert difference(preprocess(data), reference()) > 0.03
+
+
+@pytest.mark.parametrize("format", FORMATS)
+@pytest.mark.parametrize("keep", [0.9, 0.5, 0.1])
+def test_truncated_files_are_415_with_a_clear_detail(format: str, keep: float) -> None:
+    data = encode(stroke_digit().convert("RGB"), format)
+    with pytest.raises(UnsupportedImageError, match=r"truncated|corrupt|could not be decoded"):
+        preprocess(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("format", FORMATS)
+@pytest.mark.parametrize("side", [60000, 5000])
+def test_a_huge_declared_size_is_refused_before_decoding(
+    monkeypatch: pytest.MonkeyPatch, format: str, side: int
+) -> None:
+    """A few hundred bytes of pixels behind a header that declares side×side: refused
+    from the header, with no decoder run (5000×5000 is within the decoders' own
+    limits, 60000×60000 beyond them)."""
+    data = claiming(encode(stroke_digit(64).convert("RGB"), format), side, side)
+    assert heif.claimed_size(data) == (side, side)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a pixel was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    monkeypatch.setattr(pillow_heif.as_plugin._LibHeifImageFile, "load", no_decoding)
+    monkeypatch.setattr(AvifImagePlugin.AvifImageFile, "load", no_decoding)
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    with pytest.raises(ImageTooLargeError, match=f"{side}x{side}"):
+        preprocess(data)
+
+
+def test_an_image_sequence_whose_track_declares_a_huge_size() -> None:
+    data = track_claiming(sequence("AVIF", [stroke_digit(), one()]), 60000, 60000)
+    assert heif.claimed_size(data) == (60000, 60000)
+    with pytest.raises(ImageTooLargeError, match="60000x60000"):
+        preprocess(data)
+
+
+def test_declared_sizes_are_read_only_from_heif_family_files() -> None:
+    assert heif.claimed_size(png_bytes(stroke_digit())) is None
+    assert heif.claimed_size(b"\x00\x00\x00\x18ftypisom" + bytes(64)) is None
+    assert heif.claimed_size(b"\x00\x00\x00\x10ftypheic" + bytes(4)) is None  # no meta
+    data = encode(stroke_digit(64).convert("RGB"), "AVIF")
+    assert heif.claimed_size(data) == (64, 64)
+    assert heif.claimed_size(data[:40]) is None  # cut inside the header
+
+
+def test_heic_and_avif_are_decoded_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even small ones: their decoders cost milliseconds, and size their frame from
+    the codec stream, which the container's declared size does not bind."""
+    threaded: list[str] = []
+
+    async def in_a_thread(function, image):
+        threaded.append(image.format)
+        return function(image)
+
+    monkeypatch.setattr(predictor, "run_in_threadpool", in_a_thread)
+    reader = predictor.Predictor(None, Settings())  # normalize() needs no network
+    small = stroke_digit(64).convert("RGB")
+    for format in ("PNG", *FORMATS):
+        asyncio.run(
+            reader.normalize(encode(small, format) if format != "PNG" else png_bytes(small))
+        )
+    assert threaded == FORMATS
+
+
+# ---------------------------------------------------------------------------------------
+# Over HTTP: each hostile file gets a documented 4xx within 2 s, the server lives on.
+
+
+def corrupt_heic() -> bytes:
+    """A HEIC whose coded picture is overwritten with bytes that are not HEVC."""
+    data = bytearray(encode(stroke_digit().convert("RGB"), "HEIF"))
+    start = data.index(b"mdat") + 4
+    data[start:] = bytes(range(256)) * ((len(data) - start) // 256) + bytes(
+        (len(data) - start) % 256
+    )
+    return bytes(data)
+
+
+def heic(image: Image.Image, **options) -> bytes:
+    return encode(image.convert("RGB"), "HEIF", **options)
+
+
+def avif(image: Image.Image, **options) -> bytes:
+    return encode(image.convert("RGB"), "AVIF", **options)
+
+
+CORPUS = [
+    Case("heic", lambda: heic(stroke_digit()), 200, "image/heic"),
+    Case("avif", lambda: avif(stroke_digit()), 200, "image/avif"),
+    Case("heic sent as jpeg", lambda: heic(stroke_digit()), 200, "image/jpeg"),
+    Case("avif sequence", lambda: sequence("AVIF", [stroke_digit(), one()]), 200, "image/avif"),
+    Case("heic claiming 60000x60000", lambda: claiming(heic(stroke_digit(64)), 60000, 60000), 413),
+    Case("avif claiming 60000x60000", lambda: claiming(avif(stroke_digit(64)), 60000, 60000), 413),
+    Case(
+        "avif track claiming 60000x60000",
+        lambda: track_claiming(sequence("AVIF", [stroke_digit(), one()]), 60000, 60000),
+        413,
+    ),
+    Case("heic claiming 0x0", lambda: claiming(heic(stroke_digit(64)), 0, 0), 415),
+    Case("heic claiming 4000x4000", lambda: claiming(heic(stroke_digit(64)), 4000, 4000), 415),
+    Case("truncated heic", lambda: heic(stroke_digit())[:400], 415, "image/heic"),
+    Case("truncated avif", lambda: avif(stroke_digit())[:300], 415, "image/avif"),
+    Case("heic header only", lambda: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", 415),
+    Case("corrupt heic", corrupt_heic, 415, "image/heic"),
+    Case("blank heic", lambda: heic(Image.new("L", (300, 200), 128)), 422, "image/heic"),
+]
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
+def test_in_process(client: TestClient, case: Case) -> None:
+    data = case.build()
+    started = time.perf_counter()
+    response = client.post("/predict", files={"file": ("upload", data, case.content_type)})
+    check_answer(response, case.status, time.perf_counter() - started, case.name)
+
+
+def test_in_a_batch(client: TestClient) -> None:
+    files = [("files", (case.name, case.build(), case.content_type)) for case in CORPUS]
+    response = client.post("/predict/batch", files=files)
+    assert response.status_code == 200
+    for case, item in zip(CORPUS, response.json()["predictions"], strict=True):
+        assert (item["error"]["status"] if item.get("error") else 200) == case.status, case.name
+
+
+@pytest.mark.slow
+def test_the_corpus_over_http(server: LiveServer) -> None:  # noqa: F811
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        for case in CORPUS:
+            started = time.perf_counter()
+            response = http.post(
+                "/predict", files={"file": ("upload", case.build(), case.content_type)}
+            )
+            check_answer(response, case.status, time.perf_counter() - started, case.name)
+            assert http.get("/health/ready").status_code == 200, case.name
+    assert server.process is not None
+    assert rss(server.process.pid)["VmHWM"] < 1 << 30
