@@ -262,7 +262,7 @@ def test_the_image_environment_serves_a_prediction(image) -> None:
         )
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["digit"] in range(10)
+        assert body["digit"] == 1, body
         assert len(body["probabilities"]) == 10
         assert abs(sum(body["probabilities"]) - 1) < 1e-3
         assert body["confidence"] == pytest.approx(max(body["probabilities"]))

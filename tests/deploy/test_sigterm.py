@@ -93,7 +93,7 @@ def test_a_request_in_flight_at_sigterm_completes(model_path: Path) -> None:
 
         assert response.status == 200, payload
         answer = json.loads(payload)
-        assert answer["digit"] in range(10)
+        assert answer["digit"] == 1, answer  # the request was read to its end
         assert len(answer["probabilities"]) == 10
         assert response.getheader("connection", "").lower() == "close"
 

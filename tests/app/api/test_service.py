@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app import inference
 from app.config import Settings
 from app.inference import ModelLoadError, check_model_file
 from app.main import create_app
+from tests.app.test_preprocessing import stroke_digit
+from tests.conftest import png_bytes
 
 NOT_LOADED = "The model is not loaded yet."
 
@@ -86,3 +89,36 @@ def test_a_corrupt_model_is_refused(tmp_path: Path) -> None:
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ModelLoadError, match=r"corrupt\.keras is corrupt"):
         check_model_file(corrupt)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # imports TensorFlow and converts: slow on a busy machine
+def test_a_conversion_that_disagrees_with_keras_is_refused(
+    model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check ``python -m app`` runs (in a child) before it serves a new model:
+    a converted model answering 3e-5 off Keras is refused, and not cached. The
+    refusal then stops startup with one line, as any ModelLoadError does (above)."""
+    answer = inference.LiteRTEngine.__call__
+    monkeypatch.setattr(
+        inference.LiteRTEngine,
+        "__call__",
+        lambda engine, batch: answer(engine, batch) + 3 * inference.TOLERANCE,
+    )
+    converted = tmp_path / "digitnet.tflite"
+    expected = (
+        rf"LiteRT differs from Keras by [23]\.\d\de-05 \(> {inference.TOLERANCE}\); "
+        "set INFERENCE_ENGINE=keras"
+    )
+    with pytest.raises(ModelLoadError, match=expected):
+        inference.convert(model_path, converted)
+    assert not list(tmp_path.iterdir()), "a disagreeing conversion was kept"
+
+
+@pytest.mark.slow
+def test_the_keras_engine_serves(model_path: Path) -> None:
+    with TestClient(create_app(Settings(model_path=model_path, inference_engine="keras"))) as app:
+        assert app.get("/model").json()["engine"] == "keras"
+        seven = png_bytes(stroke_digit())
+        response = app.post("/predict", files={"file": ("7.png", seven, "image/png")})
+        assert response.status_code == 200 and response.json()["digit"] == 7
