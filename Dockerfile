@@ -10,25 +10,28 @@
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-trixie
 
-# ---- builder: the virtual environment, and the model converted to LiteRT -------------
+# ---- builder: the virtual environment, and the shipped model checked -------------------
 FROM ${PYTHON_IMAGE} AS builder
 
 ENV VIRTUAL_ENV=/opt/venv \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 ENV PATH="$VIRTUAL_ENV/bin:$PATH"
 WORKDIR /srv/digits
-RUN python -m venv "$VIRTUAL_ENV"
+# The setuptools a Python 3.11 venv comes with is not needed at run time.
+RUN python -m venv "$VIRTUAL_ENV" \
+    && pip uninstall --quiet --yes setuptools
 
-# Dependencies first, in their own layer: rebuilt only when the lock changes.
+# Dependencies first, in their own layer: rebuilt only when the lock changes. What
+# serving needs only: no TensorFlow (the model ships converted to LiteRT).
 COPY deploy/requirements.txt deploy/requirements.txt
 RUN pip install --no-cache-dir --no-deps --requirement deploy/requirements.txt \
     && pip check
 
 COPY app/ app/
-COPY model/artifacts/digitnet.keras model/artifacts/model_card.json model/artifacts/
-# Convert once, here: containers start without importing TensorFlow and never need
-# to write the conversion cache (read-only root filesystem).
-RUN python -m app.inference convert model/artifacts/digitnet.keras \
+COPY model/artifacts/digitnet.keras model/artifacts/digitnet.tflite model/artifacts/model_card.json model/artifacts/
+# Load the model as the service will: the shipped LiteRT file must be the one the card
+# records and give the outputs Keras recorded, or the build stops here.
+RUN python -m app.inference check model/artifacts/digitnet.keras \
     && python -m compileall -q app
 
 # ---- runtime ----------------------------------------------------------------------------

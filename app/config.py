@@ -20,11 +20,14 @@ class Settings(BaseSettings):
     model_path: Path = Field(DEFAULT_MODEL_PATH, description="The Keras model to serve.")
     model_cache_dir: Path | None = Field(
         None,
-        description="Where the LiteRT form derived from the model is cached "
-        "(default: a .cache folder beside the model; a temporary folder if that is read-only).",
+        description="Where a model without a shipped LiteRT form is converted to at first "
+        "start, which needs TensorFlow (default: a .cache folder beside the model; a "
+        "temporary folder if that is read-only).",
     )
     inference_engine: Literal["litert", "keras"] = Field(
-        "litert", description="litert: the converted model (fast); keras: the Keras model itself."
+        "litert",
+        description="litert: the LiteRT form shipped beside the model (fast); keras: the "
+        "Keras model itself (needs TensorFlow).",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -38,6 +41,9 @@ class Settings(BaseSettings):
     )
     max_pixels: int = Field(16_000_000, ge=1, description="Largest image, width × height.")
     max_batch_files: int = Field(64, ge=1, description="Most files in one /predict/batch call.")
+    max_digits: int = Field(
+        32, ge=1, description="Most digits /read reads in one image; more is a 422."
+    )
     inline_max_pixels: int = Field(
         256 * 256,
         ge=0,

@@ -16,25 +16,37 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app import heif, preprocessing
+from app import heif, preprocessing, rejection, segmentation
 from app.batching import MicroBatcher
 from app.config import Settings
 from app.inference import DigitClassifier
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Result:
-    probabilities: np.ndarray  # (10,) float32
+    probabilities: np.ndarray  # (10,) float32, calibrated
+    digit_score: float  # how much the image looks like one digit, 0..1
     network_input: np.ndarray  # (28, 28, 1) float32
     preprocess_seconds: float
 
     @property
     def digit(self) -> int:
         return int(np.argmax(self.probabilities))
+
+
+@dataclass(frozen=True)
+class Reading:
+    digits: list[segmentation.Digit]  # left to right
+    marks: list[segmentation.Mark]
+    preprocess_seconds: float
 
 
 class Predictor:
@@ -50,6 +62,7 @@ class Predictor:
         self.classifier = classifier
         self.limits = preprocessing.Limits(max_pixels=settings.max_pixels)
         self.inline_max_pixels = settings.inline_max_pixels
+        self.max_digits = settings.max_digits
         self._large_images = asyncio.Semaphore(settings.large_image_concurrency)
         self._on_inference = on_inference
         self.batcher = MicroBatcher(
@@ -60,12 +73,28 @@ class Predictor:
         )
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
+        """The network's raw outputs for a batch, timed."""
         if self._on_inference is None:
-            return self.classifier.predict(batch)
+            return self.classifier.outputs(batch)
         started = time.perf_counter()
-        probabilities = self.classifier.predict(batch)
+        outputs = self.classifier.outputs(batch)
         self._on_inference(time.perf_counter() - started)
-        return probabilities
+        return outputs
+
+    def _result(
+        self,
+        data: bytes,
+        outputs: np.ndarray,
+        network_input: np.ndarray,
+        seconds: float,
+        reject: bool,
+    ) -> Result:
+        """Interpret one upload's outputs; refuse it when it does not look like a digit."""
+        probabilities, scores = self.classifier.interpret(outputs[np.newaxis])
+        score = float(scores[0])
+        if reject and score < self.classifier.reject_below:
+            raise rejection.NotADigitError(rejection.reason(data, self.limits))
+        return Result(probabilities[0], score, network_input, seconds)
 
     async def start(self) -> None:
         await self.batcher.start()
@@ -73,26 +102,56 @@ class Predictor:
     async def stop(self) -> None:
         await self.batcher.stop()
 
+    async def _prepare(self, data: bytes, work: Callable[[Image.Image], T]) -> T:
+        """Open the upload and run ``work`` on it: on the event loop for a small image,
+        else (and for every HEIC and AVIF, which decode whole) in a thread, one of at
+        most LARGE_IMAGE_CONCURRENCY at a time."""
+        image = preprocessing.open_image(data, self.limits)
+        width, height = image.size
+        if width * height <= self.inline_max_pixels and image.format not in heif.FORMATS:
+            return work(image)
+        async with self._large_images:
+            return await run_in_threadpool(work, image)
+
     async def normalize(self, data: bytes) -> tuple[np.ndarray, float]:
         """Bytes -> network input and the seconds it took (a wait for a large-image
         slot included); raises preprocessing.PreprocessingError."""
         started = time.perf_counter()
-        image = preprocessing.open_image(data, self.limits)
-        width, height = image.size
-        if width * height <= self.inline_max_pixels and image.format not in heif.FORMATS:
-            network_input = preprocessing.normalize_digit(image)
-        else:
-            async with self._large_images:
-                network_input = await run_in_threadpool(preprocessing.normalize_digit, image)
+        network_input = await self._prepare(data, preprocessing.normalize_digit)
         return network_input, time.perf_counter() - started
 
-    async def predict(self, data: bytes) -> Result:
+    async def predict(self, data: bytes, reject: bool = True) -> Result:
+        """Raises preprocessing.PreprocessingError, or rejection.NotADigitError when
+        ``reject`` and the image does not look like one digit."""
         network_input, seconds = await self.normalize(data)
-        probabilities = await self.batcher.predict(network_input)
-        return Result(probabilities, network_input, seconds)
+        outputs = await self.batcher.predict(network_input)
+        return self._result(data, outputs, network_input, seconds, reject)
+
+    async def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Network inputs (n, 28, 28, 1) -> the (n, 10) calibrated digit probabilities
+        ``DigitClassifier.predict`` gives, from one timed network call in a thread.
+        Nothing is refused: the caller gets the probabilities of whatever it sent."""
+        return self.classifier.interpret(await run_in_threadpool(self._infer, batch))[0]
+
+    async def read(self, data: bytes) -> Reading:
+        """Bytes of one line of digits -> its digits, left to right, and its other
+        marks; every candidate digit through the network in one batch. Raises
+        preprocessing.PreprocessingError (segmentation.TooManyDigitsError included)."""
+        started = time.perf_counter()
+        proposal = await self._prepare(
+            data, lambda image: segmentation.propose(image, self.max_digits)
+        )
+        seconds = time.perf_counter() - started
+        outputs = await run_in_threadpool(self._infer, proposal.inputs)
+        digits = proposal.choose(*self.classifier.interpret(outputs))
+        if len(digits) > self.max_digits:
+            raise segmentation.TooManyDigitsError(
+                f"More than {self.max_digits} digits (MAX_DIGITS): {len(digits)} read."
+            )
+        return Reading(digits, proposal.marks, seconds)
 
     async def predict_many(
-        self, uploads: list[bytes]
+        self, uploads: list[bytes], reject: bool = True
     ) -> list[Result | preprocessing.PreprocessingError]:
         """Each upload's result or its own error, in order; one network call for all."""
         outcomes: list[tuple[np.ndarray, float] | preprocessing.PreprocessingError] = []
@@ -102,12 +161,17 @@ class Predictor:
             except preprocessing.PreprocessingError as error:
                 outcomes.append(error)
         readable = [outcome for outcome in outcomes if isinstance(outcome, tuple)]
-        probabilities = iter(
+        outputs = iter(
             await run_in_threadpool(self._infer, np.stack([x for x, _ in readable]))
             if readable
             else []
         )
-        return [
-            Result(next(probabilities), *outcome) if isinstance(outcome, tuple) else outcome
-            for outcome in outcomes
-        ]
+        results: list[Result | preprocessing.PreprocessingError] = []
+        for data, outcome in zip(uploads, outcomes, strict=True):
+            if isinstance(outcome, tuple):
+                try:
+                    outcome = self._result(data, next(outputs), *outcome, reject)
+                except rejection.NotADigitError as error:
+                    outcome = error
+            results.append(outcome)
+        return results

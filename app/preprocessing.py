@@ -8,9 +8,13 @@ cameras, canvases and apps do to them:
    the primary image of a HEIC/AVIF, EXIF orientation applied;
 2. grey, with transparency composited onto a background that contrasts with
    the strokes (canvas drawings are dark or light strokes on nothing);
-3. polarity: the background is what the border shows; ink becomes bright on dark;
-4. uneven light removed on larger images (a morphological background estimate);
-5. ink found against noise: an Otsu threshold, connected components, specks dropped;
+3. polarity: the paper is what the border shows, or, when a digit cropped tight
+   covers much of the border, the class (of Otsu's two) that covers more of the
+   image; ink becomes bright on dark;
+4. uneven light removed on larger images whose paper varies (a morphological
+   background estimate);
+5. ink found against noise: an Otsu threshold, connected components, specks
+   dropped, marks cut by the edge dropped when a digit lies inside the frame;
 6. crop to the ink, scale the longer side to 20 px keeping the aspect ratio
    (anti-aliased, grey levels kept), place in 28×28 with the centre of mass at
    the centre, scale to [0, 1].
@@ -29,7 +33,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from app import heif
@@ -44,8 +48,11 @@ STROKE_CORE_QUANTILE = 0.9  # stroke pixels above this quantile are full ink
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are noise
 FLATTEN_MIN_SIDE = 56  # images at least this big get a per-pixel background
 BACKGROUND_SIDE = 64  # ... estimated at this size
+EVEN_PAPER_SPREAD = 8.0  # ... when its level differs by this much between the sides
+BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is one class
+INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
 OTSU_SAMPLE = 4096  # Otsu looks at this many of the sorted values, evenly spaced
-_EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
 class PreprocessingError(ValueError):
@@ -146,8 +153,19 @@ def _upright(image: Image.Image) -> None:
         ImageOps.exif_transpose(image, in_place=True)
 
 
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """An opened image's width and height as ``decode`` turns it, before it reduces it."""
+    width, height = image.size
+    with contextlib.suppress(Exception):  # as in _upright: a corrupt EXIF block is ignored
+        if image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8):
+            return height, width
+    return width, height
+
+
 def _reduced(image: Image.Image) -> Image.Image:
-    if image.mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "F"):
+    # Modes the resampler reads are reduced as they are: converting a 16 MP CMYK
+    # image to RGB first would cost another 48 MB while it is decoded.
+    if image.mode not in ("1", "L", "LA", "RGB", "RGBA", "CMYK", "I", "F"):
         image = image.convert("RGBA" if _has_alpha(image) else "RGB")
     elif image.mode == "1":
         image = image.convert("L")
@@ -195,7 +213,7 @@ def _backdrop(grey: np.ndarray, opaque: np.ndarray) -> float:
     # The opaque part has paper and ink of its own (a cut-out, a sticker with a
     # halo): continue its paper, the colour where it meets the transparency (or,
     # when every pixel is at least half opaque, its commonest grey).
-    rim = opaque & _dilated(~opaque, 1)
+    rim = opaque & dilated(~opaque, 1)
     return float(np.median(grey[rim] if rim.any() else levels))
 
 
@@ -206,6 +224,48 @@ def _quantile(ascending: np.ndarray, fraction: float) -> float:
     above = min(below + 1, ascending.size - 1)
     weight = position - below
     return float(ascending[below] * (1.0 - weight) + ascending[above] * weight)
+
+
+def _paper(ascending: np.ndarray, border: np.ndarray) -> tuple[bool, np.ndarray, float]:
+    """Whether the paper is the dark side, its grey levels (sorted), and the
+    threshold between paper and ink.
+
+    Otsu splits the pixels into a dark and a light class. The paper is the class
+    the border shows, when most of the border shows one; a digit cropped tight or
+    filling its frame covers much of the border, and then the paper is the class
+    that covers more of the image (ink rarely covers half of it). Of that class,
+    the levels nearer the paper's own than the threshold are the paper: the rest
+    are the strokes' anti-aliased edges.
+    """
+    threshold = _otsu(ascending)
+    border_dark = float(np.count_nonzero(border <= threshold)) / border.size
+    if border_dark >= BORDER_MAJORITY or border_dark <= 1.0 - BORDER_MAJORITY:
+        paper_is_dark = border_dark >= BORDER_MAJORITY
+        levels = np.sort(border[(border <= threshold) == paper_is_dark])
+    else:
+        split = int(np.searchsorted(ascending, threshold, side="right"))
+        paper_is_dark = split >= ascending.size - split
+        levels = ascending[:split] if paper_is_dark else ascending[split:]
+    if levels.size == 0:  # every border level on the threshold itself
+        levels = ascending
+    extreme = _quantile(levels, 0.02 if paper_is_dark else 0.98)
+    middle = (extreme + threshold) / 2.0
+    if paper_is_dark:
+        kept = levels[: int(np.searchsorted(levels, middle, side="right"))]
+    else:
+        kept = levels[int(np.searchsorted(levels, middle, side="left")) :]
+    return paper_is_dark, kept if kept.size else levels, threshold
+
+
+def _uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float) -> bool:
+    """Whether the light on the paper varies: the paper's level differs between the
+    image's four sides (a lamp to one side, a shadow) by more than EVEN_PAPER_SPREAD."""
+    levels = []
+    for side in (grey[0], grey[-1], grey[:, 0], grey[:, -1]):
+        paper = side[(side <= threshold) == paper_is_dark]
+        if paper.size >= side.size // 4:
+            levels.append(float(np.median(paper)))
+    return len(levels) >= 2 and max(levels) - min(levels) > EVEN_PAPER_SPREAD
 
 
 def _median_distance(ascending: np.ndarray, centre: float) -> float:
@@ -264,29 +324,50 @@ def _otsu(ascending: np.ndarray) -> float:
     return float(ascending[int(np.argmax(between))])
 
 
-def ink_map(grey: np.ndarray) -> np.ndarray:
-    """Ink strength in [0, 1] per pixel, bright on dark, background and specks at 0."""
-    border = np.sort(np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]]))
-    background = _quantile(border, 0.5)
+@dataclass(frozen=True)
+class InkStrength:
+    """How much ink each pixel shows, before any blob is chosen."""
+
+    ink: np.ndarray  # float32 in [0, 1], bright on dark
+    strokes: np.ndarray  # bool: the pixels that are surely ink (over Otsu and the noise floor)
+    noisy: bool  # the background is not clean (noise or flattened paper) away from the strokes
+
+
+def ink_strength(grey: np.ndarray) -> InkStrength:
+    """Ink strength in [0, 1] per pixel and the stroke pixels; every mark is kept."""
     ordered = np.sort(grey, axis=None)
     darkest, brightest = _quantile(ordered, 0.001), _quantile(ordered, 0.999)
+    if brightest - darkest < MIN_CONTRAST:
+        raise NoDigitError("No digit found: the image is blank or a single colour.")
+    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    paper_is_dark, paper, threshold = _paper(ordered, border)
+    background = _quantile(paper, 0.5)
     if max(background - darkest, brightest - background) < MIN_CONTRAST:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
-    dark_ink = background - darkest > brightest - background
-    flattened = min(grey.shape) >= FLATTEN_MIN_SIDE
+    dark_ink = not paper_is_dark
+    # Photos: the paper's brightness varies (shadows, a lamp to one side), so the
+    # background is estimated per pixel rather than taken as one level. Clean
+    # images (a scan, a canvas, a bitmap enlarged) keep one level: the per-pixel
+    # estimate would eat the strokes of a digit that fills its frame.
+    flattened = min(grey.shape) >= FLATTEN_MIN_SIDE and _uneven(grey, paper_is_dark, threshold)
     if flattened:
-        # Photos: the paper's brightness varies (shadows, a lamp to one side), so
-        # the background is estimated per pixel rather than taken from the border.
-        paper = _background(grey, dark_ink)
-        ink = _contrast(grey, paper, dark_ink)
+        paper_levels = _background(grey, dark_ink)
+        ink = _contrast(grey, paper_levels, dark_ink)
         ordered = np.sort(ink, axis=None)
+        # Most of a photo is paper: the noise is what most pixels show.
+        median = _quantile(ordered, 0.5)
+        deviation = _median_distance(ordered, median)
     else:
         ink = _contrast(grey, background, dark_ink)
         ordered = _contrast(ordered[::-1] if dark_ink else ordered, background, dark_ink)
+        # Measured on the paper alone (a marker digit cropped tight is mostly ink),
+        # in grey levels either side of its median, in the ink's units.
+        median = 0.0
+        deviation = _median_distance(paper, background)
+        if dark_ink:
+            deviation *= 255.0 / max(background, 1.0)
 
     # Noise floor from the background's own spread: 0 for clean images like MNIST.
-    median = _quantile(ordered, 0.5)
-    deviation = _median_distance(ordered, median)
     floor = median + 4.0 * 1.4826 * deviation
     if float(ordered[-1]) - floor < MIN_CONTRAST:
         raise NoDigitError("No digit found: the marks are too faint to read.")
@@ -296,32 +377,47 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     stroke_values = np.sort(ink[strokes])
     peak = _quantile(stroke_values, STROKE_CORE_QUANTILE)
     ink = np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
+    return InkStrength(ink, strokes, floor > 0.0 or flattened)
+
+
+def ink_map(grey: np.ndarray) -> np.ndarray:
+    """Ink strength in [0, 1] per pixel, bright on dark, background and specks at 0."""
+    strength = ink_strength(grey)
+    ink, strokes = strength.ink, strength.strokes
 
     # Keep the blobs that make up the digit; drop specks, grain, and marks cut
     # by the image's edge (paper edges, shadows, neighbouring writing).
-    labels, count = ndimage.label(strokes, structure=_EIGHT_NEIGHBOURS)
+    labels, count = ndimage.label(strokes, structure=EIGHT_NEIGHBOURS)
     if count > 1:
         masses = ndimage.sum_labels(ink, labels, index=np.arange(1, count + 1))
         edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
         touching = np.zeros(count + 1, dtype=bool)
         touching[edge] = True
         touching = touching[1:]
-        # Prefer the blobs that lie inside the frame; an edge-cut blob counts only
-        # when it is all there is.
-        candidates = masses if touching.all() else np.where(touching, 0.0, masses)
+        # Prefer the blobs that lie inside the frame when they hold a digit's worth
+        # of ink: a mark cut by the edge (the paper's border, a shadow, a
+        # neighbour's stroke) is then dropped. When what lies inside is only
+        # specks, the image is a tight crop and the digit is what touches the edge.
+        inside = np.where(touching, 0.0, masses)
+        prefer_inside = inside.max() >= INSIDE_DOMINANCE * masses.max()
+        candidates = inside if prefer_inside else masses
         keep = candidates >= SPECK_FRACTION * candidates.max()
         if not keep.all():
             strokes = np.isin(labels, np.flatnonzero(keep) + 1)
             count = 0  # something was dropped: clear what lies away from the strokes
-    if count != 1 or floor > 0.0 or flattened:
-        # Keep the anti-aliased edge around the strokes, nothing further away: not
-        # the faint unevenness flattening the paper leaves everywhere either.
-        halo = max(2, round(max(ink.shape) / 100))
-        ink[~_dilated(strokes, halo)] = 0.0
+    if count != 1 or strength.noisy:
+        ink[~dilated(strokes, halo(ink.shape))] = 0.0
     return ink
 
 
-def _dilated(mask: np.ndarray, steps: int) -> np.ndarray:
+def halo(shape: tuple[int, ...]) -> int:
+    """How far from the strokes their anti-aliased edge reaches, in pixels: kept
+    around them, nothing further away (not the faint unevenness flattening the
+    paper leaves everywhere either)."""
+    return max(2, round(max(shape) / 100))
+
+
+def dilated(mask: np.ndarray, steps: int) -> np.ndarray:
     """``mask`` grown by ``steps`` pixels up, down, left and right (a diamond), as
     ``ndimage.binary_dilation(mask, iterations=steps)``, in a fraction of its time."""
     for _ in range(steps):

@@ -31,7 +31,7 @@ from app import memory, preprocessing
 from app.config import DEFAULT_MODEL_PATH
 from app.inference import load_classifier, probe_batch
 from bench.inputs import write_inputs
-from bench.run import CpuWatch
+from bench.system import CpuWatch
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPEATS = 7

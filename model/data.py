@@ -76,14 +76,21 @@ def _hint() -> str:
     )
 
 
-def _verify(folder: Path) -> None:
-    missing = [name for name in CHECKSUMS if not (folder / name).is_file()]
+def verify(
+    folder: Path,
+    checksums: dict[str, str] = CHECKSUMS,
+    error: type[RuntimeError] = MnistDataError,
+    hint: str = "",
+) -> None:
+    """Check that ``folder`` holds each file with its published sha256."""
+    hint = hint or _hint()
+    missing = [name for name in checksums if not (folder / name).is_file()]
     if missing:
-        raise MnistDataError(f"MNIST files missing in {folder}: {', '.join(missing)}. {_hint()}")
-    for name, expected in CHECKSUMS.items():
+        raise error(f"files missing in {folder}: {', '.join(missing)}. {hint}")
+    for name, expected in checksums.items():
         actual = sha256_of(folder / name)
         if actual != expected:
-            raise MnistDataError(
+            raise error(
                 f"{folder / name} is corrupt: sha256 {actual}, expected {expected}. "
                 "Replace it with the original file."
             )
@@ -123,18 +130,18 @@ def locate(folder: str | os.PathLike[str] | None = None, *, download: bool = Tru
         path = Path(folder).expanduser()
         if not path.is_dir():
             raise MnistDataError(f"MNIST folder {path} does not exist. {_hint()}")
-        _verify(path)
+        verify(path)
         return path
     for candidate in (SHARED_MNIST_DIR, CACHE_DIR):
         if all((candidate / name).is_file() for name in CHECKSUMS):
-            _verify(candidate)
+            verify(candidate)
             return candidate
     if not download:
         raise MnistDataError(
             f"no MNIST files found in {SHARED_MNIST_DIR} or {CACHE_DIR}. {_hint()}"
         )
     _download(CACHE_DIR)
-    _verify(CACHE_DIR)
+    verify(CACHE_DIR)
     return CACHE_DIR
 
 

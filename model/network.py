@@ -2,8 +2,9 @@
 
 Input contract, shared with ``app.preprocessing``: a batch of 28×28×1 float32
 images in [0, 1], white ink on black, digit scaled to fit 20×20 and centred by
-its centre of mass (exactly how MNIST was made). Output: 10 softmax
-probabilities, index = digit.
+its centre of mass (exactly how MNIST was made). Output: 11 softmax
+probabilities, index = digit, and index 10 = "not a digit" (``app.calibration``
+turns them into what the service answers).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import keras
 from keras import layers, ops
 
 INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
+NUM_CLASSES = 11  # the ten digits, then "not a digit"
 
 
 def baseline() -> keras.Model:

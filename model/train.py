@@ -1,11 +1,15 @@
 """Train a digit classifier on MNIST and write the model the service ships with.
 
-    python -m model.train [--arch digitnet] [--epochs 50] [--data DIR] [--out model/artifacts]
+    python -m model.train [--arch digitnet] [--epochs 20] [--data DIR] [--realdigits DIR]
+                          [--out model/artifacts]
 
 Setup, prepare the data (a seeded validation split carved from the 60,000 training
-images picks the best epoch), build the model, train with on-the-fly affine
-augmentation, evaluate once on the 10,000 test images, and write
-``<out>/<arch>.keras`` with ``model_card.json`` and two plots beside it.
+images picks the best epoch; ``model.augment`` adds world variants of the training
+digits, pendigits' and optdigits' training writers, and non-digits as an eleventh
+class), build the model, train with on-the-fly affine augmentation, calibrate
+(temperature and the not-a-digit threshold, on the validation split), evaluate
+once on the 10,000 test images, and write ``<out>/<arch>.keras`` with
+``model_card.json`` and two plots beside it.
 
 Runs on the CPU with TensorFlow; with ``KERAS_BACKEND=jax`` on a GPU as well.
 """
@@ -27,11 +31,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from model import data
+from app import calibration
+from model import data, realdigits
 from model.evaluate import as_network_input, evaluate
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts"
 CARD_NAME = "model_card.json"
+REFUSE_SHARE = 0.002  # the share of validation digits the not-a-digit threshold refuses
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default=DEFAULT_ARCHITECTURE)
-    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=1)
@@ -50,6 +56,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--limit", type=int, help="train on the first N training images only (smoke tests)"
     )
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument(
+        "--realdigits", help="folder with the UCI real-handwriting files ($REALDIGITS_DIR)"
+    )
+    parser.add_argument(
+        "--mnist-only",
+        action="store_true",
+        help="no world variants, real writers or non-digits (the network still has 11 outputs)",
+    )
+    parser.add_argument("--workers", type=int, help="processes rendering the extra images")
     return parser.parse_args(argv)
 
 
@@ -143,7 +158,19 @@ def train(args: argparse.Namespace) -> dict:
         training = data.Split(training.images[: args.limit], training.labels[: args.limit])
     x_train, y_train = as_network_input(training.images), training.labels.astype(np.int64)
     x_val, y_val = as_network_input(validation.images), validation.labels.astype(np.int64)
-    print(f"data: {mnist.folder}, {len(y_train)} training, {len(y_val)} validation images")
+    sources = {"MNIST training split": len(y_train)}
+    if not args.mnist_only:
+        from model import augment
+
+        real = realdigits.load(args.realdigits)
+        extras = augment.training_extras(training, real, args.seed, workers=args.workers)
+        held = augment.validation_extras(validation, args.seed, workers=args.workers)
+        sources |= extras.counts
+        x_train = np.concatenate([x_train, extras.inputs[..., np.newaxis]])
+        y_train = np.concatenate([y_train, extras.labels])
+        x_val = np.concatenate([x_val, held.inputs[..., np.newaxis]])
+        y_val = np.concatenate([y_val, held.labels])
+    print(f"data: {mnist.folder}, {sources}, {len(y_val)} validation images")
 
     # Build the model; augmentation lives only in the training graph.
     model = network.build(args.arch)
@@ -188,9 +215,13 @@ def train(args: argparse.Namespace) -> dict:
     shipped.save(model_path)
     wall_seconds = time.time() - started
 
-    # Evaluate, once, on the test set.
+    # Calibrate on the validation split: temperature, and the not-a-digit threshold.
     loaded = keras.saving.load_model(model_path, compile=False)
-    test = evaluate(loaded, mnist.test)
+    calibration = calibrate(loaded.predict(x_val, batch_size=1000, verbose=0), y_val)
+    print(f"calibration: {json.dumps(calibration)}")
+
+    # Evaluate, once, on the test set.
+    test = evaluate(loaded, mnist.test, calibration["temperature"])
     print(
         f"test accuracy {test['accuracy']:.4f} ({test['errors']} errors), loss {test['loss']:.4f}"
     )
@@ -209,7 +240,8 @@ def train(args: argparse.Namespace) -> dict:
             "polarity": "white ink on black",
             "layout": "digit fitted to 20x20, centred by centre of mass in 28x28 (as MNIST)",
         },
-        "classes": list(range(network.NUM_CLASSES)),
+        "classes": [*range(network.NUM_CLASSES - 1), "not a digit"],
+        "calibration": calibration,
         "test": test,
         "validation_accuracy": float(history["val_accuracy"][best_epoch - 1]),
         "training": {
@@ -222,6 +254,7 @@ def train(args: argparse.Namespace) -> dict:
             "augmentation": None
             if args.no_augment
             else "rotation ±10°, zoom ±10 % per axis, shift ±2 px",
+            "images": sources,
             "seed": args.seed,
             "training_images": len(y_train),
             "validation_images": len(y_val),
@@ -232,6 +265,15 @@ def train(args: argparse.Namespace) -> dict:
         "data": {
             "source": "MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0",
             "sha256": mnist.checksums,
+            **(
+                {}
+                if args.mnist_only
+                else {
+                    "real_handwriting": "pendigits and optdigits training splits "
+                    "(Alpaydin et al., UCI, CC BY 4.0)",
+                    "real_handwriting_sha256": realdigits.CHECKSUMS,
+                }
+            ),
         },
         "versions": versions(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -239,14 +281,50 @@ def train(args: argparse.Namespace) -> dict:
     card["plots"] = save_plots(history, test["confusion_matrix"], args.out, args.arch)
     (args.out / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
     print(f"wrote {model_path} and {args.out / CARD_NAME}")
-    return card
+
+    # Ship the LiteRT form the service runs, recorded in the card (make convert).
+    from app import inference
+
+    litert = inference.ship(model_path)
+    print(f"wrote {litert['output']} (LiteRT, {litert['max_abs_difference']:.1e} from Keras)")
+    return json.loads((args.out / CARD_NAME).read_text())
+
+
+def calibrate(outputs: np.ndarray, labels: np.ndarray) -> dict:
+    """Temperature scaling on the validation digits, and the digit-score threshold
+    that refuses REFUSE_SHARE of them; with what each does on validation data."""
+    digits = labels < calibration.NUM_DIGITS
+    outputs_digits, labels_digits = outputs[digits], labels[digits]
+    temperature = calibration.fit_temperature(outputs_digits, labels_digits)
+    scores = calibration.digit_score(outputs)
+    threshold = float(np.quantile(scores[digits], REFUSE_SHARE))
+    ece = {
+        f"ece_{name}": round(
+            calibration.expected_calibration_error(
+                calibration.digit_probabilities(outputs_digits, t), labels_digits
+            ),
+            5,
+        )
+        for name, t in (("before", 1.0), ("after", temperature))
+    }
+    return {
+        "temperature": round(temperature, 5),
+        "reject_below": round(threshold, 6),
+        "validation_digits": int(digits.sum()),
+        "validation_non_digits": int((~digits).sum()),
+        "validation_digits_refused": round(float((scores[digits] < threshold).mean()), 5),
+        "validation_non_digits_accepted": round(float((scores[~digits] >= threshold).mean()), 5)
+        if (~digits).any()
+        else None,
+        **ece,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         train(args)
-    except data.MnistDataError as error:
+    except (data.MnistDataError, realdigits.RealDigitsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

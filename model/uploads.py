@@ -68,7 +68,7 @@ def _place(ink: np.ndarray, height: int, width: int, rng: np.random.Generator) -
     return sheet
 
 
-def _save(image: Image.Image, format: str, **options) -> bytes:
+def encode(image: Image.Image, format: str, **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=format, **options)
     return buffer.getvalue()
@@ -105,7 +105,7 @@ def _photo(
 def photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:
     """A phone photo: dark ink on unevenly lit paper, JPEG, EXIF-rotated, big."""
     image, exif, quality = _photo(digit, rng)
-    return _save(image, "JPEG", quality=quality, exif=exif), "photo.jpg", "image/jpeg"
+    return encode(image, "JPEG", quality=quality, exif=exif), "photo.jpg", "image/jpeg"
 
 
 # The encoders' qualities for the phone formats: files of the order of the photo
@@ -120,13 +120,13 @@ def heic(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:
     x265's fastest preset stands in for a phone's hardware encoder."""
     image, exif, _ = _photo(digit, rng)
     options = {"quality": HEIC_QUALITY, "enc_params": {"preset": "ultrafast"}}
-    return _save(image, "HEIF", exif=exif, **options), "photo.heic", "image/heic"
+    return encode(image, "HEIF", exif=exif, **options), "photo.heic", "image/heic"
 
 
 def avif(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:
     """The same photo as AVIF, as recent Android phones and browsers save it."""
     image, exif, _ = _photo(digit, rng)
-    content = _save(image, "AVIF", exif=exif, quality=AVIF_QUALITY, speed=8)
+    content = encode(image, "AVIF", exif=exif, quality=AVIF_QUALITY, speed=8)
     return content, "photo.avif", "image/avif"
 
 
@@ -137,7 +137,7 @@ def canvas(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str
     rgba = np.zeros((side, side, 4), dtype=np.uint8)
     rgba[..., :3] = 17
     rgba[..., 3] = np.clip(coverage * 255, 0, 255).astype(np.uint8)
-    return _save(Image.fromarray(rgba, "RGBA"), "PNG"), "canvas.png", "image/png"
+    return encode(Image.fromarray(rgba, "RGBA"), "PNG"), "canvas.png", "image/png"
 
 
 def scan(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:
@@ -149,7 +149,7 @@ def scan(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:
     if rng.random() < 0.3:
         image = image.convert("1")
     format = str(rng.choice(["TIFF", "PNG", "BMP"]))
-    return _save(image, format), f"scan.{format.lower()}", f"image/{format.lower()}"
+    return encode(image, format), f"scan.{format.lower()}", f"image/{format.lower()}"
 
 
 def screenshot(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:
@@ -160,28 +160,28 @@ def screenshot(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str,
     stroke = np.array([235, 235, 240], dtype=np.float32)
     pixels = background * (1 - coverage[..., None]) + stroke * coverage[..., None]
     image = Image.fromarray(pixels.astype(np.uint8), "RGB")
-    return _save(image, "PNG"), "screenshot.png", "image/png"
+    return encode(image, "PNG"), "screenshot.png", "image/png"
 
 
 def _formats(digit: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[bytes, str, str]]:
     grey = Image.fromarray(digit).resize((112, 112), Image.Resampling.BICUBIC)
     inverted = Image.eval(grey, lambda value: 255 - value)
-    yield _save(grey.convert("P"), "GIF"), "digit.gif", "image/gif"
-    yield _save(inverted, "WEBP", quality=90), "digit.webp", "image/webp"
-    yield _save(inverted.convert("RGB"), "BMP"), "digit.bmp", "image/bmp"
+    yield encode(grey.convert("P"), "GIF"), "digit.gif", "image/gif"
+    yield encode(inverted, "WEBP", quality=90), "digit.webp", "image/webp"
+    yield encode(inverted.convert("RGB"), "BMP"), "digit.bmp", "image/bmp"
     wide = Image.fromarray((np.asarray(grey, dtype=np.uint16) * 257).astype(np.uint16))
-    yield _save(wide, "PNG"), "digit16.png", "image/png"
-    yield _save(inverted.convert("CMYK"), "JPEG", quality=90), "cmyk.jpg", "image/jpeg"
-    yield _save(inverted.convert("CMYK"), "TIFF"), "cmyk.tiff", "image/tiff"
+    yield encode(wide, "PNG"), "digit16.png", "image/png"
+    yield encode(inverted.convert("CMYK"), "JPEG", quality=90), "cmyk.jpg", "image/jpeg"
+    yield encode(inverted.convert("CMYK"), "TIFF"), "cmyk.tiff", "image/tiff"
     alpha = np.asarray(grey)
     yield (
-        _save(Image.fromarray(np.stack([np.zeros_like(alpha), alpha], -1), "LA"), "PNG"),
+        encode(Image.fromarray(np.stack([np.zeros_like(alpha), alpha], -1), "LA"), "PNG"),
         "la.png",
         "image/png",
     )
     palette = inverted.convert("P")
     palette.info["transparency"] = int(np.asarray(palette)[0, 0])
-    yield _save(palette, "PNG"), "palette.png", "image/png"
+    yield encode(palette, "PNG"), "palette.png", "image/png"
 
 
 def formats(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:

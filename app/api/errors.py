@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app import observability, preprocessing
+from app import observability, preprocessing, rejection, segmentation
 from app.api.schemas import ErrorDetail
 
 STATUS_BY_ERROR: dict[type[preprocessing.PreprocessingError], int] = {
@@ -13,7 +13,17 @@ STATUS_BY_ERROR: dict[type[preprocessing.PreprocessingError], int] = {
     preprocessing.ImageTooLargeError: 413,
     preprocessing.UnsupportedImageError: 415,
     preprocessing.NoDigitError: 422,
+    segmentation.TooManyDigitsError: 422,
 }
+
+
+# The Open Inference Protocol's paths answer errors as {"error": ...} (app/api/routes/oip.py).
+OIP_PREFIX = "/v2/"
+
+
+def error_content(path: str, message: str) -> dict[str, str]:
+    """An error's JSON body: {"detail": ...}, or {"error": ...} on the protocol's paths."""
+    return {"error" if path.startswith(OIP_PREFIX) else "detail": message}
 
 
 def status_for(error: preprocessing.PreprocessingError) -> int:
@@ -23,11 +33,16 @@ def status_for(error: preprocessing.PreprocessingError) -> int:
     return 400
 
 
-def _response(description: str, example: str) -> dict:
+def _response(description: str, example: str, *others: str) -> dict:
+    content = (
+        {"examples": {text: {"value": {"detail": text}} for text in (example, *others)}}
+        if others
+        else {"example": {"detail": example}}
+    )
     return {
         "model": ErrorDetail,
         "description": description,
-        "content": {"application/json": {"example": {"detail": example}}},
+        "content": {"application/json": content},
     }
 
 
@@ -50,8 +65,22 @@ UPLOAD_ERRORS = {
         "(PNG, JPEG, GIF, BMP, WEBP, TIFF, HEIF, AVIF).",
     ),
     422: _response(
-        "No digit in the image (blank, one colour), or a missing or invalid field.",
+        "No digit in the image: blank or one colour, or not one handwritten digit (a "
+        "photo, a letter or symbol, printed text, several characters; the detail says "
+        "which; reject=false answers these), or a missing or invalid field.",
         "No digit found: the image is blank or a single colour.",
+        f"No digit found: {rejection.PHOTO}",
+        f"No digit found: {rejection.SYMBOL}",
+        f"No digit found: {rejection.SEVERAL}",
+    ),
+}
+# /read answers as /predict does, and 422 when there are more digits than MAX_DIGITS.
+READ_ERRORS = {
+    **UPLOAD_ERRORS,
+    422: _response(
+        "No digit in the image (blank, one colour, only marks), more digits than "
+        "MAX_DIGITS, or a missing or invalid field.",
+        "More than 32 digits (MAX_DIGITS): 57 found at least.",
     ),
 }
 NOT_READY = {503: _response("The model is not loaded yet.", "The model is not loaded yet.")}

@@ -7,12 +7,14 @@ bookkeeping, ~140 Python calls of the ~1,150 a prediction makes (cProfile).
 
 from fastapi import APIRouter
 
-from app.api.routes import health, metrics, model, pages, predict
+from app.api.routes import health, metrics, model, oip, pages, predict, read
 
 ROUTERS: tuple[APIRouter, ...] = (
     predict.router,
+    read.router,
     health.router,
     model.router,
+    oip.router,
     pages.router,
     metrics.router,
 )

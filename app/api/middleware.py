@@ -8,6 +8,8 @@ import json
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.errors import error_content
+
 
 def _too_large(limit: int) -> str:
     return f"The request body is over the {limit:,}-byte limit (MAX_UPLOAD_BYTES)."
@@ -43,7 +45,7 @@ class BodySizeLimit:
                 except ValueError:
                     declared = -1
                 if declared > self.max_bytes:
-                    await self._refuse(send)
+                    await self._refuse(scope, send)
                     return
                 break
         received = 0
@@ -75,8 +77,8 @@ class BodySizeLimit:
 
         await self.app(scope, counting_receive, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": _too_large(self.max_bytes)}).encode()
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        body = json.dumps(error_content(scope["path"], _too_large(self.max_bytes))).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -1,9 +1,12 @@
-// The draw-a-digit page: draw or drop an image, POST it to /predict, show the answer.
+// The draw-a-digit page: draw or drop an image, POST it to /predict (one digit) or
+// /read (a number), show the answer.
 // Plain browser JavaScript, no build step, nothing loaded from another host.
 "use strict";
 
 (() => {
   const PREDICT_URL = "/predict?include_input=true";
+  const READ_URL = "/read?include_input=true";
+  const PAD_WIDTH = { digit: 280, number: 840 }; // a number gets a pad three digits wide
   const INK = "#111111";
   const PAPER = "#ffffff";
   const LINE_WIDTH = 22; // on the 280 px canvas: MNIST-like strokes once fitted to 20 px
@@ -17,6 +20,12 @@
   const confidenceEl = $("confidence");
   const preview = $("preview");
   const barsEl = $("bars");
+  const numberEl = $("number");
+  const numberConfidenceEl = $("number-confidence");
+  const boxesCanvas = $("boxes");
+  const digitsEl = $("digits");
+  const otherEl = $("other");
+  let mode = "digit";
 
   // ---- Ten probability bars, built once -------------------------------------------------
 
@@ -51,6 +60,12 @@
   }
 
   function resetResult() {
+    numberEl.textContent = "?";
+    numberConfidenceEl.textContent = "Nothing read yet.";
+    digitsEl.replaceChildren();
+    otherEl.hidden = true;
+    boxesCanvas.getContext("2d").clearRect(0, 0, boxesCanvas.width, boxesCanvas.height);
+    delete boxesCanvas.dataset.boxes;
     predictionEl.textContent = "?";
     confidenceEl.textContent = "Nothing read yet.";
     preview.hidden = true;
@@ -64,15 +79,18 @@
   }
 
   function hideError() {
-    errorBox.hidden = true;
-    errorBox.textContent = "";
+    for (const box of [errorBox, $("number-error")]) {
+      box.hidden = true;
+      box.textContent = "";
+    }
   }
 
   function showError(message) {
     resetResult();
-    confidenceEl.textContent = "No answer for this one.";
-    errorBox.textContent = message;
-    errorBox.hidden = false;
+    const box = mode === "number" ? $("number-error") : errorBox;
+    (mode === "number" ? numberConfidenceEl : confidenceEl).textContent = "No answer for this one.";
+    box.textContent = message;
+    box.hidden = false;
     setState("error");
   }
 
@@ -95,6 +113,73 @@
     setState("done");
   }
 
+  // ---- A number: the digits read, their boxes over the image, each one's probabilities -----
+
+  function digitItem(item) {
+    const li = document.createElement("li");
+    const digit = document.createElement("strong");
+    const confidence = document.createElement("span");
+    const chart = document.createElement("span");
+    digit.textContent = String(item.digit);
+    confidence.textContent = ` ${percent(item.confidence)}`;
+    chart.className = "mini";
+    chart.setAttribute("role", "img");
+    const listed = item.probabilities.map((p, d) => `${d}: ${percent(p)}`).join(", ");
+    chart.setAttribute("aria-label", `Probabilities ${listed}`);
+    item.probabilities.forEach((p, d) => {
+      const bar = document.createElement("span");
+      bar.style.height = `${Math.max(0, Math.min(1, p)) * 100}%`;
+      bar.title = `${d}: ${percent(p)}`;
+      bar.classList.toggle("top", d === item.digit);
+      chart.append(bar);
+    });
+    li.dataset.digit = String(item.digit);
+    li.append(digit, confidence, chart);
+    return li;
+  }
+
+  async function drawBoxes(blob, answer, mine) {
+    let bitmap = null;
+    try {
+      bitmap = await createImageBitmap(blob); // upright, as the boxes are
+    } catch {
+      return; // an image the browser cannot show (TIFF): the digits are listed all the same
+    }
+    if (mine !== sequence) return;
+    const scale = Math.min(600 / bitmap.width, 300 / bitmap.height);
+    boxesCanvas.width = Math.max(1, Math.round(bitmap.width * scale));
+    boxesCanvas.height = Math.max(1, Math.round(bitmap.height * scale));
+    const draw = boxesCanvas.getContext("2d");
+    draw.fillStyle = PAPER;
+    draw.fillRect(0, 0, boxesCanvas.width, boxesCanvas.height);
+    draw.drawImage(bitmap, 0, 0, boxesCanvas.width, boxesCanvas.height);
+    draw.lineWidth = 2;
+    draw.font = "bold 14px system-ui, sans-serif";
+    for (const [boxes, colour] of [[answer.digits, "#1d4ed8"], [answer.other, "#b45309"]]) {
+      draw.strokeStyle = colour;
+      draw.fillStyle = colour;
+      for (const item of boxes) {
+        const { x, y, width, height } = item.box;
+        draw.strokeRect(x * scale, y * scale, width * scale, height * scale);
+        const label = "digit" in item ? String(item.digit) : item.kind;
+        draw.fillText(label, x * scale + 2, Math.max(12, y * scale - 3));
+      }
+    }
+    boxesCanvas.dataset.boxes = String(answer.digits.length);
+  }
+
+  function showNumber(answer, source, blob, mine) {
+    hideError();
+    numberEl.textContent = answer.number;
+    const unsure = answer.confidence < 0.5 ? " (unsure: try larger digits, apart)" : "";
+    numberConfidenceEl.textContent = `${percent(answer.confidence)} confident, from ${source}${unsure}`;
+    digitsEl.replaceChildren(...answer.digits.map(digitItem));
+    otherEl.hidden = answer.other.length === 0;
+    otherEl.textContent = `Not digits, left out: ${answer.other.map((m) => m.kind).join(", ")}.`;
+    drawBoxes(blob, answer, mine);
+    setState("done");
+  }
+
   // What went wrong, in the API's own words when it gave some.
   function describeFailure(response, body) {
     const detail = body && body.detail;
@@ -106,7 +191,7 @@
     return `The server answered ${response.status}${text}.`;
   }
 
-  // ---- Calling /predict: the latest request wins, older ones are cancelled -------------------
+  // ---- Calling /predict or /read: the latest request wins, older ones are cancelled ----------
 
   let inFlight = null;
   let sequence = 0;
@@ -120,7 +205,8 @@
     const form = new FormData();
     form.append("file", blob, filename);
     try {
-      const response = await fetch(PREDICT_URL, {
+      const reading = mode === "number";
+      const response = await fetch(reading ? READ_URL : PREDICT_URL, {
         method: "POST",
         body: form,
         headers: { Accept: "application/json" },
@@ -135,6 +221,12 @@
       if (mine !== sequence) return;
       if (!response.ok) {
         showError(describeFailure(response, body));
+      } else if (reading) {
+        if (!body || typeof body.number !== "string" || !Array.isArray(body.digits)) {
+          showError("The server's answer was not a reading.");
+        } else {
+          showNumber(body, source, blob, mine);
+        }
       } else if (!body || typeof body.digit !== "number" || !Array.isArray(body.probabilities)) {
         showError("The server's answer was not a prediction.");
       } else {
@@ -240,6 +332,31 @@
 
   $("read").addEventListener("click", readDrawing);
 
+  // ---- One digit or a number --------------------------------------------------------------
+
+  function setMode(next) {
+    mode = next;
+    document.body.dataset.mode = next;
+    padReads += 1;
+    cancelPrediction();
+    stroke = null;
+    pad.width = PAD_WIDTH[next];
+    const number = next === "number";
+    $("draw-title").textContent = number ? "Draw a number" : "Draw a digit";
+    $("pad-help").textContent = number
+      ? "A number in one line, digits large, with a mouse, pen or finger. It is read after every stroke."
+      : "One digit, large, with a mouse, pen or finger. It is read after every stroke.";
+    pad.setAttribute("aria-label", number ? "Drawing area for a number" : "Drawing area for one digit");
+    clearPad();
+    hideError();
+    resetResult();
+    setState("idle");
+  }
+
+  for (const radio of document.querySelectorAll('input[name="mode"]')) {
+    radio.addEventListener("change", () => radio.checked && setMode(radio.value));
+  }
+
   // ---- Images: the file picker, and drag-and-drop anywhere on the page -------------------
 
   function readFile(file) {
@@ -308,5 +425,7 @@
 
   clearPad();
   resetResult();
+  const checked = document.querySelector('input[name="mode"]:checked');
+  if (checked && checked.value !== mode) setMode(checked.value); // a reload keeps the choice
   showModel();
 })();

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,12 @@ def samples(text: str) -> dict[tuple[str, frozenset], float]:
 
 def value(metrics: dict, name: str, /, **labels: str) -> float:
     return metrics.get((name, frozenset(labels.items())), 0.0)
+
+
+def predictions_by_digit(metrics: dict) -> dict[int, float]:
+    """digits_predictions_total by digit, the digits never answered left out."""
+    counts = {d: value(metrics, "digits_predictions_total", digit=str(d)) for d in range(10)}
+    return {digit: count for digit, count in counts.items() if count}
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +82,8 @@ def test_metrics_count_requests_by_route_template_and_status(fresh: TestClient) 
     assert value(metrics, "digits_http_request_duration_seconds_sum", **latency) > 0
     assert value(metrics, "digits_http_requests_in_flight") == 1  # the scrape itself
 
-    # Two images read (one single, one in the batch), each counted by its digit.
-    assert sum(value(metrics, "digits_predictions_total", digit=str(d)) for d in range(10)) == 2
+    # Two sevens read (one single, one in the batch), each counted under its digit.
+    assert predictions_by_digit(metrics) == {7: 2}
     assert value(metrics, "digits_prediction_confidence_count") == 2
     assert value(metrics, "digits_preprocess_seconds_count") == 2
     # One micro-batch of one, plus the /predict/batch network call.
@@ -246,6 +253,12 @@ def test_the_fast_request_line_is_the_general_json_line() -> None:
     assert set(fast) == {"time", "level", "logger", "pid", "message", *fields}
 
 
+def workers_ready(log: str) -> set[int]:
+    """The pids of the workers whose model is loaded, from the server's JSON log."""
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    return {line["pid"] for line in lines if " ready (" in line.get("message", "")}
+
+
 @pytest.mark.slow
 def test_several_workers_share_their_metrics(model_path: Path, tmp_path: Path) -> None:
     """WORKERS=2 with PROMETHEUS_MULTIPROC_DIR: any worker's /metrics counts both."""
@@ -258,6 +271,11 @@ def test_several_workers_share_their_metrics(model_path: Path, tmp_path: Path) -
     try:
         server.start()
         assert not (folder / "counter_stale.db").exists()
+        # Ready means one worker is; wait for the other, so that both can serve.
+        deadline = time.monotonic() + 60
+        while len(workers_ready(server.output())) < 2:
+            assert time.monotonic() < deadline, f"one worker only:\n{server.output()}"
+            time.sleep(0.1)
         with httpx.Client(base_url=server.url, timeout=10) as http:
             for _ in range(40):  # new connections: the kernel spreads them over workers
                 upload = {"file": ("7.png", SEVEN, "image/png")}
@@ -267,7 +285,9 @@ def test_several_workers_share_their_metrics(model_path: Path, tmp_path: Path) -
         log = server.stop()
     labels = {"method": "POST", "route": "/predict", "status": "200"}
     assert value(metrics, "digits_http_requests_total", **labels) == 40
-    assert sum(value(metrics, "digits_predictions_total", digit=str(d)) for d in range(10)) == 40
+    assert predictions_by_digit(metrics) == {7: 40}
+    # Each worker's process_* would describe one process only: none are exported.
+    assert not [name for name, _ in metrics if name.startswith("process_")]
     assert value(metrics, "digits_http_requests_in_flight") == 1  # the scrape
     # Both workers write there (which one answers a request is the kernel's choice) ...
     assert len({path.stem.rsplit("_", 1)[1] for path in folder.glob("counter_*.db")}) == 2
@@ -281,3 +301,27 @@ def test_metrics_without_labels_used_yet_are_still_exported() -> None:
     text = Metrics().exposition().decode()
     assert "# TYPE digits_http_request_duration_seconds histogram" in text
     assert "# TYPE digits_batch_size histogram" in text
+
+
+def buckets(metrics: dict, name: str) -> list[float]:
+    """The upper bounds of a histogram's buckets, +Inf left out."""
+    bounds = {
+        float(dict(labels)["le"])
+        for sample, labels in metrics
+        if sample == f"{name}_bucket" and dict(labels).get("le") != "+Inf"
+    }
+    return sorted(bounds)
+
+
+def test_histogram_buckets_are_the_documented_ones(fresh: TestClient, settings: Settings) -> None:
+    fresh.post("/predict", files={"file": ("seven.png", SEVEN, "image/png")})
+    metrics = samples(fresh.get("/metrics").text)
+    # README, Metrics: request durations in buckets from 0.5 ms to 10 s.
+    latency = buckets(metrics, "digits_http_request_duration_seconds")
+    assert (latency[0], latency[-1]) == (0.0005, 10.0) and len(latency) >= 10
+    # Every micro-batch size up to BATCH_MAX_SIZE falls in a bucket of its own scale.
+    sizes = buckets(metrics, "digits_batch_size")
+    assert sizes[0] == 1 and sizes[-1] >= settings.batch_max_size
+    # Confidence is a probability; the answered digit's is at least a tenth.
+    confidence = buckets(metrics, "digits_prediction_confidence")
+    assert 0.1 <= confidence[0] and confidence[-1] < 1.0

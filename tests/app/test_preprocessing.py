@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFile, ImageFilter
 
 from app import preprocessing
 from app.preprocessing import (
@@ -283,7 +283,22 @@ def test_truncated_png() -> None:
         preprocess(content[: len(content) // 2])
 
 
-def test_pixel_limit_is_checked_before_decoding() -> None:
+def test_pixel_limit_is_checked_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.app.test_hostile_inputs import png_claiming  # (it imports this module)
+
+    decoded: list[tuple[int, int]] = []
+    load = ImageFile.ImageFile.load
+
+    def spy(image: ImageFile.ImageFile):
+        decoded.append(image.size)
+        return load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    # A header claiming 25 MP over 64 bytes of pixels: decoded, it would be a
+    # truncated file (415); judged by its header, it is too large (413). Under
+    # Pillow's own bomb limit, so the answer is ours.
+    with pytest.raises(ImageTooLargeError, match="5000x5000 = 25,000,000 pixels"):
+        preprocess(png_claiming(5000, 5000))
     # A 1-bit 12000×12000 PNG is tiny on the wire and 144 MP once decoded.
     bomb = png_bytes(Image.new("1", (12000, 12000), 0))
     assert len(bomb) < 100_000
@@ -291,6 +306,9 @@ def test_pixel_limit_is_checked_before_decoding() -> None:
         preprocess(bomb)
     with pytest.raises(ImageTooLargeError):
         preprocess(png_bytes(stroke_digit()), Limits(max_pixels=100))
+    assert decoded == []  # not a pixel of any of them
+    preprocess(png_bytes(stroke_digit()))
+    assert set(decoded) == {(200, 200)}  # (the spy sees decodes)
 
 
 @pytest.mark.parametrize("image", [Image.new("L", (50, 50), 255), Image.new("RGB", (1, 1))])
@@ -319,7 +337,7 @@ def test_dilation_matches_scipy(shape: tuple[int, int], steps: int) -> None:
 
     mask = np.random.default_rng(steps).random(shape) < 0.02
     expected = ndimage.binary_dilation(mask, iterations=steps)
-    np.testing.assert_array_equal(preprocessing._dilated(mask, steps), expected)
+    np.testing.assert_array_equal(preprocessing.dilated(mask, steps), expected)
 
 
 def test_otsu_on_many_values_splits_where_all_of_them_would() -> None:

@@ -11,6 +11,8 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 
+from tests.app.handwriting import draw_number
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]
 
 PREDICT = "#operations-predict-predict_predict_post"
@@ -58,3 +60,24 @@ def test_try_it_out_on_predict_returns_a_prediction(open_page: Callable[..., Pag
     shown = json.loads(body.inner_text())
     assert shown == answer.value.json()
     assert 0 <= shown["digit"] <= 9 and len(shown["probabilities"]) == 10
+
+
+def test_try_it_out_on_read_returns_the_number(open_page: Callable[..., Page]):
+    image, _ = draw_number("2025")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    page = open_page("/docs")
+    operation = page.locator("#operations-read-read_read_post")
+
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.locator("input[type=file]").set_input_files(
+        {"name": "year.png", "mimeType": "image/png", "buffer": buffer.getvalue()}
+    )
+    with page.expect_response(re.compile(r"/read(\?|$)")) as answer:
+        operation.get_by_role("button", name="Execute").click()
+
+    assert answer.value.status == 200, answer.value.text()
+    body = operation.locator(".live-responses-table tbody .response-col_description pre").first
+    expect(body).to_contain_text('"number"')
+    assert json.loads(body.inner_text())["number"] == "2025"

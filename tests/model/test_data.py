@@ -77,7 +77,26 @@ def test_real_mnist_matches_its_documented_shape(mnist: data.Mnist) -> None:
     ]  # fmt: skip
 
 
-def test_validation_split_is_disjoint_and_seeded(mnist: data.Mnist) -> None:
+def test_validation_split_is_disjoint_and_complete() -> None:
+    # Each image carries its own index in its first four pixels, its label with it.
+    count = 6000
+    indices = np.arange(count, dtype="<u4")
+    images = np.zeros((count, 28, 28), dtype=np.uint8)
+    images[:, 0, :4] = indices.view(np.uint8).reshape(count, 4)
+    train, validation = data.train_validation_split(data.Split(images, indices % 10), 500, seed=3)
+
+    def tags(split: data.Split) -> np.ndarray:
+        found = np.ascontiguousarray(split.images[:, 0, :4]).view("<u4").ravel()
+        assert np.array_equal(split.labels, found % 10), "labels travel with their images"
+        return found
+
+    held, kept = tags(validation), tags(train)
+    assert len(held) == len(set(held)) == 500 and len(kept) == len(set(kept)) == count - 500
+    assert not set(held) & set(kept)
+    assert set(held) | set(kept) == set(range(count))
+
+
+def test_validation_split_is_seeded(mnist: data.Mnist) -> None:
     train, validation = data.train_validation_split(mnist.train, 5000, seed=1)
     again, _ = data.train_validation_split(mnist.train, 5000, seed=1)
     assert len(train.labels) == 55000 and len(validation.labels) == 5000

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.inference import load_classifier
-from model import data, evaluate
+from app.inference import TOLERANCE, load_classifier, probe_batch
+from model import data, evaluate, uploads
 
 REQUIRED_ACCURACY = 0.996
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -28,6 +28,18 @@ def test_card_describes_the_shipped_file(model_path: Path, card: dict) -> None:
     assert card["test"]["accuracy"] >= REQUIRED_ACCURACY
     assert card["training"]["training_images"] + card["training"]["validation_images"] == 60000
     assert "model.train" in card["training"]["command"]
+
+
+def test_the_uploads_measure_reads_digits_the_shipped_model_never_trained_on(
+    card: dict, mnist: data.Mnist
+) -> None:
+    training, validation = data.train_validation_split(
+        mnist.train, card["training"]["validation_images"], card["training"]["seed"]
+    )
+    held_out = uploads.held_out_digits(mnist)
+    assert np.array_equal(held_out.images, validation.images)
+    trained_on = {image.tobytes() for image in training.images}
+    assert not any(image.tobytes() in trained_on for image in held_out.images)
 
 
 @pytest.mark.slow
@@ -51,3 +63,14 @@ def test_served_engine_agrees_with_keras_on_the_test_set(
     result = evaluate.metrics(probabilities, mnist.test.labels.astype(np.int64))
     assert result["accuracy"] >= REQUIRED_ACCURACY
     assert result["confusion_matrix"] == card["test"]["confusion_matrix"]
+
+
+@pytest.mark.slow
+def test_the_recorded_probe_outputs_are_what_keras_computes(model_path: Path, card: dict) -> None:
+    """What the service checks the shipped LiteRT file against at startup."""
+    import keras
+
+    model = keras.saving.load_model(model_path, compile=False)
+    expected = np.asarray(model.predict_on_batch(probe_batch()))
+    recorded = np.asarray(card["litert"]["probe"]["keras_outputs"])
+    np.testing.assert_allclose(recorded, expected, rtol=0, atol=TOLERANCE)

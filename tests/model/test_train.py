@@ -45,7 +45,10 @@ def test_writes_model_card_and_plots(tiny_run: tuple[Path, dict]) -> None:
 @pytest.mark.slow
 def test_trained_model_loads_in_the_service(tiny_run: tuple[Path, dict]) -> None:
     out, card = tiny_run
+    assert (out / card["litert"]["file"]).is_file(), "the LiteRT form is shipped beside it"
+    assert card["litert"]["source_sha256"] == card["sha256"]
     classifier = load_classifier(out / card["file"], cache_dir=out / "cache")
+    assert not (out / "cache").exists(), "the shipped LiteRT form is used, not converted again"
     assert classifier.version == card["version"]
     probabilities = classifier.predict(np.zeros((3, 28, 28, 1), dtype=np.float32))
     assert probabilities.shape == (3, 10)

@@ -23,5 +23,5 @@ router = APIRouter(tags=["operations"])
 async def metrics(request: Request) -> Response:
     """Request counts and latencies by route and status, requests in flight, digits
     read, preprocessing and inference times, batch sizes, and the served model.
-    The README explains each metric and gives sample alert rules."""
+    docs/operations.md explains each metric and gives sample alert rules."""
     return Response(request.app.state.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)

@@ -7,7 +7,8 @@ from fastapi import APIRouter
 from app.api.deps import PredictorDep
 from app.api.errors import NOT_READY
 from app.api.schemas import ModelInfo
-from app.inference import INPUT_SHAPE, NUM_CLASSES
+from app.calibration import NUM_DIGITS
+from app.inference import INPUT_SHAPE
 
 router = APIRouter(tags=["model"])
 
@@ -23,7 +24,7 @@ async def model_info(predictor: PredictorDep) -> ModelInfo:
         sha256=classifier.sha256,
         engine=classifier.engine_name,
         input_shape=list(INPUT_SHAPE),
-        classes=list(range(NUM_CLASSES)),
+        classes=list(range(NUM_DIGITS)),
         test_accuracy=card.get("test", {}).get("accuracy"),
         card=card,
     )

@@ -27,6 +27,21 @@ IncludeInput = Annotated[
     bool,
     Query(description="Also return the 28×28 image the network saw, as a base64 PNG."),
 ]
+Reject = Annotated[
+    bool,
+    Query(
+        description="Refuse (422) an image that does not look like one handwritten digit. "
+        "With reject=false every readable image gets 200 with its `digit_score`, for "
+        "clients that set their own threshold.",
+        openapi_examples={
+            "refuse non-digits": {"value": True, "summary": "422 for a photo or a letter"},
+            "decide yourself": {
+                "value": False,
+                "summary": "200 for every readable image; compare digit_score yourself",
+            },
+        },
+    ),
+]
 
 
 def _prediction(
@@ -40,15 +55,17 @@ def _prediction(
         digit=result.digit,
         confidence=probabilities[result.digit],
         probabilities=probabilities,
+        digit_score=round(result.digit_score, 6),
         model_version=predictor.classifier.version,
         input_png=preprocessing.input_png_base64(result.network_input) if include_input else None,
     )
 
 
 async def _read_digit(
-    request: Request, data: bytes, predictor: Predictor, include_input: bool
+    request: Request, data: bytes, predictor: Predictor, include_input: bool, reject: bool = True
 ) -> Prediction:
-    prediction = _prediction(request, await predictor.predict(data), predictor, include_input)
+    result = await predictor.predict(data, reject)
+    prediction = _prediction(request, result, predictor, include_input)
     observability.annotate(
         request.scope, digit=prediction.digit, confidence=round(prediction.confidence, 4)
     )
@@ -70,7 +87,7 @@ class SingleUploadRoute(APIRoute):
     ``include_input=true|false``, the handler reads the file from
     the body itself and answers the same JSON: FastAPI's form parsing, dependency
     solving and response validation cost more than reading a small digit does
-    (README, Performance). Any other request, and any body the short cut is unsure
+    (docs/performance.md). Any other request, and any body the short cut is unsure
     of, goes to FastAPI's own handler, whose validation and errors stay the only ones.
     """
 
@@ -112,11 +129,14 @@ async def predict(
     file: Annotated[UploadFile, File(description=IMAGE_DESCRIPTION)],
     predictor: PredictorDep,
     include_input: IncludeInput = False,
+    reject: Reject = True,
 ) -> Prediction:
     """Upload an image as the multipart field `file`; get the digit and all ten
     probabilities. The image is normalised the way MNIST was made (ink found,
-    cropped, fitted to 20×20, centred by mass in 28×28) before the network reads it."""
-    return await _read_digit(request, await file.read(), predictor, include_input)
+    cropped, fitted to 20×20, centred by mass in 28×28) before the network reads it.
+    An image that does not show one handwritten digit (a photo, a letter, several
+    characters) gets 422 with the reason, unless `reject=false`."""
+    return await _read_digit(request, await file.read(), predictor, include_input, reject)
 
 
 router.add_api_route(
@@ -148,6 +168,7 @@ async def predict_batch(
     predictor: PredictorDep,
     settings: SettingsDep,
     include_input: IncludeInput = False,
+    reject: Reject = True,
 ) -> BatchPrediction:
     """Upload up to MAX_BATCH_FILES images as repeated multipart fields `files`.
     Answers in upload order; a file that cannot be read gets an `error` entry in
@@ -156,7 +177,7 @@ async def predict_batch(
         raise HTTPException(
             413, f"{len(files)} files; at most {settings.max_batch_files} per batch."
         )
-    outcomes = await predictor.predict_many([await upload.read() for upload in files])
+    outcomes = await predictor.predict_many([await upload.read() for upload in files], reject)
     items = []
     for upload, outcome in zip(files, outcomes, strict=True):
         if isinstance(outcome, preprocessing.PreprocessingError):

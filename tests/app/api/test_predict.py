@@ -27,7 +27,7 @@ def test_prediction_body(client: TestClient, seven: bytes) -> None:
     response = client.post("/predict", files=upload(seven))
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"digit", "confidence", "probabilities", "model_version"}
+    assert set(body) == {"digit", "confidence", "probabilities", "digit_score", "model_version"}
     probabilities = body["probabilities"]
     assert len(probabilities) == 10 and abs(sum(probabilities) - 1) < 1e-4
     assert body["digit"] == int(np.argmax(probabilities)) == 7
@@ -69,6 +69,47 @@ def test_missing_field_is_422(client: TestClient, seven: bytes) -> None:
     response = client.post("/predict", files={"image": ("a.png", seven, "image/png")})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "file"]
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch"])
+@pytest.mark.parametrize(
+    ("content_type", "content"),
+    [
+        ("application/json", b'{"file": "iVBORw0KGgo="}'),
+        ("image/png", png_bytes(stroke_digit())),  # the bare image, not a form
+        (None, b""),
+    ],
+    ids=["json", "bare image", "no body"],
+)
+def test_a_body_that_is_not_multipart_is_422(
+    client: TestClient, path: str, content_type: str | None, content: bytes
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post(path, content=content, headers=headers)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "file" if path == "/predict" else "files"]
+
+
+MALFORMED = [
+    ("boundary=xyz", b"no delimiter at all"),
+    ("boundary=xyz", b'--xyz\r\nContent-Disposition: form-data; name="file"\r\nbroken header'),
+    ("", b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nx'),
+]
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch"])
+@pytest.mark.parametrize(
+    ("parameters", "content"), MALFORMED, ids=["no delimiter", "bad header", "no boundary"]
+)
+def test_a_malformed_multipart_body_is_400(
+    client: TestClient, path: str, parameters: str, content: bytes
+) -> None:
+    content_type = "; ".join(filter(None, ["multipart/form-data", parameters]))
+    response = client.post(path, content=content, headers={"Content-Type": content_type})
+    assert response.status_code == 400
+    assert "multipart" in response.json()["detail"]
+    assert client.get("/health/ready").status_code == 200
 
 
 def test_declared_body_over_the_limit_is_413(client: TestClient) -> None:
@@ -126,10 +167,18 @@ def test_batch_keeps_order_and_isolates_bad_files(client: TestClient, seven: byt
 
 
 def test_batch_limit(client: TestClient, settings, seven: bytes) -> None:
-    files = [("files", ("7.png", seven, "image/png"))] * (settings.max_batch_files + 1)
+    names = [f"{index}.png" for index in range(settings.max_batch_files + 1)]
+    files = [("files", (name, seven, "image/png")) for name in names]
     response = client.post("/predict/batch", files=files)
     assert response.status_code == 413
-    assert str(settings.max_batch_files) in response.json()["detail"]
+    limit = settings.max_batch_files
+    assert response.json()["detail"] == f"{limit + 1} files; at most {limit} per batch."
+
+    response = client.post("/predict/batch", files=files[:limit])  # exactly the limit
+    assert response.status_code == 200
+    items = response.json()["predictions"]
+    assert [item["filename"] for item in items] == names[:limit]
+    assert [item["prediction"]["digit"] for item in items] == [7] * limit
 
 
 def stroke_digit_one() -> Image.Image:

@@ -6,10 +6,14 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.inference import ModelLoadError, check_model_file
 from app.main import create_app
+
+NOT_LOADED = "The model is not loaded yet."
 
 
 def test_liveness(client: TestClient) -> None:
@@ -21,7 +25,12 @@ def test_ready_only_after_the_model_is_loaded(settings: Settings) -> None:
     before = TestClient(app)  # no lifespan run: nothing loaded yet
     response = before.get("/health/ready")
     assert response.status_code == 503 and response.json()["model_loaded"] is False
-    assert before.post("/predict", files={"file": ("a.png", b"x", "image/png")}).status_code == 503
+    assert response.headers["retry-after"] == "1"
+    for path, field in (("/predict", "file"), ("/predict/batch", "files")):
+        response = before.post(path, files={field: ("a.png", b"x", "image/png")})
+        assert response.status_code == 503, path
+        assert response.headers["retry-after"] == "1", path
+        assert response.json() == {"detail": NOT_LOADED}, path
     with TestClient(app) as started:
         response = started.get("/health/ready")
         assert response.status_code == 200
@@ -64,11 +73,8 @@ def test_openapi_documents_every_error(client: TestClient) -> None:
 
 def test_a_missing_model_stops_startup_with_one_clear_message(tmp_path: Path, caplog) -> None:
     app = create_app(Settings(model_path=tmp_path / "absent.keras"))
-    try:
-        with TestClient(app):
-            raise AssertionError("the app started without a model")
-    except Exception as error:
-        assert "absent.keras" in str(error)
+    with pytest.raises(ModelLoadError, match=r"absent\.keras not found"), TestClient(app):
+        raise AssertionError("the app started without a model")
     messages = [r.getMessage() for r in caplog.records if r.levelname == "CRITICAL"]
     assert messages == [
         f"cannot start: model file {tmp_path / 'absent.keras'} not found (set MODEL_PATH)"
@@ -76,13 +82,7 @@ def test_a_missing_model_stops_startup_with_one_clear_message(tmp_path: Path, ca
 
 
 def test_a_corrupt_model_is_refused(tmp_path: Path) -> None:
-    from app.inference import ModelLoadError, check_model_file
-
     corrupt = tmp_path / "corrupt.keras"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
-    try:
+    with pytest.raises(ModelLoadError, match=r"corrupt\.keras is corrupt"):
         check_model_file(corrupt)
-    except ModelLoadError as error:
-        assert "corrupt" in str(error)
-    else:
-        raise AssertionError("a corrupt model file was accepted")

@@ -1,0 +1,112 @@
+"""The stroke components of a line of writing: specks dropped, rules removed.
+
+``find`` labels the 8-connected stroke blobs of an ink map, drops specks smaller
+than the pen and keeps at most MAX_COMPONENTS (the heaviest), so a page of noise
+costs a bounded amount; ``line_height`` is the height of the line's digits; and
+``without_rules`` erases long horizontal runs (ruled paper, an underline, a form's
+box) except where a stroke crosses them. No web framework in here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from app import preprocessing
+
+MAX_COMPONENTS = 512  # blobs considered after specks are dropped (the heaviest)
+HEAVY = 0.1  # the pen is measured on blobs of at least this share of the heaviest's mass
+RULE_LENGTH = 1.5  # a horizontal run this many line heights long is a rule, not a stroke
+
+
+@dataclass
+class Blobs:
+    labels: np.ndarray  # int32 label image, 0 = none
+    ids: np.ndarray  # (n,) the labels kept
+    top: np.ndarray
+    left: np.ndarray
+    bottom: np.ndarray  # exclusive
+    right: np.ndarray  # exclusive
+    mass: np.ndarray
+
+    @property
+    def height(self) -> np.ndarray:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> np.ndarray:
+        return self.right - self.left
+
+
+def find(ink: np.ndarray, strokes: np.ndarray, pen: float | None = None) -> tuple[Blobs, float]:
+    """The stroke components bigger than a speck, at most MAX_COMPONENTS (the
+    heaviest), and the pen's width (measured on the heavy components, unless given)."""
+    labels, count = ndimage.label(strokes, structure=preprocessing.EIGHT_NEIGHBOURS)
+    slices = ndimage.find_objects(labels)
+    extents = np.array(
+        [(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in slices], dtype=np.int64
+    ).reshape(-1, 4)
+    ids = np.arange(1, count + 1)
+    mass = np.asarray(ndimage.sum_labels(ink, labels, ids), dtype=np.float64).reshape(-1)
+    if pen is None:
+        heavy = ids[mass >= HEAVY * mass.max()] if count else ids
+        pen = _pen_width(np.isin(labels, heavy))
+    size = np.maximum(extents[:, 2] - extents[:, 0], extents[:, 3] - extents[:, 1])
+    keep = np.flatnonzero(size >= 0.7 * pen)
+    if keep.size == 0:
+        raise preprocessing.NoDigitError("No digit found: only specks, no strokes.")
+    if keep.size > MAX_COMPONENTS:
+        keep = keep[np.argsort(-mass[keep], kind="stable")[:MAX_COMPONENTS]]
+        keep.sort()
+    top, left, bottom, right = extents[keep].T
+    return Blobs(labels, ids[keep], top, left, bottom, right, mass[keep]), pen
+
+
+def _pen_width(strokes: np.ndarray) -> float:
+    """The strokes' typical width: twice their area over their outline's length."""
+    inner = ~preprocessing.dilated(~strokes, 1)
+    outline = int(np.count_nonzero(strokes)) - int(np.count_nonzero(inner & strokes))
+    return 2.0 * np.count_nonzero(strokes) / max(outline, 1)
+
+
+def line_height(blobs: Blobs) -> float:
+    """The height of the line's digits: the median of the tall components' heights,
+    leaving out long flat ones (rules) when there is anything else."""
+    height, width = blobs.height, blobs.width
+    flat = width >= 4 * height
+    heights = height[~flat] if (~flat).any() else height
+    return float(np.median(heights[heights >= 0.5 * heights.max()]))
+
+
+def _long_runs(mask: np.ndarray, length: int) -> np.ndarray:
+    """The pixels of ``mask`` in horizontal runs at least ``length`` long."""
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    steps = np.diff(padded, axis=1)
+    starts, ends = np.argwhere(steps == 1), np.argwhere(steps == -1)  # same order
+    long = ends[:, 1] - starts[:, 1] >= length
+    runs = np.zeros_like(mask)
+    for (row, start), (_, end) in zip(starts[long], ends[long], strict=True):
+        runs[row, start:end] = True
+    return runs
+
+
+def without_rules(strokes: np.ndarray, blobs: Blobs, height: float) -> np.ndarray | None:
+    """The strokes with rules (ruled paper, underlines, boxes) erased, or None if
+    there are none. Where a stroke crosses a rule, the crossing is kept."""
+    length = max(3, round(RULE_LENGTH * height))
+    if not (blobs.width >= length).any():
+        return None
+    # Let a rule drift a row or two (a slightly tilted page) and still be one run.
+    band = strokes.copy()
+    band[1:] |= strokes[:-1]
+    band[:-1] |= strokes[1:]
+    rules = _long_runs(band, length) & strokes
+    if not rules.any():
+        return None
+    kept = strokes & ~rules
+    reach = max(3, round(0.2 * height))
+    crossing = ndimage.binary_closing(kept, structure=np.ones((reach, 1), dtype=bool))
+    return kept | (rules & crossing)

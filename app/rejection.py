@@ -1,0 +1,82 @@
+"""Why an image that is not one handwritten digit is refused, in words.
+
+The decision is the network's (``app.calibration``: its "not a digit" output,
+against a threshold fitted on validation data). This module only explains a
+refusal to a person, from what the image shows: colour and texture (a photo),
+many small marks in rows (printed text), marks side by side (several characters:
+``POST /read`` reads numbers), or else one shape that is no digit (a letter or a
+symbol). It runs on the refusal path alone, so it may decode the image again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from app import preprocessing
+
+PHOTO = "it looks like a photo or a picture, not a written digit."
+TEXT = "it looks like printed text or a page of writing, not one digit."
+SEVERAL = "it holds several characters; POST /read reads a number of several digits."
+SYMBOL = "it looks like a letter or a symbol, not a digit."
+COLOURFUL_SATURATION = 0.25  # mean HSV saturation of a colour photo's pixels, 0..1
+PHOTO_COVERAGE = 0.35  # share of the marks' box covered by ink: a scene, not strokes
+TEXT_MARKS = 8  # this many marks of similar height: a line or a page of text
+_EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+
+
+class NotADigitError(preprocessing.NoDigitError):
+    """The image decodes and has marks, but they are not one handwritten digit."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"No digit found: {reason}")
+        self.reason = reason
+
+
+def reason(data: bytes, limits: preprocessing.Limits) -> str:
+    """The most likely reason an upload is not one digit (one of the constants above)."""
+    try:
+        image = preprocessing.decode(preprocessing.open_image(data, limits))
+        if _colourful(image):
+            return PHOTO
+        ink = preprocessing.ink_map(preprocessing.grey_levels(image))
+    except preprocessing.PreprocessingError:
+        return SYMBOL
+    return shape_reason(ink)
+
+
+def _colourful(image: Image.Image) -> bool:
+    if image.mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
+        return False
+    small = image.convert("RGB").resize((64, 64), Image.Resampling.BOX).convert("HSV")
+    saturation = np.asarray(small, dtype=np.float32)[..., 1] / 255.0
+    return float(saturation.mean()) > COLOURFUL_SATURATION
+
+
+def shape_reason(ink: np.ndarray) -> str:
+    """From the ink map: a scene, text, several characters, or one odd shape."""
+    strokes = ink > 0.3
+    labels, count = ndimage.label(strokes, structure=_EIGHT_NEIGHBOURS)
+    if count == 0:
+        return SYMBOL
+    boxes = ndimage.find_objects(labels)
+    rows = np.flatnonzero(strokes.any(axis=1))
+    columns = np.flatnonzero(strokes.any(axis=0))
+    box_area = (rows[-1] - rows[0] + 1) * (columns[-1] - columns[0] + 1)
+    if strokes.sum() / box_area > PHOTO_COVERAGE and count > 2:
+        return PHOTO
+    heights = np.array([box[0].stop - box[0].start for box in boxes])
+    marks = [
+        box for box, height in zip(boxes, heights, strict=True) if height >= 0.4 * heights.max()
+    ]
+    if len(marks) >= TEXT_MARKS:
+        return TEXT
+    # Marks side by side: their column spans do not overlap.
+    spans = sorted((box[1].start, box[1].stop) for box in marks)
+    groups, right = 0, -1
+    for start, stop in spans:
+        if start >= right:
+            groups += 1
+        right = max(right, stop)
+    return SEVERAL if groups >= 2 else SYMBOL

@@ -1,0 +1,368 @@
+"""Training images beyond MNIST: digits as the world writes them, and non-digits.
+
+Every image here is rendered as an upload would look (grey levels, either
+polarity, with or without a margin) and then normalised by the service's own
+``app.preprocessing``, so the network learns exactly what it will be shown:
+
+- **world variants** of MNIST training digits: box-normalised (stretched,
+  binarised, 8–32 px, enlarged), marker and hairline strokes, slant and rotation
+  up to ±20°, elastic distortion, tight crops (``model.distort``);
+- **real writers**: pendigits' training writers drawn with round pens of many
+  widths, optdigits' training bitmaps as scanned and enlarged;
+- **not a digit** (class 10, outlier exposure): letters and symbols that look
+  like no digit, rendered in the fonts Debian packages ship and distorted like
+  the digits; scribbles; textures; generated scenes and photos; pages of text;
+  and several digits side by side (``/read`` reads those).
+
+Fonts are split by family: ``TRAINING_FONTS`` teach, the others are kept for
+measuring (``model.notdigits``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
+
+from app.preprocessing import NoDigitError, fit_to_mnist, grey_levels, ink_map
+from model import distort as d
+from model.realdigits import PenDigit, draw
+
+NOT_A_DIGIT = 10
+FONT_ROOT = Path("/usr/share/fonts")
+TRAINING_FONTS = ("dejavu", "liberation", "freefont", "noto")  # folders under FONT_ROOT
+# Shapes that look like no digit. Left out on purpose: O o Q D C U (0), I l i j J
+# T t ! | / ( ) [ ] (1), Z z (2), B & S s $ § (5, 8), G b (6), g q a P y (9), A h (4).
+NOT_DIGIT_CHARACTERS = "EFHKMNRVWXYcefkmnpruvwx#%@*+=?¶©®£€¥ΩπλΣΦΨЖДЯЮЩжфш¤♣♠♥★✓✗→←↑↓∞≈≠"
+LATIN_NOTO = ("NotoSans-", "NotoSerif-", "NotoSansMono-")
+
+
+def fonts(training: bool, root: Path = FONT_ROOT) -> list[Path]:
+    """Scalable fonts for training (``TRAINING_FONTS``) or for measuring (the rest)."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in (".ttf", ".otf"):
+            continue
+        family = next((f for f in TRAINING_FONTS if f in path.parts), None)
+        if family == "noto" and not path.name.startswith(LATIN_NOTO):
+            continue
+        if (family is not None) == training:
+            found.append(path)
+    return found
+
+
+def _pen_ink(side: int, strokes: list[np.ndarray], pen: float) -> np.ndarray:
+    """Anti-aliased strokes (each an (n, 2) array of x, y) on a side×side square."""
+    image = Image.new("L", (side * 2, side * 2), 0)
+    canvas = ImageDraw.Draw(image)
+    for stroke in strokes:
+        canvas.line([tuple(p) for p in stroke * 2], fill=255, width=max(1, round(pen * 2)))
+    return np.asarray(image.resize((side, side), Image.Resampling.BOX), np.float32) / 255.0
+
+
+def _distorted(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same random distortions the digits get, for shapes that are not digits."""
+    if rng.random() < 0.3:
+        ink = d.elastic(ink, rng, alpha=ink.shape[0] * 0.8, sigma=ink.shape[0] / 8)
+    if rng.random() < 0.3:
+        ink = d.restroked(ink, int(rng.integers(-12, 10)), supersample=1)
+    if rng.random() < 0.5:
+        ink = d.affine(ink, rng.uniform(-20, 20), rng.uniform(-0.4, 0.4), pad=ink.shape[0] // 4)
+    return _presented(ink, rng)
+
+
+def _presented(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """As people send it: a tight crop or a margin, box-normalised or not,
+    binarised or not, small or large; dark on light or light on dark."""
+    choice = rng.random()
+    if choice < 0.25:
+        ink = d.box_normalised(ink, int(rng.choice([8, 12, 16, 16, 20, 32])), rng.random() < 0.3)
+        if rng.random() < 0.5:
+            ink = d.binarised(ink, rng.uniform(0.2, 0.6))
+        if rng.random() < 0.5:
+            resample = Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
+            ink = d.enlarged(ink, int(rng.integers(2, 7)), resample)
+    elif choice < 0.5:
+        ink = d.cropped(ink, margin=int(rng.integers(0, 3)), level=0.2)
+        if rng.random() < 0.3:
+            ink = d.binarised(ink, rng.uniform(0.2, 0.6))
+    else:
+        pad = int(rng.integers(2, 20))
+        ink = d.padded(d.cropped(ink), pad, pad, pad, pad)
+    return d.on_paper(ink, dark_ink=bool(rng.random() < 0.75))
+
+
+def world_variant(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An MNIST digit (uint8, ink 255) as handwriting from elsewhere looks, as grey levels."""
+    ink = digit.astype(np.float32) / 255.0
+    if rng.random() < 0.3:  # Simard's elastic distortion, at MNIST's own scale
+        ink = d.elastic(ink, rng, alpha=rng.uniform(20, 36), sigma=4.0)
+    side = int(rng.integers(40, 84))
+    ink = d.resized(ink, side, side)
+    if rng.random() < 0.4:
+        ink = d.restroked(ink, int(rng.integers(-side // 5, side // 8 + 1)), supersample=1)
+    if rng.random() < 0.5:
+        ink = d.affine(ink, rng.uniform(-20, 20), rng.uniform(-0.45, 0.45), pad=side // 4)
+    return _presented(ink, rng)
+
+
+def pen_variant(digit: PenDigit, rng: np.random.Generator) -> np.ndarray:
+    """A pendigits trajectory drawn with a round pen from hairline to marker."""
+    coverage = draw(digit, side=84, pen=rng.uniform(1.2, 11.0), fill=rng.uniform(0.4, 0.9))
+    if rng.random() < 0.3:
+        coverage = d.affine(coverage, rng.uniform(-15, 15), rng.uniform(-0.3, 0.3))
+    return _presented(coverage, rng)
+
+
+def bitmap_variant(bitmap: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An optdigits 32×32 bitmap as scanned, with or without a margin, maybe enlarged."""
+    ink = bitmap.astype(np.float32)
+    if rng.random() < 0.5:
+        pad = int(rng.integers(1, 10))
+        ink = d.padded(ink, pad, pad, pad, pad)
+    if rng.random() < 0.5:
+        resample = Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
+        ink = d.enlarged(ink, int(rng.integers(2, 5)), resample)
+    return d.on_paper(ink, dark_ink=bool(rng.random() < 0.75))
+
+
+@functools.lru_cache(maxsize=512)
+def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(path), size)
+
+
+def glyph(rng: np.random.Generator, font_files: list[Path]) -> np.ndarray:
+    """A letter or symbol that looks like no digit, in a random font, distorted."""
+    character = NOT_DIGIT_CHARACTERS[int(rng.integers(len(NOT_DIGIT_CHARACTERS)))]
+    font = _font(font_files[int(rng.integers(len(font_files)))], 48)
+    image = Image.new("L", (80, 80), 0)
+    ImageDraw.Draw(image).text((40, 40), character, fill=255, font=font, anchor="mm")
+    return _distorted(np.asarray(image, dtype=np.float32) / 255.0, rng)
+
+
+def scribble(rng: np.random.Generator) -> np.ndarray:
+    """Zigzags, spirals, hatching and crossings: pen marks that are no digit."""
+    side, strokes = 84, []
+    for _ in range(int(rng.integers(2, 6))):
+        kind = rng.random()
+        if kind < 0.4:  # a zigzag of many turns
+            count = int(rng.integers(6, 14))
+            strokes.append(rng.uniform(10, side - 10, (count, 2)))
+        elif kind < 0.7:  # a spiral
+            turns = np.linspace(0, rng.uniform(3, 6) * np.pi, 80)
+            radius = np.linspace(2, rng.uniform(15, 38), 80)
+            centre = rng.uniform(25, side - 25, 2)
+            strokes.append(centre + np.stack([np.cos(turns), np.sin(turns)], 1) * radius[:, None])
+        else:  # hatching
+            start = rng.uniform(0, side, 2)
+            direction = rng.normal(size=2)
+            direction /= np.linalg.norm(direction)
+            normal = np.array([-direction[1], direction[0]])
+            for step in range(int(rng.integers(4, 9))):
+                origin = start + normal * step * 6 - direction * 30
+                strokes.append(np.stack([origin, origin + direction * 60]))
+    return _presented(_pen_ink(side, strokes, rng.uniform(1.5, 6)), rng)
+
+
+def texture(rng: np.random.Generator) -> np.ndarray:
+    """Blotches, grain, stripes, grids: surfaces, not writing."""
+    side = int(rng.integers(48, 160))
+    kind = rng.random()
+    if kind < 0.4:
+        values = ndimage.gaussian_filter(rng.normal(size=(side, side)), rng.uniform(1, 6))
+        ink = (values > np.quantile(values, rng.uniform(0.4, 0.8))).astype(np.float32)
+    elif kind < 0.7:
+        rows, columns = np.mgrid[0:side, 0:side].astype(np.float32)
+        angle, period = rng.uniform(0, np.pi), rng.uniform(4, 16)
+        wave = np.sin((np.cos(angle) * columns + np.sin(angle) * rows) * 2 * np.pi / period)
+        if rng.random() < 0.5:
+            wave = wave * np.sin(columns * 2 * np.pi / rng.uniform(4, 16))
+        ink = (wave > 0).astype(np.float32)
+    else:
+        ink = (rng.random((side // 4, side // 4)) < rng.uniform(0.2, 0.6)).astype(np.float32)
+        ink = d.enlarged(ink, 4)
+    return d.on_paper(ink, dark_ink=bool(rng.random() < 0.7))
+
+
+def scene(rng: np.random.Generator) -> np.ndarray:
+    """A generated photo: shaded objects (coins, balls, boxes) on a lit background."""
+    height, width = int(rng.integers(60, 200)), int(rng.integers(60, 200))
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
+    colour = rng.uniform(40, 230, 3)
+    gradient = (columns / width - 0.5) * rng.uniform(-80, 80) + (rows / height) * rng.uniform(
+        -60, 60
+    )
+    pixels = colour[None, None, :] + gradient[..., None]
+    for _ in range(int(rng.integers(1, 8))):
+        centre = rng.uniform(0, 1, 2) * (height, width)
+        radii = rng.uniform(0.08, 0.4, 2) * min(height, width)
+        inside = ((rows - centre[0]) / radii[0]) ** 2 + ((columns - centre[1]) / radii[1]) ** 2
+        shade = np.clip(1.2 - inside, 0, 1)[..., None]
+        if rng.random() < 0.5:  # a box instead of a round thing
+            shade = (np.abs(rows - centre[0]) < radii[0]) & (np.abs(columns - centre[1]) < radii[1])
+            shade = shade[..., None].astype(np.float32)
+        pixels = pixels * (1 - shade) + rng.uniform(0, 255, 3) * shade * rng.uniform(0.6, 1.0)
+    pixels += rng.normal(0, rng.uniform(2, 10), pixels.shape)
+    rgb = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    return np.asarray(rgb.convert("L"))
+
+
+def text_page(rng: np.random.Generator, font_files: list[Path]) -> np.ndarray:
+    """Lines of printed words, as a photographed or scanned page."""
+    side = int(rng.integers(100, 240))
+    font = _font(font_files[int(rng.integers(len(font_files)))], int(rng.integers(9, 20)))
+    image = Image.new("L", (side, side), int(rng.integers(200, 256)))
+    canvas = ImageDraw.Draw(image)
+    letters = "abcdefghijklmnopqrstuvwxyz     ETAOINSHRDLU0123456789.,"
+    y = int(rng.integers(0, 20))
+    while y < side:
+        line = "".join(letters[i] for i in rng.integers(len(letters), size=side // 5))
+        canvas.text((int(rng.integers(-10, 10)), y), line, fill=int(rng.integers(0, 80)), font=font)
+        y += int(font.size * rng.uniform(1.2, 2.0))
+    return np.asarray(image)
+
+
+def several_digits(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Two to four MNIST digits side by side, apart or touching: a number, not a digit."""
+    count = int(rng.integers(2, 5))
+    chosen = digits[rng.integers(len(digits), size=count)].astype(np.float32) / 255.0
+    parts = [d.cropped(digit) for digit in chosen]
+    height = max(part.shape[0] for part in parts)
+    gap = int(rng.integers(-3, 8))
+    width = sum(part.shape[1] for part in parts) + gap * (count - 1) + 8
+    ink = np.zeros((height + 8, max(width, 8)), dtype=np.float32)
+    x = 4
+    for part in parts:
+        top = 4 + (height - part.shape[0]) // 2
+        region = ink[top : top + part.shape[0], x : x + part.shape[1]]
+        region[...] = np.maximum(region, part[:, : region.shape[1]])
+        x += part.shape[1] + gap
+    return d.on_paper(d.enlarged(ink, 3, Image.Resampling.BILINEAR), bool(rng.random() < 0.75))
+
+
+def network_input(grey: np.ndarray) -> np.ndarray | None:
+    """Grey levels (uint8) -> the 28×28 the service would feed the network, or None
+    where the service would refuse the image as blank."""
+    try:
+        levels = grey_levels(Image.fromarray(grey, "L"))
+        return fit_to_mnist(ink_map(levels))
+    except NoDigitError:
+        return None
+
+
+def negative_renderers(font_files: list[Path], digits: np.ndarray) -> list[tuple[float, Callable]]:
+    """(share, render(rng) -> grey) for each kind of non-digit."""
+    return [
+        (0.45, lambda rng: glyph(rng, font_files)),
+        (0.15, scribble),
+        (0.12, texture),
+        (0.12, scene),
+        (0.06, lambda rng: text_page(rng, font_files)),
+        (0.10, lambda rng: several_digits(digits, rng)),
+    ]
+
+
+def _render_chunk(job: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Render one chunk of the training extras; runs in a worker process."""
+    kind, items, seed, extra = job
+    rng = np.random.default_rng(seed)
+    inputs, labels = [], []
+    if kind == "negative":
+        renderers = negative_renderers(extra["fonts"], extra["digits"])
+        shares = np.array([share for share, _ in renderers])
+        for _ in range(items):
+            render = renderers[int(rng.choice(len(renderers), p=shares / shares.sum()))][1]
+            inputs.append(network_input(render(rng)))
+            labels.append(NOT_A_DIGIT)
+    else:
+        render = {"world": world_variant, "pen": pen_variant, "bitmap": bitmap_variant}[kind]
+        for item, label in items:
+            inputs.append(network_input(render(item, rng)))
+            labels.append(label)
+    kept = [i for i, x in enumerate(inputs) if x is not None]
+    return (
+        np.stack([inputs[i] for i in kept]).astype(np.float32),
+        np.asarray([labels[i] for i in kept], dtype=np.int64),
+    )
+
+
+def chunked(kind: str, items: list, seed: int, size: int = 2000) -> list[tuple]:
+    return [
+        (kind, items[start : start + size], seed * 1000 + start // size, None)
+        for start in range(0, len(items), size)
+    ]
+
+
+@dataclass(frozen=True)
+class Extras:
+    inputs: np.ndarray  # (n, 28, 28) float32, as the service normalises them
+    labels: np.ndarray  # (n,) int64, 10 = not a digit
+    counts: dict[str, int]
+
+
+NEGATIVES_PER_DIGIT = 0.4  # non-digits rendered per MNIST training digit
+
+
+def _negative_jobs(count: int, seed: int, font_files: list[Path], digits: np.ndarray) -> list:
+    size = 2000
+    return [
+        ("negative", min(size, count - start), seed * 1000 + 500 + start // size,
+         {"fonts": font_files, "digits": digits})
+        for start in range(0, count, size)
+    ]  # fmt: skip
+
+
+def _collect(named_jobs: dict[str, list], workers: int | None) -> Extras:
+    jobs = [job for group in named_jobs.values() for job in group]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
+        results = list(pool.map(_render_chunk, jobs))
+    counts, start = {}, 0
+    for name, group in named_jobs.items():
+        counts[name] = int(sum(len(y) for _, y in results[start : start + len(group)]))
+        start += len(group)
+    return Extras(
+        np.concatenate([x for x, _ in results]), np.concatenate([y for _, y in results]), counts
+    )
+
+
+def training_extras(training, real, seed: int, workers: int | None = None) -> Extras:
+    """World variants of every training digit, the real training writers, non-digits."""
+    digits = list(zip(training.images, training.labels.tolist(), strict=True))
+    pens = [(pen, pen.label) for pen in real.pen_train]
+    bitmaps = list(zip(real.opt_train.images, real.opt_train.labels.tolist(), strict=True))
+    if len(digits) < 10_000:  # a smoke run: keep the extras in proportion
+        pens, bitmaps = pens[: len(digits) // 4], bitmaps[: len(digits) // 4]
+    negatives = round(NEGATIVES_PER_DIGIT * len(digits))
+    return _collect(
+        {
+            "world variants of MNIST training digits": chunked("world", digits, seed),
+            "pendigits training writers": chunked("pen", pens, seed + 1),
+            "optdigits training writers": chunked("bitmap", bitmaps, seed + 2),
+            "not a digit": _negative_jobs(negatives, seed, fonts(training=True), training.images),
+        },
+        workers,
+    )
+
+
+def validation_extras(validation, seed: int, workers: int | None = None) -> Extras:
+    """World variants of the validation digits and non-digits of other seeds: the
+    data that picks the epoch and fits the temperature and the threshold."""
+    digits = list(zip(validation.images, validation.labels.tolist(), strict=True))
+    negatives = round(NEGATIVES_PER_DIGIT * len(digits))
+    return _collect(
+        {
+            "world variants of MNIST validation digits": chunked("world", digits, seed + 7),
+            "not a digit": _negative_jobs(
+                negatives, seed + 7, fonts(training=True), validation.images
+            ),
+        },
+        workers,
+    )

@@ -1,0 +1,279 @@
+"""Whole numbers as people write them, composed from held-out digits.
+
+Measures POST /read's segmentation and reading: numbers of 2–8 digits, each
+digit a validation digit that ``model.train`` holds out (never the test set) or,
+with ``--source pendigits``, a digit of the 14 pendigits test writers drawn with a
+round pen (``model.realdigits``), written with gaps from wide to none, with or
+without touching pairs (strokes that meet or overlap), a baseline that drifts, a
+slant, sometimes on ruled lines, and rendered as a canvas drawing, a scan or a
+phone photo:
+
+    python -m model.numbers [--count 600] [--source pendigits] [--url http://127.0.0.1:8000]
+
+String accuracy (every digit right, none missing or extra) by length, by kind
+and by touching pairs. ``--speed`` times a 6-digit number in a 600×150 PNG
+in-process instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from model import data, realdigits, uploads
+
+HEIGHT = 96  # a digit's ink height on the sheet, before its own jitter
+KINDS = ("canvas", "scan", "photo", "ruled")
+SPACINGS = ("wide", "narrow", "touching")
+
+
+@dataclass(frozen=True)
+class Number:
+    text: str
+    kind: str
+    spacing: str  # wide, narrow, or touching (one pair touches)
+    content: bytes
+
+
+def _digit_ink(image: np.ndarray, height: int, slant: float) -> np.ndarray:
+    """An MNIST digit cropped to its ink, `height` px high, sheared by `slant`."""
+    rows, columns = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    crop = Image.fromarray(image[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1])
+    width = max(2, round(crop.width * height / crop.height))
+    crop = crop.resize((width, height), Image.Resampling.BICUBIC)
+    extra = round(abs(slant) * height)
+    # Shear: x' = x + slant × (height - y), the top leaning right for slant > 0.
+    offset = -slant * height if slant > 0 else 0.0
+    sheared = crop.transform(
+        (width + extra, height),
+        Image.Transform.AFFINE,
+        (1, slant, offset, 0, 1, 0),
+        resample=Image.Resampling.BICUBIC,
+    )
+    return np.asarray(sheared, dtype=np.float32) / 255.0
+
+
+def _touches(sheet: np.ndarray, ink: np.ndarray, top: int, left: int) -> bool:
+    region = sheet[top : top + ink.shape[0], left : left + ink.shape[1]]
+    return bool(((region > 0.5) & (ink > 0.5)).any())
+
+
+def compose(
+    images: list[np.ndarray], spacing: str, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
+    """Ink coverage in [0, 1] of the digits written left to right, and the baseline row."""
+    slant = rng.uniform(-0.15, 0.3)
+    drift = rng.uniform(-0.06, 0.06)  # of a digit's height, per digit
+    inks = [_digit_ink(image, round(HEIGHT * rng.uniform(0.85, 1.1)), slant) for image in images]
+    touching = int(rng.integers(len(images) - 1)) if spacing == "touching" else -1
+    margin = HEIGHT
+    width = sum(ink.shape[1] for ink in inks) + len(inks) * HEIGHT + 2 * margin
+    height = 3 * HEIGHT
+    sheet = np.zeros((height, width), dtype=np.float32)
+    baseline = 2 * HEIGHT
+    left = margin
+    for index, ink in enumerate(inks):
+        top = round(baseline + drift * HEIGHT * index + rng.normal(0, 2)) - ink.shape[0]
+        if index:
+            if index - 1 == touching:
+                # Slide back until the strokes meet, then a little more: touching or overlapping.
+                while left > margin and not _touches(sheet, ink, top, left):
+                    left -= 2
+                left -= int(rng.integers(0, max(1, HEIGHT // 12)))
+            elif spacing == "wide":
+                left += round(HEIGHT * rng.uniform(0.25, 0.8))
+            else:
+                left += round(HEIGHT * rng.uniform(0.04, 0.2))
+                # Close, never touching: move right while the strokes meet.
+                while _touches(sheet, ink, top, left):
+                    left += 2
+        region = sheet[top : top + ink.shape[0], left : left + ink.shape[1]]
+        np.maximum(region, ink, out=region)
+        left += ink.shape[1]
+    columns = np.flatnonzero(sheet.any(axis=0))
+    sheet = sheet[:, max(0, columns[0] - margin // 2) : columns[-1] + margin // 2]
+    return sheet, baseline
+
+
+def _paper(coverage: np.ndarray, rng: np.random.Generator, paper: float = 245.0) -> np.ndarray:
+    ink = rng.uniform(15, 60)
+    return paper * (1 - coverage) + ink * coverage + rng.normal(0, 2, coverage.shape)
+
+
+def render(coverage: np.ndarray, baseline: int, kind: str, rng: np.random.Generator) -> bytes:
+    """The written number as an upload of one of KINDS."""
+    if kind == "canvas":  # dark strokes on transparency, PNG
+        rgba = np.zeros((*coverage.shape, 4), dtype=np.uint8)
+        rgba[..., :3] = 17
+        rgba[..., 3] = np.clip(coverage * 255, 0, 255).astype(np.uint8)
+        return uploads.encode(Image.fromarray(rgba, "RGBA"), "PNG")
+    if kind == "ruled":  # a scan of ruled paper: the baseline and the line above
+        pixels = _paper(coverage, rng)
+        for row in (baseline + int(rng.integers(1, 6)), baseline - int(1.6 * HEIGHT)):
+            if 0 <= row < pixels.shape[0] - 3:
+                pixels[row : row + 3] = np.minimum(pixels[row : row + 3], rng.uniform(120, 170))
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L")
+        return uploads.encode(image, "PNG")
+    if kind == "scan":
+        image = Image.fromarray(np.clip(_paper(coverage, rng), 0, 255).astype(np.uint8), "L")
+        return uploads.encode(image, "PNG")
+    # A phone photo: uneven light on tinted paper, blue ink, JPEG, EXIF-rotated.
+    height, width = coverage.shape
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    gradient = (np.cos(angle) * columns / width + np.sin(angle) * rows / height) * rng.uniform(
+        10, 40
+    )
+    tint = np.array([rng.uniform(200, 235), rng.uniform(195, 230), rng.uniform(185, 225)])
+    paper = tint[None, None, :] - gradient[..., None]
+    ink = np.array([rng.uniform(10, 50), rng.uniform(10, 50), rng.uniform(30, 90)])
+    pixels = paper * (1 - coverage[..., None]) + ink * coverage[..., None]
+    pixels += rng.normal(0, rng.uniform(2, 5), pixels.shape)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    image = image.resize((width * 2, height * 2), Image.Resampling.BICUBIC)
+    orientation = int(rng.choice(list(uploads.STORED_AS)))
+    if uploads.STORED_AS[orientation] is not None:
+        image = image.transpose(uploads.STORED_AS[orientation])
+    exif = Image.Exif()
+    exif[uploads.ORIENTATION_TAG] = orientation
+    return uploads.encode(image, "JPEG", quality=int(rng.integers(75, 93)), exif=exif)
+
+
+def numbers(digits: data.Split, count: int, seed: int = 0) -> Iterator[Number]:
+    """`count` numbers of 2–8 digits, kinds and spacings in turn."""
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        length = int(rng.integers(2, 9))
+        chosen = rng.integers(0, len(digits.labels), length)
+        kind = KINDS[index % len(KINDS)]
+        spacing = SPACINGS[(index // len(KINDS)) % len(SPACINGS)]
+        coverage, baseline = compose([digits.images[i] for i in chosen], spacing, rng)
+        text = "".join(str(int(digits.labels[i])) for i in chosen)
+        yield Number(text, kind, spacing, render(coverage, baseline, kind, rng))
+
+
+def pen_digits(count: int = 3000) -> data.Split:
+    """The first ``count`` digits of the pendigits test writers, drawn with a round
+    pen as white ink on black, as MNIST stores its digits."""
+    drawn = realdigits.load().pen_test[:count]
+    images = [np.rint(realdigits.draw(digit, side=112, pen=8.0) * 255) for digit in drawn]
+    labels = np.array([digit.label for digit in drawn], dtype=np.uint8)
+    return data.Split(np.stack(images).astype(np.uint8), labels)
+
+
+def in_process_reader() -> Callable[[bytes], str | None]:
+    """The service's own reading, without HTTP: propose, one network call, choose."""
+    from app import preprocessing, segmentation
+    from app.config import get_settings
+    from app.inference import load_classifier
+
+    settings = get_settings()
+    classifier = load_classifier(settings.model_path)
+
+    def read(content: bytes) -> str | None:
+        try:
+            image = preprocessing.open_image(content)
+            proposal = segmentation.propose(image, settings.max_digits)
+        except preprocessing.PreprocessingError:
+            return None
+        digits = proposal.choose(*classifier.interpret(classifier.outputs(proposal.inputs)))
+        return "".join(str(digit.digit) for digit in digits)
+
+    return read
+
+
+def speed(digits: data.Split, repeats: int = 200) -> dict:
+    """Milliseconds to read a 6-digit number in a 600×150 PNG, in-process."""
+    rng = np.random.default_rng(1)
+    read = in_process_reader()
+    samples = []
+    for index in range(20):
+        chosen = rng.integers(0, len(digits.labels), 6)
+        coverage, _ = compose([digits.images[i] for i in chosen], "narrow", rng)
+        image = Image.fromarray(np.clip(255 - coverage * 240, 0, 255).astype(np.uint8), "L")
+        samples.append(uploads.encode(image.resize((600, 150), Image.Resampling.BOX), "PNG"))
+        if index == 0:
+            read(samples[0])  # warm up
+    times = []
+    for index in range(repeats):
+        started = time.perf_counter()
+        read(samples[index % len(samples)])
+        times.append(time.perf_counter() - started)
+    return {
+        "number": "6 digits, 600x150 PNG, in-process",
+        "median_ms": round(1000 * float(np.median(times)), 2),
+        "p90_ms": round(1000 * float(np.quantile(times, 0.9)), 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=600)
+    parser.add_argument("--seed", type=int, default=0, help="which random numbers to compose")
+    parser.add_argument("--data", help="folder with the MNIST .gz files (default: $MNIST_DIR)")
+    parser.add_argument("--url", help="a running service; default: the service code in-process")
+    parser.add_argument("--save", help="also write the rendered numbers into this folder")
+    parser.add_argument("--speed", action="store_true", help="time the in-process reading")
+    parser.add_argument("--source", choices=("mnist", "pendigits"), default="mnist")
+    args = parser.parse_args(argv)
+    if args.source == "pendigits":
+        digits = pen_digits()
+    else:
+        digits = uploads.held_out_digits(data.load(args.data))
+    if args.speed:
+        print(json.dumps(speed(digits), indent=2))
+        return 0
+
+    if args.url:
+        import httpx
+
+        http = httpx.Client(base_url=args.url, timeout=30)
+
+        def read(content: bytes) -> str | None:
+            response = http.post("/read", files={"file": ("number", content)})
+            return response.json()["number"] if response.status_code == 200 else None
+    else:
+        read = in_process_reader()
+
+    totals: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    started = time.perf_counter()
+    for index, number in enumerate(numbers(digits, args.count, args.seed)):
+        if args.save:
+            from pathlib import Path
+
+            folder = Path(args.save)
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{index:04d}-{number.text}-{number.kind}-{number.spacing}"
+            (folder / name).write_bytes(number.content)
+        right = read(number.content) == number.text
+        length = f"{len(number.text)} digits"
+        for table, key in (
+            ("by_length", length),
+            ("by_kind", number.kind),
+            ("by_spacing", number.spacing),
+            ("by_length_and_spacing", f"{length}, {number.spacing}"),
+        ):
+            totals[table][key][0] += right
+            totals[table][key][1] += 1
+    report: dict = {
+        "source": args.source,
+        "count": args.count,
+        "seconds": round(time.perf_counter() - started, 1),
+        "accuracy": sum(r for r, _ in totals["by_kind"].values()) / args.count,
+    }
+    for table, rows in totals.items():
+        report[table] = {key: f"{r / n:.3f} of {n}" for key, (r, n) in sorted(rows.items())}
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

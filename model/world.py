@@ -1,0 +1,336 @@
+"""The project's measure of handwriting in the world, not shaped like MNIST.
+
+    python -m model.world [--count 500] [--realdigits DIR] [--data DIR] [--json FILE]
+
+Two families of uploads, each sent as a PNG through the service's own code:
+
+- **rendered** from MNIST validation digits (never the test set): tight crops whose
+  ink touches 1–4 edges, box-normalised 16×16 digits (stretched, binarised or grey;
+  at 16 px or enlarged), marker and hairline strokes, slanted writing;
+- **real** writers MNIST never saw (``model.realdigits``): pendigits' test writers
+  drawn like the page's canvas, optdigits' validation bitmaps, and scikit-learn's
+  ``load_digits`` (optdigits' other 13 writers, 8×8) in both polarities, with and
+  without a margin. ``load_digits`` is for evaluation only, never training.
+
+Also the upload kinds of ``model.uploads``, MNIST test digits as PNG files, and
+non-digits kept apart from training (``not_digits``). Prints, per kind of digit,
+the share read correctly, the share refused (422) and the expected calibration
+error; per kind of non-digit, the share answered 200; and the digit score's AUROC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from app import calibration
+from model import data, realdigits
+from model import distort as d
+
+Render = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Sample:
+    kind: str
+    label: int
+    content: bytes
+
+
+def png(pixels: np.ndarray, mode: str = "L") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _mnist_ink(digit: np.ndarray, size: int = 112) -> np.ndarray:
+    return d.resized(digit.astype(np.float32) / 255.0, size, size)
+
+
+def tight_crop(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cut close around the ink: 1 to 4 edges touch it, the others keep a margin."""
+    ink = d.cropped(_mnist_ink(digit, int(rng.integers(56, 160))), level=0.2)
+    touching = rng.permutation(4)[: int(rng.integers(1, 5))]
+    margins = [0 if side in touching else int(rng.integers(3, 12)) for side in range(4)]
+    return d.on_paper(d.padded(ink, *margins), dark_ink=bool(rng.random() < 0.7))
+
+
+def _box16(digit: np.ndarray) -> np.ndarray:
+    return d.box_normalised(digit.astype(np.float32) / 255.0, 16)
+
+
+RENDERED: dict[str, Render] = {
+    "tight crop": tight_crop,
+    "16x16 grey": lambda digit, rng: d.on_paper(_box16(digit)),
+    "16x16 binary": lambda digit, rng: d.on_paper(d.binarised(_box16(digit), 0.35)),
+    "16x16 x4 nearest": lambda digit, rng: d.on_paper(d.enlarged(_box16(digit), 4)),
+    "16x16 x4 bilinear": lambda digit, rng: d.on_paper(
+        d.enlarged(_box16(digit), 4, Image.Resampling.BILINEAR)
+    ),
+    "marker": lambda digit, rng: d.on_paper(
+        d.padded(d.restroked(_mnist_ink(digit), int(rng.integers(6, 12))), 8, 8, 8, 8)
+    ),
+    "hairline": lambda digit, rng: d.on_paper(d.restroked(_mnist_ink(digit), -20)),
+    "slanted": lambda digit, rng: d.on_paper(
+        d.affine(
+            _mnist_ink(digit),
+            rng.uniform(-15, 15),
+            rng.choice([-1, 1]) * rng.uniform(0.25, 0.45),
+            pad=24,
+        )
+    ),
+}
+
+
+def uploaded(digits: data.Split, count: int, seed: int) -> Iterator[Sample]:
+    """``model.uploads``' kinds: photos, canvas drawings, scans, screenshots, formats."""
+    from model import uploads
+
+    for upload in uploads.uploads(digits, count * len(uploads.KINDS), seed):
+        yield Sample(f"upload: {upload.kind}", upload.label, upload.content)
+
+
+def mnist_test(mnist: data.Mnist, count: int) -> Iterator[Sample]:
+    """MNIST test digits as PNG files (final evaluation only: nothing is fitted on them)."""
+    for image, label in zip(mnist.test.images[:count], mnist.test.labels[:count], strict=True):
+        yield Sample("MNIST test PNG", int(label), png(image))
+
+
+def rendered(digits: data.Split, count: int, seed: int) -> Iterator[Sample]:
+    rng = np.random.default_rng(seed)
+    for kind, render in RENDERED.items():
+        for index in range(min(count, len(digits.labels))):
+            label = int(digits.labels[index])
+            yield Sample(kind, label, png(render(digits.images[index], rng)))
+
+
+def _pen_samples(pen: list[realdigits.PenDigit], count: int) -> Iterator[Sample]:
+    step = max(1, len(pen) // count)
+    for digit in pen[::step][:count]:
+        coverage = realdigits.draw(digit)
+        yield Sample("pendigits canvas on white", digit.label, png(d.on_paper(coverage)))
+        rgba = np.zeros((*coverage.shape, 4), dtype=np.uint8)
+        rgba[..., :3] = 17
+        rgba[..., 3] = np.rint(coverage * 255).astype(np.uint8)
+        yield Sample("pendigits canvas transparent", digit.label, png(rgba, "RGBA"))
+
+
+def _bitmap_samples(name: str, images, labels, count: int) -> Iterator[Sample]:
+    """Bitmaps (ink 1 or grey levels up to their max) in every presentation."""
+    step = max(1, len(labels) // count)
+    for image, label in zip(images[::step][:count], labels[::step][:count], strict=True):
+        ink = image.astype(np.float32) / float(image.max() or 1)
+        factor = 4
+        for margin in (False, True):
+            pad = ink.shape[0] // 4 if margin else 0
+            framed = d.padded(ink, pad, pad, pad, pad)
+            suffix = ", margin" if margin else ""
+            for dark_ink in (True, False):
+                polarity = "dark on light" if dark_ink else "light on dark"
+                pixels = png(d.on_paper(framed, dark_ink))
+                yield Sample(f"{name}, {polarity}{suffix}", int(label), pixels)
+            big = d.enlarged(framed, factor, Image.Resampling.BILINEAR)
+            yield Sample(f"{name} x{factor} bilinear{suffix}", int(label), png(d.on_paper(big)))
+
+
+def real(sets: realdigits.RealDigits, count: int) -> Iterator[Sample]:
+    yield from _pen_samples(sets.pen_test, count)
+    opt = sets.opt_validation
+    yield from _bitmap_samples("optdigits 32x32", opt.images, opt.labels, count)
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:  # the train extra installs it
+        print("scikit-learn not installed: load_digits not measured", file=sys.stderr)
+        return
+    small = load_digits()
+    yield from _bitmap_samples("load_digits 8x8", small.images, small.target, count)
+
+
+NOT_A_DIGIT = 10  # the label of samples that are no digit
+
+
+def not_digits(count: int, seed: int, mnist_digits: np.ndarray) -> Iterator[Sample]:
+    """Non-digits kept apart from training: fonts of other families, other seeds."""
+    from model import augment
+
+    fonts = augment.fonts(training=False)
+    kinds = {
+        "letters and symbols (other fonts)": lambda rng: augment.glyph(rng, fonts),
+        "scribbles": augment.scribble,
+        "textures": augment.texture,
+        "scenes (generated photos)": augment.scene,
+        "pages of text (other fonts)": lambda rng: augment.text_page(rng, fonts),
+        "several digits": lambda rng: augment.several_digits(mnist_digits, rng),
+    }
+    for offset, (kind, render) in enumerate(kinds.items()):
+        rng = np.random.default_rng(10_000 + seed * 100 + offset)
+        for _ in range(count):
+            yield Sample(kind, NOT_A_DIGIT, png(render(rng)))
+
+
+@dataclass(frozen=True)
+class Reading:
+    probabilities: np.ndarray | None  # (10,), None when preprocessing refused the image
+    score: float  # the digit score; 0 when preprocessing refused the image
+    refused: bool  # 422: by preprocessing or by the not-a-digit threshold
+
+
+def _row(group: list[Sample], readings: list[Reading]) -> dict:
+    labels = np.array([sample.label for sample in group])
+    refused = np.array([reading.refused for reading in readings])
+    if labels[0] == NOT_A_DIGIT:
+        return {"count": len(group), "answered": round(1 - float(refused.mean()), 4)}
+    read = [i for i, reading in enumerate(readings) if reading.probabilities is not None]
+    probabilities = np.stack([readings[i].probabilities for i in read])
+    right = (probabilities.argmax(axis=1) == labels[read]) & ~refused[read]
+    return {
+        "count": len(group),
+        "accuracy": round(float(right.sum()) / len(group), 4),
+        "refused": round(float(refused.mean()), 4),
+        "ece": round(calibration.expected_calibration_error(probabilities, labels[read]), 4),
+    }
+
+
+def measure(samples: Iterator[Sample], read: Callable[[list[bytes]], list[Reading]]) -> dict:
+    """Per kind: for digits the share read right, refused, and the calibration
+    error; for non-digits the share answered 200. Plus the digit score's AUROC
+    between all digits and all non-digits."""
+    by_kind: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_kind.setdefault(sample.kind, []).append(sample)
+    report, scores = {}, {True: [], False: []}
+    for kind, group in by_kind.items():
+        readings = read([sample.content for sample in group])
+        report[kind] = _row(group, readings)
+        scores[group[0].label != NOT_A_DIGIT] += [reading.score for reading in readings]
+    if scores[True] and scores[False]:
+        report["auroc"] = round(auroc(np.array(scores[True]), np.array(scores[False])), 4)
+    return report
+
+
+def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """The chance a random positive scores above a random negative (ties count half)."""
+    values = np.concatenate([positives, negatives])
+    order = values.argsort(kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):  # average ranks of ties
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    positive_ranks = ranks[: len(positives)].sum()
+    return float(
+        (positive_ranks - len(positives) * (len(positives) + 1) / 2)
+        / (len(positives) * len(negatives))
+    )
+
+
+def service_reader(classifier=None) -> Callable[[list[bytes]], list[Reading]]:
+    """The service's preprocessing, network and threshold, in-process."""
+    from app.preprocessing import PreprocessingError, preprocess
+
+    if classifier is None:
+        from app.config import get_settings
+        from app.inference import load_classifier
+
+        classifier = load_classifier(get_settings().model_path)
+
+    def read(contents: list[bytes]) -> list[Reading]:
+        inputs: list[np.ndarray | None] = []
+        for content in contents:
+            try:
+                inputs.append(preprocess(content))
+            except PreprocessingError:
+                inputs.append(None)
+        readable = [x for x in inputs if x is not None]
+        if readable:
+            probabilities, scores = classifier.interpret(classifier.outputs(np.stack(readable)))
+        answers = iter(range(len(readable)))
+        readings = []
+        for x in inputs:
+            if x is None:
+                readings.append(Reading(None, 0.0, True))
+                continue
+            i = next(answers)
+            refused = bool(scores[i] < classifier.reject_below)
+            readings.append(Reading(probabilities[i], float(scores[i]), refused))
+        return readings
+
+    return read
+
+
+def markdown(report: dict) -> str:
+    """The report as the tables docs/model.md shows."""
+    lines = ["| kind | count | read right | refused | ECE |", "|---|---:|---:|---:|---:|"]
+    others = ["| not a digit | count | answered 200 |", "|---|---:|---:|"]
+    for kind, row in report.items():
+        if kind == "auroc":
+            continue
+        if "answered" in row:
+            others.append(f"| {kind} | {row['count']} | {row['answered']:.1%} |")
+        else:
+            lines.append(
+                f"| {kind} | {row['count']} | {row['accuracy']:.2%} | {row['refused']:.2%} "
+                f"| {row['ece']:.2%} |"
+            )
+    auroc = f"\nDigit score AUROC, digits against non-digits: {report.get('auroc', 0):.4f}\n"
+    return "\n".join(lines) + "\n\n" + "\n".join(others) + "\n" + auroc
+
+
+def print_report(report: dict) -> None:
+    width = max(map(len, report))
+    print(f"{'kind':<{width}}  count  accuracy  refused    ECE  | non-digits answered")
+    for kind, row in report.items():
+        if kind == "auroc":
+            print(f"digit score AUROC, digits against non-digits: {row:.4f}")
+        elif "answered" in row:
+            print(f"{kind:<{width}}  {row['count']:5d}  {'':34}| {row['answered']:7.2%}")
+        else:
+            print(
+                f"{kind:<{width}}  {row['count']:5d}  {row['accuracy']:8.2%}  "
+                f"{row['refused']:7.2%}  {row['ece']:5.2%}"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=500, help="digits per kind")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", help="folder with the MNIST .gz files (default: $MNIST_DIR)")
+    parser.add_argument("--realdigits", help="folder with the UCI files ($REALDIGITS_DIR)")
+    parser.add_argument("--json", help="also write the report here")
+    parser.add_argument("--markdown", help="also write the report as Markdown tables here")
+    args = parser.parse_args(argv)
+    from model.uploads import held_out_digits
+
+    mnist = data.load(args.data)
+    digits = held_out_digits(mnist)
+    sets = realdigits.load(args.realdigits)
+    read = service_reader()
+    samples = itertools.chain(
+        uploaded(digits, args.count, args.seed),
+        rendered(digits, args.count, args.seed),
+        real(sets, args.count),
+        mnist_test(mnist, args.count),
+        not_digits(args.count, args.seed, digits.images),
+    )
+    report = measure(samples, read)
+    print_report(report)
+    if args.markdown:
+        with open(args.markdown, "w") as stream:
+            stream.write(markdown(report))
+    if args.json:
+        with open(args.json, "w") as stream:
+            json.dump(report, stream, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

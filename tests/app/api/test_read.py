@@ -1,0 +1,205 @@
+"""POST /read over HTTP (TestClient): a whole number in one image."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageDraw
+
+from tests.app.handwriting import draw_number
+from tests.conftest import png_bytes
+
+
+def upload(content: bytes, name: str = "number.png", content_type: str = "image/png") -> dict:
+    return {"file": (name, content, content_type)}
+
+
+def read(client: TestClient, image: Image.Image, format: str = "PNG", **options) -> dict:
+    response = client.post("/read", files=upload(png_bytes(image, format, **options)))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def centre(box: dict) -> tuple[float, float]:
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def check_boxes(body: dict, drawn: list[tuple[float, float, float, float]]) -> None:
+    """Each digit's box holds the centre of the digit drawn there, and no other's."""
+    assert len(body["digits"]) == len(drawn)
+    for digit, (left, top, right, bottom) in zip(body["digits"], drawn, strict=True):
+        x, y = centre(digit["box"])
+        assert left <= x <= right and top <= y <= bottom, (digit["box"], (left, top, right, bottom))
+
+
+def test_reading_body(client: TestClient) -> None:
+    image, drawn = draw_number("2025")
+    body = read(client, image)
+    assert set(body) == {"number", "confidence", "digits", "other", "model_version"}
+    assert body["number"] == "2025"
+    assert body["model_version"] == client.get("/model").json()["version"]
+    assert body["other"] == []
+    for item, expected in zip(body["digits"], "2025", strict=True):
+        probabilities = item["probabilities"]
+        assert len(probabilities) == 10 and abs(sum(probabilities) - 1) < 1e-4
+        assert item["digit"] == int(np.argmax(probabilities)) == int(expected)
+        assert item["confidence"] == probabilities[item["digit"]]
+        assert "input_png" not in item
+    assert body["confidence"] == pytest.approx(np.prod([d["confidence"] for d in body["digits"]]))
+    check_boxes(body, drawn)
+
+
+def test_every_digit_we_draw(client: TestClient) -> None:
+    image, drawn = draw_number("0123457", gap=0.5)
+    body = read(client, image)
+    assert body["number"] == "0123457"
+    check_boxes(body, drawn)
+
+
+def test_digits_of_two_strokes_are_one_digit(client: TestClient) -> None:
+    """The 4's two strokes and the 5's bar do not touch the rest of their digit."""
+    image, drawn = draw_number("4545", gap=0.15)
+    body = read(client, image)
+    assert body["number"] == "4545"
+    check_boxes(body, drawn)
+
+
+@pytest.mark.parametrize("gap", [2.0, 0.6, 0.12])
+def test_gaps_of_any_width(client: TestClient, gap: float) -> None:
+    image, drawn = draw_number("7102", gap=gap)
+    body = read(client, image)
+    assert body["number"] == "7102"
+    check_boxes(body, drawn)
+
+
+def test_groups_apart_are_one_number(client: TestClient) -> None:
+    """A phone number's spaces do not break the reading."""
+    left, _ = draw_number("01", gap=0.3)
+    right, _ = draw_number("234", gap=0.3)
+    image = Image.new("L", (left.width + right.width + 200, left.height), 255)
+    image.paste(left, (0, 0))
+    image.paste(right, (left.width + 200, 0))
+    assert read(client, image)["number"] == "01234"
+
+
+def test_boxes_are_in_the_uploaded_pixels(client: TestClient) -> None:
+    """An image over 512 px is read reduced; the boxes are scaled back."""
+    image, drawn = draw_number("2047", size=400, pen=40, margin=150)
+    assert max(image.size) > 1500
+    body = read(client, image)
+    assert body["number"] == "2047"
+    check_boxes(body, drawn)
+    for digit, (_, top, _, bottom) in zip(body["digits"], drawn, strict=True):
+        box = digit["box"]
+        assert abs(box["height"] - (bottom - top)) < 0.15 * (bottom - top)
+
+
+def test_boxes_follow_exif_orientation(client: TestClient) -> None:
+    """Stored turned a quarter with orientation 6: the boxes are those of the upright image."""
+    image, drawn = draw_number("2047")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = image.transpose(Image.Transpose.ROTATE_90)
+    body = read(client, stored.convert("RGB"), "JPEG", exif=exif, quality=95)
+    assert body["number"] == "2047"
+    check_boxes(body, drawn)
+
+
+def test_include_input_returns_each_digit_as_the_network_saw_it(client: TestClient) -> None:
+    image, _ = draw_number("17")
+    response = client.post("/read", files=upload(png_bytes(image)), params={"include_input": True})
+    digits = response.json()["digits"]
+    assert len(digits) == 2
+    for digit in digits:
+        seen = Image.open(io.BytesIO(base64.b64decode(digit["input_png"])))
+        assert seen.format == "PNG" and seen.size == (28, 28) and seen.mode == "L"
+        pixels = np.asarray(seen)
+        assert pixels.max() == 255 and pixels[0].max() == 0
+
+
+def test_a_decimal_point_is_listed_apart(client: TestClient) -> None:
+    image, drawn = draw_number("275", point_after=1)
+    body = read(client, image)
+    assert body["number"] == "275"
+    [point] = body["other"]
+    assert point["kind"] == "point"
+    x, _ = centre(point["box"])
+    assert drawn[0][2] < x < drawn[1][0]
+
+
+def test_rules_under_and_around_the_digits_are_no_digits(client: TestClient) -> None:
+    image, drawn = draw_number("2025", gap=0.4)
+    draw = ImageDraw.Draw(image)
+    bottom = drawn[0][3] + 4
+    draw.line([(0, bottom), (image.width, bottom)], fill=0, width=4)  # ruled paper, touching
+    draw.line([(0, 12), (image.width, 14)], fill=0, width=3)  # the rule above, apart
+    body = read(client, image)
+    assert body["number"] == "2025"
+    check_boxes(body, drawn)
+    assert body["other"] == []
+
+
+def test_more_than_max_digits_is_422(client: TestClient) -> None:
+    image, _ = draw_number("1" * 40, size=40, gap=0.4, margin=10)
+    response = client.post("/read", files=upload(png_bytes(image)))
+    assert response.status_code == 422
+    assert "MAX_DIGITS" in response.json()["detail"] and "32" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "detail"),
+    [
+        (b"", 400, "empty"),
+        (b"just some text", 415, "not an image"),
+        (png_bytes(Image.new("L", (300, 100), 255)), 422, "No digit found"),
+        (png_bytes(Image.new("1", (12000, 12000))), 413, "limit is 16,000,000"),
+    ],
+)
+def test_client_errors_as_for_predict(
+    client: TestClient, content: bytes, status: int, detail: str
+) -> None:
+    response = client.post("/read", files=upload(content))
+    assert response.status_code == status
+    assert detail in response.json()["detail"]
+    assert client.get("/health/ready").status_code == 200
+
+
+def test_a_dash_between_groups_is_listed_apart(client: TestClient) -> None:
+    left, drawn = draw_number("12", gap=0.3)
+    right, _ = draw_number("70", gap=0.3)
+    image = Image.new("L", (left.width + right.width, left.height), 255)
+    image.paste(left, (0, 0))
+    image.paste(right, (left.width, 0))
+    middle = drawn[0][1] + 50
+    dash = [(left.width - 25, middle), (left.width + 25, middle)]
+    ImageDraw.Draw(image).line(dash, fill=0, width=9)
+    body = read(client, image)
+    assert body["number"] == "1270"
+    [dash] = body["other"]
+    assert dash["kind"] == "dash" and abs(centre(dash["box"])[0] - left.width) < 5
+
+
+def test_a_point_after_the_last_digit(client: TestClient) -> None:
+    image, _ = draw_number("1", point_after=1)
+    body = read(client, image)
+    assert body["number"] == "1" and body["other"][0]["kind"] == "point"
+
+
+def test_missing_field_is_422(client: TestClient) -> None:
+    image, _ = draw_number("12")
+    response = client.post("/read", files={"image": ("a.png", png_bytes(image), "image/png")})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "file"]
+
+
+def test_openapi_documents_read(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/read"]["post"]
+    responses = operation["responses"]
+    assert {"200", "400", "413", "415", "422", "503"} <= set(responses)
+    assert "MAX_DIGITS" in responses["422"]["description"]
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["NumberReading"]
+    assert schema["examples"][0]["number"] == "25"

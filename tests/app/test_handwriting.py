@@ -1,0 +1,154 @@
+"""Handwriting not shaped like MNIST: tight crops, box-normalised scans, low resolution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageDraw
+
+from app import preprocessing
+from model import distort, uploads, world
+from tests.conftest import png_bytes
+
+# Digits as pen strokes on a 100×100 square (x right, y down).
+STROKES = {
+    0: [[(50, 10), (25, 25), (20, 50), (25, 75), (50, 90), (75, 75), (80, 50), (75, 25), (50, 10)]],
+    1: [[(55, 10), (55, 90)]],
+    3: [[(25, 18), (50, 10), (72, 20), (70, 40), (48, 50), (74, 62), (72, 84), (48, 92), (24, 82)]],
+    4: [[(60, 10), (22, 62), (82, 62)], [(62, 30), (62, 92)]],
+    7: [[(20, 12), (80, 12), (42, 90)]],
+}
+# A 1 as many people write it: a flag at the top and a foot.
+FLAGGED_ONE = [[(30, 28), (55, 10), (55, 88)], [(35, 90), (75, 90)]]
+
+
+def pen_digit(strokes: list, size: int = 200, width: int = 16) -> np.ndarray:
+    """Ink coverage in [0, 1] of strokes drawn with a round pen on a size×size square."""
+    image = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(image)
+    scale = size / 100
+    for stroke in strokes:
+        points = [(x * scale, y * scale) for x, y in stroke]
+        draw.line(points, fill=255, width=width, joint="curve")
+        for x, y in points[:: len(points) - 1]:
+            draw.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=255)
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def tight(ink: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(ink.max(axis=1) > 0.5)
+    columns = np.flatnonzero(ink.max(axis=0) > 0.5)
+    return ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+
+
+def as_upload(ink: np.ndarray, dark_ink: bool = True) -> bytes:
+    levels = 255 * (1 - ink) if dark_ink else 255 * ink
+    return png_bytes(np.clip(np.rint(levels), 0, 255).astype(np.uint8))
+
+
+def read(client: TestClient, content: bytes) -> int:
+    response = client.post("/predict", files={"file": ("digit.png", content, "image/png")})
+    assert response.status_code == 200, response.text
+    return response.json()["digit"]
+
+
+@pytest.mark.parametrize("dark_ink", [True, False], ids=["dark on light", "light on dark"])
+@pytest.mark.parametrize("digit", [0, 3, 4, 7])
+def test_a_digit_touching_all_four_edges_is_read(
+    client: TestClient, digit: int, dark_ink: bool
+) -> None:
+    ink = tight(pen_digit(STROKES[digit], width=22))
+    assert ink[0].max() > 0.5 and ink[-1].max() > 0.5  # the ink touches every edge
+    assert ink[:, 0].max() > 0.5 and ink[:, -1].max() > 0.5
+    assert read(client, as_upload(ink, dark_ink)) == digit
+
+
+def test_a_tight_crop_with_a_speck_inside_keeps_the_digit() -> None:
+    ink = tight(pen_digit(STROKES[7], width=22))
+    ink[ink.shape[0] // 2 - 1 : ink.shape[0] // 2 + 2, 4:7] = 1.0  # a speck of dust
+    result = preprocessing.preprocess(as_upload(ink))[..., 0]
+    rows = np.flatnonzero(result.any(axis=1))
+    assert rows[-1] - rows[0] + 1 == 20  # the 7 fills the box, not the speck
+
+
+@pytest.mark.parametrize("side", [32, 16])
+def test_a_stretched_binarised_one_with_a_flag_and_a_foot(client: TestClient, side: int) -> None:
+    """As optdigits and postal scans store a 1: stretched to fill its box, 1-bit."""
+    ink = tight(pen_digit(FLAGGED_ONE, width=20))
+    box = np.asarray(Image.fromarray(ink).resize((side, side), Image.Resampling.BOX))
+    assert read(client, as_upload((box > 0.5).astype(np.float32))) == 1
+
+
+@pytest.mark.parametrize("resample", [Image.Resampling.NEAREST, Image.Resampling.BILINEAR])
+@pytest.mark.parametrize("digit", [0, 3, 4, 7])
+def test_a_16_pixel_digit_enlarged_four_times(
+    client: TestClient, digit: int, resample: Image.Resampling
+) -> None:
+    ink = tight(pen_digit(STROKES[digit], width=22))
+    box = Image.fromarray(ink).resize((16, 16), Image.Resampling.BOX)
+    enlarged = np.asarray(box.resize((64, 64), resample), dtype=np.float32)
+    assert read(client, as_upload(np.clip(enlarged, 0, 1))) == digit
+
+
+@pytest.mark.parametrize("margin", [0, 4])
+def test_an_8_pixel_thumbnail_light_on_dark(client: TestClient, margin: int) -> None:
+    """scikit-learn's load_digits style: 8×8, grey levels, white ink on black."""
+    ink = tight(pen_digit(STROKES[7], width=24))
+    small = np.asarray(Image.fromarray(ink).resize((8, 8), Image.Resampling.BOX))
+    framed = np.pad(small, margin)
+    big = np.asarray(Image.fromarray(framed).resize((framed.shape[0] * 4,) * 2, Image.BILINEAR))
+    assert read(client, as_upload(np.clip(big, 0, 1), dark_ink=False)) == 7
+
+
+def read_many(client: TestClient, contents: list[bytes]) -> list[int | None]:
+    """Each image's digit through /predict/batch, None where it was refused."""
+    answers: list[int | None] = []
+    for start in range(0, len(contents), 32):
+        files = [
+            ("files", (f"{i}.png", c, "image/png"))
+            for i, c in enumerate(contents[start : start + 32])
+        ]
+        response = client.post("/predict/batch", files=files)
+        assert response.status_code == 200, response.text
+        for item in response.json()["predictions"]:
+            answers.append(item["prediction"]["digit"] if "prediction" in item else None)
+    return answers
+
+
+def held_out(mnist, count: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    digits = uploads.held_out_digits(mnist)
+    return digits.images[:count], digits.labels[:count]
+
+
+@pytest.mark.parametrize("dark_ink", [True, False], ids=["dark on light", "light on dark"])
+def test_real_digits_cropped_to_touch_all_four_edges(
+    client: TestClient, mnist, dark_ink: bool
+) -> None:
+    images, labels = held_out(mnist)
+    contents = [
+        world.png(distort.on_paper(distort.cropped(world._mnist_ink(image), level=0.2), dark_ink))
+        for image in images
+    ]
+    answers = read_many(client, contents)
+    assert None not in answers  # never refused
+    assert sum(a == b for a, b in zip(answers, labels, strict=True)) >= 57
+
+
+@pytest.mark.parametrize("kind", ["16x16 grey", "16x16 x4 nearest", "16x16 x4 bilinear"])
+def test_real_digits_box_normalised_to_16_pixels(client: TestClient, mnist, kind: str) -> None:
+    images, labels = held_out(mnist)
+    rng = np.random.default_rng(0)
+    answers = read_many(client, [world.png(world.RENDERED[kind](d, rng)) for d in images])
+    assert None not in answers
+    assert sum(a == b for a, b in zip(answers, labels, strict=True)) >= 57
+
+
+def test_ones_with_a_flag_and_a_foot_from_forms(client: TestClient, real_digits) -> None:
+    """optdigits' 1s: stretched to the bitmap's full height, binary, often flagged and footed."""
+    bitmaps = real_digits.opt_validation
+    ones = bitmaps.images[bitmaps.labels == 1]
+    answers = read_many(
+        client, [world.png(distort.on_paper(one.astype(np.float32))) for one in ones]
+    )
+    assert sum(answer == 1 for answer in answers) >= 0.95 * len(ones)

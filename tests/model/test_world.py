@@ -1,0 +1,87 @@
+"""The service on handwriting in the world: the targets of `python -m model.world`.
+
+Each kind is measured on a sample, so each target is checked against the lower end
+of what that sample size allows (a one-sided 99.5 % normal bound): a real
+regression of a point or more fails, sampling noise does not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from fastapi.testclient import TestClient
+
+from model import data, realdigits, uploads, world
+
+PER_KIND = 150
+# Targets per kind of digit (share read correctly) and of non-digit (share answered 200).
+RENDERED_TARGET = 0.99
+PENDIGITS_TARGET = 0.99
+OPTDIGITS_TARGET = 0.98
+LOAD_DIGITS_TARGET = 0.95
+MAX_REFUSED = 0.01  # real digits refused, per kind
+MAX_NON_DIGITS_ANSWERED = 0.05  # per kind of non-digit
+MIN_AUROC = 0.99
+
+
+def lower_bound(target: float, count: int) -> float:
+    return target - 2.576 * math.sqrt(target * (1 - target) / count)
+
+
+def upper_bound(target: float, count: int) -> float:
+    return target + 2.576 * math.sqrt(target * (1 - target) / count)
+
+
+def target_for(kind: str) -> float:
+    if kind.startswith("pendigits"):
+        return PENDIGITS_TARGET
+    if kind.startswith("optdigits"):
+        return OPTDIGITS_TARGET
+    if kind.startswith("load_digits"):
+        return LOAD_DIGITS_TARGET
+    return RENDERED_TARGET
+
+
+@pytest.fixture(scope="module")
+def report(client: TestClient, mnist: data.Mnist, real_digits: realdigits.RealDigits) -> dict:
+    read = world.service_reader(client.app.state.predictor.classifier)
+    digits = uploads.held_out_digits(mnist)
+    samples = itertools.chain(
+        world.rendered(digits, PER_KIND, seed=3),
+        world.real(real_digits, PER_KIND),
+        world.not_digits(PER_KIND // 2, seed=3, mnist_digits=digits.images),
+    )
+    result = world.measure(samples, read)
+    world.print_report(result)
+    return result
+
+
+@pytest.mark.slow
+def test_every_kind_of_handwriting_is_read(report: dict) -> None:
+    digit_kinds = {
+        kind: row for kind, row in report.items() if kind != "auroc" and "accuracy" in row
+    }
+    assert len(digit_kinds) >= 20
+    low = {
+        kind: row["accuracy"]
+        for kind, row in digit_kinds.items()
+        if row["accuracy"] < lower_bound(target_for(kind), row["count"])
+    }
+    assert not low, low
+    refused = {k: r["refused"] for k, r in digit_kinds.items() if r["refused"] > MAX_REFUSED}
+    assert not refused, refused
+
+
+@pytest.mark.slow
+def test_non_digits_are_refused(report: dict) -> None:
+    answered = {
+        kind: row["answered"]
+        for kind, row in report.items()
+        if kind != "auroc"
+        and "answered" in row
+        and row["answered"] > upper_bound(MAX_NON_DIGITS_ANSWERED, row["count"])
+    }
+    assert not answered, answered
+    assert report["auroc"] >= MIN_AUROC
