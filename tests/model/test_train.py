@@ -33,8 +33,17 @@ def test_writes_model_card_and_plots(tiny_run: tuple[Path, dict]) -> None:
     assert model_file.is_file() and card["file_bytes"] == model_file.stat().st_size
     assert card["sha256"] == data.sha256_of(model_file)
     assert card["data"]["sha256"] == data.CHECKSUMS
-    assert card["training"]["training_images"] == 300
-    assert card["training"]["validation_images"] == 200
+    images = card["training"]["images"]
+    assert images["MNIST training split"] == 300
+    assert card["training"]["training_images"] == sum(images.values())
+    # World variants of (nearly) every digit, real writers in proportion, non-digits.
+    assert 250 <= images["world variants of MNIST training digits"] <= 300
+    assert 70 <= images["pendigits training writers"] <= 75
+    assert 70 <= images["optdigits training writers"] <= 75
+    assert images["not a digit"] >= 100
+    assert card["training"]["validation_images"] > 200  # with the validation extras
+    calibration = card["calibration"]
+    assert calibration["temperature"] > 0 and 0 <= calibration["reject_below"] <= 1
     assert card["test"]["count"] == 10000
     assert np.asarray(card["test"]["confusion_matrix"]).sum() == 10000
     assert set(card["test"]["per_class_accuracy"]) == {str(d) for d in range(10)}
