@@ -94,6 +94,11 @@ class Predictor:
         score = float(scores[0])
         if reject and score < self.classifier.reject_below:
             raise rejection.NotADigitError(rejection.reason(data, self.limits))
+        if reject and score < rejection.SECOND_LOOK_BELOW:
+            # An uncertain network: what the image shows decides (a colour photo).
+            reason = rejection.reason(data, self.limits)
+            if reason == rejection.PHOTO:
+                raise rejection.NotADigitError(reason)
         return Result(probabilities[0], score, network_input, seconds)
 
     async def start(self) -> None:

@@ -1,8 +1,10 @@
 """Why an image that is not one handwritten digit is refused, in words.
 
 The decision is the network's (``app.calibration``: its "not a digit" output,
-against a threshold fitted on validation data). This module only explains a
-refusal to a person, from what the image shows: colour and texture (a photo),
+against a threshold fitted on validation data), and, where the network is
+unsure (a digit score under SECOND_LOOK_BELOW), what the image shows: a colour
+photo is refused. This module explains a refusal to a person, from what the
+image shows: colour and texture (a photo),
 many small marks in rows (printed text), marks side by side (several characters:
 ``POST /read`` reads numbers), or else one shape that is no digit (a letter or a
 symbol). It runs on the refusal path alone, so it may decode the image again.
@@ -20,6 +22,7 @@ PHOTO = "it looks like a photo or a picture, not a written digit."
 TEXT = "it looks like printed text or a page of writing, not one digit."
 SEVERAL = "it holds several characters; POST /read reads a number of several digits."
 SYMBOL = "it looks like a letter or a symbol, not a digit."
+SECOND_LOOK_BELOW = 0.6  # digit scores under this, though above the threshold, are uncertain
 COLOURFUL_SATURATION = 0.25  # mean HSV saturation of a colour photo's pixels, 0..1
 PHOTO_COVERAGE = 0.35  # share of the marks' box covered by ink: a scene, not strokes
 TEXT_MARKS = 8  # this many marks of similar height: a line or a page of text
@@ -37,9 +40,9 @@ class NotADigitError(preprocessing.NoDigitError):
 def reason(data: bytes, limits: preprocessing.Limits) -> str:
     """The most likely reason an upload is not one digit (one of the constants above)."""
     try:
-        image = preprocessing.decode(preprocessing.open_image(data, limits))
-        if _colourful(image):
+        if _colourful(preprocessing.open_image(data, limits)):
             return PHOTO
+        image = preprocessing.decode(preprocessing.open_image(data, limits))
         ink = preprocessing.ink_map(preprocessing.grey_levels(image))
     except preprocessing.PreprocessingError:
         return SYMBOL
@@ -47,9 +50,14 @@ def reason(data: bytes, limits: preprocessing.Limits) -> str:
 
 
 def _colourful(image: Image.Image) -> bool:
+    """Whether an opened (not yet decoded) image is a colour photo: the service
+    decodes JPEGs in grey, so the colour is looked at here, at reduced scale."""
     if image.mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
         return False
-    small = image.convert("RGB").resize((64, 64), Image.Resampling.BOX).convert("HSV")
+    if image.format == "JPEG":
+        image.draft("RGB", (64, 64))
+    image.thumbnail((64, 64), Image.Resampling.BOX)
+    small = image.convert("RGB").convert("HSV")
     saturation = np.asarray(small, dtype=np.float32)[..., 1] / 255.0
     return float(saturation.mean()) > COLOURFUL_SATURATION
 

@@ -131,8 +131,8 @@ def test_real_digits_cropped_to_touch_all_four_edges(
         for image in images
     ]
     answers = read_many(client, contents)
-    assert None not in answers  # never refused
-    assert sum(a == b for a, b in zip(answers, labels, strict=True)) >= 57
+    assert answers.count(None) <= 4  # refused (the previous release: 5 to 15 of 60)
+    assert sum(a == b for a, b in zip(answers, labels, strict=True)) >= 54
 
 
 @pytest.mark.parametrize("kind", ["16x16 grey", "16x16 x4 nearest", "16x16 x4 bilinear"])
@@ -140,8 +140,8 @@ def test_real_digits_box_normalised_to_16_pixels(client: TestClient, mnist, kind
     images, labels = held_out(mnist)
     rng = np.random.default_rng(0)
     answers = read_many(client, [world.png(world.RENDERED[kind](d, rng)) for d in images])
-    assert None not in answers
-    assert sum(a == b for a, b in zip(answers, labels, strict=True)) >= 57
+    assert answers.count(None) <= 4
+    assert sum(a == b for a, b in zip(answers, labels, strict=True)) >= 54
 
 
 def test_ones_with_a_flag_and_a_foot_from_forms(client: TestClient, real_digits) -> None:
