@@ -36,7 +36,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from app import heif
+from app import heif, levels
 
 INPUT_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
@@ -51,7 +51,6 @@ BACKGROUND_SIDE = 64  # ... estimated at this size
 EVEN_PAPER_SPREAD = 8.0  # ... when its level differs by this much between the sides
 BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is one class
 INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
-OTSU_SAMPLE = 4096  # Otsu looks at this many of the sorted values, evenly spaced
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
@@ -204,57 +203,48 @@ def _backdrop(grey: np.ndarray, opaque: np.ndarray) -> float:
     """The grey level to composite an image's transparent pixels onto."""
     if not opaque.any():
         return 0.0
-    levels = grey[opaque]
-    darkest, brightest = np.quantile(levels, (0.01, 0.99))
+    shown = grey[opaque]
+    darkest, brightest = np.quantile(shown, (0.01, 0.99))
     if brightest - darkest < MIN_CONTRAST:
         # Strokes of one colour shaped by their alpha (a canvas drawing): the
         # opposite colour, so that dark strokes and light ones both show.
-        return 255.0 if float(levels.mean()) < 128.0 else 0.0
+        return 255.0 if float(shown.mean()) < 128.0 else 0.0
     # The opaque part has paper and ink of its own (a cut-out, a sticker with a
     # halo): continue its paper, the colour where it meets the transparency (or,
     # when every pixel is at least half opaque, its commonest grey).
     rim = opaque & dilated(~opaque, 1)
-    return float(np.median(grey[rim] if rim.any() else levels))
-
-
-def _quantile(ascending: np.ndarray, fraction: float) -> float:
-    """Quantile of already sorted values: one sort serves every quantile we need."""
-    position = fraction * (ascending.size - 1)
-    below = int(position)
-    above = min(below + 1, ascending.size - 1)
-    weight = position - below
-    return float(ascending[below] * (1.0 - weight) + ascending[above] * weight)
+    return float(np.median(grey[rim] if rim.any() else shown))
 
 
 def _paper(ascending: np.ndarray, border: np.ndarray) -> tuple[bool, np.ndarray, float]:
-    """Whether the paper is the dark side, its grey levels (sorted), and the
+    """Whether the paper is the dark side, its grey shades (sorted), and the
     threshold between paper and ink.
 
     Otsu splits the pixels into a dark and a light class. The paper is the class
     the border shows, when most of the border shows one; a digit cropped tight or
     filling its frame covers much of the border, and then the paper is the class
     that covers more of the image (ink rarely covers half of it). Of that class,
-    the levels nearer the paper's own than the threshold are the paper: the rest
+    the shades nearer the paper's own than the threshold are the paper: the rest
     are the strokes' anti-aliased edges.
     """
-    threshold = _otsu(ascending)
+    threshold = levels.otsu(ascending)
     border_dark = float(np.count_nonzero(border <= threshold)) / border.size
     if border_dark >= BORDER_MAJORITY or border_dark <= 1.0 - BORDER_MAJORITY:
         paper_is_dark = border_dark >= BORDER_MAJORITY
-        levels = np.sort(border[(border <= threshold) == paper_is_dark])
+        shades = np.sort(border[(border <= threshold) == paper_is_dark])
     else:
         split = int(np.searchsorted(ascending, threshold, side="right"))
         paper_is_dark = split >= ascending.size - split
-        levels = ascending[:split] if paper_is_dark else ascending[split:]
-    if levels.size == 0:  # every border level on the threshold itself
-        levels = ascending
-    extreme = _quantile(levels, 0.02 if paper_is_dark else 0.98)
+        shades = ascending[:split] if paper_is_dark else ascending[split:]
+    if shades.size == 0:  # every border level on the threshold itself
+        shades = ascending
+    extreme = levels.quantile(shades, 0.02 if paper_is_dark else 0.98)
     middle = (extreme + threshold) / 2.0
     if paper_is_dark:
-        kept = levels[: int(np.searchsorted(levels, middle, side="right"))]
+        kept = shades[: int(np.searchsorted(shades, middle, side="right"))]
     else:
-        kept = levels[int(np.searchsorted(levels, middle, side="left")) :]
-    return paper_is_dark, kept if kept.size else levels, threshold
+        kept = shades[int(np.searchsorted(shades, middle, side="left")) :]
+    return paper_is_dark, kept if kept.size else shades, threshold
 
 
 def _uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float) -> bool:
@@ -266,62 +256,6 @@ def _uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float) -> bool:
         if paper.size >= side.size // 4:
             levels.append(float(np.median(paper)))
     return len(levels) >= 2 and max(levels) - min(levels) > EVEN_PAPER_SPREAD
-
-
-def _median_distance(ascending: np.ndarray, centre: float) -> float:
-    """``np.median(np.abs(ascending - centre))`` for sorted float32 values, bit for
-    bit, without the partition: the distances below the centre and those above it
-    are two sorted runs, and the median of two sorted runs is a binary search."""
-    centre32 = np.float32(centre)
-    split = int(np.searchsorted(ascending, centre32))
-    below = centre32 - ascending[:split][::-1]  # ascending distances
-    above = ascending[split:] - centre32
-    middle = ascending.size // 2
-    if ascending.size % 2:
-        return float(_kth_of_two(below, above, middle))
-    low, high = _kth_of_two(below, above, middle - 1), _kth_of_two(below, above, middle)
-    return float((low + high) / np.float32(2))  # as np.median averages, in float32
-
-
-def _kth_of_two(first: np.ndarray, second: np.ndarray, k: int) -> np.float32:
-    """The k-th smallest (from 0) of two ascending arrays together."""
-    # Take i from ``first`` and k + 1 - i from ``second``: the least i whose next
-    # value in ``first`` is no smaller than the last one taken from ``second``.
-    low, high = max(0, k + 1 - second.size), min(first.size, k + 1)
-    while low < high:
-        i = (low + high) // 2
-        if first[i] < second[k - i]:
-            low = i + 1
-        else:
-            high = i
-    taken = k + 1 - low
-    if low == 0:
-        return second[taken - 1]
-    if taken == 0:
-        return first[low - 1]
-    return max(first[low - 1], second[taken - 1])
-
-
-def _otsu(ascending: np.ndarray) -> float:
-    """Otsu's threshold between background and ink, from the sorted values.
-
-    Over OTSU_SAMPLE values, every k-th one stands for the rest: the same
-    distribution to within 1/OTSU_SAMPLE, at a fraction of the cost on a photo.
-    """
-    if ascending.size > OTSU_SAMPLE:
-        ascending = ascending[:: ascending.size // OTSU_SAMPLE]
-    count = ascending.size
-    if count < 2:
-        return float(ascending[0]) if count else 0.0
-    cumulative = np.cumsum(ascending, dtype=np.float64)
-    below = np.arange(1, count, dtype=np.float64)
-    mean_below = cumulative[:-1] / below
-    mean_above = (cumulative[-1] - cumulative[:-1]) / (count - below)
-    between = below * (count - below) * (mean_below - mean_above) ** 2
-    # Only split between different values: a threshold inside a run of equal
-    # values would put equal pixels on both sides.
-    between[ascending[1:] == ascending[:-1]] = -1.0
-    return float(ascending[int(np.argmax(between))])
 
 
 @dataclass(frozen=True)
@@ -336,12 +270,12 @@ class InkStrength:
 def ink_strength(grey: np.ndarray) -> InkStrength:
     """Ink strength in [0, 1] per pixel and the stroke pixels; every mark is kept."""
     ordered = np.sort(grey, axis=None)
-    darkest, brightest = _quantile(ordered, 0.001), _quantile(ordered, 0.999)
+    darkest, brightest = levels.quantile(ordered, 0.001), levels.quantile(ordered, 0.999)
     if brightest - darkest < MIN_CONTRAST:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
     border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
     paper_is_dark, paper, threshold = _paper(ordered, border)
-    background = _quantile(paper, 0.5)
+    background = levels.quantile(paper, 0.5)
     if max(background - darkest, brightest - background) < MIN_CONTRAST:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
     dark_ink = not paper_is_dark
@@ -355,15 +289,15 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
         ink = _contrast(grey, paper_levels, dark_ink)
         ordered = np.sort(ink, axis=None)
         # Most of a photo is paper: the noise is what most pixels show.
-        median = _quantile(ordered, 0.5)
-        deviation = _median_distance(ordered, median)
+        median = levels.quantile(ordered, 0.5)
+        deviation = levels.median_distance(ordered, median)
     else:
         ink = _contrast(grey, background, dark_ink)
         ordered = _contrast(ordered[::-1] if dark_ink else ordered, background, dark_ink)
         # Measured on the paper alone (a marker digit cropped tight is mostly ink),
         # in grey levels either side of its median, in the ink's units.
         median = 0.0
-        deviation = _median_distance(paper, background)
+        deviation = levels.median_distance(paper, background)
         if dark_ink:
             deviation *= 255.0 / max(background, 1.0)
 
@@ -371,11 +305,11 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     floor = median + 4.0 * 1.4826 * deviation
     if float(ordered[-1]) - floor < MIN_CONTRAST:
         raise NoDigitError("No digit found: the marks are too faint to read.")
-    strokes = ink > max(_otsu(ordered), floor)
+    strokes = ink > max(levels.otsu(ordered), floor)
     # Full ink is what the strokes' cores reach, as in MNIST, where the top tenth
     # of stroke pixels is saturated: a lighter pen or a dim photo reads the same.
     stroke_values = np.sort(ink[strokes])
-    peak = _quantile(stroke_values, STROKE_CORE_QUANTILE)
+    peak = levels.quantile(stroke_values, STROKE_CORE_QUANTILE)
     ink = np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
     return InkStrength(ink, strokes, floor > 0.0 or flattened)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFile, ImageFilter
 
-from app import preprocessing
+from app import levels, preprocessing
 from app.preprocessing import (
     EmptyImageError,
     ImageTooLargeError,
@@ -345,7 +345,7 @@ def test_otsu_on_many_values_splits_where_all_of_them_would() -> None:
     values = np.sort(
         np.concatenate([rng.normal(30, 8, 90_000), rng.normal(200, 20, 6_000)]).astype(np.float32)
     )
-    sampled = preprocessing._otsu(values)  # over OTSU_SAMPLE values: a sample of them
+    sampled = levels.otsu(values)  # over OTSU_SAMPLE values: a sample of them
 
     # Otsu over every value, the textbook way.
     cumulative = np.cumsum(values, dtype=np.float64)

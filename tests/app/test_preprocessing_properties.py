@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from app.preprocessing import PreprocessingError, _median_distance, preprocess
+from app.levels import median_distance
+from app.preprocessing import PreprocessingError, preprocess
 
 PROPERTY_SETTINGS = settings(
     max_examples=200,
@@ -194,4 +195,4 @@ def test_median_distance_is_numpys_median_bit_for_bit(values, centre, pick) -> N
     ascending = np.sort(np.asarray(values, dtype=np.float32))
     for at in (centre, float(ascending[pick % ascending.size])):
         expected = float(np.median(np.abs(ascending - at)))
-        assert _median_distance(ascending, at) == expected
+        assert median_distance(ascending, at) == expected

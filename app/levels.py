@@ -1,0 +1,73 @@
+"""Statistics of grey levels from sorted values: quantiles, the median distance
+and Otsu's threshold. One sort of the image serves them all."""
+
+from __future__ import annotations
+
+import numpy as np
+
+OTSU_SAMPLE = 4096  # Otsu looks at this many of the sorted values, evenly spaced
+
+
+def quantile(ascending: np.ndarray, fraction: float) -> float:
+    """Quantile of already sorted values: one sort serves every quantile we need."""
+    position = fraction * (ascending.size - 1)
+    below = int(position)
+    above = min(below + 1, ascending.size - 1)
+    weight = position - below
+    return float(ascending[below] * (1.0 - weight) + ascending[above] * weight)
+
+
+def median_distance(ascending: np.ndarray, centre: float) -> float:
+    """``np.median(np.abs(ascending - centre))`` for sorted float32 values, bit for
+    bit, without the partition: the distances below the centre and those above it
+    are two sorted runs, and the median of two sorted runs is a binary search."""
+    centre32 = np.float32(centre)
+    split = int(np.searchsorted(ascending, centre32))
+    below = centre32 - ascending[:split][::-1]  # ascending distances
+    above = ascending[split:] - centre32
+    middle = ascending.size // 2
+    if ascending.size % 2:
+        return float(kth_of_two(below, above, middle))
+    low, high = kth_of_two(below, above, middle - 1), kth_of_two(below, above, middle)
+    return float((low + high) / np.float32(2))  # as np.median averages, in float32
+
+
+def kth_of_two(first: np.ndarray, second: np.ndarray, k: int) -> np.float32:
+    """The k-th smallest (from 0) of two ascending arrays together."""
+    # Take i from ``first`` and k + 1 - i from ``second``: the least i whose next
+    # value in ``first`` is no smaller than the last one taken from ``second``.
+    low, high = max(0, k + 1 - second.size), min(first.size, k + 1)
+    while low < high:
+        i = (low + high) // 2
+        if first[i] < second[k - i]:
+            low = i + 1
+        else:
+            high = i
+    taken = k + 1 - low
+    if low == 0:
+        return second[taken - 1]
+    if taken == 0:
+        return first[low - 1]
+    return max(first[low - 1], second[taken - 1])
+
+
+def otsu(ascending: np.ndarray) -> float:
+    """Otsu's threshold between background and ink, from the sorted values.
+
+    Over OTSU_SAMPLE values, every k-th one stands for the rest: the same
+    distribution to within 1/OTSU_SAMPLE, at a fraction of the cost on a photo.
+    """
+    if ascending.size > OTSU_SAMPLE:
+        ascending = ascending[:: ascending.size // OTSU_SAMPLE]
+    count = ascending.size
+    if count < 2:
+        return float(ascending[0]) if count else 0.0
+    cumulative = np.cumsum(ascending, dtype=np.float64)
+    below = np.arange(1, count, dtype=np.float64)
+    mean_below = cumulative[:-1] / below
+    mean_above = (cumulative[-1] - cumulative[:-1]) / (count - below)
+    between = below * (count - below) * (mean_below - mean_above) ** 2
+    # Only split between different values: a threshold inside a run of equal
+    # values would put equal pixels on both sides.
+    between[ascending[1:] == ascending[:-1]] = -1.0
+    return float(ascending[int(np.argmax(between))])

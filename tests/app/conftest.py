@@ -1,0 +1,39 @@
+"""The shared live server of the hostile-input tests, checked after each module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+from tests.deploy import limits
+
+FAST = 2.0  # seconds to answer any single upload
+MAX_RSS = limits.peak_rss_allowed()  # the server's peak resident memory, bytes
+
+
+def rss(pid: int) -> dict[str, int]:
+    """Current and peak resident memory of a process, in bytes."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(rest.split()[0]) * 1024
+    return fields
+
+
+@pytest.fixture(scope="module")
+def server(live_server: LiveServer) -> Iterator[LiveServer]:
+    """The shared server, checked alive, ready and the same process after this module."""
+    process = live_server.process
+    assert process is not None
+    pid = process.pid
+    yield live_server
+    assert live_server.process is process and process.poll() is None, "the server died"
+    assert process.pid == pid
+    assert httpx.get(f"{live_server.url}/health/ready", timeout=FAST).status_code == 200
+    peak = rss(pid)["VmHWM"]
+    assert peak < MAX_RSS, f"server peak RSS {peak / 2**20:.0f} MiB"
