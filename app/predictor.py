@@ -92,13 +92,10 @@ class Predictor:
         """Interpret one upload's outputs; refuse it when it does not look like a digit."""
         probabilities, scores = self.classifier.interpret(outputs[np.newaxis])
         score = float(scores[0])
-        if reject and score < self.classifier.reject_below:
-            raise rejection.NotADigitError(rejection.reason(data, self.limits))
-        if reject and score < rejection.SECOND_LOOK_BELOW:
-            # An uncertain network: what the image shows decides (a colour photo).
-            reason = rejection.reason(data, self.limits)
-            if reason == rejection.PHOTO:
-                raise rejection.NotADigitError(reason)
+        if reject:
+            why = rejection.refusal(data, score, self.classifier.reject_below, self.limits)
+            if why is not None:
+                raise rejection.NotADigitError(why)
         return Result(probabilities[0], score, network_input, seconds)
 
     async def start(self) -> None:

@@ -37,6 +37,18 @@ class NotADigitError(preprocessing.NoDigitError):
         self.reason = reason
 
 
+def refusal(
+    data: bytes, score: float, threshold: float, limits: preprocessing.Limits
+) -> str | None:
+    """Why an upload with this digit score is refused, or None when it is read: under
+    the threshold, always; under SECOND_LOOK_BELOW, when the image is a colour photo."""
+    if score < threshold:
+        return reason(data, limits)
+    if score < SECOND_LOOK_BELOW and _colourful(preprocessing.open_image(data, limits)):
+        return PHOTO
+    return None
+
+
 def reason(data: bytes, limits: preprocessing.Limits) -> str:
     """The most likely reason an upload is not one digit (one of the constants above)."""
     try:

@@ -237,7 +237,8 @@ def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
 
 def service_reader(classifier=None) -> Callable[[list[bytes]], list[Reading]]:
     """The service's preprocessing, network and threshold, in-process."""
-    from app.preprocessing import PreprocessingError, preprocess
+    from app.preprocessing import Limits, PreprocessingError, preprocess
+    from app.rejection import refusal
 
     if classifier is None:
         from app.config import get_settings
@@ -257,13 +258,13 @@ def service_reader(classifier=None) -> Callable[[list[bytes]], list[Reading]]:
             probabilities, scores = classifier.interpret(classifier.outputs(np.stack(readable)))
         answers = iter(range(len(readable)))
         readings = []
-        for x in inputs:
+        for content, x in zip(contents, inputs, strict=True):
             if x is None:
                 readings.append(Reading(None, 0.0, True))
                 continue
             i = next(answers)
-            refused = bool(scores[i] < classifier.reject_below)
-            readings.append(Reading(probabilities[i], float(scores[i]), refused))
+            why = refusal(content, float(scores[i]), classifier.reject_below, Limits())
+            readings.append(Reading(probabilities[i], float(scores[i]), why is not None))
         return readings
 
     return read
