@@ -127,17 +127,7 @@ def render(coverage: np.ndarray, baseline: int, kind: str, rng: np.random.Genera
         return uploads.encode(image, "PNG")
     # A phone photo: uneven light on tinted paper, blue ink, JPEG, EXIF-rotated.
     height, width = coverage.shape
-    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    gradient = (np.cos(angle) * columns / width + np.sin(angle) * rows / height) * rng.uniform(
-        10, 40
-    )
-    tint = np.array([rng.uniform(200, 235), rng.uniform(195, 230), rng.uniform(185, 225)])
-    paper = tint[None, None, :] - gradient[..., None]
-    ink = np.array([rng.uniform(10, 50), rng.uniform(10, 50), rng.uniform(30, 90)])
-    pixels = paper * (1 - coverage[..., None]) + ink * coverage[..., None]
-    pixels += rng.normal(0, rng.uniform(2, 5), pixels.shape)
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    image = uploads.on_lit_paper(coverage, rng, light=(10, 40), noise=(2, 5))
     image = image.resize((width * 2, height * 2), Image.Resampling.BICUBIC)
     orientation = int(rng.choice(list(uploads.STORED_AS)))
     if uploads.STORED_AS[orientation] is not None:

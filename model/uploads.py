@@ -83,23 +83,35 @@ def _photo(
     height, width = round(768 * scale), round(1024 * scale)
     size = round(int(rng.integers(220, 500)) * scale)
     coverage = _place(_ink(digit, size, rng, rng.uniform(-6, 6)), height, width, rng)
-    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    gradient = (np.cos(angle) * columns / width + np.sin(angle) * rows / height) * rng.uniform(
-        20, 60
-    )
-    paper_tint = np.array([rng.uniform(200, 235), rng.uniform(195, 230), rng.uniform(185, 225)])
-    paper = paper_tint[None, None, :] - gradient[..., None]
-    ink_colour = np.array([rng.uniform(10, 50), rng.uniform(10, 50), rng.uniform(30, 90)])
-    pixels = paper * (1 - coverage[..., None]) + ink_colour * coverage[..., None]
-    pixels += rng.normal(0, rng.uniform(2, 6), pixels.shape)
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    image = on_lit_paper(coverage, rng)
     orientation = int(rng.choice(list(STORED_AS)))
     if STORED_AS[orientation] is not None:
         image = image.transpose(STORED_AS[orientation])
     exif = Image.Exif()
     exif[ORIENTATION_TAG] = orientation
     return image, exif.tobytes(), int(rng.integers(70, 93))
+
+
+def on_lit_paper(
+    coverage: np.ndarray,
+    rng: np.random.Generator,
+    light: tuple[float, float] = (20, 60),
+    noise: tuple[float, float] = (2, 6),
+) -> Image.Image:
+    """Ink coverage as a phone sees it: blue-black ink on tinted paper, light falling
+    across it (a gradient of ``light`` grey levels), sensor noise; RGB."""
+    height, width = coverage.shape
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    gradient = (np.cos(angle) * columns / width + np.sin(angle) * rows / height) * rng.uniform(
+        *light
+    )
+    paper_tint = np.array([rng.uniform(200, 235), rng.uniform(195, 230), rng.uniform(185, 225)])
+    paper = paper_tint[None, None, :] - gradient[..., None]
+    ink_colour = np.array([rng.uniform(10, 50), rng.uniform(10, 50), rng.uniform(30, 90)])
+    pixels = paper * (1 - coverage[..., None]) + ink_colour * coverage[..., None]
+    pixels += rng.normal(0, rng.uniform(*noise), pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
 def photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str, str]:
