@@ -23,8 +23,9 @@ from app import heif, predictor, preprocessing
 from app.config import Settings
 from app.preprocessing import ImageTooLargeError, UnsupportedImageError, preprocess
 from model import data, uploads
+from tests.app.conftest import rss
 from tests.app.test_accuracy import read_all
-from tests.app.test_hostile_inputs import Case, check_answer, rss, server  # noqa: F401
+from tests.app.test_hostile_inputs import Case, check_answer
 from tests.app.test_preprocessing import difference, stroke_digit
 from tests.conftest import LiveServer, png_bytes
 
@@ -307,7 +308,7 @@ def test_in_a_batch(client: TestClient) -> None:
 
 
 @pytest.mark.slow
-def test_the_corpus_over_http(server: LiveServer) -> None:  # noqa: F811
+def test_the_corpus_over_http(server: LiveServer) -> None:
     import httpx
 
     with httpx.Client(base_url=server.url, timeout=10) as http:

@@ -13,8 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw, ImageFont
 
+from tests.app.conftest import FAST, MAX_RSS, rss
 from tests.app.handwriting import draw_number
-from tests.app.test_hostile_inputs import CORPUS, FAST, MAX_RSS, Case, corpus_bytes, encode, rss
+from tests.app.test_hostile_inputs import CORPUS, Case, corpus_bytes, encode
 from tests.conftest import LiveServer
 
 # /read answers as /predict does, but for a lone flat stroke: that is a dash, no digit.
