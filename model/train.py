@@ -258,6 +258,7 @@ def train(args: argparse.Namespace) -> dict:
             "seed": args.seed,
             "training_images": len(y_train),
             "validation_images": len(y_val),
+            "validation_split": len(validation.labels),  # MNIST digits held out
             "wall_seconds": round(wall_seconds, 1),
             "device": device_description(),
             "history": {k: [round(float(v), 5) for v in vs] for k, vs in history.items()},

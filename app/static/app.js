@@ -5,6 +5,9 @@
 
 (() => {
   const PREDICT_URL = "/predict?include_input=true";
+  // A drawing is read after every stroke: a 7's first bar alone is no digit yet, so
+  // drawings are never refused (reject=false); uploads are.
+  const DRAWING_URL = "/predict?include_input=true&reject=false";
   const READ_URL = "/read?include_input=true";
   const PAD_WIDTH = { digit: 280, number: 840 }; // a number gets a pad three digits wide
   const INK = "#111111";
@@ -196,6 +199,8 @@
   let inFlight = null;
   let sequence = 0;
 
+  const DRAWING = "your drawing";
+
   async function predict(blob, filename, source) {
     if (inFlight) inFlight.abort();
     const controller = new AbortController();
@@ -206,7 +211,8 @@
     form.append("file", blob, filename);
     try {
       const reading = mode === "number";
-      const response = await fetch(reading ? READ_URL : PREDICT_URL, {
+      const url = reading ? READ_URL : source === DRAWING ? DRAWING_URL : PREDICT_URL;
+      const response = await fetch(url, {
         method: "POST",
         body: form,
         headers: { Accept: "application/json" },
@@ -269,7 +275,7 @@
         showError("This browser could not turn the drawing into an image.");
         return;
       }
-      predict(blob, "drawing.png", "your drawing");
+      predict(blob, "drawing.png", DRAWING);
     }, "image/png");
   }
 

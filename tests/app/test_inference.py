@@ -121,7 +121,7 @@ def test_convert_refuses_a_card_that_describes_another_model(artifacts: Path) ->
 
 @pytest.mark.slow
 def test_serves_without_tensorflow(without_tensorflow: dict[str, str], model_path: Path) -> None:
-    server = LiveServer({**without_tensorflow, "MODEL_PATH": str(model_path)}).start()
+    server = LiveServer({**without_tensorflow, "MODEL_PATH": str(model_path)}).start(timeout=120)
     try:
         one = np.zeros((28, 28), dtype=np.uint8)
         one[4:24, 12:16] = 255

@@ -14,7 +14,7 @@ def test_shapes_and_softmax(architecture: str) -> None:
     assert tuple(model.input_shape) == (None, 28, 28, 1)
     batch = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
     probabilities = np.asarray(model.predict_on_batch(batch))
-    assert probabilities.shape == (4, 10)
+    assert probabilities.shape == (4, network.NUM_CLASSES) == (4, 11)  # ten digits, not a digit
     assert np.all(probabilities >= 0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 

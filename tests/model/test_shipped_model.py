@@ -26,7 +26,8 @@ def test_card_describes_the_shipped_file(model_path: Path, card: dict) -> None:
     assert card["file_bytes"] == model_path.stat().st_size <= MAX_FILE_BYTES
     assert card["data"]["sha256"] == data.CHECKSUMS
     assert card["test"]["accuracy"] >= REQUIRED_ACCURACY
-    assert card["training"]["training_images"] + card["training"]["validation_images"] == 60000
+    images = card["training"]["images"]
+    assert images["MNIST training split"] + card["training"]["validation_split"] == 60000
     assert "model.train" in card["training"]["command"]
 
 
@@ -34,7 +35,7 @@ def test_the_uploads_measure_reads_digits_the_shipped_model_never_trained_on(
     card: dict, mnist: data.Mnist
 ) -> None:
     training, validation = data.train_validation_split(
-        mnist.train, card["training"]["validation_images"], card["training"]["seed"]
+        mnist.train, card["training"]["validation_split"], card["training"]["seed"]
     )
     held_out = uploads.held_out_digits(mnist)
     assert np.array_equal(held_out.images, validation.images)

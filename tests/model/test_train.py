@@ -41,6 +41,7 @@ def test_writes_model_card_and_plots(tiny_run: tuple[Path, dict]) -> None:
     assert 70 <= images["pendigits training writers"] <= 75
     assert 70 <= images["optdigits training writers"] <= 75
     assert images["not a digit"] >= 100
+    assert card["training"]["validation_split"] == 200
     assert card["training"]["validation_images"] > 200  # with the validation extras
     calibration = card["calibration"]
     assert calibration["temperature"] > 0 and 0 <= calibration["reject_below"] <= 1
