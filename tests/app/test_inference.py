@@ -28,12 +28,14 @@ sys.modules["keras"] = None
 
 @pytest.fixture
 def without_tensorflow(tmp_path: Path) -> dict[str, str]:
-    """The environment for a child process on a runtime without TensorFlow or Keras."""
+    """What a child process's environment adds to run without TensorFlow or Keras
+    (only that: ``make test`` exports HOST and PORT, which a server must not inherit
+    over its own)."""
     folder = tmp_path / "no-tensorflow"
     folder.mkdir()
     (folder / "sitecustomize.py").write_text(BLOCK_TRAINING_FRAMEWORK)
     path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path}
+    return {"PYTHONPATH": path}
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def start(env: dict[str, str], **settings: str) -> subprocess.CompletedProcess[s
     return subprocess.run(
         [sys.executable, "-m", "app"],
         cwd=PROJECT_ROOT,
-        env={**env, "PORT": "1", **settings},  # never reached: it must stop first
+        env={**os.environ, **env, "PORT": "1", **settings},  # never reached: it must stop first
         capture_output=True,
         text=True,
         timeout=120,
@@ -121,7 +123,7 @@ def test_convert_refuses_a_card_that_describes_another_model(artifacts: Path) ->
 
 @pytest.mark.slow
 def test_serves_without_tensorflow(without_tensorflow: dict[str, str], model_path: Path) -> None:
-    server = LiveServer({**without_tensorflow, "MODEL_PATH": str(model_path)}).start(timeout=120)
+    server = LiveServer({**without_tensorflow, "MODEL_PATH": str(model_path)}).start()
     try:
         one = np.zeros((28, 28), dtype=np.uint8)
         one[4:24, 12:16] = 255
@@ -168,7 +170,7 @@ def test_convert_without_tensorflow_says_what_to_install(
     result = subprocess.run(
         [sys.executable, "-m", "app.inference", "convert", str(artifacts)],
         cwd=PROJECT_ROOT,
-        env=without_tensorflow,
+        env={**os.environ, **without_tensorflow},
         capture_output=True,
         text=True,
         timeout=60,
