@@ -30,8 +30,15 @@ def in_ms(value: float) -> str:
     return f"{ms(value)} ms"
 
 
+IMAGE_LABELS = {
+    "png": "28×28 PNG",
+    "jpeg": "300 px JPEG",
+    "number": "/read: 6 digits, 600×150 PNG",
+}
+
+
 def image_label(image: str) -> str:
-    return "28×28 PNG" if image == "png" else "300 px JPEG"
+    return IMAGE_LABELS[image]
 
 
 def cell_keys(cells: list[dict]) -> list[tuple[str, int]]:
