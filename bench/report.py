@@ -221,7 +221,7 @@ def report(results: dict, args) -> str:
             "Service: `python -m app`"
             + "".join(f", {k}={v}" for k, v in args.service_env.items())
             + "; no-op, bare and naive: "
-            "`uvicorn APP --loop uvloop --http httptools --no-access-log`.",
+            "`uvicorn APP --loop asyncio --http httptools --no-access-log`.",
             "",
             *load_table(load["cells"], args.servers),
             "",

@@ -4,7 +4,7 @@
     python -m bench.run --quick    # a short smoke run of the same
     python -m bench.run --parts soak --soak-duration 600
 
-Four servers, one uvicorn worker each, the same uvicorn options (uvloop,
+Four servers, one uvicorn worker each, the same uvicorn options (asyncio loop,
 httptools, uvicorn's access log off), all up on 127.0.0.1 and driven one at a
 time, cell by cell, so all four see the same machine:
 
