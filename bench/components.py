@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     compared = np.concatenate([probe_batch(), batch])
     difference = float(
-        np.abs(classifier.predict(compared) - np.asarray(model.predict_on_batch(compared))).max()
+        np.abs(classifier.outputs(compared) - np.asarray(model.predict_on_batch(compared))).max()
     )
     print(f"LiteRT vs Keras, max abs difference over {len(compared)} inputs: {difference:.2e}")
 
