@@ -132,7 +132,15 @@ def _ink_strength(grey: np.ndarray) -> preprocessing.InkStrength | None:
         or max(background - darkest, brightest - background) < preprocessing.MIN_CONTRAST
     ):
         return None  # no digit: the general path says so
-    dark_ink = background > levels.otsu_of_counts(shown, shown_counts)
+    # The full path's paper is dark when its level is at most Otsu's threshold, which
+    # lies between the darkest level and the brightest (exclusive): a paper at either
+    # end (MNIST, most drawings) needs no threshold.
+    if paper == present[0]:
+        dark_ink = False
+    elif paper == present[-1]:
+        dark_ink = True
+    else:
+        dark_ink = background > levels.otsu_of_counts(shown, shown_counts)
     contrast = preprocessing.ink_contrast(GREY_LEVELS, background, dark_ink)  # per level
     ink_levels, ink_counts = contrast[present], shown_counts
     if dark_ink:  # ascending ink
