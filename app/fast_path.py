@@ -28,6 +28,9 @@ from app import levels, preprocessing
 
 MAX_SIDE = 64  # 64 × 64 = levels.OTSU_SAMPLE: Otsu sees every pixel, as the histogram does
 MIN_SIDE = 3  # a border and something inside it
+# Larger files go to the general path unread (the fast path runs on the event loop):
+# a 64×64 RGBA PNG is at most ~16 kB of pixels, plus an ICC profile.
+MAX_BYTES = 64 * 1024
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Ancillary chunks Pillow keeps as information only: they change neither the
 # pixels it decodes nor their orientation (text and eXIf chunks can hold EXIF).
@@ -62,7 +65,7 @@ def small_clean_png(data: bytes, limits: preprocessing.Limits) -> np.ndarray | N
 def _png_grey(data: bytes, limits: preprocessing.Limits) -> np.ndarray | None:
     """The grey levels (uint8) of a small opaque 8-bit PNG, as ``grey_levels`` reads
     them, when its border is one level."""
-    if not data.startswith(SIGNATURE):
+    if len(data) > MAX_BYTES or not data.startswith(SIGNATURE):
         return None
     header, idat, position = None, [], len(SIGNATURE)
     while True:
@@ -79,6 +82,14 @@ def _png_grey(data: bytes, limits: preprocessing.Limits) -> np.ndarray | None:
             if kind != b"IHDR" or length != 13:
                 return None
             header = struct.unpack_from(">IIBBBBB", data, position + 8)
+            width, height, depth, colour, compression, filtering, interlace = header
+            if (
+                colour not in MODES
+                or (depth, compression, filtering, interlace) != (8, 0, 0, 0)
+                or not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE)
+                or width * height > limits.max_pixels
+            ):
+                return None
         elif kind == b"IDAT":
             idat.append(view[4:])
         elif kind == b"IEND":
@@ -86,16 +97,9 @@ def _png_grey(data: bytes, limits: preprocessing.Limits) -> np.ndarray | None:
         elif idat or kind not in INERT_CHUNKS:
             return None  # after the pixels only IEND: anything else, Pillow decides
         position = end + 4
-    width, height, depth, colour, compression, filtering, interlace = header
-    mode = MODES.get(colour)
-    if (
-        mode is None
-        or (depth, compression, filtering, interlace) != (8, 0, 0, 0)
-        or not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE)
-        or width * height > limits.max_pixels
-        or not idat
-    ):
+    if not idat:
         return None
+    width, height, mode = header[0], header[1], MODES[header[3]]
     try:
         image = Image.frombytes(mode, (width, height), b"".join(idat), "zip", mode)
     except (ValueError, OSError):  # truncated or corrupt: the general path says so

@@ -136,9 +136,17 @@ def test_uneven_paper_takes_the_general_path() -> None:
     not_fast(png_bytes(np.rint(paper * (1.0 - 0.8 * digit)).astype(np.uint8)))
 
 
-def test_larger_images_take_the_general_path() -> None:
+def test_larger_images_take_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
     not_fast(png_bytes(np.pad(mnist_like(5), 19)))  # 66 px
     not_fast(png_bytes(canvas_drawing(6, side=280)))
+    # A large PNG costs the event loop its header, not a pass over its pixels.
+    large = png_bytes(canvas_drawing(6, side=60).resize((600, 60)))
+    checked, crc32 = [], zlib.crc32
+    monkeypatch.setattr(
+        fast_path.zlib, "crc32", lambda data: checked.append(len(data)) or crc32(data)
+    )
+    assert fast_path.small_clean_png(large, LIMITS) is None
+    assert checked == [17]  # IHDR's type and body
 
 
 def test_other_pngs_take_the_general_path() -> None:
