@@ -7,6 +7,7 @@ requests, at most LARGE_IMAGE_CONCURRENCY at a time so a flood of them cannot
 exhaust memory. HEIC and AVIF images always take that path, whatever their size:
 their video decoders cost milliseconds even for a small picture, and size their
 frame from the codec stream, which the container's declared size does not bind.
+Small clean PNGs (most of them) take ``app.fast_path``, with the same answer.
 Single images reach the network through the micro-batcher.
 """
 
@@ -22,7 +23,7 @@ import numpy as np
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app import heif, preprocessing, rejection, segmentation
+from app import fast_path, heif, preprocessing, rejection, segmentation
 from app.batching import MicroBatcher
 from app.config import Settings
 from app.inference import DigitClassifier
@@ -119,7 +120,9 @@ class Predictor:
         """Bytes -> network input and the seconds it took (a wait for a large-image
         slot included); raises preprocessing.PreprocessingError."""
         started = time.perf_counter()
-        network_input = await self._prepare(data, preprocessing.normalize_digit)
+        network_input = fast_path.small_clean_png(data, self.limits)
+        if network_input is None:
+            network_input = await self._prepare(data, preprocessing.normalize_digit)
         return network_input, time.perf_counter() - started
 
     async def predict(self, data: bytes, reject: bool = True) -> Result:

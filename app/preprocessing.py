@@ -288,14 +288,14 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     flattened = min(grey.shape) >= FLATTEN_MIN_SIDE and _uneven(grey, paper_is_dark, threshold)
     if flattened:
         paper_levels = _background(grey, dark_ink)
-        ink = _contrast(grey, paper_levels, dark_ink)
+        ink = ink_contrast(grey, paper_levels, dark_ink)
         ordered = np.sort(ink, axis=None)
         # Most of a photo is paper: the noise is what most pixels show.
         median = levels.quantile(ordered, 0.5)
         deviation = levels.median_distance(ordered, median)
     else:
-        ink = _contrast(grey, background, dark_ink)
-        ordered = _contrast(ordered[::-1] if dark_ink else ordered, background, dark_ink)
+        ink = ink_contrast(grey, background, dark_ink)
+        ordered = ink_contrast(ordered[::-1] if dark_ink else ordered, background, dark_ink)
         # Measured on the paper alone (a marker digit cropped tight is mostly ink),
         # in grey levels either side of its median, in the ink's units.
         median = 0.0
@@ -318,7 +318,11 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
 
 def ink_map(grey: np.ndarray) -> np.ndarray:
     """Ink strength in [0, 1] per pixel, bright on dark, background and specks at 0."""
-    strength = ink_strength(grey)
+    return digit_ink(ink_strength(grey))
+
+
+def digit_ink(strength: InkStrength) -> np.ndarray:
+    """The ink of the digit's blobs (specks and marks cut by the edge at 0), in place."""
     ink, strokes = strength.ink, strength.strokes
 
     # Keep the blobs that make up the digit; drop specks, grain, and marks cut
@@ -366,7 +370,7 @@ def dilated(mask: np.ndarray, steps: int) -> np.ndarray:
     return mask
 
 
-def _contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:
+def ink_contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:
     """How much ink each pixel shows, 0..255, against the paper's brightness.
 
     Dark ink is measured as lost reflectance, 1 - grey/paper: light falling
