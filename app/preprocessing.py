@@ -41,7 +41,8 @@ from app import heif, levels
 INPUT_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
 MNIST_PEN = 2.4  # ... with strokes about this wide (px at 28×28; the median upload's)
-THIN_PEN = 1.2  # strokes thinner than this at 28×28 (a hairline pen) are grown to MNIST_PEN
+THIN_PEN = 1.2  # strokes thinner than this at 28×28 (a hairline pen) are grown to MNIST_PEN,
+THIN_STROKES = 4  # ... when there are at most this many of them (a digit's, not a page's)
 CENTRE = INPUT_SIZE / 2  # ... and puts its centre of mass here (pixel-index coordinates)
 ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", *heif.FORMATS)
 WORKING_SIZE = 512  # larger images are reduced to this before the pixel work
@@ -51,6 +52,7 @@ SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are no
 FLATTEN_MIN_SIDE = 56  # images at least this big get a per-pixel background
 BACKGROUND_SIDE = 64  # ... estimated at this size
 EVEN_PAPER_SPREAD = 8.0  # ... when its level differs by this much between the sides
+CLEAN_PAPER_SPREAD = 3.0  # ... and its clean quartile by this much
 BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is one class
 INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
@@ -251,13 +253,23 @@ def _paper(ascending: np.ndarray, border: np.ndarray) -> tuple[bool, np.ndarray,
 
 def _uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float) -> bool:
     """Whether the light on the paper varies: the paper's level differs between the
-    image's four sides (a lamp to one side, a shadow) by more than EVEN_PAPER_SPREAD."""
-    levels = []
+    image's four sides (a lamp to one side, a shadow) by more than EVEN_PAPER_SPREAD.
+
+    Each side's level is the median of its paper, and also its clean quartile (the
+    quarter of its paper farthest from the ink): light that varies moves both, but
+    the anti-aliased edge of a thick digit touching a side (a 16 px scan enlarged)
+    moves only the median, and flattening would then eat the strokes."""
+    medians, quartiles = [], []
     for side in (grey[0], grey[-1], grey[:, 0], grey[:, -1]):
-        paper = side[(side <= threshold) == paper_is_dark]
+        paper = np.sort(side[(side <= threshold) == paper_is_dark])
         if paper.size >= side.size // 4:
-            levels.append(float(np.median(paper)))
-    return len(levels) >= 2 and max(levels) - min(levels) > EVEN_PAPER_SPREAD
+            medians.append(levels.quantile(paper, 0.5))
+            quartiles.append(levels.quantile(paper, 0.25 if paper_is_dark else 0.75))
+    return (
+        len(medians) >= 2
+        and max(medians) - min(medians) > EVEN_PAPER_SPREAD
+        and max(quartiles) - min(quartiles) > CLEAN_PAPER_SPREAD
+    )
 
 
 @dataclass(frozen=True)
@@ -414,9 +426,12 @@ def _thickened(crop: np.ndarray) -> np.ndarray:
     would be thinner than THIN_PEN at 28×28 (a hairline pen, a fine nib: fitted
     to 20 px they would fade to a faint thread the network never saw)."""
     scale = DIGIT_BOX / max(crop.shape)
-    pen = pen_width(crop > 0.5 * float(crop.max()))
+    strokes = crop > 0.5 * float(crop.max())
+    pen = pen_width(strokes)
     if pen * scale >= THIN_PEN:
         return crop
+    if ndimage.label(strokes, structure=EIGHT_NEIGHBOURS)[1] > THIN_STROKES:
+        return crop  # many thin marks: a page of text or a texture, left for the network
     steps = max(1, round((MNIST_PEN / scale - pen) / 2))
     diamond = np.add.outer(*(np.abs(np.arange(-steps, steps + 1)),) * 2) <= steps
     grown = np.pad(crop / float(crop.max()), steps)
