@@ -32,12 +32,13 @@ from PIL import Image
 
 from app.config import DEFAULT_MODEL_PATH
 from bench.inputs import drawn_digit
-from bench.run import RESULTS_DIR, CpuWatch, Server, rss_mb
+from bench.servers import RESULTS_DIR, Server
+from bench.system import CpuWatch, rss_mb
 from model import uploads
 
 SCALE = 3.9375  # 1024×768 -> 4032×3024
 FORMATS = {
-    "heic": ("HEIF", "image/heic", {"quality": uploads.HEIC_QUALITY, "grid_tile_size": 512}),
+    "heic": ("HEIF", "image/heic", {"quality": uploads.HEIC_QUALITY, "tile_size": 512}),
     "avif": ("AVIF", "image/avif", {"quality": uploads.AVIF_QUALITY, "speed": 8}),
     "jpeg": ("JPEG", "image/jpeg", {"quality": 90}),
 }

@@ -102,6 +102,34 @@ def test_exif_orientation_is_applied(orientation: int, stored_as: Image.Transpos
     assert difference(preprocess(rotated), reference) < 0.01
 
 
+@pytest.mark.parametrize("format", ["JPEG", "PNG", "TIFF", "WEBP"])
+@pytest.mark.parametrize(
+    ("orientation", "stored_as"),
+    [(6, Image.Transpose.ROTATE_90), (5, Image.Transpose.TRANSPOSE)],
+)
+def test_a_big_image_is_turned_after_it_is_reduced(
+    format: str, orientation: int, stored_as: Image.Transpose
+) -> None:
+    """Over WORKING_SIZE the image is reduced first and turned after (a 12 MP photo
+    is not copied whole to turn it): the orientation survives the reduction in each
+    format that stores one, and ``upright_size`` agrees (Pillow turns a TIFF itself,
+    as it loads it, and reports its upright size from the start)."""
+    upright = Image.new("L", (1400, 1000), 235)
+    upright.paste(stroke_digit(600, width=50, paper=235), (700, 200))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    options = {"quality": 95} if format in ("JPEG", "WEBP") else {}
+    stored = upright.transpose(stored_as).convert("RGB")
+    rotated = preprocess(png_bytes(stored, format, exif=exif, **options))
+    assert (
+        preprocessing.upright_size(preprocessing.open_image(png_bytes(stored, format, exif=exif)))
+        == upright.size
+    )
+    reference = preprocess(png_bytes(upright.convert("RGB"), format, **options))
+    assert difference(rotated, reference) < 0.01
+    assert difference(preprocess(png_bytes(stored, format, **options)), reference) > 0.1
+
+
 def test_canvas_strokes_on_transparency() -> None:
     coverage = np.asarray(stroke_digit(ink=255, paper=0))
     rgba = np.zeros((200, 200, 4), dtype=np.uint8)
