@@ -36,7 +36,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 from scipy import ndimage
 
-from app import heif, levels
+from app import av1, heif, levels
 
 INPUT_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
@@ -90,6 +90,7 @@ def open_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
     claimed = heif.claimed_size(data)
     if claimed is not None:
         _check_size(*claimed, limits)
+        _check_coded_size(data, claimed, limits)
     try:
         with warnings.catch_warnings():
             # Our own limit, checked below, is the one that answers; Pillow's
@@ -112,6 +113,21 @@ def open_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
         raise UnsupportedImageError(f"The image header could not be read ({error}).") from None
     _check_size(*image.size, limits)
     return image
+
+
+def _check_coded_size(data: bytes, claimed: tuple[int, int], limits: Limits) -> None:
+    """An AVIF's frames are as large as its AV1 stream says, whatever its header claims."""
+    try:
+        coded = heif.coded_size(data)
+    except av1.BitstreamError as error:
+        raise UnsupportedImageError(f"The AVIF file could not be read: {error}.") from None
+    if coded is not None and coded[0] * coded[1] > limits.max_pixels:
+        width, height = coded
+        raise ImageTooLargeError(
+            f"The image declares {claimed[0]}x{claimed[1]} pixels but its AV1 stream holds "
+            f"frames of {width}x{height} = {width * height:,} pixels; "
+            f"the limit is {limits.max_pixels:,}."
+        )
 
 
 def _check_size(width: int, height: int, limits: Limits) -> None:

@@ -21,6 +21,7 @@ from PIL import AvifImagePlugin, Image, ImageFile
 
 from app import heif, predictor, preprocessing
 from app.config import Settings
+from app.main import create_app
 from app.preprocessing import ImageTooLargeError, UnsupportedImageError, preprocess
 from model import data, uploads
 from tests.app.conftest import rss
@@ -199,6 +200,73 @@ def test_an_image_sequence_whose_track_declares_a_huge_size() -> None:
     assert heif.claimed_size(data) == (60000, 60000)
     with pytest.raises(ImageTooLargeError, match="60000x60000"):
         preprocess(data)
+
+
+def photo_of(side: int) -> Image.Image:
+    """A side×3/4·side photo-like picture (a pattern, not one colour: the AV1 and
+    HEVC encoders keep its size but not much else)."""
+    pattern = np.random.default_rng(0).integers(0, 255, (side // 40, side // 30, 3))
+    return Image.fromarray(pattern.astype(np.uint8)).resize((side, side * 3 // 4))
+
+
+def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def decoded(*args, **kwargs):
+        raise AssertionError("a pixel was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
+    monkeypatch.setattr(AvifImagePlugin.AvifImageFile, "load", decoded)
+    monkeypatch.setattr(Image.Image, "load", decoded)
+
+
+SMALL_LIMIT = preprocessing.Limits(max_pixels=500_000)  # under the 1200×900 frames below
+
+
+def test_a_small_claim_over_a_larger_av1_frame_is_refused_before_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The AV1 decoder allocates the frame its sequence header describes, whatever
+    the container claims (libavif accepts up to 16384×16384): the frame is held to
+    the pixel limit too, from its sequence header, before any decoder runs."""
+    genuine = encode(photo_of(1200), "AVIF", quality=30, speed=10)
+    assert heif.coded_size(genuine) == (1200, 900)
+    data = claiming(genuine, 100, 100)
+    assert heif.claimed_size(data) == (100, 100)
+    no_decoding(monkeypatch)
+    with pytest.raises(ImageTooLargeError, match=r"declares 100x100 .* frames of 1200x900"):
+        preprocessing.open_image(data, SMALL_LIMIT)
+
+
+def test_an_image_sequence_whose_frames_outgrow_its_track(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An AVIF sequence whose track and item claim 100×100 over 1200×900 frames; the
+    track's own first sample is read as well as the item's (here without the item)."""
+    frames = [photo_of(1200), photo_of(1200).transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    genuine = encode(
+        frames[0], "AVIF", quality=30, speed=10, save_all=True, append_images=frames[1:]
+    )
+    data = track_claiming(claiming(genuine, 100, 100), 100, 100)
+    assert heif.claimed_size(data) == (100, 100)
+    tracks_only = data.replace(b"meta", b"free", 1)  # the item gone: the track alone tells
+    assert heif.coded_size(tracks_only) == (1200, 900)
+    no_decoding(monkeypatch)
+    with pytest.raises(ImageTooLargeError, match="frames of 1200x900"):
+        preprocessing.open_image(data, SMALL_LIMIT)
+
+
+def test_a_small_claim_over_a_larger_hevc_frame_is_refused_by_libheif() -> None:
+    """libheif checks a HEIC's coded frame against its declared size before it
+    allocates the frame: 415, nothing decoded at the coded size."""
+    data = claiming(encode(photo_of(1200), "HEIF", quality=30), 100, 100)
+    with pytest.raises(UnsupportedImageError, match="could not be decoded"):
+        preprocess(data)
+
+
+def test_a_small_claim_over_a_larger_frame_is_413_over_http(settings: Settings) -> None:
+    data = claiming(encode(photo_of(1200), "AVIF", quality=30, speed=10), 100, 100)
+    with TestClient(create_app(settings.model_copy(update={"max_pixels": 500_000}))) as http:
+        response = http.post("/predict", files={"file": ("photo.avif", data, "image/avif")})
+        assert response.status_code == 413
+        assert "frames of 1200x900 = 1,080,000 pixels" in response.json()["detail"]
+        assert http.get("/health/ready").status_code == 200
 
 
 def test_declared_sizes_are_read_only_from_heif_family_files() -> None:
