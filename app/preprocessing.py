@@ -464,7 +464,12 @@ def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
 
 def normalize_digit(image: Image.Image) -> np.ndarray:
     """An opened image -> the network's 28×28×1 float32 input in [0, 1]."""
-    return fit_to_mnist(ink_map(grey_levels(decode(image))))[..., np.newaxis]
+    return normalize_decoded(decode(image))
+
+
+def normalize_decoded(image: Image.Image) -> np.ndarray:
+    """What ``decode`` gave -> the network's input; ``image`` is left as it was."""
+    return fit_to_mnist(ink_map(grey_levels(image)))[..., np.newaxis]
 
 
 def preprocess(data: bytes, limits: Limits = Limits()) -> np.ndarray:

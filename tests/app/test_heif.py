@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import AvifImagePlugin, Image, ImageFile
 
-from app import heif, predictor, preprocessing
+from app import heif, predictor, preprocessing, rejection
 from app.config import Settings
 from app.main import create_app
 from app.preprocessing import ImageTooLargeError, UnsupportedImageError, preprocess
@@ -28,6 +28,7 @@ from tests.app.conftest import rss
 from tests.app.test_accuracy import read_all
 from tests.app.test_hostile_inputs import Case, check_answer
 from tests.app.test_preprocessing import difference, stroke_digit
+from tests.app.test_rejection import coins_photo
 from tests.conftest import LiveServer, png_bytes
 
 FORMATS = ["HEIF", "AVIF"]
@@ -295,6 +296,29 @@ def test_heic_and_avif_are_decoded_off_the_event_loop(monkeypatch: pytest.Monkey
             reader.normalize(encode(small, format) if format != "PNG" else png_bytes(small))
         )
     assert threaded == FORMATS
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_refused_photo_is_decoded_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, format: str
+) -> None:
+    """The refusal path looks at the decoded image again rather than run the HEIC or
+    AVIF decoder a second time (a second or more for a 12 MP HEIC)."""
+    decodes: list[str] = []
+    for plugin in (pillow_heif.as_plugin._LibHeifImageFile, AvifImagePlugin.AvifImageFile):
+        load = plugin.load
+
+        def counted(self, load=load):
+            if self.tile or getattr(self, "_heif_file", None) is not None:
+                decodes.append(self.format)
+            return load(self)
+
+        monkeypatch.setattr(plugin, "load", counted)
+    photo = Image.open(io.BytesIO(coins_photo()))
+    response = client.post("/predict", files={"file": ("coins", encode(photo, format), "")})
+    assert response.status_code == 422
+    assert rejection.PHOTO in response.json()["detail"]
+    assert decodes == [format]
 
 
 @pytest.mark.slow
