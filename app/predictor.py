@@ -6,7 +6,8 @@ event loop. Larger ones go to a thread pool so a 12 MP photo never stalls other
 requests, at most LARGE_IMAGE_CONCURRENCY at a time so a flood of them cannot
 exhaust memory. HEIC and AVIF images always take that path, whatever their size:
 their video decoders cost milliseconds even for a small picture, and size their
-frame from the codec stream, which the container's declared size does not bind.
+frame from the codec stream, which can be larger than the container declares (up
+to MAX_PIXELS: ``app.heif`` and libheif refuse larger frames).
 Single images reach the network through the micro-batcher.
 """
 
