@@ -90,7 +90,7 @@ def open_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
     claimed = heif.claimed_size(data)
     if claimed is not None:
         _check_size(*claimed, limits)
-        _check_coded_size(data, claimed, limits)
+    _check_coded_size(data, claimed, limits)
     try:
         with warnings.catch_warnings():
             # Our own limit, checked below, is the one that answers; Pillow's
@@ -115,7 +115,7 @@ def open_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
     return image
 
 
-def _check_coded_size(data: bytes, claimed: tuple[int, int], limits: Limits) -> None:
+def _check_coded_size(data: bytes, claimed: tuple[int, int] | None, limits: Limits) -> None:
     """An AVIF's frames are as large as its AV1 stream says, whatever its header claims."""
     try:
         coded = heif.coded_size(data)
@@ -123,10 +123,10 @@ def _check_coded_size(data: bytes, claimed: tuple[int, int], limits: Limits) -> 
         raise UnsupportedImageError(f"The AVIF file could not be read: {error}.") from None
     if coded is not None and coded[0] * coded[1] > limits.max_pixels:
         width, height = coded
+        declared = f"declares {claimed[0]}x{claimed[1]} pixels but " if claimed else ""
         raise ImageTooLargeError(
-            f"The image declares {claimed[0]}x{claimed[1]} pixels but its AV1 stream holds "
-            f"frames of {width}x{height} = {width * height:,} pixels; "
-            f"the limit is {limits.max_pixels:,}."
+            f"The image {declared}its AV1 stream holds frames of {width}x{height} = "
+            f"{width * height:,} pixels; the limit is {limits.max_pixels:,}."
         )
 
 

@@ -235,6 +235,10 @@ def test_a_small_claim_over_a_larger_av1_frame_is_refused_before_decoding(
     no_decoding(monkeypatch)
     with pytest.raises(ImageTooLargeError, match=r"declares 100x100 .* frames of 1200x900"):
         preprocessing.open_image(data, SMALL_LIMIT)
+    undeclared = genuine.replace(b"ispe", b"free")  # no size declared at all
+    assert heif.claimed_size(undeclared) is None
+    with pytest.raises(ImageTooLargeError, match=r"image its AV1 stream holds frames of 1200x900"):
+        preprocessing.open_image(undeclared, SMALL_LIMIT)
 
 
 def test_an_image_sequence_whose_frames_outgrow_its_track(monkeypatch: pytest.MonkeyPatch) -> None:
