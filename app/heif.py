@@ -95,20 +95,34 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
         position += size
 
 
+MAX_EXTENTS = 4096  # pieces of items in one file (libheif reads at most 1000 items)
+
+
+class ContainerError(ValueError):
+    """The container places its items in more pieces or bytes than the file holds."""
+
+
 def coded_size(data: bytes) -> tuple[int, int] | None:
     """The largest frame the AV1 streams of a HEIF-family file allow: each ``av01``
     image item's data and configuration (``av1C``), each ``av01`` track's first
     sample (the one decoded) and configuration. None when there are none or the
     container cannot be walked (the decoder then refuses the file); raises
-    av1.BitstreamError when a sequence header is cut short."""
+    av1.BitstreamError when a sequence header is cut short, or ContainerError when
+    the items' locations are more than any picture needs (more than MAX_EXTENTS
+    pieces, or an item longer than the file)."""
     if family(data) is None:
         return None
+    largest = None
     try:
-        streams = list(_av1_streams(data))
+        for stream in _av1_streams(data):  # one at a time: each at most the file's size
+            size = av1.largest_frame(stream)
+            if size is not None and (
+                largest is None or size[0] * size[1] > largest[0] * largest[1]
+            ):
+                largest = size
     except (struct.error, IndexError):
         return None
-    sizes = [size for stream in streams if (size := av1.largest_frame(stream)) is not None]
-    return max(sizes, key=lambda size: size[0] * size[1]) if sizes else None
+    return largest
 
 
 def _av1_streams(data: bytes) -> Iterator[bytes]:
@@ -178,19 +192,24 @@ def _locations(
         position += size
         return value
 
+    pieces = 0
     for _ in range(count):
         item = field(count_size)
         method = field(2) & 15 if version else 0
         field(2)  # data_reference_index
         base = field(base_size)
-        extents = []
+        extents, total = [], 0
         for _ in range(field(2)):
+            pieces += 1
             field(index_size)
             offset, length = base + field(offset_size), field(length_size)
             if method == 1:  # inside the idat box
                 offset += idat[0]
                 length = length or idat[1] - offset
-            length = length or len(data) - offset
+            length = min(length or len(data), len(data) - offset)
+            total += max(length, 0)
+            if pieces > MAX_EXTENTS or total > len(data):
+                raise ContainerError("the item locations are corrupt")
             extents.append((offset, length))
         if method in (0, 1):
             yield item, extents

@@ -119,7 +119,7 @@ def _check_coded_size(data: bytes, claimed: tuple[int, int] | None, limits: Limi
     """An AVIF's frames are as large as its AV1 stream says, whatever its header claims."""
     try:
         coded = heif.coded_size(data)
-    except av1.BitstreamError as error:
+    except (av1.BitstreamError, heif.ContainerError) as error:
         raise UnsupportedImageError(f"The AVIF file could not be read: {error}.") from None
     if coded is not None and coded[0] * coded[1] > limits.max_pixels:
         width, height = coded

@@ -257,6 +257,24 @@ def test_an_image_sequence_whose_frames_outgrow_its_track(monkeypatch: pytest.Mo
         preprocessing.open_image(data, SMALL_LIMIT)
 
 
+def box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def scattered_item() -> bytes:
+    """An AVIF of a few dozen bytes whose one AV1 item is placed in 65535 pieces,
+    each the whole file (fields of size 0): gathered, 65535 times the file."""
+    item_info = box(b"infe", bytes([2, 0, 0, 0]) + struct.pack(">HH", 1, 0) + b"av01")
+    locations = bytes([1, 0, 0, 0, 0, 0]) + struct.pack(">HHHHH", 1, 1, 0, 0, 65535)
+    meta = box(b"iinf", bytes(4) + struct.pack(">H", 1) + item_info) + box(b"iloc", locations)
+    return box(b"ftyp", b"avif" + bytes(4) + b"mif1avif") + box(b"meta", bytes(4) + meta)
+
+
+def test_an_item_in_more_pieces_than_the_file_holds_is_415() -> None:
+    with pytest.raises(UnsupportedImageError, match="item locations are corrupt"):
+        preprocess(scattered_item())
+
+
 def test_a_small_claim_over_a_larger_hevc_frame_is_refused_by_libheif() -> None:
     """libheif checks a HEIC's coded frame against its declared size before it
     allocates the frame: 415, nothing decoded at the coded size."""
@@ -377,6 +395,7 @@ CORPUS = [
         lambda: track_claiming(sequence("AVIF", [stroke_digit(), one()]), 60000, 60000),
         413,
     ),
+    Case("avif item in 65535 pieces", scattered_item, 415, "image/avif"),
     Case("heic claiming 0x0", lambda: claiming(heic(stroke_digit(64)), 0, 0), 415),
     Case("heic claiming 4000x4000", lambda: claiming(heic(stroke_digit(64)), 4000, 4000), 415),
     Case("truncated heic", lambda: heic(stroke_digit())[:400], 415, "image/heic"),
