@@ -43,6 +43,7 @@ def main() -> int:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        loop=settings.event_loop,
         log_level=settings.log_level,
         log_config=logging_config(settings.log_level),  # applied in every worker
         access_log=False,  # the app logs one JSON line per request instead

@@ -52,7 +52,7 @@ def find(ink: np.ndarray, strokes: np.ndarray, pen: float | None = None) -> tupl
     mass = np.asarray(ndimage.sum_labels(ink, labels, ids), dtype=np.float64).reshape(-1)
     if pen is None:
         heavy = ids[mass >= HEAVY * mass.max()] if count else ids
-        pen = _pen_width(np.isin(labels, heavy))
+        pen = preprocessing.pen_width(np.isin(labels, heavy))
     size = np.maximum(extents[:, 2] - extents[:, 0], extents[:, 3] - extents[:, 1])
     keep = np.flatnonzero(size >= 0.7 * pen)
     if keep.size == 0:
@@ -62,13 +62,6 @@ def find(ink: np.ndarray, strokes: np.ndarray, pen: float | None = None) -> tupl
         keep.sort()
     top, left, bottom, right = extents[keep].T
     return Blobs(labels, ids[keep], top, left, bottom, right, mass[keep]), pen
-
-
-def _pen_width(strokes: np.ndarray) -> float:
-    """The strokes' typical width: twice their area over their outline's length."""
-    inner = ~preprocessing.dilated(~strokes, 1)
-    outline = int(np.count_nonzero(strokes)) - int(np.count_nonzero(inner & strokes))
-    return 2.0 * np.count_nonzero(strokes) / max(outline, 1)
 
 
 def line_height(blobs: Blobs) -> float:

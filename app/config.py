@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         description="How long a request may wait for others to share its batch "
         "(0: batch only what is already queued, never wait).",
     )
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio",
+        description="The worker's event loop. asyncio accepts every waiting connection at "
+        "once; uvloop (libuv) accepts one per turn of a busy loop, so under load a new "
+        "connection waits for the requests ahead of it many times over.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
 

@@ -7,7 +7,8 @@ requests, at most LARGE_IMAGE_CONCURRENCY at a time so a flood of them cannot
 exhaust memory. HEIC and AVIF images always take that path, whatever their size:
 their video decoders cost milliseconds even for a small picture, and size their
 frame from the codec stream, which can be larger than the container declares (up
-to MAX_PIXELS: ``app.heif`` and libheif refuse larger frames).
+to MAX_PIXELS: ``app.heif`` and libheif refuse larger frames). Small clean PNGs
+(most of them) take ``app.fast_path``, with the same answer.
 Single images reach the network through the micro-batcher.
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app import heif, preprocessing, rejection, segmentation
+from app import fast_path, heif, preprocessing, rejection, segmentation
 from app.batching import MicroBatcher
 from app.config import Settings
 from app.inference import DigitClassifier
@@ -130,7 +131,9 @@ class Predictor:
 
     async def _normalize(self, data: bytes) -> tuple[np.ndarray, Image.Image | None, float]:
         started = time.perf_counter()
-        network_input, decoded = await self._prepare(data, self._read)
+        network_input, decoded = fast_path.small_clean_png(data, self.limits), None
+        if network_input is None:
+            network_input, decoded = await self._prepare(data, self._read)
         return network_input, decoded, time.perf_counter() - started
 
     async def normalize(self, data: bytes) -> tuple[np.ndarray, float]:

@@ -26,20 +26,21 @@ An MNIST digit goes through unchanged. No web framework in here: errors are
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
-from app import av1, heif, levels
+from app import av1, heif, levels, orientation
 
 INPUT_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
+MNIST_PEN = 2.4  # ... with strokes about this wide (px at 28×28; the median upload's)
+THIN_PEN = 1.2  # strokes thinner than this at 28×28 (a hairline pen) are grown to MNIST_PEN
 CENTRE = INPUT_SIZE / 2  # ... and puts its centre of mass here (pixel-index coordinates)
 ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", *heif.FORMATS)
 WORKING_SIZE = 512  # larger images are reduced to this before the pixel work
@@ -150,7 +151,7 @@ def decode(image: Image.Image) -> Image.Image:
                 # a fraction of its full decode.
                 image.draft("L" if image.mode in ("L", "RGB") else None, (WORKING_SIZE,) * 2)
             image.load()
-            turn = _TURNS.get(_orientation(image))
+            turn = orientation.TURNS.get(orientation.of(image))
             if max(image.size) > WORKING_SIZE:
                 image = _reduced(image)
             if turn is not None:  # after reducing: turning a 12 MP photo would copy it whole
@@ -161,35 +162,6 @@ def decode(image: Image.Image) -> Image.Image:
         reason = str(error).strip()  # libheif's messages end in a newline
         raise UnsupportedImageError(f"The image could not be decoded ({reason}).") from None
     return image
-
-
-# EXIF orientation -> the transpose that turns the stored pixels upright (as
-# ImageOps.exif_transpose does).
-_TURNS = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
-def _orientation(image: Image.Image) -> int:
-    """The EXIF orientation of an opened image (TIFF tags, PNG, JPEG, WebP, AVIF all
-    report it there), read before any reduced copy drops the tags; 1 when absent."""
-    with contextlib.suppress(Exception):  # a corrupt EXIF block must not cost the image
-        return int(image.getexif().get(ExifTags.Base.Orientation, 1))
-    return 1
-
-
-def upright_size(image: Image.Image) -> tuple[int, int]:
-    """An opened image's width and height as ``decode`` turns it, before it reduces it."""
-    width, height = image.size
-    if image.format == "TIFF":  # Pillow reports a TIFF's upright size and turns it as it loads
-        return width, height
-    return (height, width) if _orientation(image) in (5, 6, 7, 8) else (width, height)
 
 
 def _reduced(image: Image.Image) -> Image.Image:
@@ -322,14 +294,14 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     flattened = min(grey.shape) >= FLATTEN_MIN_SIDE and _uneven(grey, paper_is_dark, threshold)
     if flattened:
         paper_levels = _background(grey, dark_ink)
-        ink = _contrast(grey, paper_levels, dark_ink)
+        ink = ink_contrast(grey, paper_levels, dark_ink)
         ordered = np.sort(ink, axis=None)
         # Most of a photo is paper: the noise is what most pixels show.
         median = levels.quantile(ordered, 0.5)
         deviation = levels.median_distance(ordered, median)
     else:
-        ink = _contrast(grey, background, dark_ink)
-        ordered = _contrast(ordered[::-1] if dark_ink else ordered, background, dark_ink)
+        ink = ink_contrast(grey, background, dark_ink)
+        ordered = ink_contrast(ordered[::-1] if dark_ink else ordered, background, dark_ink)
         # Measured on the paper alone (a marker digit cropped tight is mostly ink),
         # in grey levels either side of its median, in the ink's units.
         median = 0.0
@@ -352,7 +324,11 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
 
 def ink_map(grey: np.ndarray) -> np.ndarray:
     """Ink strength in [0, 1] per pixel, bright on dark, background and specks at 0."""
-    strength = ink_strength(grey)
+    return digit_ink(ink_strength(grey))
+
+
+def digit_ink(strength: InkStrength) -> np.ndarray:
+    """The ink of the digit's blobs (specks and marks cut by the edge at 0), in place."""
     ink, strokes = strength.ink, strength.strokes
 
     # Keep the blobs that make up the digit; drop specks, grain, and marks cut
@@ -400,7 +376,7 @@ def dilated(mask: np.ndarray, steps: int) -> np.ndarray:
     return mask
 
 
-def _contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:
+def ink_contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:
     """How much ink each pixel shows, 0..255, against the paper's brightness.
 
     Dark ink is measured as lost reflectance, 1 - grey/paper: light falling
@@ -432,13 +408,34 @@ def _background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
     )
 
 
+def pen_width(strokes: np.ndarray) -> float:
+    """The strokes' typical width in pixels: twice their area over their outline's length."""
+    inner = ~dilated(~strokes, 1)
+    outline = int(np.count_nonzero(strokes)) - int(np.count_nonzero(inner & strokes))
+    return 2.0 * np.count_nonzero(strokes) / max(outline, 1)
+
+
+def _thickened(crop: np.ndarray) -> np.ndarray:
+    """A digit cropped to its ink, its strokes grown to MNIST's width when they
+    would be thinner than THIN_PEN at 28×28 (a hairline pen, a fine nib: fitted
+    to 20 px they would fade to a faint thread the network never saw)."""
+    scale = DIGIT_BOX / max(crop.shape)
+    pen = pen_width(crop > 0.5 * float(crop.max()))
+    if pen * scale >= THIN_PEN:
+        return crop
+    steps = max(1, round((MNIST_PEN / scale - pen) / 2))
+    diamond = np.add.outer(*(np.abs(np.arange(-steps, steps + 1)),) * 2) <= steps
+    grown = np.pad(crop / float(crop.max()), steps)
+    return ndimage.grey_dilation(grown, footprint=diamond)
+
+
 def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
     """Crop to the ink, fit the longer side to 20 px, centre by mass in 28×28."""
     rows = np.flatnonzero(ink.any(axis=1))
     columns = np.flatnonzero(ink.any(axis=0))
     if rows.size == 0:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
-    crop = ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    crop = _thickened(ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1])
     height, width = crop.shape
     scale = DIGIT_BOX / max(height, width)
     if scale != 1.0:

@@ -27,6 +27,7 @@ SECOND_LOOK_BELOW = 0.6  # digit scores under this, though above the threshold, 
 COLOURFUL_SATURATION = 0.25  # mean HSV saturation of a colour photo's pixels, 0..1
 PHOTO_COVERAGE = 0.35  # share of the marks' box covered by ink: a scene, not strokes
 TEXT_MARKS = 8  # this many marks of similar height: a line or a page of text
+COLOUR_MODES = ("RGB", "RGBA", "P", "CMYK", "YCbCr")  # may show colour; reduced to look
 _EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
@@ -59,10 +60,15 @@ def refusal(
 def reason(data: bytes, limits: preprocessing.Limits, decoded: Image.Image | None = None) -> str:
     """The most likely reason an upload is not one digit (one of the constants above)."""
     try:
-        if _colourful(_image(data, limits, decoded)):
-            return PHOTO
         if decoded is None:
-            decoded = preprocessing.decode(preprocessing.open_image(data, limits))
+            image = preprocessing.open_image(data, limits)
+            if image.mode in COLOUR_MODES:
+                if _colourful(image):
+                    return PHOTO
+                image = preprocessing.open_image(data, limits)  # _colourful reduced it
+            decoded = preprocessing.decode(image)
+        elif _colourful(decoded.copy()):
+            return PHOTO
         ink = preprocessing.ink_map(preprocessing.grey_levels(decoded))
     except preprocessing.PreprocessingError:
         return SYMBOL
@@ -77,8 +83,9 @@ def _image(data: bytes, limits: preprocessing.Limits, decoded: Image.Image | Non
 
 def _colourful(image: Image.Image) -> bool:
     """Whether an image, opened or decoded, is a colour photo: the service decodes
-    JPEGs in grey, so a JPEG's colour is looked at here, at reduced scale."""
-    if image.mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
+    JPEGs in grey, so a JPEG's colour is looked at here, at reduced scale (in place:
+    open it again, or pass a copy, to use it whole)."""
+    if image.mode not in COLOUR_MODES:
         return False
     if image.format == "JPEG":
         image.draft("RGB", (64, 64))

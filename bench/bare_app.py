@@ -5,9 +5,10 @@
 A bare ASGI callable: no FastAPI or Starlette, no middleware, no request log, no
 metrics, no micro-batcher, no validation beyond what the work needs; the
 worker's malloc and GC settings are the service's (``app.memory``). It slices
-the file out of the upload (``app.api.multipart``), normalises it
-(``app.preprocessing``), runs the network in LiteRT on a batch of one
-(``app.inference``), and answers the digit and the ten probabilities.
+the file out of the upload (``app.api.multipart``), normalises it as the service
+does (``app.fast_path``, else ``app.preprocessing``), runs the network in LiteRT
+on a batch of one (``app.inference``), and answers the digit and the ten
+probabilities.
 
 No implementation of this service can beat it on the same machine without
 computing something else, so ``make bench`` sets it beside the no-op: bare / no-op
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app import memory, preprocessing
+from app import fast_path, memory, preprocessing
 from app.api import multipart
 from app.api.errors import status_for
 from app.config import DEFAULT_MODEL_PATH
@@ -56,7 +57,7 @@ async def app(scope, receive, send) -> None:
         await _answer(send, 400, {"detail": "POST /predict with one file part named file"})
         return
     try:
-        network_input = preprocessing.preprocess(data)
+        network_input = fast_path.preprocess(data)
     except preprocessing.PreprocessingError as error:
         await _answer(send, status_for(error), {"detail": str(error)})
         return

@@ -2,7 +2,8 @@
 
     python -m bench.components [--model PATH] [--seconds 0.2]
 
-Decoding, the service's preprocessing (whole, and step by step) on the 28×28
+Decoding, the service's preprocessing (the fast path for small clean PNGs as
+the service takes it, the general path whole and step by step) on the 28×28
 PNG and the ~300 px JPEG photo of bench/inputs.py, the LiteRT classifier the
 service runs at batch 1 and batch 32, Keras ``model.predict`` and
 ``predict_on_batch`` as a naive server calls them, and how far LiteRT's
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app import memory, preprocessing
+from app import fast_path, memory, preprocessing
 from app.config import DEFAULT_MODEL_PATH
 from app.inference import load_classifier, probe_batch
 from bench.inputs import write_inputs
@@ -105,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print("preprocessing (app.preprocessing)", flush=True)
     for label, data in (("PNG 28×28", png), ("JPEG 300 px", jpeg)):
+        measure(
+            f"{label}: fast_path.preprocess, as the service",
+            lambda d=data: fast_path.preprocess(d),
+        )
         measure(f"{label}: preprocess (all steps)", lambda d=data: preprocessing.preprocess(d))
         measure(f"{label}: ↳ open_image (header)", lambda d=data: preprocessing.open_image(d))
         measure(
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     compared = np.concatenate([probe_batch(), batch])
     difference = float(
-        np.abs(classifier.predict(compared) - np.asarray(model.predict_on_batch(compared))).max()
+        np.abs(classifier.outputs(compared) - np.asarray(model.predict_on_batch(compared))).max()
     )
     print(f"LiteRT vs Keras, max abs difference over {len(compared)} inputs: {difference:.2e}")
 

@@ -5,12 +5,16 @@
   (never the test set), otherwise a "7" drawn with PIL; ``source`` says which.
 - ``photo.jpg``: a ~300×300 RGB JPEG "phone photo" of the same digit: dark
   strokes on light-grey paper lit unevenly, with sensor noise.
+- ``number.png``: a 6-digit number written dark on white in a 600×150 grey PNG
+  (``model.numbers.six_digit_png``) of MNIST training digits (drawn 7s without
+  MNIST), for ``POST /read``.
 - ``blank.png`` (one colour), ``random.bin`` (random bytes) and ``empty.png``
   (no bytes): invalid uploads for the soak.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from dataclasses import asdict, dataclass
@@ -30,6 +34,7 @@ class Input:
     content_type: str
     expected_status: int
     bytes: int
+    route: str = "/predict"
 
 
 def _encode(image: Image.Image, format: str, **options) -> bytes:
@@ -47,20 +52,36 @@ def drawn_digit() -> np.ndarray:
     return np.asarray(big.filter(ImageFilter.GaussianBlur(2)).resize((28, 28), Image.BOX))
 
 
+@functools.cache
+def _mnist_training_digits():
+    from model import data
+
+    return data.load(download=False).train
+
+
 def training_digit() -> tuple[np.ndarray, str, int | None]:
     """A digit to send: an MNIST training image if available, else a drawn one."""
     try:
-        from model import data
-
-        mnist = data.load(download=False)
+        training = _mnist_training_digits()
     except Exception as error:  # no MNIST on this machine: draw one
         return drawn_digit(), f"drawn with PIL (MNIST not available: {type(error).__name__})", 7
     index = MNIST_TRAIN_INDEX
     return (
-        mnist.train.images[index],
+        training.images[index],
         f"MNIST training image #{index}",
-        int(mnist.train.labels[index]),
+        int(training.labels[index]),
     )
+
+
+def number_png() -> bytes:
+    """A 6-digit number in a 600×150 PNG, of MNIST training digits if available."""
+    from model import data, numbers
+
+    try:
+        digits = _mnist_training_digits()
+    except Exception:  # no MNIST on this machine: six drawn 7s
+        digits = data.Split(drawn_digit()[np.newaxis], np.array([7], dtype=np.uint8))
+    return numbers.six_digit_png(digits, np.random.default_rng(SEED))
 
 
 def photo(digit: np.ndarray, side: int = 300, seed: int = SEED) -> Image.Image:
@@ -102,6 +123,11 @@ def write_inputs(folder: Path) -> tuple[dict[str, Input], dict]:
         path = folder / name
         path.write_bytes(content)
         inputs[kind] = Input(kind, path, content_type, status, len(content))
+    number = number_png()
+    (folder / "number.png").write_bytes(number)
+    inputs["number"] = Input(
+        "number", folder / "number.png", "image/png", 200, len(number), route="/read"
+    )
     description = {
         "digit_source": source,
         "digit_label": label,

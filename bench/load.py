@@ -16,6 +16,7 @@ from bench.system import CpuWatch, pinned, rss_mb
 
 BENCH_DIR = Path(__file__).resolve().parent
 CONNECTION_ERRORS = ("connect", "read", "write", "timeout")
+READ_CONNECTIONS = (1, 64)  # the /read row's cells
 
 
 def run_wrk(
@@ -26,6 +27,7 @@ def run_wrk(
     duration: float,
     cpus: str | None,
     threads: int = 1,
+    route: str = "/predict",
 ) -> dict:
     command = [
         "wrk",
@@ -36,7 +38,7 @@ def run_wrk(
         "30s",
         "-s",
         str(BENCH_DIR / script),
-        f"{url}/predict",
+        f"{url}{route}",
         "--",
         *script_args,
     ]
@@ -85,6 +87,7 @@ def measure_cell(
                 connections,
                 duration,
                 wrk_cpus,
+                route=upload.route,
             )
         result.update(
             other_cpu_percent=watch.other_cpu_percent,
@@ -134,8 +137,9 @@ def check_answer(server: str, response: httpx.Response, expected: int) -> dict:
     body = response.json()
     if response.status_code != expected:
         raise RuntimeError(f"{server}: expected {expected}, got {response.status_code}: {body}")
-    if expected == 200 and server != "noop" and "digit" not in body:
-        raise RuntimeError(f"{server}: no digit in {body}")
+    answer = "number" if response.url.path == "/read" else "digit"
+    if expected == 200 and server != "noop" and answer not in body:
+        raise RuntimeError(f"{server}: no {answer} in {body}")
     if expected != 200 and set(body) != {"detail"}:
         raise RuntimeError(f"{server}: expected a JSON detail, got {body}")
     return body
@@ -143,7 +147,7 @@ def check_answer(server: str, response: httpx.Response, expected: int) -> dict:
 
 def post(url: str, upload: Input) -> httpx.Response:
     files = {"file": (upload.path.name, upload.path.read_bytes(), upload.content_type)}
-    return httpx.post(f"{url}/predict", files=files, timeout=30.0)
+    return httpx.post(f"{url}{upload.route}", files=files, timeout=30.0)
 
 
 def run_load(args, inputs: dict[str, Input], log_dir: Path) -> dict:
@@ -160,24 +164,32 @@ def run_load(args, inputs: dict[str, Input], log_dir: Path) -> dict:
         for image in args.images:
             upload = inputs[image]
             wrk_args = [str(upload.path), upload.content_type]
+            # Only the service reads numbers: /read runs on it alone, at 1 and 64
+            # connections (or those of --connections).
+            reading = upload.route == "/read"
+            cell_servers = {n: s for n, s in servers.items() if n == "service" or not reading}
+            connection_counts = [
+                c for c in args.connections if not reading or c in READ_CONNECTIONS
+            ] or args.connections
             print(f"\n{image}: warming up", flush=True)
-            for name, server in servers.items():
+            for name, server in cell_servers.items():
                 body = check_answer(name, post(server.url, upload), 200)
-                answers[f"{name}/{image}"] = body.get("digit", body)
+                answers[f"{name}/{image}"] = body.get("number" if reading else "digit", body)
                 wait_idle(server)
                 run_wrk(
                     server.url,
                     "multipart.lua",
                     wrk_args,
-                    max(args.connections),
+                    max(connection_counts),
                     args.warmup,
                     args.wrk_cpus,
+                    route=upload.route,
                 )
                 wait_idle(server)
-            for connections in args.connections:
-                rounds: dict[str, list[dict]] = {name: [] for name in servers}
+            for connections in connection_counts:
+                rounds: dict[str, list[dict]] = {name: [] for name in cell_servers}
                 for number in range(1, args.rounds + 1):
-                    for name, server in servers.items():
+                    for name, server in cell_servers.items():
                         result = measure_cell(
                             server,
                             upload,

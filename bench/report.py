@@ -7,14 +7,16 @@ from collections.abc import Callable
 
 from bench.load import ratio
 
-# Issue 4's targets: one worker, 64 connections, 28×28 PNG, side by side in one run.
+# Issue 17's targets: one worker, 64 connections, 28×28 PNG, side by side in one run.
+# (Issue 4's p99 ≤ 30 ms is withdrawn: with 64 requests always in flight the mean wait
+# is 64 ÷ req/s; what is asked instead is that no request waits far beyond its share.)
 TARGETS = {
     "share_of_noop": 0.5,
-    "times_naive": 50.0,
-    "p99_ms": 30.0,
-    "p50_one_connection_ms": 1.0,
-    "cold_start_s": 5.0,
-    "rss_mb": 700.0,
+    "times_naive": 100.0,
+    "p99_over_p50": 2.5,
+    "p50_one_connection_ms": 0.8,
+    "cold_start_s": 2.0,
+    "rss_mb": 200.0,
 }
 
 
@@ -30,8 +32,15 @@ def in_ms(value: float) -> str:
     return f"{ms(value)} ms"
 
 
+IMAGE_LABELS = {
+    "png": "28×28 PNG",
+    "jpeg": "300 px JPEG",
+    "number": "/read: 6 digits, 600×150 PNG",
+}
+
+
 def image_label(image: str) -> str:
-    return "28×28 PNG" if image == "png" else "300 px JPEG"
+    return IMAGE_LABELS[image]
 
 
 def cell_keys(cells: list[dict]) -> list[tuple[str, int]]:
@@ -121,7 +130,7 @@ def against(target: str, value: float, key: str, shown: Callable[[float], str]) 
 
 
 def targets(results: dict) -> list[Row]:
-    """(target, required, measured, met) for issue 4's and issue 7's targets."""
+    """(target, required, measured, met) for issue 17's and issue 7's targets."""
     rows: list[Row] = []
     load = results.get("load", {})
     by_key = {(c["server"], c["image"], c["connections"]): c for c in load.get("cells", [])}
@@ -144,7 +153,9 @@ def targets(results: dict) -> list[Row]:
                     f"req/s vs naive ({top} conns, PNG)", times, "times_naive", "{:,.0f}×".format
                 )
             )
-        rows.append(against(f"p99 ({top} conns, PNG)", service["p99_ms"], "p99_ms", in_ms))
+        spread = service["p99_ms"] / service["p50_ms"]
+        target = f"p99 / p50 ({top} conns, PNG)"
+        rows.append(against(target, spread, "p99_over_p50", "{:.1f}×".format))
         errors = sum(
             c["connection_errors"] + c["errors"]["status"]
             for (name, _, _), c in by_key.items()
@@ -210,7 +221,7 @@ def report(results: dict, args) -> str:
             "Service: `python -m app`"
             + "".join(f", {k}={v}" for k, v in args.service_env.items())
             + "; no-op, bare and naive: "
-            "`uvicorn APP --loop uvloop --http httptools --no-access-log`.",
+            "`uvicorn APP --loop asyncio --http httptools --no-access-log`.",
             "",
             *load_table(load["cells"], args.servers),
             "",
@@ -286,7 +297,7 @@ def report(results: dict, args) -> str:
         ]
     rows = targets(results)
     if rows:
-        lines += ["", "## Targets (issues 4 and 7)", "", "| target | required | measured | met |"]
+        lines += ["", "## Targets (issues 17 and 7)", "", "| target | required | measured | met |"]
         lines += ["|---|---:|---:|:---:|"]
         for target, required, measured, met in rows:
             lines.append(f"| {target} | {required} | {measured} | {'yes' if met else '**no**'} |")

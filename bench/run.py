@@ -4,7 +4,7 @@
     python -m bench.run --quick    # a short smoke run of the same
     python -m bench.run --parts soak --soak-duration 600
 
-Four servers, one uvicorn worker each, the same uvicorn options (uvloop,
+Four servers, one uvicorn worker each, the same uvicorn options (asyncio loop,
 httptools, uvicorn's access log off), all up on 127.0.0.1 and driven one at a
 time, cell by cell, so all four see the same machine:
 
@@ -19,10 +19,11 @@ time, cell by cell, so all four see the same machine:
 
 wrk (Debian's) drives each with a Lua script that sends a multipart upload, at
 1, 8 and 64 connections, for a 28×28 PNG and a ~300 px JPEG photo generated at
-run time (bench/inputs.py). By default the server runs on CPU 0 and wrk (one
-thread) on CPU 1, so the load generator never takes the server's core. Each
-cell records how much CPU *other* processes used meanwhile and is re-run when
-that passes ``--max-disturbance``.
+run time (bench/inputs.py); the service alone also reads a 6-digit number in a
+600×150 PNG through ``POST /read``, at 1 and 64 connections. By default the
+server runs on CPU 0 and wrk (one thread) on CPU 1, so the load generator never
+takes the server's core. Each cell records how much CPU *other* processes used
+meanwhile and is re-run when that passes ``--max-disturbance``.
 
 A virtual machine's speed drifts by tens of per cent from minute to minute,
 which no process list shows. So each cell is measured in ``--rounds`` short
@@ -62,7 +63,7 @@ from bench.servers import RESULTS_DIR, SERVERS, run_cold
 from bench.soak import run_soak
 from bench.system import idle_check, machine
 
-IMAGES = ("png", "jpeg")
+IMAGES = ("png", "jpeg", "number")
 PARTS = ("load", "cold", "soak")
 
 
@@ -71,7 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short smoke run (1-5 s per part)")
     parser.add_argument("--parts", default=",".join(PARTS), help="load,cold,soak")
     parser.add_argument("--servers", default=",".join(SERVERS), help=",".join(SERVERS))
-    parser.add_argument("--images", default=",".join(IMAGES), help="png,jpeg")
+    parser.add_argument("--images", default=",".join(IMAGES), help="png,jpeg,number")
     parser.add_argument("--connections", default="1,8,64")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per round")
     parser.add_argument(

@@ -31,7 +31,7 @@ UVICORN_OPTIONS = [
     "--workers",
     "1",
     "--loop",
-    "uvloop",
+    "asyncio",  # as the service (EVENT_LOOP): uvloop starves new connections under load
     "--http",
     "httptools",
     "--no-access-log",
@@ -153,7 +153,7 @@ def make_server(name: str, args, log_dir: Path, workers: int = 1) -> Server:
     """The no-op, bare and naive apps under the uvicorn CLI; the service as deployed.
 
     The service runs as ``python -m app``, which calls uvicorn with the same loop
-    (uvloop), parser (httptools) and no uvicorn access log; it logs its own JSON
+    (asyncio, EVENT_LOOP), parser (httptools) and no uvicorn access log; it logs its own JSON
     line per request at LOG_LEVEL=info, as in production. ``--service-env``
     adds settings (LOG_LEVEL=warning, BATCH_MAX_WAIT_MS=1, ...).
     """

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFile, ImageFilter
 
 from app import levels, preprocessing
+from app.orientation import upright_size
 from app.preprocessing import (
     EmptyImageError,
     ImageTooLargeError,
@@ -122,8 +123,7 @@ def test_a_big_image_is_turned_after_it_is_reduced(
     stored = upright.transpose(stored_as).convert("RGB")
     rotated = preprocess(png_bytes(stored, format, exif=exif, **options))
     assert (
-        preprocessing.upright_size(preprocessing.open_image(png_bytes(stored, format, exif=exif)))
-        == upright.size
+        upright_size(preprocessing.open_image(png_bytes(stored, format, exif=exif))) == upright.size
     )
     reference = preprocess(png_bytes(upright.convert("RGB"), format, **options))
     assert difference(rotated, reference) < 0.01

@@ -1,0 +1,160 @@
+"""The network input of a small clean PNG, without the general machinery.
+
+Most uploads are MNIST-sized PNGs and small drawings: at most MAX_SIDE px a
+side, 8-bit grey, RGB or opaque RGBA, one grey level all round the border. For
+them ``app.preprocessing`` does work that cannot change the answer: Pillow's
+PNG plugin and EXIF reading, sorting every pixel twice, two Otsu thresholds over
+every pixel, a noise floor that is 0 on a one-level paper. Here the PNG's chunks
+are read with ``struct`` and inflated by Pillow's own decoder, and the
+statistics of ``preprocessing.ink_strength`` come from a 256-level histogram
+(``levels.otsu_of_counts``) and per-level lookup tables.
+
+The answer is the general path's, bit for bit (tests hold it to
+``preprocessing.normalize_digit`` on many inputs). Anything else, and any doubt
+(a chunk not known to leave the pixels alone, a bad CRC, a decoding error, an
+image the general path would refuse) gets None, and the general path answers,
+errors included.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+from app import levels, preprocessing
+
+MAX_SIDE = 64  # 64 × 64 = levels.OTSU_SAMPLE: Otsu sees every pixel, as the histogram does
+MIN_SIDE = 3  # a border and something inside it
+# Larger files go to the general path unread (the fast path runs on the event loop):
+# a 64×64 RGBA PNG is at most ~16 kB of pixels, plus an ICC profile.
+MAX_BYTES = 64 * 1024
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Ancillary chunks Pillow keeps as information only: they change neither the
+# pixels it decodes nor their orientation (text and eXIf chunks can hold EXIF).
+INERT_CHUNKS = frozenset({b"sRGB", b"gAMA", b"cHRM", b"pHYs", b"iCCP", b"tIME"})
+MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}  # PNG colour type, 8 bits a sample
+GREY_LEVELS = np.arange(256, dtype=np.float32)
+DEFAULT_LIMITS = preprocessing.Limits()
+
+
+def preprocess(data: bytes, limits: preprocessing.Limits = DEFAULT_LIMITS) -> np.ndarray:
+    """Upload bytes -> the network's 28×28×1 input: ``preprocessing.preprocess``'s
+    answer, by the fast path when the upload is a small clean PNG."""
+    fast = small_clean_png(data, limits)
+    return fast if fast is not None else preprocessing.preprocess(data, limits)
+
+
+def small_clean_png(data: bytes, limits: preprocessing.Limits) -> np.ndarray | None:
+    """The 28×28×1 input of a small clean PNG, or None when the upload needs the
+    general path."""
+    grey = _png_grey(data, limits)
+    if grey is None:
+        return None
+    strength = _ink_strength(grey)
+    if strength is None:
+        return None
+    try:
+        return preprocessing.fit_to_mnist(preprocessing.digit_ink(strength))[..., np.newaxis]
+    except preprocessing.NoDigitError:
+        return None
+
+
+def _png_grey(data: bytes, limits: preprocessing.Limits) -> np.ndarray | None:
+    """The grey levels (uint8) of a small opaque 8-bit PNG, as ``grey_levels`` reads
+    them, when its border is one level."""
+    if len(data) > MAX_BYTES or not data.startswith(SIGNATURE):
+        return None
+    header, idat, position = None, [], len(SIGNATURE)
+    while True:
+        if position + 12 > len(data):
+            return None  # no IEND
+        length, kind = struct.unpack_from(">I4s", data, position)
+        end = position + 8 + length
+        if end + 4 > len(data):
+            return None
+        view = memoryview(data)[position + 4 : end]
+        if zlib.crc32(view) != struct.unpack_from(">I", data, end)[0]:
+            return None
+        if header is None:
+            if kind != b"IHDR" or length != 13:
+                return None
+            header = struct.unpack_from(">IIBBBBB", data, position + 8)
+            width, height, depth, colour, compression, filtering, interlace = header
+            if (
+                colour not in MODES
+                or (depth, compression, filtering, interlace) != (8, 0, 0, 0)
+                or not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE)
+                or width * height > limits.max_pixels
+            ):
+                return None
+        elif kind == b"IDAT":
+            idat.append(view[4:])
+        elif kind == b"IEND":
+            break
+        elif idat or kind not in INERT_CHUNKS:
+            return None  # after the pixels only IEND: anything else, Pillow decides
+        position = end + 4
+    if not idat:
+        return None
+    width, height, mode = header[0], header[1], MODES[header[3]]
+    try:
+        image = Image.frombytes(mode, (width, height), b"".join(idat), "zip", mode)
+    except (ValueError, OSError):  # truncated or corrupt: the general path says so
+        return None
+    if mode in ("LA", "RGBA") and image.getchannel("A").getextrema() != (255, 255):
+        return None  # transparency is composited: the general path does it
+    if mode != "L":
+        image = image.convert("L")
+    pixels = image.tobytes()
+    # One grey level all round the border (checked on the bytes: cheaper than numpy).
+    paper = pixels[:1]
+    for side in (pixels[:width], pixels[-width:], pixels[::width], pixels[width - 1 :: width]):
+        if side.count(paper) != len(side):
+            return None
+    return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width)
+
+
+def _ink_strength(grey: np.ndarray) -> preprocessing.InkStrength | None:
+    """``preprocessing.ink_strength`` of an image whose border is one grey level.
+
+    Its paper is then that level and its noise floor 0 (the paper's shades do not
+    spread), so every pixel's ink follows from its level: the statistics are taken
+    over the histogram and applied through 256-entry tables.
+    """
+    paper = grey[0, 0]
+    counts = np.bincount(grey.ravel(), minlength=256)
+    present = np.flatnonzero(counts)
+    shown, shown_counts = GREY_LEVELS[present], counts[present]
+    ordered = np.repeat(shown, shown_counts)  # the pixels' levels, sorted
+    darkest, brightest = levels.quantile(ordered, 0.001), levels.quantile(ordered, 0.999)
+    background = float(paper)
+    if (
+        brightest - darkest < preprocessing.MIN_CONTRAST
+        or max(background - darkest, brightest - background) < preprocessing.MIN_CONTRAST
+    ):
+        return None  # no digit: the general path says so
+    # The full path's paper is dark when its level is at most Otsu's threshold, which
+    # lies between the darkest level and the brightest (exclusive): a paper at either
+    # end (MNIST, most drawings) needs no threshold.
+    if paper == present[0]:
+        dark_ink = False
+    elif paper == present[-1]:
+        dark_ink = True
+    else:
+        dark_ink = background > levels.otsu_of_counts(shown, shown_counts)
+    contrast = preprocessing.ink_contrast(GREY_LEVELS, background, dark_ink)  # per level
+    ink_levels, ink_counts = contrast[present], shown_counts
+    if dark_ink:  # ascending ink
+        ink_levels, ink_counts = ink_levels[::-1], ink_counts[::-1]
+    if float(ink_levels[-1]) < preprocessing.MIN_CONTRAST:
+        return None  # too faint: the general path says so
+    threshold = max(levels.otsu_of_counts(ink_levels, ink_counts), 0.0)
+    is_stroke = ink_levels > threshold
+    peak = levels.quantile(
+        np.repeat(ink_levels[is_stroke], ink_counts[is_stroke]), preprocessing.STROKE_CORE_QUANTILE
+    )
+    full = np.clip(contrast / peak, 0.0, 1.0)  # as ink_strength does, its floor being 0
+    return preprocessing.InkStrength(full[grey], (contrast > threshold)[grey], noisy=False)

@@ -1,0 +1,143 @@
+"""Measure int8 post-training quantisation of the shipped network against its float form.
+
+    python -m model.quantize [--count 100] [--calibration 1000] [--data DIR]
+
+Converts the ``.keras`` model to a full-integer LiteRT network (int8 weights and
+activations, float input and output), calibrated on images of the training split
+``model.train`` uses (never validation or test), and compares it with the shipped
+float LiteRT network, both in ``app.inference.LiteRTEngine`` (XNNPACK, one thread):
+
+- µs per image at batch 1 and batch 64 (best of 40 interleaved rounds);
+- MNIST validation and test: accuracy, argmax agreement, the largest difference in
+  calibrated probability and in digit score, the share refused;
+- ``model.world``'s kinds (``--count`` per kind): accuracy, refusals, ECE, the
+  share of non-digits answered, AUROC, each through the service's own code.
+
+Writes nothing to the model folder: the quantised network is not shipped (see
+docs/performance.md for why). Needs TensorFlow (the train extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from app.config import DEFAULT_MODEL_PATH
+from app.inference import DigitClassifier, LiteRTEngine, load_classifier
+from model import data, realdigits, world
+from model.evaluate import as_network_input
+
+VALIDATION_SIZE, SPLIT_SEED = 5000, 1  # model.train's defaults
+ROUNDS = 40
+
+
+def quantised(model_path: Path, calibration: np.ndarray) -> bytes:
+    """The full-integer LiteRT form of the model, calibrated on these inputs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    model = keras.saving.load_model(model_path, compile=False)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: (
+        [calibration[i : i + 1]] for i in range(len(calibration))
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def speed(engines: dict[str, LiteRTEngine], images: np.ndarray) -> dict[str, float]:
+    """µs per image for each engine at batch 1 and 64, best of interleaved rounds."""
+    best: dict[str, float] = {}
+    for _ in range(ROUNDS):
+        for name, engine in engines.items():
+            for batch, calls in ((images[:1], 200), (images[:64], 5)):
+                started = time.perf_counter()
+                for _ in range(calls):
+                    engine(batch)
+                per_image = (time.perf_counter() - started) / calls / len(batch) * 1e6
+                key = f"{name}, batch {len(batch)}"
+                best[key] = round(min(best.get(key, float("inf")), per_image), 1)
+    return best
+
+
+def agreement(float_net: DigitClassifier, int8_net: DigitClassifier, split: data.Split) -> dict:
+    inputs = as_network_input(split.images)
+    p_float, s_float = float_net.interpret(float_net.outputs(inputs))
+    p_int8, s_int8 = int8_net.interpret(int8_net.outputs(inputs))
+    return {
+        "accuracy_float": float((p_float.argmax(1) == split.labels).mean()),
+        "accuracy_int8": float((p_int8.argmax(1) == split.labels).mean()),
+        "argmax_agreement": float((p_float.argmax(1) == p_int8.argmax(1)).mean()),
+        "max_probability_difference": float(np.abs(p_float - p_int8).max()),
+        "max_digit_score_difference": float(np.abs(s_float - s_int8).max()),
+        "refused_float": float((s_float < float_net.reject_below).mean()),
+        "refused_int8": float((s_int8 < int8_net.reject_below).mean()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--count", type=int, default=100, help="model.world digits per kind")
+    parser.add_argument("--calibration", type=int, default=1000, help="training images")
+    parser.add_argument("--data", help="folder with the MNIST .gz files (default: $MNIST_DIR)")
+    parser.add_argument("--json", help="also write the report here")
+    args = parser.parse_args(argv)
+
+    mnist = data.load(args.data)
+    training, validation = data.train_validation_split(mnist.train, VALIDATION_SIZE, SPLIT_SEED)
+    chosen = np.random.default_rng(0).permutation(len(training.labels))[: args.calibration]
+    flatbuffer = quantised(args.model, as_network_input(training.images[chosen]))
+    float_net = load_classifier(args.model)
+    int8_net = DigitClassifier(
+        LiteRTEngine(flatbuffer),
+        "litert-int8",
+        float_net.model_path,
+        float_net.sha256,
+        float_net.card,
+    )
+    report: dict = {"int8_bytes": len(flatbuffer)}
+    report["us_per_image"] = speed(
+        {"float": float_net.engine, "int8": int8_net.engine}, as_network_input(validation.images)
+    )
+    report["validation"] = agreement(float_net, int8_net, validation)
+    report["test"] = agreement(float_net, int8_net, mnist.test)
+
+    from model.uploads import held_out_digits
+
+    digits, sets = held_out_digits(mnist), realdigits.load()
+
+    def samples():
+        return itertools.chain(
+            world.uploaded(digits, args.count, 0),
+            world.rendered(digits, args.count, 0),
+            world.real(sets, args.count),
+            world.mnist_test(mnist, args.count),
+            world.not_digits(args.count, 0, digits.images),
+        )
+
+    report["world_float"] = world.measure(samples(), world.service_reader(float_net))
+    report["world_int8"] = world.measure(samples(), world.service_reader(int8_net))
+    print(json.dumps({k: v for k, v in report.items() if not k.startswith("world")}, indent=2))
+    print(f"\n{'kind':<40} {'float':>40}   int8")
+    for kind in report["world_float"]:
+        print(
+            f"{kind:<40} {json.dumps(report['world_float'][kind]):>40}   "
+            f"{json.dumps(report['world_int8'][kind])}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

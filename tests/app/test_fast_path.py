@@ -1,0 +1,210 @@
+"""The fast path for small clean PNGs gives the general path's input, bit for bit,
+and leaves every other upload to it."""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
+
+from app import fast_path, levels, preprocessing
+from tests.conftest import png_bytes
+
+LIMITS = preprocessing.Limits()
+
+
+def mnist_like(seed: int) -> np.ndarray:
+    """A random pen stroke or two drawn at 4×, blurred and reduced: 28×28 uint8,
+    white on black, anti-aliased, in a 20 px box with a 4 px black margin."""
+    rng = np.random.default_rng(seed)
+    big = Image.new("L", (80, 80), 0)
+    draw = ImageDraw.Draw(big)
+    for _ in range(rng.integers(1, 3)):
+        points = [tuple(point) for point in rng.uniform(4, 76, (rng.integers(2, 6), 2))]
+        draw.line(points, fill=int(rng.integers(160, 256)), width=int(rng.integers(5, 14)))
+    if rng.random() < 0.5:  # a speck apart from the strokes
+        x, y = rng.uniform(4, 72, 2)
+        draw.ellipse((x, y, x + 3, y + 3), fill=255)
+    small = big.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2.5)))).resize(
+        (20, 20), Image.Resampling.BOX
+    )
+    canvas = Image.new("L", (28, 28), 0)
+    canvas.paste(small, (4, 4))
+    return np.asarray(canvas)
+
+
+def canvas_drawing(seed: int, side: int = 64, mode: str = "RGBA") -> Image.Image:
+    """A digit drawn on a small opaque canvas with a round pen, as the page draws."""
+    rng = np.random.default_rng(seed)
+    white, black = (255, 255, 255, 255), (0, 0, 0, 255)
+    paper, ink = (white, black) if seed % 2 else (black, white)
+    image = Image.new("RGBA", (side, side), paper)
+    draw = ImageDraw.Draw(image)
+    points = [tuple(point) for point in rng.uniform(side * 0.2, side * 0.8, (4, 2))]
+    draw.line(points, fill=ink, width=max(2, side // 12), joint="curve")
+    return image.convert(mode)
+
+
+def general(data: bytes) -> np.ndarray:
+    return preprocessing.normalize_digit(preprocessing.open_image(data, LIMITS))
+
+
+def assert_fast_and_identical(data: bytes) -> None:
+    fast = fast_path.small_clean_png(data, LIMITS)
+    assert fast is not None, "expected the fast path"
+    assert fast.dtype == np.float32 and fast.shape == (28, 28, 1)
+    np.testing.assert_array_equal(fast, general(data))
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_mnist_like_pngs_both_polarities(seed: int) -> None:
+    digit = mnist_like(seed)
+    assert_fast_and_identical(png_bytes(digit))
+    assert_fast_and_identical(png_bytes(255 - digit))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_grey_paper_colour_and_margins(seed: int) -> None:
+    digit = mnist_like(100 + seed).astype(np.float32) / 255.0
+    paper, ink = (200.0, 40.0) if seed % 2 else (30.0, 230.0)
+    grey = np.rint(paper + (ink - paper) * digit).astype(np.uint8)
+    grey = np.pad(grey, (seed % 4) * 6, constant_values=int(paper))  # 28 to 64 px a side
+    assert_fast_and_identical(png_bytes(grey))
+    assert_fast_and_identical(png_bytes(Image.fromarray(grey).convert("RGB")))
+    assert_fast_and_identical(png_bytes(Image.fromarray(grey).convert("LA")))
+    tinted = np.stack([grey, np.clip(grey.astype(int) + 9, 0, 255).astype(np.uint8), grey], -1)
+    assert_fast_and_identical(png_bytes(tinted))  # colour: Pillow's grey conversion
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("side", [32, 48, 64])
+def test_canvas_drawings(seed: int, side: int) -> None:
+    assert_fast_and_identical(png_bytes(canvas_drawing(seed, side)))
+
+
+def test_the_mnist_training_digits(training_digits) -> None:
+    """A few touch the frame (the border is then not one level): the general path."""
+    images, _ = training_digits
+    fast = 0
+    for image in images[:200]:
+        for pixels in (image, 255 - image):
+            data = png_bytes(pixels)
+            result = fast_path.small_clean_png(data, LIMITS)
+            if result is not None:
+                fast += 1
+                np.testing.assert_array_equal(result, general(data))
+    assert fast >= 0.95 * 400
+
+
+def test_inert_chunks_are_read_past() -> None:
+    digit = Image.fromarray(mnist_like(1))
+    assert_fast_and_identical(png_bytes(digit, dpi=(72, 72)))  # pHYs
+    assert_fast_and_identical(png_bytes(digit, icc_profile=b"\0" * 128))  # iCCP
+
+
+def not_fast(data: bytes) -> None:
+    """The fast path declines, and the entry point answers as the general path."""
+    assert fast_path.small_clean_png(data, LIMITS) is None
+    try:
+        expected = preprocessing.preprocess(data, LIMITS)
+    except preprocessing.PreprocessingError as error:
+        with pytest.raises(type(error), match=re.escape(str(error))):
+            fast_path.preprocess(data, LIMITS)
+    else:
+        np.testing.assert_array_equal(fast_path.preprocess(data, LIMITS), expected)
+
+
+def test_transparency_takes_the_general_path() -> None:
+    strokes = canvas_drawing(1).getchannel("R")
+    transparent = Image.new("RGBA", strokes.size, (0, 0, 0, 0))
+    transparent.putalpha(Image.eval(strokes, lambda level: 255 - level))
+    not_fast(png_bytes(transparent))
+    half = canvas_drawing(2)
+    half.putalpha(200)
+    not_fast(png_bytes(half))
+    keyed = Image.fromarray(mnist_like(3))
+    not_fast(png_bytes(keyed, transparency=0))  # a tRNS chunk
+
+
+def test_uneven_paper_takes_the_general_path() -> None:
+    digit = mnist_like(4).astype(np.float32) / 255.0
+    paper = np.linspace(180, 230, 28, dtype=np.float32)[np.newaxis, :]
+    not_fast(png_bytes(np.rint(paper * (1.0 - 0.8 * digit)).astype(np.uint8)))
+
+
+def test_larger_images_take_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    not_fast(png_bytes(np.pad(mnist_like(5), 19)))  # 66 px
+    not_fast(png_bytes(canvas_drawing(6, side=280)))
+    # A large PNG costs the event loop its header, not a pass over its pixels.
+    large = png_bytes(canvas_drawing(6, side=60).resize((600, 60)))
+    checked, crc32 = [], zlib.crc32
+    monkeypatch.setattr(
+        fast_path.zlib, "crc32", lambda data: checked.append(len(data)) or crc32(data)
+    )
+    assert fast_path.small_clean_png(large, LIMITS) is None
+    assert checked == [17]  # IHDR's type and body
+
+
+def test_other_pngs_take_the_general_path() -> None:
+    digit = Image.fromarray(mnist_like(7))
+    not_fast(png_bytes(digit.convert("P")))  # palette
+    not_fast(png_bytes(digit.convert("I;16")))  # 16 bits
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "may hold EXIF")
+    not_fast(png_bytes(digit, pnginfo=info))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: only the general path reads orientation
+    not_fast(png_bytes(digit, exif=exif))
+    not_fast(png_bytes(digit, format="GIF"))
+
+
+def test_broken_and_digitless_pngs_get_the_general_paths_error() -> None:
+    data = png_bytes(mnist_like(8))
+    not_fast(data[:-20])  # truncated
+    corrupt = bytearray(data)
+    corrupt[40] ^= 0xFF  # in the pixels: the CRC no longer matches
+    not_fast(bytes(corrupt))
+    not_fast(png_bytes(np.full((28, 28), 214, dtype=np.uint8)))  # blank
+    faint = (mnist_like(9) // 24).astype(np.uint8)  # ten grey levels of contrast
+    not_fast(png_bytes(faint))
+    not_fast(b"\x89PNG\r\n\x1a\n")
+
+
+def test_a_valid_png_with_a_bad_idat_stream_is_refused_as_the_general_path_refuses() -> None:
+    header = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        checksum = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + checksum
+
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"nonsense")
+    not_fast(data + chunk(b"IEND", b""))
+
+
+def test_pixel_limit_applies() -> None:
+    data = png_bytes(mnist_like(10))
+    assert fast_path.small_clean_png(data, preprocessing.Limits(max_pixels=700)) is None
+    with pytest.raises(preprocessing.ImageTooLargeError):
+        fast_path.preprocess(data, preprocessing.Limits(max_pixels=700))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_otsu_of_counts_equals_otsu_over_every_value(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    pixels = rng.choice(256, size=int(rng.integers(2, 4097)), p=rng.dirichlet(np.ones(256) / 8))
+    counts = np.bincount(pixels, minlength=256)
+    present = np.flatnonzero(counts)
+    ascending = np.sort(pixels).astype(np.float32)
+    expected = levels.otsu(ascending)
+    values = np.arange(256, dtype=np.float32)
+    assert levels.otsu_of_counts(values[present], counts[present]) == expected
+    # The ink contrast of dark strokes: 255/paper times the levels under the paper.
+    contrast = preprocessing.ink_contrast(values, 231.0, dark_ink=True)
+    ink_values, ink_counts = contrast[present][::-1], counts[present][::-1]
+    assert levels.otsu_of_counts(ink_values, ink_counts) == levels.otsu(
+        np.sort(preprocessing.ink_contrast(ascending, 231.0, dark_ink=True))
+    )
