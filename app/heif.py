@@ -9,7 +9,11 @@ Both formats keep their pictures in a container (ISO base media file format)
 whose header states each picture's size. ``claimed_size`` reads those sizes
 without any decoder, so the service's own pixel limit answers a huge claim
 before libheif or libavif parse further (libavif refuses sizes over 16384×16384
-by itself, which would otherwise read as "not an image").
+by itself, which would otherwise read as "not an image"). The decoders size the
+frame they allocate from the coded stream, though, not from the container:
+``coded_size`` reads the AV1 sequence headers of an AVIF's pictures (``app.av1``),
+so a small claim over a huge frame is refused as well. libheif checks a HEIC's
+HEVC frames against the declared size itself, before it allocates them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import struct
 from collections.abc import Iterator
 
 import pillow_heif
+
+from app import av1
 
 FORMATS = ("HEIF", "AVIF")  # Pillow's names for the two: HEIC/HEIF files, AVIF files
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
@@ -87,3 +93,150 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
             return
         yield kind, position + header, position + size
         position += size
+
+
+MAX_EXTENTS = 4096  # pieces of items in one file (libheif reads at most 1000 items)
+
+
+class ContainerError(ValueError):
+    """The container places its items in more pieces or bytes than the file holds."""
+
+
+def coded_size(data: bytes) -> tuple[int, int] | None:
+    """The largest frame the AV1 streams of a HEIF-family file allow: each ``av01``
+    image item's data and configuration (``av1C``), each ``av01`` track's first
+    sample (the one decoded) and configuration. None when there are none or the
+    container cannot be walked (the decoder then refuses the file); raises
+    av1.BitstreamError when a sequence header is cut short, or ContainerError when
+    the items' locations are more than any picture needs (more than MAX_EXTENTS
+    pieces, or an item longer than the file)."""
+    if family(data) is None:
+        return None
+    largest = None
+    try:
+        for stream in _av1_streams(data):  # one at a time: each at most the file's size
+            size = av1.largest_frame(stream)
+            if size is not None and (
+                largest is None or size[0] * size[1] > largest[0] * largest[1]
+            ):
+                largest = size
+    except (struct.error, IndexError):
+        return None
+    return largest
+
+
+def _av1_streams(data: bytes) -> Iterator[bytes]:
+    for kind, body, end in _boxes(data, 0, len(data)):
+        if kind == b"meta":
+            yield from _item_streams(data, body + 4, end)
+        elif kind == b"moov":
+            for trak in _children(data, body, end, b"trak"):
+                for stbl in _path(data, trak, (b"mdia", b"minf", b"stbl")):
+                    yield from _track_streams(data, *stbl)
+
+
+def _children(data: bytes, start: int, end: int, kind: bytes) -> Iterator[tuple[int, int]]:
+    for child, body, body_end in _boxes(data, start, end):
+        if child == kind:
+            yield body, body_end
+
+
+def _path(data: bytes, box: tuple[int, int], kinds: tuple[bytes, ...]) -> Iterator[tuple[int, int]]:
+    if not kinds:
+        yield box
+        return
+    for child in _children(data, *box, kinds[0]):
+        yield from _path(data, child, kinds[1:])
+
+
+def _item_streams(data: bytes, start: int, end: int) -> Iterator[bytes]:
+    """The configuration and data of each av01 item of a meta box."""
+    av01 = set()
+    for body, body_end in _children(data, start, end, b"iinf"):
+        count_size = 2 if data[body] == 0 else 4
+        for info, _ in _children(data, body + 4 + count_size, body_end, b"infe"):
+            version = data[info]
+            if version >= 2:
+                id_size = 2 if version == 2 else 4
+                item = int.from_bytes(data[info + 4 : info + 4 + id_size], "big")
+                if data[info + 6 + id_size : info + 10 + id_size] == b"av01":
+                    av01.add(item)
+    for ipco in _path(data, (start, end), (b"iprp", b"ipco")):
+        for body, body_end in _children(data, *ipco, b"av1C"):
+            yield data[body + 4 : body_end]  # the configuration OBUs
+    idat = next(_children(data, start, end, b"idat"), (0, 0))
+    for body, body_end in _children(data, start, end, b"iloc"):
+        for item, extents in _locations(data, body, body_end, idat):
+            if item in av01:
+                yield b"".join(data[offset : offset + length] for offset, length in extents)
+
+
+def _locations(
+    data: bytes, body: int, end: int, idat: tuple[int, int]
+) -> Iterator[tuple[int, list[tuple[int, int]]]]:
+    """(item ID, [(offset in the file, length)]) for each item an iloc box places in
+    this file or in the idat box."""
+    version = data[body]
+    offset_size, length_size = data[body + 4] >> 4, data[body + 4] & 15
+    base_size, index_size = data[body + 5] >> 4, data[body + 5] & 15 if version else 0
+    position = body + 6
+    count_size = 4 if version == 2 else 2
+    count = int.from_bytes(data[position : position + count_size], "big")
+    position += count_size
+
+    def field(size: int) -> int:
+        nonlocal position
+        if position + size > end:
+            raise IndexError("the iloc box is cut short")
+        value = int.from_bytes(data[position : position + size], "big")
+        position += size
+        return value
+
+    pieces = 0
+    for _ in range(count):
+        item = field(count_size)
+        method = field(2) & 15 if version else 0
+        field(2)  # data_reference_index
+        base = field(base_size)
+        extents, total = [], 0
+        for _ in range(field(2)):
+            pieces += 1
+            field(index_size)
+            offset, length = base + field(offset_size), field(length_size)
+            if method == 1:  # inside the idat box
+                offset += idat[0]
+                length = length or idat[1] - offset
+            length = min(length or len(data), len(data) - offset)
+            total += max(length, 0)
+            if pieces > MAX_EXTENTS or total > len(data):
+                raise ContainerError("the item locations are corrupt")
+            extents.append((offset, length))
+        if method in (0, 1):
+            yield item, extents
+
+
+def _track_streams(data: bytes, start: int, end: int) -> Iterator[bytes]:
+    """The configuration and first sample of an av01 track (its stbl box)."""
+    entries = next(_children(data, start, end, b"stsd"), None)
+    if entries is None:
+        return
+    av01 = False
+    for body, body_end in _children(data, entries[0] + 8, entries[1], b"av01"):
+        av01 = True
+        for config, config_end in _children(data, body + 78, body_end, b"av1C"):
+            yield data[config + 4 : config_end]
+    sizes = next(_children(data, start, end, b"stsz"), None)
+    chunks = next(_children(data, start, end, b"stco"), None)
+    wide_chunks = next(_children(data, start, end, b"co64"), None)
+    if not av01 or sizes is None or (chunks or wide_chunks) is None:
+        return
+    size, count = struct.unpack_from(">II", data, sizes[0] + 4)
+    if count == 0:
+        return
+    if size == 0:
+        size = struct.unpack_from(">I", data, sizes[0] + 12)[0]
+    if chunks is not None:
+        offset = struct.unpack_from(">I", data, chunks[0] + 8)[0]
+    else:
+        offset = struct.unpack_from(">Q", data, wide_chunks[0] + 8)[0]
+    yield data[offset : offset + size]

@@ -6,8 +6,9 @@ event loop. Larger ones go to a thread pool so a 12 MP photo never stalls other
 requests, at most LARGE_IMAGE_CONCURRENCY at a time so a flood of them cannot
 exhaust memory. HEIC and AVIF images always take that path, whatever their size:
 their video decoders cost milliseconds even for a small picture, and size their
-frame from the codec stream, which the container's declared size does not bind.
-Small clean PNGs (most of them) take ``app.fast_path``, with the same answer.
+frame from the codec stream, which can be larger than the container declares (up
+to MAX_PIXELS: ``app.heif`` and libheif refuse larger frames). Small clean PNGs
+(most of them) take ``app.fast_path``, with the same answer.
 Single images reach the network through the micro-batcher.
 """
 
@@ -89,12 +90,14 @@ class Predictor:
         network_input: np.ndarray,
         seconds: float,
         reject: bool,
+        decoded: Image.Image | None = None,
     ) -> Result:
         """Interpret one upload's outputs; refuse it when it does not look like a digit."""
         probabilities, scores = self.classifier.interpret(outputs[np.newaxis])
         score = float(scores[0])
         if reject:
-            why = rejection.refusal(data, score, self.classifier.reject_below, self.limits)
+            threshold = self.classifier.reject_below
+            why = rejection.refusal(data, score, threshold, self.limits, decoded)
             if why is not None:
                 raise rejection.NotADigitError(why)
         return Result(probabilities[0], score, network_input, seconds)
@@ -116,21 +119,35 @@ class Predictor:
         async with self._large_images:
             return await run_in_threadpool(work, image)
 
+    @staticmethod
+    def _read(image: Image.Image) -> tuple[np.ndarray, Image.Image | None]:
+        """The network input, and the decoded image (at most WORKING_SIZE) when the
+        upload is a HEIC or AVIF: the refusal path looks at it again rather than run
+        their decoders a second time (a second for a 12 MP HEIC); other formats are
+        opened again cheaply (a JPEG's colours at 1/8 scale)."""
+        decoded = preprocessing.decode(image)
+        kept = decoded if image.format in heif.FORMATS else None
+        return preprocessing.normalize_decoded(decoded), kept
+
+    async def _normalize(self, data: bytes) -> tuple[np.ndarray, Image.Image | None, float]:
+        started = time.perf_counter()
+        network_input, decoded = fast_path.small_clean_png(data, self.limits), None
+        if network_input is None:
+            network_input, decoded = await self._prepare(data, self._read)
+        return network_input, decoded, time.perf_counter() - started
+
     async def normalize(self, data: bytes) -> tuple[np.ndarray, float]:
         """Bytes -> network input and the seconds it took (a wait for a large-image
         slot included); raises preprocessing.PreprocessingError."""
-        started = time.perf_counter()
-        network_input = fast_path.small_clean_png(data, self.limits)
-        if network_input is None:
-            network_input = await self._prepare(data, preprocessing.normalize_digit)
-        return network_input, time.perf_counter() - started
+        network_input, _, seconds = await self._normalize(data)
+        return network_input, seconds
 
     async def predict(self, data: bytes, reject: bool = True) -> Result:
         """Raises preprocessing.PreprocessingError, or rejection.NotADigitError when
         ``reject`` and the image does not look like one digit."""
-        network_input, seconds = await self.normalize(data)
+        network_input, decoded, seconds = await self._normalize(data)
         outputs = await self.batcher.predict(network_input)
-        return self._result(data, outputs, network_input, seconds, reject)
+        return self._result(data, outputs, network_input, seconds, reject, decoded)
 
     async def infer(self, batch: np.ndarray) -> np.ndarray:
         """Network inputs (n, 28, 28, 1) -> the (n, 10) calibrated digit probabilities
@@ -159,23 +176,26 @@ class Predictor:
         self, uploads: list[bytes], reject: bool = True
     ) -> list[Result | preprocessing.PreprocessingError]:
         """Each upload's result or its own error, in order; one network call for all."""
-        outcomes: list[tuple[np.ndarray, float] | preprocessing.PreprocessingError] = []
+        outcomes: list[tuple[np.ndarray, Image.Image | None, float] | Exception] = []
         for data in uploads:
             try:
-                outcomes.append(await self.normalize(data))
+                outcomes.append(await self._normalize(data))
             except preprocessing.PreprocessingError as error:
                 outcomes.append(error)
         readable = [outcome for outcome in outcomes if isinstance(outcome, tuple)]
         outputs = iter(
-            await run_in_threadpool(self._infer, np.stack([x for x, _ in readable]))
+            await run_in_threadpool(self._infer, np.stack([x for x, _, _ in readable]))
             if readable
             else []
         )
         results: list[Result | preprocessing.PreprocessingError] = []
         for data, outcome in zip(uploads, outcomes, strict=True):
             if isinstance(outcome, tuple):
+                network_input, decoded, seconds = outcome
                 try:
-                    outcome = self._result(data, next(outputs), *outcome, reject)
+                    outcome = self._result(
+                        data, next(outputs), network_input, seconds, reject, decoded
+                    )
                 except rejection.NotADigitError as error:
                     outcome = error
             results.append(outcome)

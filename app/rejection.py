@@ -7,7 +7,8 @@ photo is refused. This module explains a refusal to a person, from what the
 image shows: colour and texture (a photo),
 many small marks in rows (printed text), marks side by side (several characters:
 ``POST /read`` reads numbers), or else one shape that is no digit (a letter or a
-symbol). It runs on the refusal path alone, so it may decode the image again.
+symbol). It runs on the refusal path alone, so it may open the image again; a HEIC's
+or AVIF's decoded image is handed to it instead, as their decoders are slow.
 """
 
 from __future__ import annotations
@@ -39,36 +40,51 @@ class NotADigitError(preprocessing.NoDigitError):
 
 
 def refusal(
-    data: bytes, score: float, threshold: float, limits: preprocessing.Limits
+    data: bytes,
+    score: float,
+    threshold: float,
+    limits: preprocessing.Limits,
+    decoded: Image.Image | None = None,
 ) -> str | None:
     """Why an upload with this digit score is refused, or None when it is read: under
-    the threshold, always; under SECOND_LOOK_BELOW, when the image is a colour photo."""
+    the threshold, always; under SECOND_LOOK_BELOW, when the image is a colour photo.
+    ``decoded``: what ``preprocessing.decode`` made of it, when the caller kept it,
+    looked at instead of the file (whose decoder may cost a second)."""
     if score < threshold:
-        return reason(data, limits)
-    if score < SECOND_LOOK_BELOW and _colourful(preprocessing.open_image(data, limits)):
+        return reason(data, limits, decoded)
+    if score < SECOND_LOOK_BELOW and _colourful(_image(data, limits, decoded)):
         return PHOTO
     return None
 
 
-def reason(data: bytes, limits: preprocessing.Limits) -> str:
+def reason(data: bytes, limits: preprocessing.Limits, decoded: Image.Image | None = None) -> str:
     """The most likely reason an upload is not one digit (one of the constants above)."""
     try:
-        image = preprocessing.open_image(data, limits)
-        if image.mode in COLOUR_MODES:
-            if _colourful(image):
-                return PHOTO
-            image = preprocessing.open_image(data, limits)  # _colourful reduced it
-        image = preprocessing.decode(image)
-        ink = preprocessing.ink_map(preprocessing.grey_levels(image))
+        if decoded is None:
+            image = preprocessing.open_image(data, limits)
+            if image.mode in COLOUR_MODES:
+                if _colourful(image):
+                    return PHOTO
+                image = preprocessing.open_image(data, limits)  # _colourful reduced it
+            decoded = preprocessing.decode(image)
+        elif _colourful(decoded.copy()):
+            return PHOTO
+        ink = preprocessing.ink_map(preprocessing.grey_levels(decoded))
     except preprocessing.PreprocessingError:
         return SYMBOL
     return shape_reason(ink)
 
 
+def _image(data: bytes, limits: preprocessing.Limits, decoded: Image.Image | None) -> Image.Image:
+    """A copy of the decoded image (``_colourful`` reduces what it gets), or the file
+    opened again."""
+    return decoded.copy() if decoded is not None else preprocessing.open_image(data, limits)
+
+
 def _colourful(image: Image.Image) -> bool:
-    """Whether an opened (not yet decoded) image is a colour photo: the service
-    decodes JPEGs in grey, so the colour is looked at here, at reduced scale (in
-    place: open it again to decode it whole)."""
+    """Whether an image, opened or decoded, is a colour photo: the service decodes
+    JPEGs in grey, so a JPEG's colour is looked at here, at reduced scale (in place:
+    open it again, or pass a copy, to use it whole)."""
     if image.mode not in COLOUR_MODES:
         return False
     if image.format == "JPEG":

@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from app import components, preprocessing
+from app import components, orientation, preprocessing
 
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
 NEAR = 0.15  # components closer than this many line heights are one group
@@ -309,7 +309,7 @@ def _pieces(
 
 def propose(image: Image.Image, max_digits: int) -> Proposal:
     """An opened image of one line of digits -> the candidates to score, in one batch."""
-    width, height = preprocessing.upright_size(image)
+    width, height = orientation.upright_size(image)
     decoded = preprocessing.decode(image)
     scale = (width / decoded.width, height / decoded.height)
     strength = preprocessing.ink_strength(preprocessing.grey_levels(decoded))

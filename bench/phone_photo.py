@@ -11,7 +11,9 @@ at normal priority, while this process encodes at a lower one. Each file is
 posted ``--repeats`` times after one untimed request, one at a time. Reports
 each format's file size, its median and slowest answer, the server's CPU
 seconds per request (what an idle core would take), the digits read, and the
-server's peak resident memory after each format's requests.
+server's peak resident memory after each format's requests. Then, in this process,
+where the time goes: the CPU milliseconds of each preprocessing step, each timed
+alone, median of ``--repeats`` (the decoder's threads included).
 Writes bench/results/phone-photo-latest.json.
 """
 
@@ -30,14 +32,16 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from app import preprocessing
 from app.config import DEFAULT_MODEL_PATH
 from bench.inputs import drawn_digit
-from bench.run import RESULTS_DIR, CpuWatch, Server, rss_mb
+from bench.servers import RESULTS_DIR, Server
+from bench.system import CpuWatch, rss_mb
 from model import uploads
 
 SCALE = 3.9375  # 1024×768 -> 4032×3024
 FORMATS = {
-    "heic": ("HEIF", "image/heic", {"quality": uploads.HEIC_QUALITY, "grid_tile_size": 512}),
+    "heic": ("HEIF", "image/heic", {"quality": uploads.HEIC_QUALITY, "tile_size": 512}),
     "avif": ("AVIF", "image/avif", {"quality": uploads.AVIF_QUALITY, "speed": 8}),
     "jpeg": ("JPEG", "image/jpeg", {"quality": 90}),
 }
@@ -53,6 +57,39 @@ def render(heic_quality: int, seed: int = 0) -> tuple[dict[str, bytes], int]:
         image.save(buffer, format=format, exif=exif, **options)
         files[name] = buffer.getvalue()
     return files, 7  # drawn_digit's
+
+
+def _cpu_ms(step, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.process_time()
+        step()
+        times.append(time.process_time() - started)
+    return round(1000 * statistics.median(times), 1)
+
+
+def stages(data: bytes, repeats: int) -> dict[str, float]:
+    """CPU ms of each preprocessing step on one file, each timed alone."""
+
+    def loaded() -> Image.Image:
+        image = preprocessing.open_image(data)
+        image.load()
+        return image
+
+    decoded = preprocessing.decode(preprocessing.open_image(data))
+    grey = preprocessing.grey_levels(decoded)
+    return {
+        "open_and_check_header": _cpu_ms(lambda: preprocessing.open_image(data), repeats),
+        # the codec alone at full size (the service decodes a JPEG at 1/8 scale instead)
+        "codec_full_size": _cpu_ms(loaded, repeats),
+        # the codec, reduced to WORKING_SIZE and turned upright, as the service does
+        "decode": _cpu_ms(lambda: preprocessing.decode(preprocessing.open_image(data)), repeats),
+        "grey_levels": _cpu_ms(lambda: preprocessing.grey_levels(decoded), repeats),
+        "ink_and_fit": _cpu_ms(
+            lambda: preprocessing.fit_to_mnist(preprocessing.ink_map(grey)), repeats
+        ),
+        "preprocessing_all_steps": _cpu_ms(lambda: preprocessing.preprocess(data), repeats),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
     finally:
         server.stop()
+    report["cpu_ms_by_step"] = {name: stages(files[name], args.repeats) for name in FORMATS}
     print(json.dumps(report, indent=2))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "phone-photo-latest.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -19,14 +19,16 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import AvifImagePlugin, Image, ImageFile
 
-from app import heif, predictor, preprocessing
+from app import heif, predictor, preprocessing, rejection
 from app.config import Settings
+from app.main import create_app
 from app.preprocessing import ImageTooLargeError, UnsupportedImageError, preprocess
 from model import data, uploads
 from tests.app.conftest import rss
 from tests.app.test_accuracy import read_all
 from tests.app.test_hostile_inputs import Case, check_answer
 from tests.app.test_preprocessing import difference, stroke_digit
+from tests.app.test_rejection import coins_photo
 from tests.conftest import LiveServer, png_bytes
 
 FORMATS = ["HEIF", "AVIF"]
@@ -201,6 +203,95 @@ def test_an_image_sequence_whose_track_declares_a_huge_size() -> None:
         preprocess(data)
 
 
+def photo_of(side: int) -> Image.Image:
+    """A side×3/4·side photo-like picture (a pattern, not one colour: the AV1 and
+    HEVC encoders keep its size but not much else)."""
+    pattern = np.random.default_rng(0).integers(0, 255, (side // 40, side // 30, 3))
+    return Image.fromarray(pattern.astype(np.uint8)).resize((side, side * 3 // 4))
+
+
+def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def decoded(*args, **kwargs):
+        raise AssertionError("a pixel was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
+    monkeypatch.setattr(AvifImagePlugin.AvifImageFile, "load", decoded)
+    monkeypatch.setattr(Image.Image, "load", decoded)
+
+
+SMALL_LIMIT = preprocessing.Limits(max_pixels=500_000)  # under the 1200×900 frames below
+
+
+def test_a_small_claim_over_a_larger_av1_frame_is_refused_before_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The AV1 decoder allocates the frame its sequence header describes, whatever
+    the container claims (libavif accepts up to 16384×16384): the frame is held to
+    the pixel limit too, from its sequence header, before any decoder runs."""
+    genuine = encode(photo_of(1200), "AVIF", quality=30, speed=10)
+    assert heif.coded_size(genuine) == (1200, 900)
+    data = claiming(genuine, 100, 100)
+    assert heif.claimed_size(data) == (100, 100)
+    no_decoding(monkeypatch)
+    with pytest.raises(ImageTooLargeError, match=r"declares 100x100 .* frames of 1200x900"):
+        preprocessing.open_image(data, SMALL_LIMIT)
+    undeclared = genuine.replace(b"ispe", b"free")  # no size declared at all
+    assert heif.claimed_size(undeclared) is None
+    with pytest.raises(ImageTooLargeError, match=r"image its AV1 stream holds frames of 1200x900"):
+        preprocessing.open_image(undeclared, SMALL_LIMIT)
+
+
+def test_an_image_sequence_whose_frames_outgrow_its_track(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An AVIF sequence whose track and item claim 100×100 over 1200×900 frames; the
+    track's own first sample is read as well as the item's (here without the item)."""
+    frames = [photo_of(1200), photo_of(1200).transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    genuine = encode(
+        frames[0], "AVIF", quality=30, speed=10, save_all=True, append_images=frames[1:]
+    )
+    data = track_claiming(claiming(genuine, 100, 100), 100, 100)
+    assert heif.claimed_size(data) == (100, 100)
+    tracks_only = data.replace(b"meta", b"free", 1)  # the item gone: the track alone tells
+    assert heif.coded_size(tracks_only) == (1200, 900)
+    no_decoding(monkeypatch)
+    with pytest.raises(ImageTooLargeError, match="frames of 1200x900"):
+        preprocessing.open_image(data, SMALL_LIMIT)
+
+
+def box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def scattered_item() -> bytes:
+    """An AVIF of a few dozen bytes whose one AV1 item is placed in 65535 pieces,
+    each the whole file (fields of size 0): gathered, 65535 times the file."""
+    item_info = box(b"infe", bytes([2, 0, 0, 0]) + struct.pack(">HH", 1, 0) + b"av01")
+    locations = bytes([1, 0, 0, 0, 0, 0]) + struct.pack(">HHHHH", 1, 1, 0, 0, 65535)
+    meta = box(b"iinf", bytes(4) + struct.pack(">H", 1) + item_info) + box(b"iloc", locations)
+    return box(b"ftyp", b"avif" + bytes(4) + b"mif1avif") + box(b"meta", bytes(4) + meta)
+
+
+def test_an_item_in_more_pieces_than_the_file_holds_is_415() -> None:
+    with pytest.raises(UnsupportedImageError, match="item locations are corrupt"):
+        preprocess(scattered_item())
+
+
+def test_a_small_claim_over_a_larger_hevc_frame_is_refused_by_libheif() -> None:
+    """libheif checks a HEIC's coded frame against its declared size before it
+    allocates the frame: 415, nothing decoded at the coded size."""
+    data = claiming(encode(photo_of(1200), "HEIF", quality=30), 100, 100)
+    with pytest.raises(UnsupportedImageError, match="could not be decoded"):
+        preprocess(data)
+
+
+def test_a_small_claim_over_a_larger_frame_is_413_over_http(settings: Settings) -> None:
+    data = claiming(encode(photo_of(1200), "AVIF", quality=30, speed=10), 100, 100)
+    with TestClient(create_app(settings.model_copy(update={"max_pixels": 500_000}))) as http:
+        response = http.post("/predict", files={"file": ("photo.avif", data, "image/avif")})
+        assert response.status_code == 413
+        assert "frames of 1200x900 = 1,080,000 pixels" in response.json()["detail"]
+        assert http.get("/health/ready").status_code == 200
+
+
 def test_declared_sizes_are_read_only_from_heif_family_files() -> None:
     assert heif.claimed_size(png_bytes(stroke_digit())) is None
     assert heif.claimed_size(b"\x00\x00\x00\x18ftypisom" + bytes(64)) is None
@@ -227,6 +318,29 @@ def test_heic_and_avif_are_decoded_off_the_event_loop(monkeypatch: pytest.Monkey
             reader.normalize(encode(small, format) if format != "PNG" else png_bytes(small))
         )
     assert threaded == FORMATS
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_refused_photo_is_decoded_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, format: str
+) -> None:
+    """The refusal path looks at the decoded image again rather than run the HEIC or
+    AVIF decoder a second time (a second or more for a 12 MP HEIC)."""
+    decodes: list[str] = []
+    for plugin in (pillow_heif.as_plugin._LibHeifImageFile, AvifImagePlugin.AvifImageFile):
+        load = plugin.load
+
+        def counted(self, load=load):
+            if self.tile or getattr(self, "_heif_file", None) is not None:
+                decodes.append(self.format)
+            return load(self)
+
+        monkeypatch.setattr(plugin, "load", counted)
+    photo = Image.open(io.BytesIO(coins_photo()))
+    response = client.post("/predict", files={"file": ("coins", encode(photo, format), "")})
+    assert response.status_code == 422
+    assert rejection.PHOTO in response.json()["detail"]
+    assert decodes == [format]
 
 
 @pytest.mark.slow
@@ -281,6 +395,7 @@ CORPUS = [
         lambda: track_claiming(sequence("AVIF", [stroke_digit(), one()]), 60000, 60000),
         413,
     ),
+    Case("avif item in 65535 pieces", scattered_item, 415, "image/avif"),
     Case("heic claiming 0x0", lambda: claiming(heic(stroke_digit(64)), 0, 0), 415),
     Case("heic claiming 4000x4000", lambda: claiming(heic(stroke_digit(64)), 4000, 4000), 415),
     Case("truncated heic", lambda: heic(stroke_digit())[:400], 415, "image/heic"),

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFile, ImageFilter
 
 from app import levels, preprocessing
+from app.orientation import upright_size
 from app.preprocessing import (
     EmptyImageError,
     ImageTooLargeError,
@@ -100,6 +101,33 @@ def test_exif_orientation_is_applied(orientation: int, stored_as: Image.Transpos
     rotated = png_bytes(upright.transpose(stored_as), "JPEG", quality=95, exif=exif)
     reference = preprocess(png_bytes(upright, "JPEG", quality=95))
     assert difference(preprocess(rotated), reference) < 0.01
+
+
+@pytest.mark.parametrize("format", ["JPEG", "PNG", "TIFF", "WEBP"])
+@pytest.mark.parametrize(
+    ("orientation", "stored_as"),
+    [(6, Image.Transpose.ROTATE_90), (5, Image.Transpose.TRANSPOSE)],
+)
+def test_a_big_image_is_turned_after_it_is_reduced(
+    format: str, orientation: int, stored_as: Image.Transpose
+) -> None:
+    """Over WORKING_SIZE the image is reduced first and turned after (a 12 MP photo
+    is not copied whole to turn it): the orientation survives the reduction in each
+    format that stores one, and ``upright_size`` agrees (Pillow turns a TIFF itself,
+    as it loads it, and reports its upright size from the start)."""
+    upright = Image.new("L", (1400, 1000), 235)
+    upright.paste(stroke_digit(600, width=50, paper=235), (700, 200))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    options = {"quality": 95} if format in ("JPEG", "WEBP") else {}
+    stored = upright.transpose(stored_as).convert("RGB")
+    rotated = preprocess(png_bytes(stored, format, exif=exif, **options))
+    assert (
+        upright_size(preprocessing.open_image(png_bytes(stored, format, exif=exif))) == upright.size
+    )
+    reference = preprocess(png_bytes(upright.convert("RGB"), format, **options))
+    assert difference(rotated, reference) < 0.01
+    assert difference(preprocess(png_bytes(stored, format, **options)), reference) > 0.1
 
 
 def test_canvas_strokes_on_transparency() -> None:
