@@ -35,13 +35,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
-from app import av1, heif, levels, orientation
+from app import av1, heif, levels, orientation, stroke_width
 
 INPUT_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
-MNIST_PEN = 2.4  # ... with strokes about this wide (px at 28×28; the median upload's)
-THIN_PEN = 1.2  # strokes thinner than this at 28×28 (a hairline pen) are grown to MNIST_PEN,
-THIN_STROKES = 4  # ... when there are at most this many of them (a digit's, not a page's)
 CENTRE = INPUT_SIZE / 2  # ... and puts its centre of mass here (pixel-index coordinates)
 ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", *heif.FORMATS)
 WORKING_SIZE = 512  # larger images are reduced to this before the pixel work
@@ -420,37 +417,14 @@ def _background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
     )
 
 
-def pen_width(strokes: np.ndarray) -> float:
-    """The strokes' typical width in pixels: twice their area over their outline's length."""
-    inner = ~dilated(~strokes, 1)
-    outline = int(np.count_nonzero(strokes)) - int(np.count_nonzero(inner & strokes))
-    return 2.0 * np.count_nonzero(strokes) / max(outline, 1)
-
-
-def _thickened(crop: np.ndarray) -> np.ndarray:
-    """A digit cropped to its ink, its strokes grown to MNIST's width when they
-    would be thinner than THIN_PEN at 28×28 (a hairline pen, a fine nib: fitted
-    to 20 px they would fade to a faint thread the network never saw)."""
-    scale = DIGIT_BOX / max(crop.shape)
-    strokes = crop > 0.5 * float(crop.max())
-    pen = pen_width(strokes)
-    if pen * scale >= THIN_PEN:
-        return crop
-    if ndimage.label(strokes, structure=EIGHT_NEIGHBOURS)[1] > THIN_STROKES:
-        return crop  # many thin marks: a page of text or a texture, left for the network
-    steps = max(1, round((MNIST_PEN / scale - pen) / 2))
-    diamond = np.add.outer(*(np.abs(np.arange(-steps, steps + 1)),) * 2) <= steps
-    grown = np.pad(crop / float(crop.max()), steps)
-    return ndimage.grey_dilation(grown, footprint=diamond)
-
-
 def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
     """Crop to the ink, fit the longer side to 20 px, centre by mass in 28×28."""
     rows = np.flatnonzero(ink.any(axis=1))
     columns = np.flatnonzero(ink.any(axis=0))
     if rows.size == 0:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
-    crop = _thickened(ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1])
+    crop = ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    crop = stroke_width.thickened(crop, DIGIT_BOX / max(crop.shape))
     height, width = crop.shape
     scale = DIGIT_BOX / max(height, width)
     if scale != 1.0:

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-from app import preprocessing
+from app import preprocessing, stroke_width
 from model import distort, uploads, world
 from tests.conftest import png_bytes
 
@@ -97,7 +97,7 @@ def test_a_digit_written_with_a_hairline_pen(client: TestClient, digit: int) -> 
     ink = pen_digit(STROKES[digit], size=300, width=2)
     assert read(client, as_upload(ink)) == digit
     network_input = preprocessing.preprocess(as_upload(ink))[..., 0]
-    width = preprocessing.pen_width(network_input > 0.5)
+    width = stroke_width.measure(network_input > 0.5)
     assert 1.5 <= width <= 4.0  # MNIST's strokes: about 2.4 px
 
 
@@ -105,7 +105,7 @@ def test_strokes_of_a_usual_width_are_not_grown() -> None:
     ink = tight(pen_digit(STROKES[3], width=16))
     network_input = preprocessing.preprocess(as_upload(ink))[..., 0]
     expected = 16 * preprocessing.DIGIT_BOX / max(ink.shape)
-    assert preprocessing.pen_width(network_input > 0.5) <= expected + 1.0
+    assert stroke_width.measure(network_input > 0.5) <= expected + 1.0
 
 
 @pytest.mark.parametrize("margin", [0, 4])
