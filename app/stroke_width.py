@@ -14,8 +14,7 @@ from scipy import ndimage
 
 MNIST_PEN = 2.4  # px at 28×28: the median upload's strokes
 THIN_PEN = 1.2  # strokes thinner than this at 28×28 are grown to MNIST_PEN ...
-THIN_STROKES = 4  # ... when there are at most this many of them (a digit's, not a page's)
-_EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+LONGEST_STROKES = 100  # ... when they are at most this long at 28×28 (a digit's; an 8 ~60)
 
 
 def measure(strokes: np.ndarray) -> float:
@@ -33,8 +32,8 @@ def measure(strokes: np.ndarray) -> float:
 def thickened(crop: np.ndarray, scale: float) -> np.ndarray:
     """Ink cropped to a digit, to be scaled by ``scale``: as it is, or with its strokes
     grown to MNIST_PEN (and its ink to full strength) when they would be thinner
-    than THIN_PEN. Many thin marks (a page of text, a texture) are left as they are,
-    for the network to refuse."""
+    than THIN_PEN. Thin lines longer than a digit's (a page of text, a texture, a
+    scribble) are left as they are, for the network to refuse."""
     strokes = crop > 0.5 * float(crop.max())
     # Twice the area over the boundary's edges: never above ``measure``, and cheap.
     edges = np.count_nonzero(strokes[1:] != strokes[:-1])
@@ -44,7 +43,8 @@ def thickened(crop: np.ndarray, scale: float) -> np.ndarray:
     pen = measure(strokes)
     if pen * scale >= THIN_PEN:
         return crop
-    if ndimage.label(strokes, structure=_EIGHT_NEIGHBOURS)[1] > THIN_STROKES:
+    # The strokes' length at 28×28: half their outline (area over width).
+    if np.count_nonzero(strokes) / pen * scale > LONGEST_STROKES:
         return crop
     steps = max(1, round((MNIST_PEN / scale - pen) / 2))
     diamond = np.add.outer(*(np.abs(np.arange(-steps, steps + 1)),) * 2) <= steps
