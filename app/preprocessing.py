@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
-from app import av1, heif, levels, orientation, stroke_width
+from app import av1, heif, levels, orientation
 
 INPUT_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
@@ -424,7 +424,6 @@ def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
     if rows.size == 0:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
     crop = ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
-    crop = stroke_width.thickened(crop, DIGIT_BOX / max(crop.shape))
     height, width = crop.shape
     scale = DIGIT_BOX / max(height, width)
     if scale != 1.0:
