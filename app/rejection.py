@@ -28,7 +28,6 @@ COLOURFUL_SATURATION = 0.25  # mean HSV saturation of a colour photo's pixels, 0
 PHOTO_COVERAGE = 0.35  # share of the marks' box covered by ink: a scene, not strokes
 TEXT_MARKS = 8  # this many marks of similar height: a line or a page of text
 COLOUR_MODES = ("RGB", "RGBA", "P", "CMYK", "YCbCr")  # may show colour; reduced to look
-_EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
 class NotADigitError(preprocessing.NoDigitError):
@@ -98,7 +97,7 @@ def _colourful(image: Image.Image) -> bool:
 def shape_reason(ink: np.ndarray) -> str:
     """From the ink map: a scene, text, several characters, or one odd shape."""
     strokes = ink > 0.3
-    labels, count = ndimage.label(strokes, structure=_EIGHT_NEIGHBOURS)
+    labels, count = ndimage.label(strokes, structure=preprocessing.EIGHT_NEIGHBOURS)
     if count == 0:
         return SYMBOL
     boxes = ndimage.find_objects(labels)
