@@ -26,6 +26,14 @@ def number_mode(page: Page) -> None:
     expect(page.get_by_role("img", name="Drawing area for a number")).to_be_visible()
 
 
+def upload_png(page: Page, image, name: str) -> None:
+    """Choose ``image`` as a PNG file named ``name`` in the page's file input."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    file = {"name": name, "mimeType": "image/png", "buffer": buffer.getvalue()}
+    page.get_by_label("Choose an image file").set_input_files(file)
+
+
 def draw_in_thirds(page: Page, digits: str) -> None:
     """Each digit in its own third of the wide pad; /read is called once per stroke."""
     box = page.get_by_test_id("canvas").bounding_box()
@@ -74,11 +82,7 @@ def test_drawing_a_number_shows_it_digit_by_digit(open_page: Callable[..., Page]
 def test_uploading_a_number(open_page: Callable[..., Page]):
     page = open_page("/")
     number_mode(page)
-    image, _ = draw_number("2025")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    file = {"name": "year.png", "mimeType": "image/png", "buffer": buffer.getvalue()}
-    page.get_by_label("Choose an image file").set_input_files(file)
+    upload_png(page, draw_number("2025")[0], "year.png")
     expect_number(page, "2025")
     expect(page.get_by_test_id("number-confidence")).to_contain_text("year.png")
 
@@ -86,11 +90,7 @@ def test_uploading_a_number(open_page: Callable[..., Page]):
 def test_a_decimal_point_is_named_apart(open_page: Callable[..., Page]):
     page = open_page("/")
     number_mode(page)
-    image, _ = draw_number("275", point_after=1)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    file = {"name": "price.png", "mimeType": "image/png", "buffer": buffer.getvalue()}
-    page.get_by_label("Choose an image file").set_input_files(file)
+    upload_png(page, draw_number("275", point_after=1)[0], "price.png")
     expect_number(page, "275")
     expect(page.get_by_test_id("other")).to_have_text("Not digits, left out: point.")
 
