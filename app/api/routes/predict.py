@@ -18,10 +18,12 @@ from app.predictor import Predictor, Result
 
 router = APIRouter(tags=["predict"])
 
+IMAGE_FORMATS = (
+    "PNG, JPEG, GIF (first frame), BMP, WebP, TIFF, HEIC/HEIF or AVIF (the primary image)"
+)
 IMAGE_DESCRIPTION = (
-    "An image of one handwritten digit: PNG, JPEG, GIF (first frame), BMP, WebP, TIFF, "
-    "HEIC/HEIF or AVIF (the primary image); a photo of ink on paper straight from a phone, "
-    "a canvas drawing with transparency, a scan or a screenshot."
+    f"An image of one handwritten digit: {IMAGE_FORMATS}; a photo of ink on paper straight "
+    "from a phone, a canvas drawing with transparency, a scan or a screenshot."
 )
 IncludeInput = Annotated[
     bool,

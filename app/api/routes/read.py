@@ -10,14 +10,14 @@ from fastapi import APIRouter, File, Request, UploadFile
 from app import observability, preprocessing
 from app.api.deps import PredictorDep
 from app.api.errors import NOT_READY, READ_ERRORS
-from app.api.routes.predict import IncludeInput
+from app.api.routes.predict import IMAGE_FORMATS, IncludeInput
 from app.api.schemas import Box, NumberReading, OtherMark, ReadDigit
 
 router = APIRouter(tags=["read"])
 
 NUMBER_DESCRIPTION = (
     "An image of one line of handwritten digits (an amount, a postcode, a meter reading): "
-    "PNG, JPEG, GIF (first frame), BMP, WebP or TIFF, as for /predict."
+    f"{IMAGE_FORMATS}, as for /predict."
 )
 
 
