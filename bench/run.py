@@ -86,6 +86,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak-sample-every", type=float, default=2.0)
     parser.add_argument("--soak-max-growth-mb", type=float, default=10.0)
     parser.add_argument("--model", type=Path, default=None, help="default: $MODEL_PATH, shipped")
+    parser.add_argument(
+        "--server-python",
+        default=sys.executable,
+        help="the servers' interpreter, e.g. the runtime venv's (no naive server there)",
+    )
     two_cores = (os.cpu_count() or 1) >= 2
     parser.add_argument(
         "--server-cpus", default="0" if two_cores else "", help="taskset list, '' for none"

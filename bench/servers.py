@@ -14,7 +14,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,13 +159,13 @@ def make_server(name: str, args, log_dir: Path, workers: int = 1) -> Server:
     env = {"MODEL_PATH": str(args.model), "TF_CPP_MIN_LOG_LEVEL": "2"}
     if name == "service":
         env.update(WORKERS=str(workers), **args.service_env)
-        return Server(name, [sys.executable, "-m", "app"], env, args.server_cpus, log_dir)
+        return Server(name, [args.server_python, "-m", "app"], env, args.server_cpus, log_dir)
     target = {
         "noop": "bench.noop_app:app",
         "bare": "bench.bare_app:app",
         "naive": "bench.naive_app:app",
     }[name]
-    command = [sys.executable, "-m", "uvicorn", target, *UVICORN_OPTIONS, "--port", "{port}"]
+    command = [args.server_python, "-m", "uvicorn", target, *UVICORN_OPTIONS, "--port", "{port}"]
     return Server(name, command, env, args.server_cpus, log_dir)
 
 
@@ -174,6 +173,10 @@ def run_cold(args, log_dir: Path) -> dict:
     from app.inference import converted_path, file_sha256, read_card, shipped_litert
 
     results = {}
+    # The image compiles the app at build time (Dockerfile): start from compiled modules
+    # here too, even where PYTHONDONTWRITEBYTECODE would have every start compile them.
+    compiled = [args.server_python, "-m", "compileall", "-q", "app", "bench"]
+    subprocess.run(compiled, cwd=PROJECT_ROOT, check=True)
     sha256 = file_sha256(args.model)
     shipped = shipped_litert(args.model, sha256, read_card(args.model, sha256))
     if shipped is None and not converted_path(args.model, sha256).is_file():
