@@ -226,12 +226,14 @@ def train(args: argparse.Namespace) -> dict:
         f"test accuracy {test['accuracy']:.4f} ({test['errors']} errors), loss {test['loss']:.4f}"
     )
 
+    sha256 = data.sha256_of(model_path)
     card = {
         "name": args.arch,
-        "version": f"{args.arch}-{dt.date.today().isoformat()}-s{args.seed}",
+        # The weights' hash in the version: two trainings on one day differ in it.
+        "version": f"{args.arch}-{dt.date.today().isoformat()}-s{args.seed}-{sha256[:7]}",
         "file": model_path.name,
         "file_bytes": model_path.stat().st_size,
-        "sha256": data.sha256_of(model_path),
+        "sha256": sha256,
         "parameters": int(shipped.count_params()),
         "input": {
             "shape": list(network.INPUT_SHAPE),

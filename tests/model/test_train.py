@@ -32,6 +32,7 @@ def test_writes_model_card_and_plots(tiny_run: tuple[Path, dict]) -> None:
     model_file = out / card["file"]
     assert model_file.is_file() and card["file_bytes"] == model_file.stat().st_size
     assert card["sha256"] == data.sha256_of(model_file)
+    assert card["version"].endswith(f"-s1-{card['sha256'][:7]}")  # two runs a day differ
     assert card["data"]["sha256"] == data.CHECKSUMS
     images = card["training"]["images"]
     assert images["MNIST training split"] == 300
