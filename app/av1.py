@@ -14,7 +14,7 @@ size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 OBU_SEQUENCE_HEADER = 1
 
@@ -23,11 +23,12 @@ class BitstreamError(ValueError):
     """A sequence header ends before its maximum frame size."""
 
 
-def largest_frame(stream: bytes) -> tuple[int, int] | None:
-    """The largest (width, height) any sequence header in ``stream`` allows, or None
-    when it has none. Raises BitstreamError for a header cut short."""
-    sizes = [max_frame_size(header) for header in sequence_headers(stream)]
-    return max(sizes, key=lambda size: size[0] * size[1]) if sizes else None
+def largest_frame(streams: Iterable[bytes]) -> tuple[int, int] | None:
+    """The largest (width, height) any sequence header in ``streams`` allows, or None
+    when they have none; the streams are read one at a time. Raises BitstreamError
+    for a header cut short."""
+    sizes = (max_frame_size(header) for stream in streams for header in sequence_headers(stream))
+    return max(sizes, key=lambda size: size[0] * size[1], default=None)
 
 
 def sequence_headers(stream: bytes) -> Iterator[bytes]:

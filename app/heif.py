@@ -112,17 +112,10 @@ def coded_size(data: bytes) -> tuple[int, int] | None:
     pieces, or an item longer than the file)."""
     if family(data) is None:
         return None
-    largest = None
     try:
-        for stream in _av1_streams(data):  # one at a time: each at most the file's size
-            size = av1.largest_frame(stream)
-            if size is not None and (
-                largest is None or size[0] * size[1] > largest[0] * largest[1]
-            ):
-                largest = size
+        return av1.largest_frame(_av1_streams(data))  # one at a time: each up to the file's size
     except (struct.error, IndexError):
         return None
-    return largest
 
 
 def _av1_streams(data: bytes) -> Iterator[bytes]:

@@ -176,7 +176,9 @@ class Predictor:
         self, uploads: list[bytes], reject: bool = True
     ) -> list[Result | preprocessing.PreprocessingError]:
         """Each upload's result or its own error, in order; one network call for all."""
-        outcomes: list[tuple[np.ndarray, Image.Image | None, float] | Exception] = []
+        outcomes: list[
+            tuple[np.ndarray, Image.Image | None, float] | preprocessing.PreprocessingError
+        ] = []
         for data in uploads:
             try:
                 outcomes.append(await self._normalize(data))

@@ -90,14 +90,14 @@ def test_the_largest_of_several_sequence_headers_counts() -> None:
         (12000, 12000),
         (200, 100),
     ]
-    assert av1.largest_frame(stream) == (12000, 12000)
-    assert av1.largest_frame(obu(6, bytes(10))) is None
+    assert av1.largest_frame([stream]) == (12000, 12000)
+    assert av1.largest_frame([obu(6, bytes(10))]) is None
 
 
 @pytest.mark.parametrize("keep", [1, 2, 5])
 def test_a_header_cut_short_is_an_error(keep: int) -> None:
     header = sequence_header(4032, 3024, full=True)
     with pytest.raises(av1.BitstreamError):
-        av1.largest_frame(obu(av1.OBU_SEQUENCE_HEADER, header[:keep]))
+        av1.largest_frame([obu(av1.OBU_SEQUENCE_HEADER, header[:keep])])
     with pytest.raises(av1.BitstreamError):
-        av1.largest_frame(bytes([(av1.OBU_SEQUENCE_HEADER << 3) | 0b10, 0x80]))  # size cut
+        av1.largest_frame([bytes([(av1.OBU_SEQUENCE_HEADER << 3) | 0b10, 0x80])])  # size cut
