@@ -107,3 +107,21 @@ def test_full_collections_leave_the_startup_heap_out():
     served = probe("served", GC_PROBE)
     assert served["frozen"] > 20_000
     assert served["walked"] < served["frozen"] / 10
+
+
+ENTRY_PROBE = """
+import gc, json, sys
+import app.__main__  # what `python -m app` runs first: the collector goes off
+imported = gc.isenabled()
+from fastapi.testclient import TestClient
+from app.main import create_app
+with TestClient(create_app()):
+    ready = gc.isenabled()
+print(json.dumps({"imported": imported, "ready": ready, "frozen": gc.get_freeze_count()}))
+"""
+
+
+def test_the_collector_is_off_while_the_service_starts_and_on_once_it_is_ready():
+    states = probe("entry", ENTRY_PROBE)
+    assert states["imported"] is False
+    assert states["ready"] is True and states["frozen"] > 20_000
