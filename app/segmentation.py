@@ -45,14 +45,13 @@ from app import components, orientation, preprocessing
 
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
 NEAR = 0.15  # components closer than this many line heights are one group
-WIDE = 0.8  # a component wider than this many line heights may hold touching digits
-CUT_SPACING = 0.12  # cuts at least this many line heights apart
-MAX_PIECES = 4  # pieces one digit may be made of
+WIDE = 0.4  # a component wider than this many line heights may hold touching digits (11)
+CUT_SPACING = 0.08  # cuts at least this many line heights apart
+MAX_PIECES = 5  # pieces one digit may be made of
 MAX_WIDTH = 1.5  # no candidate digit is wider than this many line heights
-WIDEST = 1.1  # a digit wider than this many line heights (along the slant) is unlikely
+WIDEST = 1.3  # a digit wider than this many line heights (along the slant) is unlikely
 WIDE_PENALTY = 4.0  # log-prior per line height of width beyond WIDEST
 SHORT_PENALTY = 6.0  # log-prior per line height of height short of 0.55
-CROSSING_COST = 0.3  # log-prior per stroke beyond the first that a cut between digits crosses
 GAP_COST = 10.0  # log-prior per line height of gap inside one digit
 MAX_SLANT = 0.6  # the steepest lean of the writing considered, columns per row
 PIECE_COST = 0.4  # log-prior per digit: a split must be worth it
@@ -115,7 +114,6 @@ class Proposal:
     inputs: np.ndarray  # (n, 28, 28, 1): every candidate's network input
     candidates: list[Candidate]
     pieces: list[int]  # how many pieces each group has, left to right
-    starts: list[list[int]]  # per group and piece: strokes a cut before it would cross
     gaps: list[list[float]]  # per group and piece: the gap before it, in line heights
     marks: list[Mark]
 
@@ -146,7 +144,6 @@ class Proposal:
                         best[candidate.first]
                         + log_scores[index]
                         + _prior(candidate.width, candidate.height)
-                        - CROSSING_COST * max(0, self.starts[group][candidate.first] - 1)
                         - GAP_COST * sum(self.gaps[group][candidate.first + 1 : candidate.last + 1])
                     )
                     if total > best[end + 1]:
@@ -271,13 +268,10 @@ def _slant(groups: list[list[int]], blobs: components.Blobs) -> _Slant:
 
 def _pieces(
     group: list[int], blobs: components.Blobs, line: float, slant: _Slant
-) -> tuple[list[tuple[int, float, float]], list[int], list[float]]:
-    """A group's pieces as (label, first sheared column, end), left to right; how many
-    strokes a cut before each crosses (1 between components: a cut through several
-    strokes is less likely between digits than one through a single join); and the
+) -> tuple[list[tuple[int, float, float]], list[float]]:
+    """A group's pieces as (label, first sheared column, end), left to right, and the
     gap before each, in line heights (0 where pieces overlap)."""
     pieces = []
-    crossings: dict[tuple[int, float], int] = {}  # (label, cut) -> strokes crossed
     for index in group:
         label = int(blobs.ids[index])
         top, bottom = int(blobs.top[index]), int(blobs.bottom[index])
@@ -289,22 +283,15 @@ def _pieces(
         if end - first > WIDE * line:
             bins = np.floor(sheared[own] - first).astype(np.int64)
             profile = np.bincount(bins, minlength=int(end - first))
-            cuts = _cuts(profile, line)
-            for cut in cuts:
-                along = np.zeros(own.shape[0] + 1, dtype=bool)
-                along[1:] = (own & (np.floor(sheared - first) == cut)).any(axis=1)
-                crossings[label, first + cut] = int(np.count_nonzero(along[1:] & ~along[:-1]))
-            columns = [first, *(first + c for c in cuts), end]
+            columns = [first, *(first + c for c in _cuts(profile, line)), end]
         pieces += [(label, start, stop) for start, stop in itertools.pairwise(columns)]
     pieces.sort(key=lambda piece: piece[1] + piece[2])  # by their middle
-    crossed, gaps = [0], [0.0]  # before the first piece: no cut
+    gaps = [0.0]  # before the first piece: none
     reach = pieces[0][2]
-    for before, after in itertools.pairwise(pieces):
-        joined = before[0] == after[0]
-        crossed.append(max(1, crossings.get((after[0], after[1]), 1)) if joined else 1)
+    for after in pieces[1:]:
         gaps.append(max(0.0, after[1] - reach) / line)
         reach = max(reach, after[2])
-    return pieces, crossed, gaps
+    return pieces, gaps
 
 
 def propose(image: Image.Image, max_digits: int) -> Proposal:
@@ -330,9 +317,7 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
     if not groups:
         raise preprocessing.NoDigitError("No digit found: only marks that are not digits.")
     slant = _slant(groups, blobs)
-    pieces, starts, gaps = zip(
-        *(_pieces(group, blobs, line, slant) for group in groups), strict=True
-    )
+    pieces, gaps = zip(*(_pieces(group, blobs, line, slant) for group in groups), strict=True)
     # Every digit is made of at most MAX_PIECES pieces: a bound checked before any work.
     least = sum(math.ceil(len(each) / MAX_PIECES) for each in pieces)
     if least > max_digits:
@@ -359,7 +344,6 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
         np.stack(inputs)[..., np.newaxis],
         candidates,
         [len(each) for each in pieces],
-        list(starts),
         list(gaps),
         marks,
     )

@@ -76,6 +76,15 @@ def test_gaps_of_any_width(client: TestClient, gap: float) -> None:
     check_boxes(body, drawn)
 
 
+@pytest.mark.parametrize(("text", "gap"), [("11", -0.35), ("17", -0.3), ("12", -0.3)])
+def test_a_narrow_touching_pair_is_split(client: TestClient, text: str, gap: float) -> None:
+    """A 1 leaning into its neighbour: one component no wider than a wide digit."""
+    image, drawn = draw_number(text, gap=gap)
+    body = read(client, image)
+    assert body["number"] == text
+    check_boxes(body, drawn)
+
+
 def test_groups_apart_are_one_number(client: TestClient) -> None:
     """A phone number's spaces do not break the reading."""
     left, _ = draw_number("01", gap=0.3)
