@@ -71,12 +71,14 @@ def _pen_width(strokes: np.ndarray) -> float:
     return 2.0 * np.count_nonzero(strokes) / max(outline, 1)
 
 
-def line_height(blobs: Blobs) -> float:
+def line_height(blobs: Blobs, pen: float) -> float:
     """The height of the line's digits: the median of the tall components' heights,
-    leaving out long flat ones (rules) when there is anything else."""
+    leaving out long flat ones (rules) and specks under two pen widths high when
+    there is anything else. Digits that all sit on a rule make one long flat blob
+    with it: then a speck beside them is not the line."""
     height, width = blobs.height, blobs.width
-    flat = width >= 4 * height
-    heights = height[~flat] if (~flat).any() else height
+    digits = (width < 4 * height) & (height >= 2 * pen)
+    heights = height[digits] if digits.any() else height
     return float(np.median(heights[heights >= 0.5 * heights.max()]))
 
 

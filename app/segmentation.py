@@ -302,14 +302,14 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
     strength = preprocessing.ink_strength(preprocessing.grey_levels(decoded))
     ink, strokes = strength.ink, strength.strokes
     blobs, pen = components.find(ink, strokes)
-    line = components.line_height(blobs)
+    line = components.line_height(blobs, pen)
     cleaned = components.without_rules(strokes, blobs, line)
     if cleaned is not None:
         if not cleaned.any():
             raise preprocessing.NoDigitError("No digit found: only lines, no writing.")
         strokes = cleaned
         blobs, _ = components.find(ink, strokes, pen)
-        line = components.line_height(blobs)
+        line = components.line_height(blobs, pen)
     # Rules that no digit touched are long flat blobs of their own.
     flat = (blobs.width >= components.RULE_LENGTH * line) & (blobs.height <= 0.25 * line)
     groups, mark_indices = _groups(blobs, line)

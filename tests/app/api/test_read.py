@@ -152,6 +152,19 @@ def test_rules_under_and_around_the_digits_are_no_digits(client: TestClient) -> 
     assert body["other"] == []
 
 
+def test_a_speck_beside_digits_that_all_sit_on_a_rule(client: TestClient) -> None:
+    """The digits and the rule are one wide blob: a speck must not pass for the line."""
+    image, drawn = draw_number("2025", gap=0.4)
+    draw = ImageDraw.Draw(image)
+    bottom = drawn[0][3] - 2
+    draw.line([(0, bottom), (image.width, bottom)], fill=0, width=6)  # through every foot
+    x, y = (drawn[1][2] + drawn[2][0]) / 2, drawn[0][1] + 30
+    draw.ellipse((x - 4, y - 3, x + 4, y + 3), fill=0)  # a speck between two digits
+    body = read(client, image)
+    assert body["number"] == "2025"
+    check_boxes(body, drawn)
+
+
 def test_more_than_max_digits_is_422(client: TestClient) -> None:
     image, _ = draw_number("1" * 40, size=40, gap=0.4, margin=10)
     response = client.post("/read", files=upload(png_bytes(image)))
