@@ -6,8 +6,8 @@ every worker then starts from the warm conversion cache.
 
 The cyclic garbage collector is off while the process imports and loads: those
 hundreds of thousands of new objects are nearly all kept, so its passes found
-next to nothing and cost ~5 % of the cold start. ``memory.freeze_startup_objects``
-turns it back on once the app is ready.
+next to nothing and cost ~8 % of the cold start (docs/performance.md).
+``memory.freeze_startup_objects`` turns it back on once the app is ready.
 """
 
 from __future__ import annotations
