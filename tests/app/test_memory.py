@@ -110,7 +110,7 @@ def test_full_collections_leave_the_startup_heap_out():
 
 
 ENTRY_PROBE = """
-import gc, json, sys
+import gc, json
 import app.__main__  # what `python -m app` runs first: the collector goes off
 imported = gc.isenabled()
 from fastapi.testclient import TestClient

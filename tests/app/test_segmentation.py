@@ -18,13 +18,16 @@ def propose(image: Image.Image, max_digits: int = 32) -> segmentation.Proposal:
     return segmentation.propose(preprocessing.open_image(png_bytes(image)), max_digits)
 
 
+def whole_group(proposal: segmentation.Proposal) -> int:
+    """The index of the candidate made of every piece of the one group."""
+    (count,) = proposal.pieces
+    return next(i for i, c in enumerate(proposal.candidates) if (c.first, c.last) == (0, count - 1))
+
+
 def test_one_digit_is_normalised_exactly_as_predict_does() -> None:
     data = png_bytes(stroke_digit())
     proposal = segmentation.propose(preprocessing.open_image(data), 32)
-    (count,) = proposal.pieces  # one group: the digit, perhaps cut into pieces to try
-    whole = next(
-        i for i, c in enumerate(proposal.candidates) if (c.first, c.last) == (0, count - 1)
-    )
+    whole = whole_group(proposal)  # the digit, perhaps also cut into pieces to try
     np.testing.assert_allclose(proposal.inputs[whole], preprocessing.preprocess(data), atol=1e-6)
 
 
@@ -47,9 +50,7 @@ def test_the_digit_score_decides_between_splits() -> None:
     proposal = propose(image)
     (count,) = proposal.pieces  # its two strokes, perhaps cut further
     assert count >= 2
-    union = next(
-        i for i, c in enumerate(proposal.candidates) if (c.first, c.last) == (0, count - 1)
-    )
+    union = whole_group(proposal)
     probabilities = np.full((len(proposal.candidates), 10), 0.1, dtype=np.float32)
     scores = np.ones(len(proposal.candidates), dtype=np.float32)
     assert len(proposal.choose(probabilities)) == 1
