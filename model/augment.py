@@ -14,8 +14,8 @@ polarity, with or without a margin) and then normalised by the service's own
   the digits; scribbles; textures; generated scenes and photos; pages of text;
   and several digits side by side (``/read`` reads those).
 
-Fonts are split by family: ``TRAINING_FONTS`` teach, the others are kept for
-measuring (``model.notdigits``).
+Fonts are split by family: ``TRAINING_FONTS`` teach, ``MEASURING_FONTS`` are kept
+for measuring (``model.world``).
 """
 
 from __future__ import annotations
@@ -35,26 +35,50 @@ from model import distort as d
 from model.realdigits import PenDigit, draw
 
 NOT_A_DIGIT = 10
-FONT_ROOT = Path("/usr/share/fonts")
-TRAINING_FONTS = ("dejavu", "liberation", "freefont", "noto")  # folders under FONT_ROOT
+FONT_ROOT = Path("/usr/share/fonts")  # Debian's; FONTS_DIR names another
+# Font families (folders under the root) and the Debian packages that ship them:
+# the first teach the network, the others are kept for measuring (``model.world``).
+TRAINING_FONTS = {
+    "dejavu": "fonts-dejavu-core",
+    "liberation": "fonts-liberation",
+    "freefont": "fonts-freefont-ttf",
+    "noto": "fonts-noto-core",
+}
+MEASURING_FONTS = {
+    "urw-base35": "fonts-urw-base35",
+    "linux-libertine": "fonts-linuxlibertine",
+    "crosextra": "fonts-crosextra-carlito",
+}
 # Shapes that look like no digit. Left out on purpose: O o Q D C U (0), I l i j J
 # T t ! | / ( ) [ ] (1), Z z (2), B & S s $ § (5, 8), G b (6), g q a P y (9), A h (4).
 NOT_DIGIT_CHARACTERS = "EFHKMNRVWXYcefkmnpruvwx#%@*+=?¶©®£€¥ΩπλΣΦΨЖДЯЮЩжфш¤♣♠♥★✓✗→←↑↓∞≈≠"
 LATIN_NOTO = ("NotoSans-", "NotoSerif-", "NotoSansMono-")
 
 
-def fonts(training: bool, root: Path = FONT_ROOT) -> list[Path]:
-    """Scalable fonts for training (``TRAINING_FONTS``) or for measuring (the rest)."""
-    found = []
+class MissingFontsError(RuntimeError):
+    """A font family the non-digits are drawn in is not installed."""
+
+
+def fonts(training: bool, root: Path | None = None) -> list[Path]:
+    """The scalable fonts of the training families, or of the measuring ones; every
+    family must be there, so that what is trained and measured does not depend on
+    what else a machine happens to have."""
+    root = root or Path(os.environ.get("FONTS_DIR", FONT_ROOT))
+    families = TRAINING_FONTS if training else MEASURING_FONTS
+    found: dict[str, list[Path]] = {family: [] for family in families}
     for path in sorted(root.rglob("*")):
-        if path.suffix.lower() not in (".ttf", ".otf"):
+        family = next((f for f in families if f in path.parts), None)
+        if family is None or path.suffix.lower() not in (".ttf", ".otf"):
             continue
-        family = next((f for f in TRAINING_FONTS if f in path.parts), None)
-        if family == "noto" and not path.name.startswith(LATIN_NOTO):
-            continue
-        if (family is not None) == training:
-            found.append(path)
-    return found
+        if family != "noto" or path.name.startswith(LATIN_NOTO):
+            found[family].append(path)
+    missing = [families[family] for family, paths in found.items() if not paths]
+    if missing:
+        raise MissingFontsError(
+            f"fonts not found under {root}: apt-get install {' '.join(missing)} "
+            "(or set FONTS_DIR to a folder holding them)"
+        )
+    return [path for paths in found.values() for path in paths]
 
 
 def _pen_ink(side: int, strokes: list[np.ndarray], pen: float) -> np.ndarray:

@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from app import calibration
-from model import data, realdigits
+from model import augment, data, realdigits
 from model.evaluate import as_network_input, evaluate
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts"
@@ -160,8 +160,6 @@ def train(args: argparse.Namespace) -> dict:
     x_val, y_val = as_network_input(validation.images), validation.labels.astype(np.int64)
     sources = {"MNIST training split": len(y_train)}
     if not args.mnist_only:
-        from model import augment
-
         real = realdigits.load(args.realdigits)
         extras = augment.training_extras(training, real, args.seed, workers=args.workers)
         held = augment.validation_extras(validation, args.seed, workers=args.workers)
@@ -257,6 +255,7 @@ def train(args: argparse.Namespace) -> dict:
             if args.no_augment
             else "rotation ±10°, zoom ±10 % per axis, shift ±2 px",
             "images": sources,
+            "fonts": None if args.mnist_only else sorted(augment.TRAINING_FONTS.values()),
             "seed": args.seed,
             "training_images": len(y_train),
             "validation_images": len(y_val),
@@ -327,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         train(args)
-    except (data.MnistDataError, realdigits.RealDigitsError) as error:
+    except (data.MnistDataError, realdigits.RealDigitsError, augment.MissingFontsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -27,6 +27,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -160,11 +161,13 @@ def real(sets: realdigits.RealDigits, count: int) -> Iterator[Sample]:
 NOT_A_DIGIT = 10  # the label of samples that are no digit
 
 
-def not_digits(count: int, seed: int, mnist_digits: np.ndarray) -> Iterator[Sample]:
-    """Non-digits kept apart from training: fonts of other families, other seeds."""
+def not_digits(
+    count: int, seed: int, mnist_digits: np.ndarray, fonts: list[Path]
+) -> Iterator[Sample]:
+    """Non-digits kept apart from training: ``fonts`` of other families
+    (``augment.fonts(training=False)``), other seeds."""
     from model import augment
 
-    fonts = augment.fonts(training=False)
     kinds = {
         "letters and symbols (other fonts)": lambda rng: augment.glyph(rng, fonts),
         "scribbles": augment.scribble,
@@ -312,8 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the report here")
     parser.add_argument("--markdown", help="also write the report as Markdown tables here")
     args = parser.parse_args(argv)
+    from model.augment import MissingFontsError, fonts
     from model.uploads import held_out_digits
 
+    try:
+        measuring_fonts = fonts(training=False)
+    except MissingFontsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     mnist = data.load(args.data)
     digits = held_out_digits(mnist)
     sets = realdigits.load(args.realdigits)
@@ -323,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         rendered(digits, args.count, args.seed),
         real(sets, args.count),
         mnist_test(mnist, args.count),
-        not_digits(args.count, args.seed, digits.images),
+        not_digits(args.count, args.seed, digits.images, measuring_fonts),
     )
     report = measure(samples, read)
     print_report(report)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from app.config import DEFAULT_MODEL_PATH, Settings
 from app.main import create_app
-from model import data, realdigits
+from model import augment, data, realdigits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["pytester"]
@@ -73,6 +73,16 @@ def mnist() -> data.Mnist:
     or a failure in CI. Present but corrupt (a checksum mismatch): always a failure."""
     require(mnist_files_present(), "MNIST not found: set MNIST_DIR or fill ../shared/data/mnist")
     return data.load(download=False)
+
+
+def fonts(training: bool) -> list[Path]:
+    """The fonts non-digits are drawn in (``augment.fonts``). A family missing: a skip,
+    or a failure in CI (.ci/run installs them)."""
+    try:
+        return augment.fonts(training)
+    except augment.MissingFontsError as error:
+        require(False, str(error))
+        raise
 
 
 @pytest.fixture(scope="session")

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from model import data
+from model import augment, data
 from tests.conftest import PROJECT_ROOT, mnist_files_present, require
 
 MNIST_TEST = "tests/model/test_data.py::test_real_mnist_matches_its_documented_shape"
 BROWSER_TEST = "tests/browser/test_docs.py::test_docs_list_the_operations"
 WRK_TEST = "tests/bench/test_harness.py::test_quick_run_against_the_noop_app"
 COMPOSE_TEST = "tests/deploy/test_compose.py::test_docker_compose_accepts_it"
+TRAIN_TEST = "tests/model/test_train.py::test_writes_model_card_and_plots"
 
 
 def run_one(pytester: pytest.Pytester, test: str) -> pytest.RunResult:
@@ -44,6 +45,11 @@ MISSING: dict[str, tuple[str, Callable, str]] = {
     ),
     "wrk": (WRK_TEST, no_programs, "wrk not installed"),
     "docker-compose": (COMPOSE_TEST, no_programs, "docker-compose"),
+    "fonts": (
+        TRAIN_TEST,
+        lambda m, tmp: m.setenv("FONTS_DIR", str(tmp)),
+        "fonts not found*apt-get install fonts-dejavu-core",
+    ),
 }
 
 
@@ -85,3 +91,9 @@ def test_a_corrupt_mnist_file_fails_even_off_ci(
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) + outcomes.get("errors", 0) == 1, outcomes
     result.stdout.fnmatch_lines(["*t10k-labels-idx1-ubyte.gz is corrupt*"])
+
+
+def test_ci_installs_every_font_family_the_non_digits_are_drawn_in() -> None:
+    script = (PROJECT_ROOT / ".ci" / "run").read_text()
+    packages = {**augment.TRAINING_FONTS, **augment.MEASURING_FONTS}.values()
+    assert [package for package in packages if package not in script] == []

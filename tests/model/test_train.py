@@ -10,6 +10,7 @@ import pytest
 
 from app.inference import load_classifier
 from model import data, evaluate, train
+from tests.conftest import fonts
 
 CARD_FIELDS = {
     "name", "version", "file", "file_bytes", "sha256", "parameters", "input", "classes",
@@ -19,6 +20,7 @@ CARD_FIELDS = {
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, mnist: data.Mnist) -> tuple[Path, dict]:
+    fonts(training=True)  # the non-digits are drawn in them
     out = tmp_path_factory.mktemp("tiny")
     args = ["--epochs", "1", "--limit", "300", "--validation-size", "200", "--out", str(out)]
     assert train.main([*args, "--data", str(mnist.folder)]) == 0

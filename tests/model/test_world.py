@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from model import data, realdigits, uploads, world
+from tests.conftest import fonts
 
 PER_KIND = 150
 # What docs/model.md claims per kind (share read correctly), from `python -m model.world
@@ -45,12 +46,13 @@ def target_for(kind: str) -> float:
 
 @pytest.fixture(scope="module")
 def report(client: TestClient, mnist: data.Mnist, real_digits: realdigits.RealDigits) -> dict:
+    measuring_fonts = fonts(training=False)
     read = world.service_reader(client.app.state.predictor.classifier)
     digits = uploads.held_out_digits(mnist)
     samples = itertools.chain(
         world.rendered(digits, PER_KIND, seed=3),
         world.real(real_digits, PER_KIND),
-        world.not_digits(PER_KIND // 2, seed=3, mnist_digits=digits.images),
+        world.not_digits(PER_KIND // 2, 3, digits.images, measuring_fonts),
     )
     result = world.measure(samples, read)
     world.print_report(result)
