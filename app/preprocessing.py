@@ -15,9 +15,10 @@ cameras, canvases and apps do to them:
    background estimate);
 5. ink found against noise: an Otsu threshold, connected components, specks
    dropped, marks cut by the edge dropped when a digit lies inside the frame;
-6. crop to the ink, scale the longer side to 20 px keeping the aspect ratio
-   (anti-aliased, grey levels kept), place in 28×28 with the centre of mass at
-   the centre, scale to [0, 1].
+6. crop to the ink, grow hairline strokes to MNIST's width (``app.strokes``),
+   scale the longer side to 20 px keeping the aspect ratio (anti-aliased, grey
+   levels kept), place in 28×28 with the centre of mass at the centre, scale to
+   [0, 1].
 
 An MNIST digit goes through unchanged. No web framework in here: errors are
 ``PreprocessingError`` subclasses that the HTTP layer maps to status codes.
@@ -35,7 +36,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
-from app import av1, heif, levels, orientation
+from app import av1, heif, levels, orientation, strokes
 
 INPUT_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
@@ -418,12 +419,13 @@ def _background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
 
 
 def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
-    """Crop to the ink, fit the longer side to 20 px, centre by mass in 28×28."""
+    """Crop to the ink, grow hairlines (``app.strokes``), fit the longer side to 20 px,
+    centre by mass in 28×28."""
     rows = np.flatnonzero(ink.any(axis=1))
     columns = np.flatnonzero(ink.any(axis=0))
     if rows.size == 0:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
-    crop = ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    crop = strokes.grown(ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1], DIGIT_BOX)
     height, width = crop.shape
     scale = DIGIT_BOX / max(height, width)
     if scale != 1.0:

@@ -283,10 +283,10 @@ def network_input(grey: np.ndarray) -> np.ndarray | None:
 def negative_renderers(font_files: list[Path], digits: np.ndarray) -> list[tuple[float, Callable]]:
     """(share, render(rng) -> grey) for each kind of non-digit."""
     return [
-        (0.45, lambda rng: glyph(rng, font_files)),
-        (0.15, scribble),
-        (0.12, texture),
-        (0.12, scene),
+        (0.40, lambda rng: glyph(rng, font_files)),
+        (0.16, scribble),
+        (0.14, texture),
+        (0.14, scene),
         (0.06, lambda rng: text_page(rng, font_files)),
         (0.10, lambda rng: several_digits(digits, rng)),
     ]
@@ -330,7 +330,8 @@ class Extras:
     counts: dict[str, int]
 
 
-NEGATIVES_PER_DIGIT = 0.4  # non-digits rendered per MNIST training digit
+WORLD_VARIANTS = 2  # world variants rendered per MNIST training digit
+NEGATIVES_PER_DIGIT = 0.7  # non-digits rendered per MNIST training digit
 
 
 def _negative_jobs(count: int, seed: int, font_files: list[Path], digits: np.ndarray) -> list:
@@ -367,7 +368,9 @@ def training_extras(training, real, seed: int, workers: int | None = None) -> Ex
     negatives = round(NEGATIVES_PER_DIGIT * len(digits))
     return _collect(
         {
-            "world variants of MNIST training digits": chunked("world", digits, seed),
+            "world variants of MNIST training digits": chunked(
+                "world", digits * WORLD_VARIANTS, seed
+            ),
             "pendigits training writers": chunked("pen", pens, seed + 1),
             "optdigits training writers": chunked("bitmap", bitmaps, seed + 2),
             "not a digit": _negative_jobs(negatives, seed, fonts(training=True), training.images),
