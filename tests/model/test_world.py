@@ -21,10 +21,10 @@ PER_KIND = 150
 # --count 300` on the shipped model; below the targets where the table says so.
 CLAIMED = {
     "16x16": 0.95,
-    "hairline": 0.87,
+    "hairline": 0.95,
     "pendigits": 0.97,
     "optdigits": 0.98,
-    "load_digits": 0.97,
+    "load_digits": 0.96,
 }
 CLAIMED_OTHERWISE = 0.98  # tight crops, marker, slant
 MAX_REFUSED = 0.06  # real digits refused, per kind
