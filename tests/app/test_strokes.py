@@ -7,6 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app import preprocessing, strokes
+from model.distort import cropped
 from tests.app.handwriting import draw_digit
 
 
@@ -42,9 +43,7 @@ def test_a_hairline_digit_reaches_the_network_as_wide_as_mnist(digit):
 @pytest.mark.parametrize(("size", "pen"), [(60, 6), (200, 18), (300, 40)])
 def test_strokes_of_a_usual_width_are_not_touched(size, pen):
     image = drawn("3", size, pen)
-    ink = preprocessing.ink_map(preprocessing.grey_levels(image))
-    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    crop = ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    crop = cropped(preprocessing.ink_map(preprocessing.grey_levels(image)), level=0.0)
     assert strokes.grown(crop, preprocessing.DIGIT_BOX) is crop
 
 
