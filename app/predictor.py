@@ -83,6 +83,10 @@ class Predictor:
         self._on_inference(time.perf_counter() - started)
         return outputs
 
+    def _score(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Network inputs -> calibrated digit probabilities and digit scores (timed)."""
+        return self.classifier.interpret(self._infer(batch))
+
     def _result(
         self,
         data: bytes,
@@ -157,15 +161,14 @@ class Predictor:
 
     async def read(self, data: bytes) -> Reading:
         """Bytes of one line of digits -> its digits, left to right, and its other
-        marks; every candidate digit through the network in one batch. Raises
+        marks; the candidate digits through the network in one or two batches. Raises
         preprocessing.PreprocessingError (segmentation.TooManyDigitsError included)."""
         started = time.perf_counter()
         proposal = await self._prepare(
             data, lambda image: segmentation.propose(image, self.max_digits)
         )
         seconds = time.perf_counter() - started
-        outputs = await run_in_threadpool(self._infer, proposal.inputs)
-        digits = proposal.choose(*self.classifier.interpret(outputs))
+        digits = await run_in_threadpool(proposal.read, self._score)
         if len(digits) > self.max_digits:
             raise segmentation.TooManyDigitsError(
                 f"More than {self.max_digits} digits (MAX_DIGITS): {len(digits)} read."

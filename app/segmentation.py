@@ -18,10 +18,16 @@ Classic over-segmentation, in two halves around one network call:
    writing's slant at the minima of its ink profile and where digits of even width
    would meet;
 6. candidates: runs of up to MAX_PIECES consecutive pieces, each normalised by
-   ``preprocessing.fit_to_mnist`` exactly as /predict normalises one digit.
+   ``preprocessing.fit_to_mnist`` exactly as /predict normalises one digit. At
+   first only each group whole.
 
-``Proposal.choose`` (the network's outputs in)
-7. per group, the split into candidates that maximises the sum of
+``Proposal.read`` (the network's outputs in)
+7. the groups whole go through the network in one batch. A group whose whole
+   scores better than any split could (every split has two digits or more, each
+   costing PIECE_COST at least) is one digit: no other candidate of it can change
+   the answer, so none is made. The other groups' candidates go through the
+   network in a second batch;
+8. per group, the split into candidates that maximises the sum of
    log(likelihood) + log(shape prior): dynamic programming over the pieces. A
    candidate's likelihood is its top digit probability times its digit score (the
    network's 1 - p(not a digit)), so fragments and unions of two digits, which the
@@ -34,7 +40,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,13 +48,12 @@ from PIL import Image
 from scipy import ndimage
 
 from app import components, orientation, preprocessing
+from app.candidates import MAX_PIECES, Box, Candidate, Group, Slant
 
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
 NEAR = 0.15  # components closer than this many line heights are one group
 WIDE = 0.4  # a component wider than this many line heights may hold touching digits (11)
 CUT_SPACING = 0.08  # cuts at least this many line heights apart
-MAX_PIECES = 5  # pieces one digit may be made of
-MAX_WIDTH = 1.5  # no candidate digit is wider than this many line heights
 WIDEST = 1.3  # a digit wider than this many line heights (along the slant) is unlikely
 WIDE_PENALTY = 4.0  # log-prior per line height of width beyond WIDEST
 SHORT_PENALTY = 6.0  # log-prior per line height of height short of 0.55
@@ -59,20 +64,6 @@ PIECE_COST = 0.4  # log-prior per digit: a split must be worth it
 
 class TooManyDigitsError(preprocessing.PreprocessingError):
     """More digits than MAX_DIGITS: a page of text, not a number."""
-
-
-@dataclass(frozen=True)
-class Box:
-    x: int
-    y: int
-    width: int
-    height: int
-
-    def scaled(self, factor_x: float, factor_y: float) -> Box:
-        left, top = math.floor(self.x * factor_x), math.floor(self.y * factor_y)
-        right = math.ceil((self.x + self.width) * factor_x)
-        bottom = math.ceil((self.y + self.height) * factor_y)
-        return Box(left, top, right - left, bottom - top)
 
 
 @dataclass(frozen=True)
@@ -99,64 +90,127 @@ class Digit:
         return float(self.probabilities[self.digit])
 
 
-@dataclass(frozen=True)
-class Candidate:
-    group: int
-    first: int  # the pieces first..last of its group
-    last: int
-    box: Box  # in the upload's pixels
-    width: float  # along the writing's slant, in line heights
-    height: float
+Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
-@dataclass(frozen=True)
 class Proposal:
-    inputs: np.ndarray  # (n, 28, 28, 1): every candidate's network input
-    candidates: list[Candidate]
-    pieces: list[int]  # how many pieces each group has, left to right
-    gaps: list[list[float]]  # per group and piece: the gap before it, in line heights
-    marks: list[Mark]
+    """A line's candidate digits, made as they are needed (see the module docstring)."""
+
+    def __init__(self, groups: list[Group], marks: list[Mark]):
+        self.groups = groups
+        self.marks = marks
+        self.candidates: list[Candidate] = []
+        self._inputs: list[np.ndarray] = []
+        self._pending: list[int] = []  # groups with only their whole made yet
+        for group in groups:
+            whole = group.whole()
+            if whole is None or group.count == 1:
+                self._add(group.runs())
+            else:
+                self._add([whole])
+                self._pending.append(group.number)
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """(n, 28, 28, 1): every candidate's network input made so far."""
+        return self._stacked(self._inputs)
+
+    @property
+    def pieces(self) -> list[int]:
+        """How many pieces each group has, left to right."""
+        return [group.count for group in self.groups]
+
+    def _add(self, made: Iterable[tuple[Candidate, np.ndarray]]) -> list[np.ndarray]:
+        added = []
+        for candidate, network_input in made:
+            self.candidates.append(candidate)
+            added.append(network_input)
+        self._inputs += added
+        return added
+
+    @staticmethod
+    def _stacked(inputs: list[np.ndarray]) -> np.ndarray:
+        return np.stack(inputs)[..., np.newaxis]
+
+    def expand(self, numbers: Iterable[int] | None = None) -> np.ndarray:
+        """Make the rest of these groups' candidates (default: every group's); their inputs."""
+        numbers = list(self._pending if numbers is None else numbers)
+        added: list[np.ndarray] = []
+        for number in numbers:
+            self._pending.remove(number)
+            added += self._add(self.groups[number].runs(skip_whole=True))
+        return self._stacked(added) if added else np.zeros((0, 28, 28, 1), np.float32)
+
+    def read(self, score: Scorer) -> list[Digit]:
+        """The digits, left to right, scoring candidates with ``score`` (network inputs
+        -> their (n, 10) digit probabilities and (n,) digit scores, or None): once for
+        the groups whole, once more for the groups a split might read better."""
+        probabilities, digit_scores = score(self.inputs)
+        log_scores = _log_likelihoods(probabilities, digit_scores)
+        # A group with only its whole made: any split of it scores -2 PIECE_COST at best.
+        unsure = [
+            candidate.group
+            for index, candidate in enumerate(self.candidates)
+            if candidate.group in self._pending
+            and self._total(index, log_scores) <= -2 * PIECE_COST
+        ]
+        more = self.expand(unsure)
+        if len(more):
+            more_probabilities, more_scores = score(more)
+            probabilities = np.concatenate([probabilities, more_probabilities])
+            if digit_scores is not None:
+                digit_scores = np.concatenate([digit_scores, more_scores])
+        return self.choose(probabilities, digit_scores)
+
+    def _total(self, index: int, log_scores: np.ndarray) -> float:
+        """A candidate's own share of a split's score: its log likelihood, its shape
+        prior (at most -PIECE_COST) and the cost of the gaps it bridges."""
+        candidate = self.candidates[index]
+        gaps = self.groups[candidate.group].gaps[candidate.first + 1 : candidate.last + 1]
+        return (
+            float(log_scores[index])
+            + _prior(candidate.width, candidate.height)
+            - GAP_COST * sum(gaps)
+        )
 
     def choose(
         self, probabilities: np.ndarray, digit_scores: np.ndarray | None = None
     ) -> list[Digit]:
-        """The digits, left to right: per group, the best split into candidates.
+        """The digits, left to right: per group, the best split into the candidates made.
 
         ``probabilities`` (n, 10) are the classifier's for every candidate;
         ``digit_scores`` (n,) how much each looks like one digit at all (a network's
         "not a digit" output), if the network has one. A candidate's likelihood is
         its top probability times its digit score."""
-        likelihood = probabilities.max(axis=1)
-        if digit_scores is not None:
-            likelihood = likelihood * digit_scores
-        log_scores = np.log(np.maximum(likelihood, 1e-12))
+        log_scores = _log_likelihoods(probabilities, digit_scores)
+        inputs = self.inputs
         by_end: dict[tuple[int, int], list[int]] = {}
         for index, candidate in enumerate(self.candidates):
             by_end.setdefault((candidate.group, candidate.last), []).append(index)
         digits = []
-        for group, count in enumerate(self.pieces):
-            best = [0.0] + [-math.inf] * count  # best[k]: the first k pieces read
-            back = [-1] * (count + 1)
-            for end in range(count):
-                for index in by_end.get((group, end), ()):
-                    candidate = self.candidates[index]
-                    total = (
-                        best[candidate.first]
-                        + log_scores[index]
-                        + _prior(candidate.width, candidate.height)
-                        - GAP_COST * sum(self.gaps[group][candidate.first + 1 : candidate.last + 1])
-                    )
+        for group in self.groups:
+            best = [0.0] + [-math.inf] * group.count  # best[k]: the first k pieces read
+            back = [-1] * (group.count + 1)
+            for end in range(group.count):
+                for index in by_end.get((group.number, end), ()):
+                    total = best[self.candidates[index].first] + self._total(index, log_scores)
                     if total > best[end + 1]:
                         best[end + 1], back[end + 1] = total, index
-            path, end = [], count
+            path, end = [], group.count
             while end > 0:
                 path.append(back[end])
                 end = self.candidates[back[end]].first
             digits += [
-                Digit(probabilities[i], self.inputs[i], self.candidates[i].box)
-                for i in reversed(path)
+                Digit(probabilities[i], inputs[i], self.candidates[i].box) for i in reversed(path)
             ]
         return digits
+
+
+def _log_likelihoods(probabilities: np.ndarray, digit_scores: np.ndarray | None) -> np.ndarray:
+    likelihood = probabilities.max(axis=1)
+    if digit_scores is not None:
+        likelihood = likelihood * digit_scores
+    return np.log(np.maximum(likelihood, 1e-12))
 
 
 def _cuts(profile: np.ndarray, height: float) -> list[int]:
@@ -236,20 +290,7 @@ def _groups(blobs: components.Blobs, line: float) -> tuple[list[list[int]], list
     return groups, marks
 
 
-@dataclass(frozen=True)
-class _Slant:
-    """Columns along the writing's slant: a pixel's sheared column is
-    ``x + slope × (row - middle)``, the same all along a stroke that leans by ``slope``."""
-
-    slope: float
-    middle: float
-
-    def columns(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
-        rows = np.arange(top, bottom, dtype=np.float32)[:, np.newaxis] - self.middle
-        return np.arange(left, right, dtype=np.float32)[np.newaxis, :] + self.slope * rows
-
-
-def _slant(groups: list[list[int]], blobs: components.Blobs) -> _Slant:
+def _slant(groups: list[list[int]], blobs: components.Blobs) -> Slant:
     """The line's slant: the pooled within-component regression of column on row."""
     covariance = variance = 0.0
     for index in (i for group in groups for i in group):
@@ -263,11 +304,11 @@ def _slant(groups: list[list[int]], blobs: components.Blobs) -> _Slant:
     slope = float(np.clip(-covariance / variance, -MAX_SLANT, MAX_SLANT)) if variance else 0.0
     tops = [int(blobs.top[i]) for group in groups for i in group]
     bottoms = [int(blobs.bottom[i]) for group in groups for i in group]
-    return _Slant(slope, (min(tops) + max(bottoms)) / 2)
+    return Slant(slope, (min(tops) + max(bottoms)) / 2)
 
 
 def _pieces(
-    group: list[int], blobs: components.Blobs, line: float, slant: _Slant
+    group: list[int], blobs: components.Blobs, line: float, slant: Slant
 ) -> tuple[list[tuple[int, float, float]], list[float]]:
     """A group's pieces as (label, first sheared column, end), left to right, and the
     gap before each, in line heights (0 where pieces overlap)."""
@@ -295,7 +336,7 @@ def _pieces(
 
 
 def propose(image: Image.Image, max_digits: int) -> Proposal:
-    """An opened image of one line of digits -> the candidates to score, in one batch."""
+    """An opened image of one line of digits -> its candidates, each group whole first."""
     width, height = orientation.upright_size(image)
     decoded = preprocessing.decode(image)
     scale = (width / decoded.width, height / decoded.height)
@@ -332,19 +373,12 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
         if not flat[i]
         and top - line / 2 <= (blobs.top[i] + blobs.bottom[i]) / 2 <= bottom + line / 2
     ]
-    candidates: list[Candidate] = []
-    inputs: list[np.ndarray] = []
-    for number, group in enumerate(groups):
-        for candidate, network_input in _candidates(
-            number, group, pieces[number], blobs, strength, strokes, line, scale, slant
-        ):
-            candidates.append(candidate)
-            inputs.append(network_input)
+    drawn = (blobs, strength, strokes, line, scale, slant)
     return Proposal(
-        np.stack(inputs)[..., np.newaxis],
-        candidates,
-        [len(each) for each in pieces],
-        list(gaps),
+        [
+            Group(number, members, pieces[number], gaps[number], *drawn)
+            for number, members in enumerate(groups)
+        ],
         marks,
     )
 
@@ -357,80 +391,3 @@ def _box(blobs: components.Blobs, index: int, scale: tuple[float, float]) -> Box
         int(blobs.height[index]),
     )
     return box.scaled(*scale)
-
-
-def _nearest_piece(piece_of: np.ndarray, strokes: np.ndarray, margin: int) -> np.ndarray:
-    """Each pixel's piece: its own for a stroke pixel, a neighbouring one's within
-    ``margin`` steps for the anti-aliased edge (as ``preprocessing.dilated`` grows a
-    mask), -1 elsewhere and on strokes of no piece of this group."""
-    near = np.where(strokes & (piece_of < 0), -2, piece_of)
-    for _ in range(margin):
-        around = np.full_like(near, -1)
-        np.maximum(around[1:], near[:-1], out=around[1:])
-        np.maximum(around[:-1], near[1:], out=around[:-1])
-        np.maximum(around[:, 1:], near[:, :-1], out=around[:, 1:])
-        np.maximum(around[:, :-1], near[:, 1:], out=around[:, :-1])
-        near = np.where(near == -1, around, near)
-    return np.where(near == -2, -1, near)
-
-
-def _candidates(
-    number: int,
-    group: list[int],
-    pieces: list[tuple[int, float, float]],
-    blobs: components.Blobs,
-    strength: preprocessing.InkStrength,
-    strokes: np.ndarray,
-    line: float,
-    scale: tuple[float, float],
-    slant: _Slant,
-) -> Iterator[tuple[Candidate, np.ndarray]]:
-    """Each run of up to MAX_PIECES consecutive pieces of a group, as a digit: its
-    ink (the pieces' strokes and their anti-aliased edge, no other stroke) through
-    ``fit_to_mnist``, its box and its shape prior."""
-    ink = strength.ink
-    margin = preprocessing.halo(ink.shape)
-    top = max(0, min(int(blobs.top[i]) for i in group) - margin)
-    bottom = min(ink.shape[0], max(int(blobs.bottom[i]) for i in group) + margin)
-    left = max(0, min(int(blobs.left[i]) for i in group) - margin)
-    right = min(ink.shape[1], max(int(blobs.right[i]) for i in group) + margin)
-    labels = blobs.labels[top:bottom, left:right]
-    piece_of = np.full(labels.shape, -1, dtype=np.int32)
-    columns = slant.columns(top, bottom, left, right)
-    extents = []  # each piece's rows and columns in the window, ends exclusive
-    for position, (label, start, end) in enumerate(pieces):
-        own = (labels == label) & (columns >= start) & (columns < end)
-        piece_of[own] = position
-        rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
-        sheared = columns[own]
-        extents.append(
-            (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1, sheared.min(), sheared.max() + 1)
-        )
-    near = _nearest_piece(piece_of, strokes[top:bottom, left:right], margin)
-    window_ink = ink[top:bottom, left:right]
-    for first in range(len(pieces)):
-        for last in range(first, min(first + MAX_PIECES, len(pieces))):
-            chosen = extents[first : last + 1]
-            row0, row1 = min(e[0] for e in chosen), max(e[1] for e in chosen)
-            col0, col1 = min(e[2] for e in chosen), max(e[3] for e in chosen)
-            # Its width along the slant: what a digit's shape is judged by.
-            width = (max(e[5] for e in chosen) - min(e[4] for e in chosen)) / line
-            if last > first and width > MAX_WIDTH:
-                break
-            # The digit's window with room for its edge.
-            r0, r1 = max(0, row0 - margin), min(piece_of.shape[0], row1 + margin)
-            c0, c1 = max(0, col0 - margin), min(piece_of.shape[1], col1 + margin)
-            inside = near[r0:r1, c0:c1]
-            mask = (inside >= first) & (inside <= last)
-            box = Box(left + col0, top + row0, col1 - col0, row1 - row0)
-            yield (
-                Candidate(
-                    number,
-                    first,
-                    last,
-                    box.scaled(*scale),
-                    float(width),
-                    (row1 - row0) / line,
-                ),
-                preprocessing.fit_to_mnist(window_ink[r0:r1, c0:c1] * mask),
-            )

@@ -160,7 +160,7 @@ def pen_digits(count: int = 3000) -> data.Split:
 
 
 def in_process_reader() -> Callable[[bytes], str | None]:
-    """The service's own reading, without HTTP: propose, one network call, choose."""
+    """The service's own reading, without HTTP: propose, then read with the network."""
     from app import preprocessing, segmentation
     from app.config import get_settings
     from app.inference import load_classifier
@@ -174,18 +174,22 @@ def in_process_reader() -> Callable[[bytes], str | None]:
             proposal = segmentation.propose(image, settings.max_digits)
         except preprocessing.PreprocessingError:
             return None
-        digits = proposal.choose(*classifier.interpret(classifier.outputs(proposal.inputs)))
+        digits = proposal.read(lambda inputs: classifier.interpret(classifier.outputs(inputs)))
         return "".join(str(digit.digit) for digit in digits)
 
     return read
 
 
 def six_digit_png(digits: data.Split, rng: np.random.Generator) -> bytes:
-    """A 6-digit number written dark on white, as a 600×150 grey PNG."""
+    """A 6-digit number written dark on white, scaled to fit a 600×150 grey PNG
+    (its shape kept: squeezed, its digits would be no digits)."""
     chosen = rng.integers(0, len(digits.labels), 6)
     coverage, _ = compose([digits.images[i] for i in chosen], "narrow", rng)
     image = Image.fromarray(np.clip(255 - coverage * 240, 0, 255).astype(np.uint8), "L")
-    return uploads.encode(image.resize((600, 150), Image.Resampling.BOX), "PNG")
+    image.thumbnail((600, 150), Image.Resampling.BOX)
+    sheet = Image.new("L", (600, 150), 255)
+    sheet.paste(image, ((600 - image.width) // 2, (150 - image.height) // 2))
+    return uploads.encode(sheet, "PNG")
 
 
 def speed(digits: data.Split, repeats: int = 200) -> dict:

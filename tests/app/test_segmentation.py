@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import numpy as np
 import pytest
@@ -15,7 +16,10 @@ from tests.conftest import png_bytes
 
 
 def propose(image: Image.Image, max_digits: int = 32) -> segmentation.Proposal:
-    return segmentation.propose(preprocessing.open_image(png_bytes(image)), max_digits)
+    """Every candidate, not only those the network's first answers call for."""
+    proposal = segmentation.propose(preprocessing.open_image(png_bytes(image)), max_digits)
+    proposal.expand()
+    return proposal
 
 
 def whole_group(proposal: segmentation.Proposal) -> int:
@@ -87,6 +91,66 @@ def test_a_wide_component_is_cut_into_pieces() -> None:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "PNG")
     proposal = segmentation.propose(preprocessing.open_image(buffer.getvalue()), 32)
+    proposal.expand()
     assert proposal.pieces[0] >= 2
     boxes = [c.box for c in proposal.candidates if c.first == c.last]
     assert any(abs(box.x + box.width - middle) < 30 for box in boxes)
+
+
+class Scorer:
+    """A stand-in network whose answer depends on the input alone, the same whichever
+    batch it comes in: a group's whole gets the digit score ``whole``, every other
+    candidate random answers (``salt``)."""
+
+    def __init__(self, every: segmentation.Proposal, whole: float, salt: int):
+        rng = np.random.default_rng(salt)
+        self.answers = {}
+        for network_input, candidate in zip(every.inputs, every.candidates, strict=True):
+            weights = rng.random(10) ** rng.uniform(1, 100)
+            is_whole = (candidate.first, candidate.last) == (0, every.pieces[candidate.group] - 1)
+            score = whole if is_whole else min(1.0, rng.uniform(0.3, 1.5))
+            self.answers[network_input.tobytes()] = (weights / weights.sum(), score)
+
+    def __call__(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        answers = [self.answers[network_input.tobytes()] for network_input in inputs]
+        return np.array([p for p, _ in answers]), np.array([score for _, score in answers])
+
+
+@pytest.mark.parametrize(
+    ("text", "gap"), [("4", 0.3), ("70", 1.0), ("70", 0.1), ("1234", 0.05), ("505", -0.05)]
+)
+def test_reading_in_two_batches_chooses_what_every_candidate_would(text: str, gap: float) -> None:
+    """Candidates beyond a group's whole are made only when a split could win: the
+    same digits as scoring every candidate, whatever the network answers."""
+    image, _ = draw_number(text, gap=gap)
+    every = propose(image)
+    for whole, salt in itertools.product(np.linspace(0.05, 1, 20), range(4)):
+        score = Scorer(every, whole, salt)
+        lazy = segmentation.propose(preprocessing.open_image(png_bytes(image)), 32)
+        read = [(digit.digit, digit.box) for digit in lazy.read(score)]
+        assert read == [(digit.digit, digit.box) for digit in every.choose(*score(every.inputs))]
+
+
+def test_a_group_read_surely_whole_is_not_cut() -> None:
+    """A 4 in two strokes: read as a certain 4, one batch of one candidate and no
+    split tried; read as anything at 10 %, its pieces go through a second batch."""
+    image, _ = draw_number("4")
+    batches: list[int] = []
+
+    def answering(probability: np.ndarray):
+        def score(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            batches.append(len(inputs))
+            return np.tile(probability, (len(inputs), 1)), np.ones(len(inputs))
+
+        return score
+
+    proposal = segmentation.propose(preprocessing.open_image(png_bytes(image)), 32)
+    assert proposal.pieces[0] >= 2  # a split is possible
+    digits = proposal.read(answering(np.eye(10)[4]))
+    assert batches == [1]
+    assert [digit.digit for digit in digits] == [4]
+
+    batches.clear()
+    proposal = segmentation.propose(preprocessing.open_image(png_bytes(image)), 32)
+    proposal.read(answering(np.full(10, 0.1)))
+    assert len(batches) == 2 and batches[1] >= 2

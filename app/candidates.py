@@ -1,0 +1,155 @@
+"""A group of pieces on a line of digits -> candidate digits, each as the network sees it.
+
+``app.segmentation`` finds the groups and cuts them into pieces; here any run of
+consecutive pieces becomes a candidate: its ink (its pieces' strokes and their
+anti-aliased edge, no other stroke) normalised by ``preprocessing.fit_to_mnist``,
+exactly as /predict normalises one digit, with its box in the upload's pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from app import components, preprocessing
+
+MAX_PIECES = 5  # pieces one digit may be made of
+MAX_WIDTH = 1.5  # no candidate digit is wider than this many line heights
+
+
+@dataclass(frozen=True)
+class Box:
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def scaled(self, factor_x: float, factor_y: float) -> Box:
+        left, top = math.floor(self.x * factor_x), math.floor(self.y * factor_y)
+        right = math.ceil((self.x + self.width) * factor_x)
+        bottom = math.ceil((self.y + self.height) * factor_y)
+        return Box(left, top, right - left, bottom - top)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    group: int
+    first: int  # the pieces first..last of its group
+    last: int
+    box: Box  # in the upload's pixels
+    width: float  # along the writing's slant, in line heights
+    height: float
+
+
+@dataclass(frozen=True)
+class Slant:
+    """Columns along the writing's slant: a pixel's sheared column is
+    ``x + slope × (row - middle)``, the same all along a stroke that leans by ``slope``."""
+
+    slope: float
+    middle: float
+
+    def columns(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        rows = np.arange(top, bottom, dtype=np.float32)[:, np.newaxis] - self.middle
+        return np.arange(left, right, dtype=np.float32)[np.newaxis, :] + self.slope * rows
+
+
+def nearest_piece(piece_of: np.ndarray, strokes: np.ndarray, margin: int) -> np.ndarray:
+    """Each pixel's piece: its own for a stroke pixel, a neighbouring one's within
+    ``margin`` steps for the anti-aliased edge (as ``preprocessing.dilated`` grows a
+    mask), -1 elsewhere and on strokes of no piece of this group."""
+    near = np.where(strokes & (piece_of < 0), -2, piece_of)
+    for _ in range(margin):
+        around = np.full_like(near, -1)
+        np.maximum(around[1:], near[:-1], out=around[1:])
+        np.maximum(around[:-1], near[1:], out=around[:-1])
+        np.maximum(around[:, 1:], near[:, :-1], out=around[:, 1:])
+        np.maximum(around[:, :-1], near[:, 1:], out=around[:, :-1])
+        near = np.where(near == -1, around, near)
+    return np.where(near == -2, -1, near)
+
+
+class Group:
+    """One group's pieces in their window: any run of up to MAX_PIECES consecutive
+    pieces as a candidate digit, its ink (the pieces' strokes and their anti-aliased
+    edge, no other stroke) through ``fit_to_mnist``, with its box and shape."""
+
+    def __init__(
+        self,
+        number: int,
+        group: list[int],
+        pieces: list[tuple[int, float, float]],
+        gaps: list[float],
+        blobs: components.Blobs,
+        strength: preprocessing.InkStrength,
+        strokes: np.ndarray,
+        line: float,
+        scale: tuple[float, float],
+        slant: Slant,
+    ):
+        self.number, self.count, self.gaps = number, len(pieces), gaps
+        self.line, self.scale = line, scale
+        ink = strength.ink
+        self.margin = margin = preprocessing.halo(ink.shape)
+        top = max(0, min(int(blobs.top[i]) for i in group) - margin)
+        bottom = min(ink.shape[0], max(int(blobs.bottom[i]) for i in group) + margin)
+        left = max(0, min(int(blobs.left[i]) for i in group) - margin)
+        right = min(ink.shape[1], max(int(blobs.right[i]) for i in group) + margin)
+        self.corner = (top, left)
+        labels = blobs.labels[top:bottom, left:right]
+        piece_of = np.full(labels.shape, -1, dtype=np.int32)
+        columns = slant.columns(top, bottom, left, right)
+        self.extents = []  # each piece's rows and columns in the window, ends exclusive
+        for position, (label, start, end) in enumerate(pieces):
+            own = (labels == label) & (columns >= start) & (columns < end)
+            piece_of[own] = position
+            rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
+            sheared = columns[own]
+            self.extents.append(
+                (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1, sheared.min(), sheared.max() + 1)
+            )
+        self.near = nearest_piece(piece_of, strokes[top:bottom, left:right], margin)
+        self.ink = ink[top:bottom, left:right]
+
+    def whole(self) -> tuple[Candidate, np.ndarray] | None:
+        """The group as one digit, if that is a candidate at all."""
+        return self.run(0, self.count - 1) if self.count <= MAX_PIECES else None
+
+    def runs(self, skip_whole: bool = False) -> Iterator[tuple[Candidate, np.ndarray]]:
+        for first in range(self.count):
+            for last in range(first, min(first + MAX_PIECES, self.count)):
+                if skip_whole and (first, last) == (0, self.count - 1):
+                    continue
+                made = self.run(first, last)
+                if made is None:
+                    break  # wider still with more pieces
+                yield made
+
+    def run(self, first: int, last: int) -> tuple[Candidate, np.ndarray] | None:
+        """Pieces first..last as a digit, or None when that is too wide for one."""
+        chosen = self.extents[first : last + 1]
+        row0, row1 = min(e[0] for e in chosen), max(e[1] for e in chosen)
+        col0, col1 = min(e[2] for e in chosen), max(e[3] for e in chosen)
+        # Its width along the slant: what a digit's shape is judged by.
+        width = (max(e[5] for e in chosen) - min(e[4] for e in chosen)) / self.line
+        if last > first and width > MAX_WIDTH:
+            return None
+        # The digit's window with room for its edge.
+        margin, (top, left) = self.margin, self.corner
+        r0, r1 = max(0, row0 - margin), min(self.near.shape[0], row1 + margin)
+        c0, c1 = max(0, col0 - margin), min(self.near.shape[1], col1 + margin)
+        inside = self.near[r0:r1, c0:c1]
+        mask = (inside >= first) & (inside <= last)
+        box = Box(left + col0, top + row0, col1 - col0, row1 - row0)
+        candidate = Candidate(
+            self.number,
+            first,
+            last,
+            box.scaled(*self.scale),
+            float(width),
+            (row1 - row0) / self.line,
+        )
+        return candidate, preprocessing.fit_to_mnist(self.ink[r0:r1, c0:c1] * mask)
