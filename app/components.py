@@ -49,7 +49,7 @@ def find(ink: np.ndarray, strokes: np.ndarray, pen: float | None = None) -> tupl
         [(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in slices], dtype=np.int64
     ).reshape(-1, 4)
     ids = np.arange(1, count + 1)
-    mass = np.asarray(ndimage.sum_labels(ink, labels, ids), dtype=np.float64).reshape(-1)
+    mass = preprocessing.label_masses(ink, labels, count)
     if pen is None:
         heavy = ids[mass >= HEAVY * mass.max()] if count else ids
         pen = _pen_width(np.isin(labels, heavy))

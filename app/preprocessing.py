@@ -345,7 +345,7 @@ def digit_ink(strength: InkStrength) -> np.ndarray:
     # by the image's edge (paper edges, shadows, neighbouring writing).
     labels, count = ndimage.label(strokes, structure=EIGHT_NEIGHBOURS)
     if count > 1:
-        masses = ndimage.sum_labels(ink, labels, index=np.arange(1, count + 1))
+        masses = label_masses(ink, labels, count)
         edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
         touching = np.zeros(count + 1, dtype=bool)
         touching[edge] = True
@@ -364,6 +364,12 @@ def digit_ink(strength: InkStrength) -> np.ndarray:
     if count != 1 or strength.noisy:
         ink[~dilated(strokes, halo(ink.shape))] = 0.0
     return ink
+
+
+def label_masses(ink: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """The ink of each of the labels 1..count (float64), as ``ndimage.sum_labels``
+    gives it, in half its time."""
+    return np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)[1:]
 
 
 def halo(shape: tuple[int, ...]) -> int:
