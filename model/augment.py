@@ -12,10 +12,7 @@ polarity, with or without a margin) and then normalised by the service's own
 - **not a digit** (class 10, outlier exposure): letters and symbols that look
   like no digit, rendered in the fonts Debian packages ship and distorted like
   the digits; scribbles; textures; generated scenes and photos; pages of text;
-  and several digits side by side (``/read`` reads those);
-- **touching pairs cut** as ``/read`` cuts them: a side holding one digit whole is
-  that digit, a side missing a fair share of it or holding much of the other is not
-  a digit, so ``/read``'s digit score tells a cut digit from a fragment.
+  and several digits side by side (``/read`` reads those).
 
 Fonts are split by family: ``TRAINING_FONTS`` teach, ``MEASURING_FONTS`` are kept
 for measuring (``model.world``).
@@ -46,7 +43,6 @@ TRAINING_FONTS = {
     "liberation": "fonts-liberation",
     "freefont": "fonts-freefont-ttf",
     "noto": "fonts-noto-core",
-    "ebgaramond": "fonts-ebgaramond",
 }
 MEASURING_FONTS = {
     "urw-base35": "fonts-urw-base35",
@@ -274,55 +270,6 @@ def several_digits(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return d.on_paper(d.enlarged(ink, 3, Image.Resampling.BILINEAR), bool(rng.random() < 0.75))
 
 
-def cut_touching_pair(
-    digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, int] | None:
-    """What ``/read`` weighs when two digits touch: a straight cut near where they
-    meet, as its segmentation proposes, and one side of it, normalised as /read
-    normalises a candidate. Labelled with the digit when the side holds nearly all
-    of it and little of the other, not a digit when a fair share is missing or
-    added (so the digit score tells a cut digit from a fragment); None in between."""
-    chosen = rng.integers(len(digits), size=2)
-    inks = [
-        d.enlarged(d.cropped(digits[i].astype(np.float32) / 255.0), 3, Image.Resampling.BILINEAR)
-        for i in chosen
-    ]
-    height = max(ink.shape[0] for ink in inks) + 6
-    layers = np.zeros((2, height, sum(ink.shape[1] for ink in inks) + 4), dtype=np.float32)
-    tops = [height - ink.shape[0] - int(rng.integers(0, 7)) for ink in inks]
-    first, second = inks
-    layers[0, tops[0] : tops[0] + first.shape[0], : first.shape[1]] = first
-    rows = slice(tops[1], tops[1] + second.shape[0])
-    start = first.shape[1] + 2
-    # Slide the second digit back until the strokes meet, then a little more.
-    while start > 0 and not (layers[0, rows, start : start + second.shape[1]] * second > 0.1).any():
-        start -= 1
-    start = max(0, start - int(rng.integers(0, 7)))
-    layers[1, rows, start : start + second.shape[1]] = second
-    if rng.random() < 0.5:  # where they meet
-        cut = int(rng.uniform(min(start, first.shape[1]) - 2, max(start, first.shape[1]) + 3))
-    else:
-        cut = int(rng.uniform(0.3 * first.shape[1], start + 0.7 * second.shape[1]))
-    cut = min(max(cut, 1), layers.shape[2] - 1)
-    masses = layers.sum(axis=(1, 2))
-    if not masses.all():
-        return None
-    before = layers[:, :, :cut].sum(axis=(1, 2)) / masses
-    side = int(rng.integers(2))  # keep the left side (0) or the right (1)
-    own, other = (before[0], before[1]) if side == 0 else (1 - before[1], 1 - before[0])
-    if own >= 0.9 and other <= 0.1:
-        label = int(labels[chosen[side]])
-    elif own <= 0.6 or other >= 0.3:
-        label = NOT_A_DIGIT
-    else:
-        return None
-    ink = layers.max(axis=0)
-    ink = ink[:, :cut] if side == 0 else ink[:, cut:]
-    if ink.size == 0 or ink.max() <= 0.1:
-        return None
-    return fit_to_mnist(ink), label
-
-
 def network_input(grey: np.ndarray) -> np.ndarray | None:
     """Grey levels (uint8) -> the 28×28 the service would feed the network, or None
     where the service would refuse the image as blank."""
@@ -357,12 +304,6 @@ def _render_chunk(job: tuple) -> tuple[np.ndarray, np.ndarray]:
             render = renderers[int(rng.choice(len(renderers), p=shares / shares.sum()))][1]
             inputs.append(network_input(render(rng)))
             labels.append(NOT_A_DIGIT)
-    elif kind == "cut":
-        while len(inputs) < items:
-            made = cut_touching_pair(extra["digits"], extra["labels"], rng)
-            if made is not None:
-                inputs.append(made[0])
-                labels.append(made[1])
     else:
         render = {"world": world_variant, "pen": pen_variant, "bitmap": bitmap_variant}[kind]
         for item, label in items:
@@ -391,15 +332,15 @@ class Extras:
 
 WORLD_VARIANTS = 2  # world variants rendered per MNIST training digit
 NEGATIVES_PER_DIGIT = 0.7  # non-digits rendered per MNIST training digit
-CUTS_PER_DIGIT = 0.2  # sides of cut touching pairs per MNIST training digit
 
 
-def _counted_jobs(kind: str, count: int, seed: int, extra: dict) -> list:
+def _negative_jobs(count: int, seed: int, font_files: list[Path], digits: np.ndarray) -> list:
     size = 2000
     return [
-        (kind, min(size, count - start), seed * 1000 + 500 + start // size, extra)
+        ("negative", min(size, count - start), seed * 1000 + 500 + start // size,
+         {"fonts": font_files, "digits": digits})
         for start in range(0, count, size)
-    ]
+    ]  # fmt: skip
 
 
 def _collect(named_jobs: dict[str, list], workers: int | None) -> Extras:
@@ -418,8 +359,7 @@ def _collect(named_jobs: dict[str, list], workers: int | None) -> Extras:
 
 
 def training_extras(training, real, seed: int, workers: int | None = None) -> Extras:
-    """World variants of every training digit, the real training writers, non-digits,
-    and the sides of touching pairs cut as ``/read`` cuts them."""
+    """World variants of every training digit, the real training writers, non-digits."""
     digits = list(zip(training.images, training.labels.tolist(), strict=True))
     pens = [(pen, pen.label) for pen in real.pen_train]
     bitmaps = list(zip(real.opt_train.images, real.opt_train.labels.tolist(), strict=True))
@@ -433,18 +373,7 @@ def training_extras(training, real, seed: int, workers: int | None = None) -> Ex
             ),
             "pendigits training writers": chunked("pen", pens, seed + 1),
             "optdigits training writers": chunked("bitmap", bitmaps, seed + 2),
-            "not a digit": _counted_jobs(
-                "negative",
-                negatives,
-                seed,
-                {"fonts": fonts(training=True), "digits": training.images},
-            ),
-            "sides of cut touching pairs": _counted_jobs(
-                "cut",
-                round(CUTS_PER_DIGIT * len(digits)),
-                seed + 3,
-                {"digits": training.images, "labels": training.labels},
-            ),
+            "not a digit": _negative_jobs(negatives, seed, fonts(training=True), training.images),
         },
         workers,
     )
@@ -458,11 +387,8 @@ def validation_extras(validation, seed: int, workers: int | None = None) -> Extr
     return _collect(
         {
             "world variants of MNIST validation digits": chunked("world", digits, seed + 7),
-            "not a digit": _counted_jobs(
-                "negative",
-                negatives,
-                seed + 7,
-                {"fonts": fonts(training=True), "digits": validation.images},
+            "not a digit": _negative_jobs(
+                negatives, seed + 7, fonts(training=True), validation.images
             ),
         },
         workers,
