@@ -1,6 +1,6 @@
 """One line of handwritten digits -> each digit's network input and box.
 
-Classic over-segmentation, in two halves around one network call:
+Classic over-segmentation, in two halves around the network's answers:
 
 ``propose`` (no network)
 1. the ink of the whole line: ``preprocessing.ink_strength``, every mark kept (a
@@ -104,10 +104,11 @@ class Proposal:
         self._pending: list[int] = []  # groups with only their whole made yet
         for group in groups:
             whole = group.whole()
-            if whole is None or group.count == 1:
+            if whole is None:  # too wide or too many pieces for one digit
                 self._add(group.runs())
-            else:
-                self._add([whole])
+                continue
+            self._add([whole])
+            if group.count > 1:
                 self._pending.append(group.number)
 
     @property
