@@ -19,14 +19,17 @@ Classic over-segmentation, in two halves around the network's answers:
    would meet;
 6. candidates: runs of up to MAX_PIECES consecutive pieces, each normalised by
    ``preprocessing.fit_to_mnist`` exactly as /predict normalises one digit. At
-   first only each group whole.
+   first only each group whole, or, for a group too wide or in too many pieces
+   for one digit, each of its components whole.
 
 ``Proposal.read`` (the network's outputs in)
-7. the groups whole go through the network in one batch. A group whose whole
-   scores better than any split could (every split has two digits or more, each
-   costing PIECE_COST at least) is one digit: no other candidate of it can change
-   the answer, so none is made. The other groups' candidates go through the
-   network in a second batch;
+7. these first candidates go through the network in one batch. A run of pieces
+   that scores better than any split of it could (every split has two digits or
+   more, each costing PIECE_COST at least) is surely one digit. A group read
+   surely whole is one digit: no other candidate of it can change the answer, so
+   none is made. Every other group gets the rest of its candidates, but those
+   that cut a component read surely whole (they would take part of one digit),
+   in a second batch;
 8. per group, the split into candidates that maximises the sum of
    log(likelihood) + log(shape prior): dynamic programming over the pieces. A
    candidate's likelihood is its top digit probability times its digit score (the
@@ -101,13 +104,11 @@ class Proposal:
         self.marks = marks
         self.candidates: list[Candidate] = []
         self._inputs: list[np.ndarray] = []
-        self._pending: list[int] = []  # groups with only their whole made yet
+        self._pending: list[int] = []  # groups with only their first candidates made
         for group in groups:
             whole = group.whole()
-            if whole is None:  # too wide or too many pieces for one digit
-                self._add(group.runs())
-                continue
-            self._add([whole])
+            # Too wide or too many pieces for one digit: each component whole first.
+            self._add([whole] if whole is not None else group.parts())
             if group.count > 1:
                 self._pending.append(group.number)
 
@@ -131,36 +132,58 @@ class Proposal:
 
     @staticmethod
     def _stacked(inputs: list[np.ndarray]) -> np.ndarray:
+        if not inputs:
+            return np.zeros((0, 28, 28, 1), np.float32)
         return np.stack(inputs)[..., np.newaxis]
 
-    def expand(self, numbers: Iterable[int] | None = None) -> np.ndarray:
-        """Make the rest of these groups' candidates (default: every group's); their inputs."""
+    def expand(
+        self,
+        numbers: Iterable[int] | None = None,
+        kept: dict[int, list[tuple[int, int]]] | None = None,
+    ) -> np.ndarray:
+        """Make the rest of these groups' candidates (default: every group's), but those
+        that cut into a run of ``kept[group]`` without taking it all; their inputs."""
         numbers = list(self._pending if numbers is None else numbers)
         added: list[np.ndarray] = []
         for number in numbers:
             self._pending.remove(number)
-            added += self._add(self.groups[number].runs(skip_whole=True))
-        return self._stacked(added) if added else np.zeros((0, 28, 28, 1), np.float32)
+            made = {(c.first, c.last) for c in self.candidates if c.group == number}
+            added += self._add(self.groups[number].runs(made, (kept or {}).get(number, ())))
+        return self._stacked(added)
 
     def read(self, score: Scorer) -> list[Digit]:
         """The digits, left to right, scoring candidates with ``score`` (network inputs
         -> their (n, 10) digit probabilities and (n,) digit scores, or None): once for
-        the groups whole, once more for the groups a split might read better."""
-        probabilities, digit_scores = score(self.inputs)
+        the first candidates (each group whole, or its components whole), once more
+        for the groups a split might read better."""
+        first = self.inputs
+        probabilities, digit_scores = (
+            score(first) if len(first) else (np.zeros((0, 10), np.float32), None)
+        )
         log_scores = _log_likelihoods(probabilities, digit_scores)
-        # A group with only its whole made: any split of it scores -2 PIECE_COST at best.
-        unsure = [
-            candidate.group
+        # Any split of a run of pieces scores -2 PIECE_COST at best: a run that scores
+        # better is surely one digit.
+        sure = [
+            (candidate.group, candidate.first, candidate.last)
             for index, candidate in enumerate(self.candidates)
-            if candidate.group in self._pending
-            and self._total(index, log_scores) <= -2 * PIECE_COST
+            if self._total(index, log_scores) > -2 * PIECE_COST
         ]
-        more = self.expand(unsure)
+        unsure, kept = [], {}
+        for number in self._pending:
+            group = self.groups[number]
+            if (number, 0, group.count - 1) not in sure:
+                unsure.append(number)
+                # A component read surely whole is not cut (only a group's whole is
+                # tried first; a group too big for one digit tries its components).
+                kept[number] = [(first, last) for g, first, last in sure if g == number]
+        more = self.expand(unsure, kept)
         if len(more):
             more_probabilities, more_scores = score(more)
             probabilities = np.concatenate([probabilities, more_probabilities])
-            if digit_scores is not None:
+            if more_scores is not None and len(first):
                 digit_scores = np.concatenate([digit_scores, more_scores])
+            else:
+                digit_scores = more_scores
         return self.choose(probabilities, digit_scores)
 
     def _total(self, index: int, log_scores: np.ndarray) -> float:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import preprocessing, segmentation
+from app import candidates, preprocessing, segmentation
 from tests.app.handwriting import draw_number
 from tests.app.test_preprocessing import stroke_digit
 from tests.conftest import png_bytes
@@ -82,6 +82,19 @@ def test_ruled_paper_alone_is_no_digit() -> None:
         segmentation.propose(preprocessing.open_image(png_bytes(pixels)), 32)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_the_whole_takes_every_piece_and_its_edge_but_no_other_stroke(seed: int) -> None:
+    """A group's whole is masked by ``any_piece``, its pieces by ``nearest_piece``:
+    the same pixels, another group's strokes and what lies behind them left out."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(rng.integers(5, 40, 2))
+    piece_of = np.where(rng.random(shape) < 0.1, rng.integers(0, 4, shape), -1)
+    strokes = (piece_of >= 0) | (rng.random(shape) < 0.3)  # the rest: other strokes
+    margin = int(rng.integers(1, 7))
+    near = candidates.nearest_piece(piece_of, strokes, margin)
+    np.testing.assert_array_equal(candidates.any_piece(piece_of, strokes, margin), near >= 0)
+
+
 def test_a_wide_component_is_cut_into_pieces() -> None:
     """Two digits joined by a stroke: one component, cut where the ink is thin."""
     image, drawn = draw_number("70", gap=0.1)
@@ -99,15 +112,17 @@ def test_a_wide_component_is_cut_into_pieces() -> None:
 
 class Scorer:
     """A stand-in network whose answer depends on the input alone, the same whichever
-    batch it comes in: a group's whole gets the digit score ``whole``, every other
-    candidate random answers (``salt``)."""
+    batch it comes in: a group's whole and each component whole get the digit score
+    ``whole``, every other candidate random answers (``salt``)."""
 
     def __init__(self, every: segmentation.Proposal, whole: float, salt: int):
         rng = np.random.default_rng(salt)
         self.answers = {}
         for network_input, candidate in zip(every.inputs, every.candidates, strict=True):
             weights = rng.random(10) ** rng.uniform(1, 100)
-            is_whole = (candidate.first, candidate.last) == (0, every.pieces[candidate.group] - 1)
+            group = every.groups[candidate.group]
+            wholes = [(0, group.count - 1), *group.components]
+            is_whole = (candidate.first, candidate.last) in wholes
             score = whole if is_whole else min(1.0, rng.uniform(0.3, 1.5))
             self.answers[network_input.tobytes()] = (weights / weights.sum(), score)
 
@@ -116,19 +131,57 @@ class Scorer:
         return np.array([p for p, _ in answers]), np.array([score for _, score in answers])
 
 
-@pytest.mark.parametrize(
-    ("text", "gap"), [("4", 0.3), ("70", 1.0), ("70", 0.1), ("1234", 0.05), ("505", -0.05)]
-)
+@pytest.mark.parametrize(("text", "gap"), [("4", 0.3), ("70", 1.0), ("70", 0.1)])
 def test_reading_in_two_batches_chooses_what_every_candidate_would(text: str, gap: float) -> None:
     """Candidates beyond a group's whole are made only when a split could win: the
     same digits as scoring every candidate, whatever the network answers."""
     image, _ = draw_number(text, gap=gap)
     every = propose(image)
+    assert all(group.whole() is not None for group in every.groups)
     for whole, salt in itertools.product(np.linspace(0.05, 1, 20), range(4)):
         score = Scorer(every, whole, salt)
         lazy = segmentation.propose(preprocessing.open_image(png_bytes(image)), 32)
         read = [(digit.digit, digit.box) for digit in lazy.read(score)]
         assert read == [(digit.digit, digit.box) for digit in every.choose(*score(every.inputs))]
+
+
+@pytest.mark.parametrize(("text", "gap"), [("1234", 0.05), ("505", -0.05)])
+def test_a_component_read_surely_whole_is_not_cut(text: str, gap: float) -> None:
+    """Digits written close: a group with too many pieces for one digit, whose
+    components go through the network first. The reading is the best split among
+    those that cut no component read surely whole, whatever the network answers."""
+    image, _ = draw_number(text, gap=gap)
+    every = propose(image)
+    too_big = [group.number for group in every.groups if group.whole() is None]
+    assert too_big
+    for whole, salt in itertools.product(np.linspace(0.05, 1, 20), range(4)):
+        score = Scorer(every, whole, salt)
+        probabilities, scores = score(every.inputs)
+        log_scores = segmentation._log_likelihoods(probabilities, scores)
+        sure = [
+            (c.group, c.first, c.last)
+            for index, c in enumerate(every.candidates)
+            if c.group in too_big
+            and (c.first, c.last) in every.groups[c.group].components
+            and every._total(index, log_scores) > -2 * segmentation.PIECE_COST
+        ]
+        cuts = [
+            any(
+                g == c.group and c.first <= b and a <= c.last and not (c.first <= a and b <= c.last)
+                for g, a, b in sure
+            )
+            for c in every.candidates
+        ]
+        best = every.choose(probabilities, np.where(cuts, 0.0, scores))
+        lazy = segmentation.propose(preprocessing.open_image(png_bytes(image)), 32)
+        read = [(digit.digit, digit.box) for digit in lazy.read(score)]
+        assert read == [(digit.digit, digit.box) for digit in best]
+        made = {(c.group, c.first, c.last) for c in lazy.candidates}
+        assert not any(
+            (c.group, c.first, c.last) in made
+            for c, cut in zip(every.candidates, cuts, strict=True)
+            if cut
+        )
 
 
 def test_a_group_read_surely_whole_is_not_cut() -> None:
