@@ -146,13 +146,16 @@ class Group:
         """The group as one digit, if that is a candidate at all."""
         return self.run(0, self.count - 1) if self.count <= MAX_PIECES else None
 
-    def parts(self) -> Iterator[tuple[Candidate, np.ndarray]]:
-        """Each component whole (its pieces consecutive, few enough for one digit)."""
+    def parts(
+        self, made: Collection[tuple[int, int]] = ()
+    ) -> Iterator[tuple[Candidate, np.ndarray]]:
+        """Each component whole (its pieces consecutive, few enough for one digit), but
+        those in ``made``."""
         for first, last in self.components:
-            if last - first < MAX_PIECES:
-                made = self.run(first, last)
-                if made is not None:
-                    yield made
+            if last - first < MAX_PIECES and (first, last) not in made:
+                part = self.run(first, last)
+                if part is not None:
+                    yield part
 
     def runs(
         self, made: Collection[tuple[int, int]] = (), kept: Collection[tuple[int, int]] = ()

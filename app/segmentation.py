@@ -27,9 +27,10 @@ Classic over-segmentation, in two halves around the network's answers:
    that scores better than any split of it could (every split has two digits or
    more, each costing PIECE_COST at least) is surely one digit. A group read
    surely whole is one digit: no other candidate of it can change the answer, so
-   none is made. Every other group gets the rest of its candidates, but those
-   that cut a component read surely whole (they would take part of one digit),
-   in a second batch;
+   none is made. A group that is not, and has several components, sends each
+   component whole in a second batch; then the rest of its candidates, but those
+   that cut a component read surely whole (they would take part of one digit), go
+   in a last batch;
 8. per group, the split into candidates that maximises the sum of
    log(likelihood) + log(shape prior): dynamic programming over the pieces. A
    candidate's likelihood is its top digit probability times its digit score (the
@@ -104,11 +105,15 @@ class Proposal:
         self.marks = marks
         self.candidates: list[Candidate] = []
         self._inputs: list[np.ndarray] = []
-        self._pending: list[int] = []  # groups with only their first candidates made
+        self._pending: list[int] = []  # groups that a split might still read better
+        self._parted: set[int] = set()  # groups with their components whole made
         for group in groups:
             whole = group.whole()
-            # Too wide or too many pieces for one digit: each component whole first.
-            self._add([whole] if whole is not None else group.parts())
+            if whole is not None:
+                self._add([whole])
+            else:  # too wide or too many pieces for one digit: each component whole
+                self._add(group.parts())
+                self._parted.add(group.number)
             if group.count > 1:
                 self._pending.append(group.number)
 
@@ -146,21 +151,37 @@ class Proposal:
         numbers = list(self._pending if numbers is None else numbers)
         added: list[np.ndarray] = []
         for number in numbers:
-            self._pending.remove(number)
-            made = {(c.first, c.last) for c in self.candidates if c.group == number}
-            added += self._add(self.groups[number].runs(made, (kept or {}).get(number, ())))
+            added += self._rest(number, (kept or {}).get(number, []))
         return self._stacked(added)
+
+    def _rest(self, number: int, kept: list[tuple[int, int]]) -> list[np.ndarray]:
+        self._pending.remove(number)
+        made = {(c.first, c.last) for c in self.candidates if c.group == number}
+        return self._add(self.groups[number].runs(made, kept))
 
     def read(self, score: Scorer) -> list[Digit]:
         """The digits, left to right, scoring candidates with ``score`` (network inputs
-        -> their (n, 10) digit probabilities and (n,) digit scores, or None): once for
-        the first candidates (each group whole, or its components whole), once more
-        for the groups a split might read better."""
-        first = self.inputs
-        probabilities, digit_scores = (
-            score(first) if len(first) else (np.zeros((0, 10), np.float32), None)
-        )
-        log_scores = _log_likelihoods(probabilities, digit_scores)
+        -> their (n, 10) digit probabilities and (n,) digit scores, or None) in
+        batches: the first candidates, then for each group not read surely whole its
+        components whole, then its other candidates (module docstring, step 7)."""
+        probabilities, digit_scores = np.zeros((0, 10), np.float32), None
+        batch = self.inputs
+        while True:
+            if len(batch):
+                more_probabilities, more_scores = score(batch)
+                probabilities = np.concatenate([probabilities, more_probabilities])
+                if more_scores is not None:
+                    digit_scores = (
+                        more_scores
+                        if digit_scores is None
+                        else np.concatenate([digit_scores, more_scores])
+                    )
+            if not self._pending:
+                return self.choose(probabilities, digit_scores)
+            batch = self._advance(_log_likelihoods(probabilities, digit_scores))
+
+    def _advance(self, log_scores: np.ndarray) -> np.ndarray:
+        """Each pending group a step on, given the scores so far; the new inputs."""
         # Any split of a run of pieces scores -2 PIECE_COST at best: a run that scores
         # better is surely one digit.
         sure = [
@@ -168,23 +189,18 @@ class Proposal:
             for index, candidate in enumerate(self.candidates)
             if self._total(index, log_scores) > -2 * PIECE_COST
         ]
-        unsure, kept = [], {}
-        for number in self._pending:
+        added: list[np.ndarray] = []
+        for number in list(self._pending):
             group = self.groups[number]
-            if (number, 0, group.count - 1) not in sure:
-                unsure.append(number)
-                # A component read surely whole is not cut (only a group's whole is
-                # tried first; a group too big for one digit tries its components).
-                kept[number] = [(first, last) for g, first, last in sure if g == number]
-        more = self.expand(unsure, kept)
-        if len(more):
-            more_probabilities, more_scores = score(more)
-            probabilities = np.concatenate([probabilities, more_probabilities])
-            if more_scores is not None and len(first):
-                digit_scores = np.concatenate([digit_scores, more_scores])
-            else:
-                digit_scores = more_scores
-        return self.choose(probabilities, digit_scores)
+            made = {(c.first, c.last) for c in self.candidates if c.group == number}
+            if (0, group.count - 1) in made and (number, 0, group.count - 1) in sure:
+                self._pending.remove(number)  # one digit
+            elif number not in self._parted and len(group.components) > 1:
+                self._parted.add(number)
+                added += self._add(group.parts(made))
+            else:  # the rest, but none that cuts a component read surely whole
+                added += self._rest(number, [(a, b) for g, a, b in sure if g == number])
+        return self._stacked(added)
 
     def _total(self, index: int, log_scores: np.ndarray) -> float:
         """A candidate's own share of a split's score: its log likelihood, its shape

@@ -131,29 +131,15 @@ class Scorer:
         return np.array([p for p, _ in answers]), np.array([score for _, score in answers])
 
 
-@pytest.mark.parametrize(("text", "gap"), [("4", 0.3), ("70", 1.0), ("70", 0.1)])
-def test_reading_in_two_batches_chooses_what_every_candidate_would(text: str, gap: float) -> None:
-    """Candidates beyond a group's whole are made only when a split could win: the
-    same digits as scoring every candidate, whatever the network answers."""
+@pytest.mark.parametrize(
+    ("text", "gap"), [("4", 0.3), ("70", 1.0), ("70", 0.1), ("1234", 0.05), ("505", -0.05)]
+)
+def test_reading_in_batches_chooses_what_every_candidate_would(text: str, gap: float) -> None:
+    """Candidates beyond a group's whole (or its components whole) are made only when
+    a split could win: the best split among those that cut no component read surely
+    whole, whatever the network answers, and no candidate that cuts one is made."""
     image, _ = draw_number(text, gap=gap)
     every = propose(image)
-    assert all(group.whole() is not None for group in every.groups)
-    for whole, salt in itertools.product(np.linspace(0.05, 1, 20), range(4)):
-        score = Scorer(every, whole, salt)
-        lazy = segmentation.propose(preprocessing.open_image(png_bytes(image)), 32)
-        read = [(digit.digit, digit.box) for digit in lazy.read(score)]
-        assert read == [(digit.digit, digit.box) for digit in every.choose(*score(every.inputs))]
-
-
-@pytest.mark.parametrize(("text", "gap"), [("1234", 0.05), ("505", -0.05)])
-def test_a_component_read_surely_whole_is_not_cut(text: str, gap: float) -> None:
-    """Digits written close: a group with too many pieces for one digit, whose
-    components go through the network first. The reading is the best split among
-    those that cut no component read surely whole, whatever the network answers."""
-    image, _ = draw_number(text, gap=gap)
-    every = propose(image)
-    too_big = [group.number for group in every.groups if group.whole() is None]
-    assert too_big
     for whole, salt in itertools.product(np.linspace(0.05, 1, 20), range(4)):
         score = Scorer(every, whole, salt)
         probabilities, scores = score(every.inputs)
@@ -161,8 +147,7 @@ def test_a_component_read_surely_whole_is_not_cut(text: str, gap: float) -> None
         sure = [
             (c.group, c.first, c.last)
             for index, c in enumerate(every.candidates)
-            if c.group in too_big
-            and (c.first, c.last) in every.groups[c.group].components
+            if (c.first, c.last) in every.groups[c.group].components
             and every._total(index, log_scores) > -2 * segmentation.PIECE_COST
         ]
         cuts = [
@@ -186,7 +171,8 @@ def test_a_component_read_surely_whole_is_not_cut(text: str, gap: float) -> None
 
 def test_a_group_read_surely_whole_is_not_cut() -> None:
     """A 4 in two strokes: read as a certain 4, one batch of one candidate and no
-    split tried; read as anything at 10 %, its pieces go through a second batch."""
+    split tried; read as anything at 10 %, its two strokes whole go through a second
+    batch, the rest of its pieces' runs through a third."""
     image, _ = draw_number("4")
     batches: list[int] = []
 
@@ -206,4 +192,6 @@ def test_a_group_read_surely_whole_is_not_cut() -> None:
     batches.clear()
     proposal = segmentation.propose(preprocessing.open_image(png_bytes(image)), 32)
     proposal.read(answering(np.full(10, 0.1)))
-    assert len(batches) == 2 and batches[1] >= 2
+    (group,) = proposal.groups
+    assert len(group.components) == 2
+    assert batches[:2] == [1, 2] and len(batches) == 3 and batches[2] >= 1
