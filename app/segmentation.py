@@ -107,6 +107,7 @@ class Proposal:
         self._inputs: list[np.ndarray] = []
         self._pending: list[int] = []  # groups that a split might still read better
         self._parted: set[int] = set()  # groups with their components whole made
+        self._made: dict[int, set[tuple[int, int]]] = {g.number: set() for g in groups}
         for group in groups:
             whole = group.whole()
             if whole is not None:
@@ -131,6 +132,7 @@ class Proposal:
         added = []
         for candidate, network_input in made:
             self.candidates.append(candidate)
+            self._made[candidate.group].add((candidate.first, candidate.last))
             added.append(network_input)
         self._inputs += added
         return added
@@ -141,23 +143,18 @@ class Proposal:
             return np.zeros((0, 28, 28, 1), np.float32)
         return np.stack(inputs)[..., np.newaxis]
 
-    def expand(
-        self,
-        numbers: Iterable[int] | None = None,
-        kept: dict[int, list[tuple[int, int]]] | None = None,
-    ) -> np.ndarray:
-        """Make the rest of these groups' candidates (default: every group's), but those
-        that cut into a run of ``kept[group]`` without taking it all; their inputs."""
-        numbers = list(self._pending if numbers is None else numbers)
+    def expand(self) -> np.ndarray:
+        """Make every group's other candidates; their inputs."""
         added: list[np.ndarray] = []
-        for number in numbers:
-            added += self._rest(number, (kept or {}).get(number, []))
+        for number in list(self._pending):
+            added += self._rest(number, [])
         return self._stacked(added)
 
     def _rest(self, number: int, kept: list[tuple[int, int]]) -> list[np.ndarray]:
+        """The group's candidates not made yet, but those that cut into a run of
+        ``kept`` without taking it all."""
         self._pending.remove(number)
-        made = {(c.first, c.last) for c in self.candidates if c.group == number}
-        return self._add(self.groups[number].runs(made, kept))
+        return self._add(self.groups[number].runs(self._made[number], kept))
 
     def read(self, score: Scorer) -> list[Digit]:
         """The digits, left to right, scoring candidates with ``score`` (network inputs
@@ -184,20 +181,19 @@ class Proposal:
         """Each pending group a step on, given the scores so far; the new inputs."""
         # Any split of a run of pieces scores -2 PIECE_COST at best: a run that scores
         # better is surely one digit.
-        sure = [
+        sure = {
             (candidate.group, candidate.first, candidate.last)
             for index, candidate in enumerate(self.candidates)
             if self._total(index, log_scores) > -2 * PIECE_COST
-        ]
+        }
         added: list[np.ndarray] = []
         for number in list(self._pending):
             group = self.groups[number]
-            made = {(c.first, c.last) for c in self.candidates if c.group == number}
-            if (0, group.count - 1) in made and (number, 0, group.count - 1) in sure:
+            if (number, 0, group.count - 1) in sure:
                 self._pending.remove(number)  # one digit
             elif number not in self._parted and len(group.components) > 1:
                 self._parted.add(number)
-                added += self._add(group.parts(made))
+                added += self._add(group.parts(self._made[number]))
             else:  # the rest, but none that cuts a component read surely whole
                 added += self._rest(number, [(a, b) for g, a, b in sure if g == number])
         return self._stacked(added)
