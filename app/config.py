@@ -24,10 +24,12 @@ class Settings(BaseSettings):
         "start, which needs TensorFlow (default: a .cache folder beside the model; a "
         "temporary folder if that is read-only).",
     )
-    inference_engine: Literal["litert", "keras"] = Field(
-        "litert",
-        description="litert: the LiteRT form shipped beside the model (fast); keras: the "
-        "Keras model itself (needs TensorFlow).",
+    inference_engine: Literal["auto", "litert", "litert-int8", "keras"] = Field(
+        "auto",
+        description="auto: litert-int8 where the CPU has an int8 dot-product instruction "
+        "and the model card records an int8 form of the model, else litert; litert: the "
+        "float32 LiteRT form shipped beside the model; litert-int8: its int8 form; keras: "
+        "the Keras model itself (needs TensorFlow).",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

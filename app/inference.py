@@ -12,9 +12,11 @@ At startup the service checks the shipped file against that record (outputs to
 1e-5), so the check needs no TensorFlow. A model without a shipped LiteRT form
 (a mounted one, say) is converted at first start, where TensorFlow is installed, in
 a child process that imports TensorFlow and exits; the conversion is checked against
-Keras and cached under the model's sha256. ``INFERENCE_ENGINE=keras`` runs the Keras
-model itself. Where TensorFlow is missing, asking for either stops the start with
-one error that says what to install.
+Keras and cached under the model's sha256. The card may also record an int8 form
+(``app.precision``: run where the CPU makes it faster), checked against the same
+Keras outputs within the distance recorded when it was made. ``INFERENCE_ENGINE=keras``
+runs the Keras model itself. Where TensorFlow is missing, asking for either stops the
+start with one error that says what to install.
 
 No web framework in here.
 """
@@ -35,14 +37,14 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from app import calibration
+from app import calibration, precision
+from app.engines import INPUT_SHAPE, Engine, KerasEngine, LiteRTEngine
 
-INPUT_SHAPE = (28, 28, 1)
 TOLERANCE = 1e-5
+INT8_STEP = 1 / 256  # one step of an int8 network's softmax output
 PROBE_SEED = 20261124
 CONVERSION_TIMEOUT_S = 300
 CARD_NAME = "model_card.json"
@@ -64,10 +66,6 @@ class FrameworkMissingError(ModelLoadError):
 
     def __init__(self, purpose: str):
         super().__init__(f"{purpose} needs {TRAINING_FRAMEWORK}")
-
-
-class Engine(Protocol):
-    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
@@ -116,59 +114,6 @@ class DigitClassifier:
     def warm_up(self) -> None:
         for size in (1, 2):
             self.outputs(np.zeros((size, *INPUT_SHAPE), dtype=np.float32))
-
-
-class LiteRTEngine:
-    """The LiteRT interpreter, one per batch size in powers of two up to 64.
-
-    A batch of 13 runs as 8 + 4 + 1: no padding computed, no tensor reallocated.
-    """
-
-    LARGEST = 64
-
-    def __init__(self, flatbuffer: bytes):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._runners = {}
-        size = 1
-        while size <= self.LARGEST:
-            interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
-            input_index = interpreter.get_input_details()[0]["index"]
-            interpreter.resize_tensor_input(input_index, [size, *INPUT_SHAPE])
-            interpreter.allocate_tensors()
-            output_index = interpreter.get_output_details()[0]["index"]
-            self._runners[size] = (interpreter, input_index, output_index)
-            size *= 2
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        interpreter, input_index, output_index = self._runners[len(batch)]
-        interpreter.set_tensor(input_index, batch)
-        interpreter.invoke()
-        return interpreter.get_tensor(output_index).copy()
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        results, start = [], 0
-        while start < len(batch):
-            remaining = len(batch) - start
-            size = min(self.LARGEST, 1 << (remaining.bit_length() - 1))
-            results.append(self._run(batch[start : start + size]))
-            start += size
-        if not results:
-            interpreter, _, output_index = self._runners[1]
-            width = interpreter.get_tensor(output_index).shape[-1]
-            return np.zeros((0, width), dtype=np.float32)
-        return results[0] if len(results) == 1 else np.concatenate(results)
-
-
-class KerasEngine:
-    """The Keras model itself, called as a compiled function (not ``predict``)."""
-
-    def __init__(self, model_path: Path):
-        keras = _import_keras("INFERENCE_ENGINE=keras")
-        self.model = keras.saving.load_model(model_path, compile=False)
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
 
 
 def has_training_framework() -> bool:
@@ -227,7 +172,7 @@ def _convert(model_path: Path) -> tuple[bytes, np.ndarray, float, str]:
     model = keras.saving.load_model(model_path, compile=False)
     flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     expected = np.asarray(model.predict_on_batch(probe_batch()), dtype=np.float32)
-    difference = _difference(LiteRTEngine(flatbuffer), expected)
+    difference = probe_difference(LiteRTEngine(flatbuffer), expected)
     if not difference <= TOLERANCE:
         raise ModelLoadError(
             f"LiteRT differs from Keras by {difference:.2e} (> {TOLERANCE}); "
@@ -236,7 +181,7 @@ def _convert(model_path: Path) -> tuple[bytes, np.ndarray, float, str]:
     return flatbuffer, expected, difference, f"tensorflow {tf.__version__}"
 
 
-def _difference(engine: Engine, expected: np.ndarray) -> float:
+def probe_difference(engine: Engine, expected: np.ndarray) -> float:
     """The largest difference between the engine's outputs on the probe batch and these."""
     got = engine(probe_batch())
     if got.shape != expected.shape:
@@ -244,7 +189,7 @@ def _difference(engine: Engine, expected: np.ndarray) -> float:
     return float(np.abs(expected - got).max())
 
 
-def _write_atomically(destination: Path, content: bytes) -> None:
+def write_atomically(destination: Path, content: bytes) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_suffix(f".{os.getpid()}.part")
     partial.write_bytes(content)
@@ -255,7 +200,7 @@ def convert(model_path: Path, destination: Path) -> dict:
     """Convert a .keras model to LiteRT, checked against Keras, into ``destination``
     (the conversion cache). Imports TensorFlow."""
     flatbuffer, _, difference, _ = _convert(model_path)
-    _write_atomically(destination, flatbuffer)
+    write_atomically(destination, flatbuffer)
     return {"max_abs_difference": difference, "bytes": len(flatbuffer)}
 
 
@@ -273,7 +218,7 @@ def ship(model_path: Path) -> dict:
         card = {"file": model_path.name, "sha256": sha256}
     flatbuffer, expected, difference, converter = _convert(model_path)
     destination = model_path.with_suffix(".tflite")
-    _write_atomically(destination, flatbuffer)
+    write_atomically(destination, flatbuffer)
     card["litert"] = {
         "file": destination.name,
         "bytes": len(flatbuffer),
@@ -283,14 +228,15 @@ def ship(model_path: Path) -> dict:
         "max_abs_difference_from_keras": difference,
         "probe": {"seed": PROBE_SEED, "keras_outputs": expected.tolist()},
     }
-    _write_atomically(card_path, (json.dumps(card, indent=2) + "\n").encode())
+    write_atomically(card_path, (json.dumps(card, indent=2) + "\n").encode())
     return {"output": str(destination), "card": str(card_path), "max_abs_difference": difference}
 
 
-def shipped_litert(model_path: Path, sha256: str, card: dict) -> bytes | None:
-    """The LiteRT form shipped beside the model, if the card records one made from
-    this very file; raises ModelLoadError if the file is not the one recorded."""
-    record = card.get("litert")
+def shipped_litert(model_path: Path, sha256: str, card: dict, key: str = "litert") -> bytes | None:
+    """The LiteRT form shipped beside the model under the card's ``key`` (``litert``,
+    ``litert_int8``), if the card records one made from this very file; raises
+    ModelLoadError if the file is not the one recorded."""
+    record = card.get(key)
     if not isinstance(record, dict) or record.get("source_sha256") != sha256:
         return None
     path = model_path.parent / str(record.get("file"))
@@ -307,17 +253,27 @@ def shipped_litert(model_path: Path, sha256: str, card: dict) -> bytes | None:
     return flatbuffer
 
 
-def check_shipped(engine: Engine, card: dict) -> float:
+def allowed_difference(card: dict, key: str = "litert") -> float:
+    """How far the LiteRT form under ``key`` may lie from Keras's outputs on the probe
+    batch: TOLERANCE for float32; for int8, the distance recorded when it was made
+    plus one step of its output."""
+    if key == "litert":
+        return TOLERANCE
+    return float(card[key]["max_abs_difference_from_keras"]) + INT8_STEP
+
+
+def check_shipped(engine: Engine, card: dict, key: str = "litert") -> float:
     """The shipped engine's largest difference from the outputs Keras recorded; raises
-    ModelLoadError over TOLERANCE."""
+    ModelLoadError over ``allowed_difference``."""
     probe = card["litert"].get("probe", {})
-    if probe.get("seed") != PROBE_SEED:
+    if probe.get("seed") != PROBE_SEED or card[key].get("probe_seed", PROBE_SEED) != PROBE_SEED:
         raise ModelLoadError("the model card's probe outputs are for another probe batch")
-    difference = _difference(engine, np.asarray(probe["keras_outputs"], dtype=np.float32))
-    if not difference <= TOLERANCE:
+    difference = probe_difference(engine, np.asarray(probe["keras_outputs"], dtype=np.float32))
+    allowed = allowed_difference(card, key)
+    if not difference <= allowed:
         raise ModelLoadError(
-            f"the shipped LiteRT model differs from the outputs Keras recorded by "
-            f"{difference:.2e} (> {TOLERANCE})"
+            f"the shipped LiteRT model ({card[key].get('file')}) differs from the outputs "
+            f"Keras recorded by {difference:.2e} (> {allowed:.2e})"
         )
     return difference
 
@@ -398,35 +354,48 @@ def prepare(model_path: Path, *, engine: str = "litert", cache_dir: Path | None 
     before starting workers, so they all start warm, and a runtime without TensorFlow
     stops here with one clear line.
     """
-    if engine not in ("litert", "keras"):
-        raise ModelLoadError(f"unknown inference engine {engine!r} (litert or keras)")
+    if engine not in precision.ENGINES:
+        choices = ", ".join(precision.ENGINES)
+        raise ModelLoadError(f"unknown inference engine {engine!r} (one of {choices})")
     sha256 = check_model_file(model_path)
+    card = read_card(model_path, sha256)
+    engine = precision.choose(engine, card, sha256, model_path.parent)
     if engine == "keras":
         if not has_training_framework():
             raise FrameworkMissingError("INFERENCE_ENGINE=keras")
-    elif shipped_litert(model_path, sha256, read_card(model_path, sha256)) is None:
+    elif engine == "litert-int8":
+        if shipped_litert(model_path, sha256, card, precision.CARD_KEYS[engine]) is None:
+            raise ModelLoadError(
+                f"INFERENCE_ENGINE=litert-int8: the model card records no int8 form of "
+                f"{model_path} (write one with: python -m model.quantize --ship)"
+            )
+    elif shipped_litert(model_path, sha256, card) is None:
         ensure_converted(model_path, sha256, cache_dir)
     return sha256
 
 
 def load_classifier(
-    model_path: Path, *, engine: str = "litert", cache_dir: Path | None = None
+    model_path: Path, *, engine: str = "auto", cache_dir: Path | None = None
 ) -> DigitClassifier:
-    """Load, check and warm up the model (converting it if needed). Raises ModelLoadError."""
+    """Load, check and warm up the model (converting it if needed). Raises ModelLoadError.
+    ``engine``: one of ``precision.ENGINES``; ``auto`` picks float32 or int8 for the CPU."""
     started = time.perf_counter()
     model_path = Path(model_path)
     sha256 = prepare(model_path, engine=engine, cache_dir=cache_dir)
     card = read_card(model_path, sha256)
-    if engine == "litert":
-        flatbuffer = shipped_litert(model_path, sha256, card)
+    engine = precision.choose(engine, card, sha256, model_path.parent)
+    if engine in precision.CARD_KEYS:
+        key = precision.CARD_KEYS[engine]
+        flatbuffer = shipped_litert(model_path, sha256, card, key)
         if flatbuffer is not None:
             runner: Engine = LiteRTEngine(flatbuffer)
-            check_shipped(runner, card)
+            check_shipped(runner, card, key)
         else:
             runner = LiteRTEngine(converted_path(model_path, sha256, cache_dir).read_bytes())
     else:
         try:
-            runner = KerasEngine(model_path)
+            keras = _import_keras("INFERENCE_ENGINE=keras")
+            runner = KerasEngine(keras.saving.load_model(model_path, compile=False))
         except ModelLoadError:
             raise
         except Exception as error:
@@ -443,6 +412,17 @@ def load_classifier(
     return classifier
 
 
+def load_configured() -> DigitClassifier:
+    """The classifier the service's settings name (MODEL_PATH, INFERENCE_ENGINE,
+    MODEL_CACHE_DIR), for tools that read as the service does."""
+    from app.config import get_settings
+
+    settings = get_settings()
+    return load_classifier(
+        settings.model_path, engine=settings.inference_engine, cache_dir=settings.model_cache_dir
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The LiteRT form of a Keras model.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -455,13 +435,23 @@ def main(argv: list[str] | None = None) -> int:
     to_litert.add_argument(
         "--output", type=Path, help="write only this file (the conversion cache), no card"
     )
-    check = commands.add_parser("check", help="load MODEL as the service does, and check it")
+    check = commands.add_parser(
+        "check", help="load MODEL as the service does, and check every LiteRT form shipped"
+    )
     check.add_argument("model", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "check":
             classifier = load_classifier(args.model)
-            report = {"version": classifier.version, "load_seconds": classifier.load_seconds}
+            report = {
+                "version": classifier.version,
+                "engine": classifier.engine_name,
+                "load_seconds": classifier.load_seconds,
+            }
+            if precision.has_int8_form(classifier.card, classifier.sha256, args.model.parent):
+                # Check the other shipped form too: an image may run on another CPU.
+                other = {"litert": "litert-int8", "litert-int8": "litert"}[classifier.engine_name]
+                report["also_checked"] = load_classifier(args.model, engine=other).engine_name
         elif args.output:
             report = {"output": str(args.output), **convert(args.model, args.output)}
         else:

@@ -20,18 +20,15 @@ log, metrics, batching) costs.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 
 from app import fast_path, memory, preprocessing
 from app.api import multipart
 from app.api.errors import status_for
-from app.config import DEFAULT_MODEL_PATH
-from app.inference import load_classifier
+from app.inference import load_configured
 
-classifier = load_classifier(Path(os.environ.get("MODEL_PATH", DEFAULT_MODEL_PATH)))
+classifier = load_configured()  # MODEL_PATH and INFERENCE_ENGINE, as the service reads them
 
 
 async def app(scope, receive, send) -> None:

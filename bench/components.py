@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app import fast_path, memory, preprocessing
+from app import fast_path, memory, precision, preprocessing
 from app.config import DEFAULT_MODEL_PATH
 from app.inference import load_classifier, probe_batch
 from bench.inputs import write_inputs
@@ -74,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         png = inputs["png"].path.read_bytes()
         jpeg = inputs["jpeg"].path.read_bytes()
 
-    classifier = load_classifier(model_path, engine="litert")
+    classifiers = {"float32": load_classifier(model_path, engine="litert")}
+    if precision.has_int8_form(
+        classifiers["float32"].card, classifiers["float32"].sha256, model_path.parent
+    ):
+        classifiers["int8"] = load_classifier(model_path, engine="litert-int8")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -127,12 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     photo_input = preprocessing.preprocess(jpeg)[np.newaxis]
     batch = np.repeat(np.concatenate([one, photo_input]), 16, axis=0)  # 32 images
     print("network", flush=True)
-    measure("DigitClassifier.predict (LiteRT), batch 1", lambda: classifier.predict(one))
-    measure(
-        "DigitClassifier.predict (LiteRT), batch 32, per image",
-        lambda: classifier.predict(batch),
-        per=32,
-    )
+    for form, classifier in classifiers.items():
+        measure(
+            f"DigitClassifier.predict (LiteRT {form}), batch 1", lambda c=classifier: c.predict(one)
+        )
+        measure(
+            f"DigitClassifier.predict (LiteRT {form}), batch 32, per image",
+            lambda c=classifier: c.predict(batch),
+            per=32,
+        )
     measure("Keras model.predict, batch 1", lambda: model.predict(one, verbose=0))
     measure("Keras model.predict_on_batch, batch 1", lambda: model.predict_on_batch(one))
     measure(
@@ -143,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
 
     compared = np.concatenate([probe_batch(), batch])
     difference = float(
-        np.abs(classifier.outputs(compared) - np.asarray(model.predict_on_batch(compared))).max()
+        np.abs(
+            classifiers["float32"].outputs(compared) - np.asarray(model.predict_on_batch(compared))
+        ).max()
     )
     print(f"LiteRT vs Keras, max abs difference over {len(compared)} inputs: {difference:.2e}")
 

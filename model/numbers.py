@@ -163,10 +163,10 @@ def in_process_reader() -> Callable[[bytes], str | None]:
     """The service's own reading, without HTTP: propose, then read with the network."""
     from app import preprocessing, segmentation
     from app.config import get_settings
-    from app.inference import load_classifier
+    from app.inference import load_configured
 
     settings = get_settings()
-    classifier = load_classifier(settings.model_path)
+    classifier = load_configured()
 
     def read(content: bytes) -> str | None:
         try:

@@ -256,11 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             response = http.post("/predict", files=files)
             return response.json()["digit"] if response.status_code == 200 else None
     else:
-        from app.config import get_settings
-        from app.inference import load_classifier
+        from app.inference import load_configured
         from app.preprocessing import PreprocessingError, preprocess
 
-        classifier = load_classifier(get_settings().model_path)
+        classifier = load_configured()
 
         def read(upload: Upload) -> int | None:
             try:

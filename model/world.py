@@ -244,10 +244,9 @@ def service_reader(classifier=None) -> Callable[[list[bytes]], list[Reading]]:
     from app.rejection import refusal
 
     if classifier is None:
-        from app.config import get_settings
-        from app.inference import load_classifier
+        from app.inference import load_configured
 
-        classifier = load_classifier(get_settings().model_path)
+        classifier = load_configured()
 
     def read(contents: list[bytes]) -> list[Reading]:
         inputs: list[np.ndarray | None] = []

@@ -18,11 +18,14 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app import precision
 from app.config import DEFAULT_MODEL_PATH, Settings
 from app.main import create_app
 from model import augment, data, realdigits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# What INFERENCE_ENGINE=auto serves the shipped model with on this machine's CPU.
+AUTO_ENGINE = "litert-int8" if precision.this_cpu_has_int8_dot_product() else "litert"
 pytest_plugins = ["pytester"]
 
 

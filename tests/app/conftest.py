@@ -1,13 +1,17 @@
-"""The shared live server of the hostile-input tests, checked after each module."""
+"""The shared live server of the hostile-input tests, checked after each module; a copy
+of the shipped model folder to tamper with."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from app import inference
 from tests.conftest import LiveServer
 from tests.deploy import limits
 
@@ -37,3 +41,15 @@ def server(live_server: LiveServer) -> Iterator[LiveServer]:
     assert httpx.get(f"{live_server.url}/health/ready", timeout=FAST).status_code == 200
     peak = rss(pid)["VmHWM"]
     assert peak < MAX_RSS, f"server peak RSS {peak / 2**20:.0f} MiB"
+
+
+@pytest.fixture
+def artifacts(model_path: Path, tmp_path: Path) -> Path:
+    """A copy of the shipped model folder: the .keras file, its LiteRT forms, the card."""
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    card = json.loads((model_path.parent / inference.CARD_NAME).read_text())
+    shipped = (card["litert"]["file"], card["litert_int8"]["file"])
+    for name in (model_path.name, *shipped, inference.CARD_NAME):
+        shutil.copy2(model_path.parent / name, folder / name)
+    return folder / model_path.name

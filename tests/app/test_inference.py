@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from app import inference
-from tests.conftest import PROJECT_ROOT, LiveServer, png_bytes
+from tests.conftest import AUTO_ENGINE, PROJECT_ROOT, LiveServer, png_bytes
 
 # Run in a child Python, this makes `import tensorflow` and `import keras` fail as
 # they do where neither is installed (and their children inherit it).
@@ -36,17 +36,6 @@ def without_tensorflow(tmp_path: Path) -> dict[str, str]:
     (folder / "sitecustomize.py").write_text(BLOCK_TRAINING_FRAMEWORK)
     path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
     return {"PYTHONPATH": path}
-
-
-@pytest.fixture
-def artifacts(model_path: Path, tmp_path: Path) -> Path:
-    """A copy of the shipped model folder: the .keras file, its LiteRT form, the card."""
-    folder = tmp_path / "artifacts"
-    folder.mkdir()
-    card = json.loads((model_path.parent / inference.CARD_NAME).read_text())
-    for name in (model_path.name, card["litert"]["file"], inference.CARD_NAME):
-        shutil.copy2(model_path.parent / name, folder / name)
-    return folder / model_path.name
 
 
 def start(env: dict[str, str], **settings: str) -> subprocess.CompletedProcess[str]:
@@ -81,7 +70,7 @@ def test_the_card_records_the_shipped_litert_model(model_path: Path) -> None:
 
 def test_the_shipped_model_is_served_without_converting(model_path: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    classifier = inference.load_classifier(model_path, cache_dir=cache)
+    classifier = inference.load_classifier(model_path, engine="litert", cache_dir=cache)
     assert classifier.engine_name == "litert"
     assert not cache.exists() or not any(cache.iterdir()), "nothing converted, nothing cached"
     card = classifier.card
@@ -92,7 +81,7 @@ def test_a_shipped_file_that_is_not_the_recorded_one_is_refused(artifacts: Path)
     shipped = artifacts.with_suffix(".tflite")
     shipped.write_bytes(shipped.read_bytes()[:-1] + b"\0")
     with pytest.raises(inference.ModelLoadError, match="not the file the model card records"):
-        inference.load_classifier(artifacts)
+        inference.load_classifier(artifacts, engine="litert")
 
 
 def test_outputs_that_differ_from_what_keras_recorded_are_refused(artifacts: Path) -> None:
@@ -101,7 +90,7 @@ def test_outputs_that_differ_from_what_keras_recorded_are_refused(artifacts: Pat
     card["litert"]["probe"]["keras_outputs"][3][0] += 1e-4
     card_path.write_text(json.dumps(card))
     with pytest.raises(inference.ModelLoadError, match="differs from the outputs Keras recorded"):
-        inference.load_classifier(artifacts)
+        inference.load_classifier(artifacts, engine="litert")
 
 
 def test_a_record_for_another_source_file_is_not_used(artifacts: Path) -> None:
@@ -132,7 +121,7 @@ def test_serves_without_tensorflow(without_tensorflow: dict[str, str], model_pat
         )
         assert response.status_code == 200, response.text
         assert response.json()["digit"] == 1
-        assert httpx.get(f"{server.url}/model", timeout=5).json()["engine"] == "litert"
+        assert httpx.get(f"{server.url}/model", timeout=5).json()["engine"] == AUTO_ENGINE
     finally:
         output = server.stop()
     assert "converting" not in output

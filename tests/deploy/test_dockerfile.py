@@ -135,6 +135,7 @@ def test_the_shipped_litert_model_is_copied_and_checked_not_converted(
 ) -> None:
     sources = [source for stage in parsed.stages for source in copy_sources(stage)]
     assert "model/artifacts/digitnet.tflite" in sources
+    assert "model/artifacts/digitnet.int8.tflite" in sources, "run where the CPU has VNNI"
     assert "model/artifacts/model_card.json" in sources, "it records what the .tflite must be"
     runs = " ".join(i.value for stage in parsed.stages for i in stage.all("RUN"))
     assert "python -m app.inference check model/artifacts/digitnet.keras" in runs

@@ -37,7 +37,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app.inference import file_sha256
-from tests.conftest import free_port
+from tests.conftest import AUTO_ENGINE, free_port
 from tests.deploy import dockerfile
 from tests.deploy.dockerfile import PROJECT_ROOT, Instruction, Stage, is_ignored
 
@@ -270,7 +270,7 @@ def test_the_image_environment_serves_a_prediction(image) -> None:
         served = httpx.get(f"{url}/model", timeout=5).json()
         baked = runtime.path("model/artifacts/digitnet.keras")
         assert served["sha256"] == file_sha256(baked), "the baked-in model is the one served"
-        assert served["engine"] == "litert"
+        assert served["engine"] == AUTO_ENGINE
     finally:
         server.send_signal(stop_signal)
         code = server.wait(30)

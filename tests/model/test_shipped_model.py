@@ -59,11 +59,22 @@ def test_accuracy_on_the_test_set_with_keras(
 def test_served_engine_agrees_with_keras_on_the_test_set(
     model_path: Path, card: dict, mnist: data.Mnist, tmp_path: Path
 ) -> None:
-    classifier = load_classifier(model_path, cache_dir=tmp_path)
+    classifier = load_classifier(model_path, engine="litert", cache_dir=tmp_path)
     probabilities = classifier.predict(evaluate.as_network_input(mnist.test.images))
     result = evaluate.metrics(probabilities, mnist.test.labels.astype(np.int64))
     assert result["accuracy"] >= REQUIRED_ACCURACY
     assert result["confusion_matrix"] == card["test"]["confusion_matrix"]
+
+
+@pytest.mark.slow
+def test_the_int8_network_keeps_the_accuracy_its_card_records(
+    model_path: Path, card: dict, mnist: data.Mnist
+) -> None:
+    classifier = load_classifier(model_path, engine="litert-int8")
+    probabilities = classifier.predict(evaluate.as_network_input(mnist.test.images))
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == mnist.test.labels))
+    assert accuracy >= REQUIRED_ACCURACY
+    assert accuracy == pytest.approx(card["litert_int8"]["test"]["accuracy"], abs=1e-4)
 
 
 @pytest.mark.slow

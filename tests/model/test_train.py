@@ -62,12 +62,16 @@ def test_trained_model_loads_in_the_service(tiny_run: tuple[Path, dict]) -> None
     out, card = tiny_run
     assert (out / card["litert"]["file"]).is_file(), "the LiteRT form is shipped beside it"
     assert card["litert"]["source_sha256"] == card["sha256"]
-    classifier = load_classifier(out / card["file"], cache_dir=out / "cache")
-    assert not (out / "cache").exists(), "the shipped LiteRT form is used, not converted again"
-    assert classifier.version == card["version"]
-    probabilities = classifier.predict(np.zeros((3, 28, 28, 1), dtype=np.float32))
-    assert probabilities.shape == (3, 10)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert (out / card["litert_int8"]["file"]).is_file(), "and its int8 form"
+    assert card["litert_int8"]["source_sha256"] == card["sha256"]
+    for engine in ("litert", "litert-int8"):
+        classifier = load_classifier(out / card["file"], engine=engine, cache_dir=out / "cache")
+        assert classifier.engine_name == engine
+        assert not (out / "cache").exists(), "the shipped LiteRT form is used, not converted"
+        assert classifier.version == card["version"]
+        probabilities = classifier.predict(np.zeros((3, 28, 28, 1), dtype=np.float32))
+        assert probabilities.shape == (3, 10)
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.inference import ModelLoadError, check_model_file
 from app.main import create_app
 from tests.app.test_preprocessing import stroke_digit
-from tests.conftest import png_bytes
+from tests.conftest import AUTO_ENGINE, png_bytes
 
 NOT_LOADED = "The model is not loaded yet."
 
@@ -48,7 +48,7 @@ def test_model_endpoint_serves_the_card(client: TestClient, model_path: Path) ->
     assert body["classes"] == list(range(10))
     assert body["version"] == card["version"]
     assert body["test_accuracy"] == card["test"]["accuracy"]
-    assert body["engine"] == "litert"
+    assert body["engine"] == AUTO_ENGINE
     assert body["card"]["sha256"] == body["sha256"]
 
 

@@ -1,0 +1,69 @@
+"""How the network is run: the LiteRT interpreter (what the service uses) or Keras.
+
+An engine takes a (n, 28, 28, 1) float32 batch and returns the network's (n, 11)
+outputs. ``app.inference`` chooses, checks and loads one.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+INPUT_SHAPE = (28, 28, 1)
+
+
+class Engine(Protocol):
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class LiteRTEngine:
+    """The LiteRT interpreter, one per batch size in powers of two up to 64.
+
+    A batch of 13 runs as 8 + 4 + 1: no padding computed, no tensor reallocated.
+    """
+
+    LARGEST = 64
+
+    def __init__(self, flatbuffer: bytes):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._runners = {}
+        size = 1
+        while size <= self.LARGEST:
+            interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
+            input_index = interpreter.get_input_details()[0]["index"]
+            interpreter.resize_tensor_input(input_index, [size, *INPUT_SHAPE])
+            interpreter.allocate_tensors()
+            output_index = interpreter.get_output_details()[0]["index"]
+            self._runners[size] = (interpreter, input_index, output_index)
+            size *= 2
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        interpreter, input_index, output_index = self._runners[len(batch)]
+        interpreter.set_tensor(input_index, batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_index).copy()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        results, start = [], 0
+        while start < len(batch):
+            remaining = len(batch) - start
+            size = min(self.LARGEST, 1 << (remaining.bit_length() - 1))
+            results.append(self._run(batch[start : start + size]))
+            start += size
+        if not results:
+            interpreter, _, output_index = self._runners[1]
+            width = interpreter.get_tensor(output_index).shape[-1]
+            return np.zeros((0, width), dtype=np.float32)
+        return results[0] if len(results) == 1 else np.concatenate(results)
+
+
+class KerasEngine:
+    """The Keras model itself, called as a compiled function (not ``predict``)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
