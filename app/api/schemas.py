@@ -87,7 +87,11 @@ class ModelInfo(BaseModel):
     name: str
     version: str
     sha256: str = Field(..., description="sha256 of the served .keras file.")
-    engine: str = Field(..., description="litert (converted, checked against Keras) or keras.")
+    engine: str = Field(
+        ...,
+        description="The network that answers: litert (float32, checked against Keras), "
+        "litert-int8 (int8, where the CPU has VNNI or ARM's dot product) or keras.",
+    )
     input_shape: list[int] = Field(..., examples=[[28, 28, 1]])
     classes: list[int] = Field(..., examples=[list(range(10))])
     test_accuracy: float | None = Field(None, description="On the 10,000 MNIST test images.")
