@@ -347,13 +347,21 @@ def read_card(model_path: Path, sha256: str) -> dict:
     return card
 
 
-def prepare(model_path: Path, *, engine: str = "litert", cache_dir: Path | None = None) -> str:
-    """Check the model file and that what the engine needs is there; return its sha256.
+@dataclass(frozen=True)
+class _Found:
+    """What a model needs to run: its file's sha256, its card, the engine chosen for
+    it, and the LiteRT form to run (None for Keras), shipped beside it or converted."""
 
-    Cheap when the LiteRT form is shipped or cached. ``python -m app`` calls it once
-    before starting workers, so they all start warm, and a runtime without TensorFlow
-    stops here with one clear line.
-    """
+    sha256: str
+    card: dict
+    engine: str
+    flatbuffer: bytes | None = None
+    shipped: bool = False
+
+
+def _find(model_path: Path, engine: str, cache_dir: Path | None) -> _Found:
+    """Check the model file, choose the engine, and find what it runs, converting the
+    model if it has no shipped LiteRT form (``ensure_converted``)."""
     if engine not in precision.ENGINES:
         choices = ", ".join(precision.ENGINES)
         raise ModelLoadError(f"unknown inference engine {engine!r} (one of {choices})")
@@ -363,15 +371,27 @@ def prepare(model_path: Path, *, engine: str = "litert", cache_dir: Path | None 
     if engine == "keras":
         if not has_training_framework():
             raise FrameworkMissingError("INFERENCE_ENGINE=keras")
-    elif engine == "litert-int8":
-        if shipped_litert(model_path, sha256, card, precision.CARD_KEYS[engine]) is None:
-            raise ModelLoadError(
-                f"INFERENCE_ENGINE=litert-int8: the model card records no int8 form of "
-                f"{model_path} (write one with: python -m model.quantize --ship)"
-            )
-    elif shipped_litert(model_path, sha256, card) is None:
-        ensure_converted(model_path, sha256, cache_dir)
-    return sha256
+        return _Found(sha256, card, engine)
+    flatbuffer = shipped_litert(model_path, sha256, card, precision.CARD_KEYS[engine])
+    if flatbuffer is not None:
+        return _Found(sha256, card, engine, flatbuffer, shipped=True)
+    if engine == "litert-int8":
+        raise ModelLoadError(
+            f"INFERENCE_ENGINE=litert-int8: the model card records no int8 form of "
+            f"{model_path} (write one with: python -m model.quantize --ship)"
+        )
+    converted = ensure_converted(model_path, sha256, cache_dir).read_bytes()
+    return _Found(sha256, card, engine, converted)
+
+
+def prepare(model_path: Path, *, engine: str = "auto", cache_dir: Path | None = None) -> str:
+    """Check the model file and that what the engine needs is there; return its sha256.
+
+    Cheap when the LiteRT form is shipped or cached. ``python -m app`` calls it once
+    before starting workers, so they all start warm, and a runtime without TensorFlow
+    stops here with one clear line.
+    """
+    return _find(model_path, engine, cache_dir).sha256
 
 
 def load_classifier(
@@ -381,17 +401,11 @@ def load_classifier(
     ``engine``: one of ``precision.ENGINES``; ``auto`` picks float32 or int8 for the CPU."""
     started = time.perf_counter()
     model_path = Path(model_path)
-    sha256 = prepare(model_path, engine=engine, cache_dir=cache_dir)
-    card = read_card(model_path, sha256)
-    engine = precision.choose(engine, card, sha256, model_path.parent)
-    if engine in precision.CARD_KEYS:
-        key = precision.CARD_KEYS[engine]
-        flatbuffer = shipped_litert(model_path, sha256, card, key)
-        if flatbuffer is not None:
-            runner: Engine = LiteRTEngine(flatbuffer)
-            check_shipped(runner, card, key)
-        else:
-            runner = LiteRTEngine(converted_path(model_path, sha256, cache_dir).read_bytes())
+    found = _find(model_path, engine, cache_dir)
+    if found.flatbuffer is not None:
+        runner: Engine = LiteRTEngine(found.flatbuffer)
+        if found.shipped:
+            check_shipped(runner, found.card, precision.CARD_KEYS[found.engine])
     else:
         try:
             keras = _import_keras("INFERENCE_ENGINE=keras")
@@ -402,10 +416,10 @@ def load_classifier(
             raise ModelLoadError(f"Keras could not load {model_path}: {error}") from None
     classifier = DigitClassifier(
         engine=runner,
-        engine_name=engine,
+        engine_name=found.engine,
         model_path=model_path,
-        sha256=sha256,
-        card=card,
+        sha256=found.sha256,
+        card=found.card,
     )
     classifier.warm_up()
     classifier.load_seconds = time.perf_counter() - started
