@@ -48,6 +48,11 @@ INT8_STEP = 1 / 256  # one step of an int8 network's softmax output
 PROBE_SEED = 20261124
 CONVERSION_TIMEOUT_S = 300
 CARD_NAME = "model_card.json"
+# What writes each LiteRT form the card records (``precision.CARD_KEYS``' values).
+WRITTEN_BY = {
+    "litert": "python -m app.inference convert {model}",
+    "litert_int8": "python -m model.quantize --ship --model {model}",
+}
 # What a runtime without TensorFlow lacks, and how to get it.
 TRAINING_FRAMEWORK = (
     "TensorFlow and Keras, which are not installed here; install the project's train "
@@ -217,19 +222,33 @@ def ship(model_path: Path) -> dict:
     else:
         card = {"file": model_path.name, "sha256": sha256}
     flatbuffer, expected, difference, converter = _convert(model_path)
-    destination = model_path.with_suffix(".tflite")
+    destination = record_litert(
+        model_path,
+        card,
+        "litert",
+        flatbuffer,
+        converter=converter,
+        max_abs_difference_from_keras=difference,
+        probe={"seed": PROBE_SEED, "keras_outputs": expected.tolist()},
+    )
+    return {"output": str(destination), "card": str(card_path), "max_abs_difference": difference}
+
+
+def record_litert(model_path: Path, card: dict, key: str, flatbuffer: bytes, **details) -> Path:
+    """Write a LiteRT form beside the model (``.tflite``, or ``.int8.tflite`` for
+    ``litert_int8``) and record it in the model card under ``key``: its file, size and
+    sha256, the sha256 of the model it came from (``card["sha256"]``), and ``details``."""
+    destination = model_path.with_suffix(".int8.tflite" if key == "litert_int8" else ".tflite")
     write_atomically(destination, flatbuffer)
-    card["litert"] = {
+    card[key] = {
         "file": destination.name,
         "bytes": len(flatbuffer),
         "sha256": hashlib.sha256(flatbuffer).hexdigest(),
-        "source_sha256": sha256,
-        "converter": converter,
-        "max_abs_difference_from_keras": difference,
-        "probe": {"seed": PROBE_SEED, "keras_outputs": expected.tolist()},
+        "source_sha256": card["sha256"],
+        **details,
     }
-    write_atomically(card_path, (json.dumps(card, indent=2) + "\n").encode())
-    return {"output": str(destination), "card": str(card_path), "max_abs_difference": difference}
+    write_atomically(model_path.parent / CARD_NAME, (json.dumps(card, indent=2) + "\n").encode())
+    return destination
 
 
 def shipped_litert(model_path: Path, sha256: str, card: dict, key: str = "litert") -> bytes | None:
@@ -248,7 +267,7 @@ def shipped_litert(model_path: Path, sha256: str, card: dict, key: str = "litert
     if hashlib.sha256(flatbuffer).hexdigest() != record.get("sha256"):
         raise ModelLoadError(
             f"{path} is not the file the model card records (sha256 differs); "
-            f"write it again with: python -m app.inference convert {model_path}"
+            f"write it again with: {WRITTEN_BY[key].format(model=model_path)}"
         )
     return flatbuffer
 
@@ -378,7 +397,7 @@ def _find(model_path: Path, engine: str, cache_dir: Path | None) -> _Found:
     if engine == "litert-int8":
         raise ModelLoadError(
             f"INFERENCE_ENGINE=litert-int8: the model card records no int8 form of "
-            f"{model_path} (write one with: python -m model.quantize --ship)"
+            f"{model_path} (write one with: {WRITTEN_BY['litert_int8'].format(model=model_path)})"
         )
     converted = ensure_converted(model_path, sha256, cache_dir).read_bytes()
     return _Found(sha256, card, engine, converted)

@@ -23,7 +23,6 @@ faster (``app.precision``). Needs TensorFlow (the train extra).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import os
@@ -75,29 +74,26 @@ def ship(model_path: Path, flatbuffer: bytes, calibration: str, test: dict) -> d
     if card.get("sha256") != sha256 or card["litert"]["source_sha256"] != sha256:
         raise inference.ModelLoadError(f"{card_path} is not {model_path}'s: run make convert")
     expected = np.asarray(card["litert"]["probe"]["keras_outputs"], dtype=np.float32)
-    destination = model_path.with_suffix(".int8.tflite")
-    inference.write_atomically(destination, flatbuffer)
     import tensorflow as tf
 
-    card["litert_int8"] = {
-        "file": destination.name,
-        "bytes": len(flatbuffer),
-        "sha256": hashlib.sha256(flatbuffer).hexdigest(),
-        "source_sha256": sha256,
-        "converter": f"tensorflow {tf.__version__}",
-        "quantisation": "full integer: int8 weights and activations, float input and output",
-        "calibration": calibration,
-        "probe_seed": inference.PROBE_SEED,
-        "max_abs_difference_from_keras": inference.probe_difference(
+    inference.record_litert(
+        model_path,
+        card,
+        "litert_int8",
+        flatbuffer,
+        converter=f"tensorflow {tf.__version__}",
+        quantisation="full integer: int8 weights and activations, float input and output",
+        calibration=calibration,
+        probe_seed=inference.PROBE_SEED,
+        max_abs_difference_from_keras=inference.probe_difference(
             LiteRTEngine(flatbuffer), expected
         ),
-        "test": {
+        test={
             "accuracy": test["accuracy_int8"],
             "same_digit_as_float": test["argmax_agreement"],
             "refused": test["refused_int8"],
         },
-    }
-    inference.write_atomically(card_path, (json.dumps(card, indent=2) + "\n").encode())
+    )
     return card["litert_int8"]
 
 
