@@ -33,9 +33,15 @@ def measured_width(crop: np.ndarray) -> float:
     overcounts slanted edges, so the figure runs low (MNIST's median is 2.0 at the
     fit's scale, its thinnest digits 0.9); HAIRLINE and TARGET are in the same units.
     """
-    core = np.pad(crop > CORE, 1)
-    outline = np.count_nonzero(core[1:] != core[:-1]) + np.count_nonzero(
-        core[:, 1:] != core[:, :-1]
+    core = crop > CORE
+    # Changes along rows and columns, the frame counted as no core (as if padded).
+    outline = (
+        np.count_nonzero(core[1:] != core[:-1])
+        + np.count_nonzero(core[:, 1:] != core[:, :-1])
+        + np.count_nonzero(core[0])
+        + np.count_nonzero(core[-1])
+        + np.count_nonzero(core[:, 0])
+        + np.count_nonzero(core[:, -1])
     )
     return 2.0 * float(crop.sum()) / max(outline, 1)
 
