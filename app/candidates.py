@@ -18,7 +18,8 @@ import numpy as np
 from app import components, preprocessing
 
 MAX_PIECES = 5  # pieces one digit may be made of
-MAX_WIDTH = 1.5  # no candidate digit is wider than this many line heights
+MAX_WIDTH = 1.5  # no candidate digit is wider than this many line heights,
+COMPONENT_MAX_WIDTH = 2.0  # but one stroke taken whole may be (a 2 with a long tail)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,37 @@ def any_piece(piece_of: np.ndarray, strokes: np.ndarray, margin: int) -> np.ndar
     return mask
 
 
+def component_runs(pieces: list[tuple[int, float, float]]) -> list[tuple[int, int]]:
+    """Each component's pieces, first..last, where they are consecutive (pieces are
+    (label, first sheared column, end), left to right)."""
+    runs = []
+    for label in dict.fromkeys(piece[0] for piece in pieces):
+        positions = [i for i, piece in enumerate(pieces) if piece[0] == label]
+        if positions[-1] - positions[0] == len(positions) - 1:
+            runs.append((positions[0], positions[-1]))
+    return runs
+
+
+def fewest_digits(pieces: list[tuple[int, float, float]], line: float) -> int:
+    """The fewest digits a group's pieces can be read as, before any candidate is
+    made: each digit a run of up to MAX_PIECES pieces, or a component or the whole
+    group, whatever its pieces, if no wider than ``Group.run`` takes them."""
+    count = len(pieces)
+    longer: dict[int, list[int]] = {}  # end -> starts of the long runs that may be one digit
+    runs = component_runs(pieces)
+    for first, last in {(0, count - 1), *runs}:
+        span = pieces[first : last + 1]
+        width = (max(piece[2] for piece in span) - min(piece[1] for piece in span)) / line
+        widest = COMPONENT_MAX_WIDTH if (first, last) in runs else MAX_WIDTH
+        if last - first >= MAX_PIECES and width <= widest:
+            longer.setdefault(last + 1, []).append(first)
+    fewest = [0]  # fewest[k]: the first k pieces
+    for end in range(1, count + 1):
+        starts = [*range(max(0, end - MAX_PIECES), end), *longer.get(end, ())]
+        fewest.append(1 + min(fewest[start] for start in starts))
+    return fewest[count]
+
+
 class Group:
     """One group's pieces in their window: any run of up to MAX_PIECES consecutive
     pieces as a candidate digit, its ink (the pieces' strokes and their anti-aliased
@@ -122,12 +154,7 @@ class Group:
             self.extents.append(
                 (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1, sheared.min(), sheared.max() + 1)
             )
-        # Each component's pieces, first..last, where they are consecutive.
-        self.components = []
-        for label in dict.fromkeys(piece[0] for piece in pieces):
-            positions = [i for i, piece in enumerate(pieces) if piece[0] == label]
-            if positions[-1] - positions[0] == len(positions) - 1:
-                self.components.append((positions[0], positions[-1]))
+        self.components = component_runs(pieces)
         self._piece_of, self._strokes = piece_of, strokes[top:bottom, left:right]
         self.ink = ink[top:bottom, left:right]
 
@@ -143,16 +170,17 @@ class Group:
         return any_piece(self._piece_of, self._strokes, self.margin)
 
     def whole(self) -> tuple[Candidate, np.ndarray] | None:
-        """The group as one digit, if that is a candidate at all."""
-        return self.run(0, self.count - 1) if self.count <= MAX_PIECES else None
+        """The group as one digit, if that is a candidate at all (however many pieces
+        its components were cut into: a wide 0 or 2 alone is cut, and is one digit)."""
+        return self.run(0, self.count - 1)
 
     def parts(
         self, made: Collection[tuple[int, int]] = ()
     ) -> Iterator[tuple[Candidate, np.ndarray]]:
-        """Each component whole (its pieces consecutive, few enough for one digit), but
-        those in ``made``."""
+        """Each component whole (its pieces consecutive, however many), but those in
+        ``made``."""
         for first, last in self.components:
-            if last - first < MAX_PIECES and (first, last) not in made:
+            if (first, last) not in made:
                 part = self.run(first, last)
                 if part is not None:
                     yield part
@@ -160,18 +188,30 @@ class Group:
     def runs(
         self, made: Collection[tuple[int, int]] = (), kept: Collection[tuple[int, int]] = ()
     ) -> Iterator[tuple[Candidate, np.ndarray]]:
-        """Every run of pieces as a candidate, but those in ``made`` and those that cut
-        into a run in ``kept`` (a component read surely whole) without taking it all."""
+        """Every run of up to MAX_PIECES pieces and every component whole as a
+        candidate, but those in ``made`` and those that cut into a run in ``kept`` (a
+        component read surely whole) without taking it all."""
+
+        def wanted(first: int, last: int) -> bool:
+            return (first, last) not in made and not any(
+                first <= b and a <= last and not (first <= a and b <= last) for a, b in kept
+            )
+
+        tried = set()
         for first in range(self.count):
             for last in range(first, min(first + MAX_PIECES, self.count)):
-                if (first, last) in made or any(
-                    first <= b and a <= last and not (first <= a and b <= last) for a, b in kept
-                ):
+                if not wanted(first, last):
                     continue
+                tried.add((first, last))
                 candidate = self.run(first, last)
                 if candidate is None:
-                    break  # wider still with more pieces
+                    break  # wider still with more pieces (but a component whole may not be)
                 yield candidate
+        for first, last in self.components:
+            if (first, last) not in tried and wanted(first, last):
+                candidate = self.run(first, last)
+                if candidate is not None:
+                    yield candidate
 
     def run(self, first: int, last: int) -> tuple[Candidate, np.ndarray] | None:
         """Pieces first..last as a digit, or None when that is too wide for one."""
@@ -180,7 +220,8 @@ class Group:
         col0, col1 = min(e[2] for e in chosen), max(e[3] for e in chosen)
         # Its width along the slant: what a digit's shape is judged by.
         width = (max(e[5] for e in chosen) - min(e[4] for e in chosen)) / self.line
-        if last > first and width > MAX_WIDTH:
+        widest = COMPONENT_MAX_WIDTH if (first, last) in self.components else MAX_WIDTH
+        if last > first and width > widest:
             return None
         # The digit's window with room for its edge.
         margin, (top, left) = self.margin, self.corner

@@ -17,10 +17,11 @@ Classic over-segmentation, in two halves around the network's answers:
 5. pieces: each component of a group, a wide one (touching digits) cut along the
    writing's slant at the minima of its ink profile and where digits of even width
    would meet;
-6. candidates: runs of up to MAX_PIECES consecutive pieces, each normalised by
+6. candidates: runs of up to MAX_PIECES consecutive pieces, and each component
+   and each group whole however many pieces it was cut into, each normalised by
    ``preprocessing.fit_to_mnist`` exactly as /predict normalises one digit. At
-   first only each group whole, or, for a group too wide or in too many pieces
-   for one digit, each of its components whole.
+   first only each group whole, or, for a group too wide for one digit, each of
+   its components whole.
 
 ``Proposal.read`` (the network's outputs in)
 7. these first candidates go through the network in one batch. A run of pieces
@@ -52,7 +53,7 @@ from PIL import Image
 from scipy import ndimage
 
 from app import components, orientation, preprocessing
-from app.candidates import MAX_PIECES, Box, Candidate, Group, Slant
+from app.candidates import Box, Candidate, Group, Slant, fewest_digits
 
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
 NEAR = 0.15  # components closer than this many line heights are one group
@@ -395,8 +396,8 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
         raise preprocessing.NoDigitError("No digit found: only marks that are not digits.")
     slant = _slant(groups, blobs)
     pieces, gaps = zip(*(_pieces(group, blobs, line, slant) for group in groups), strict=True)
-    # Every digit is made of at most MAX_PIECES pieces: a bound checked before any work.
-    least = sum(math.ceil(len(each) / MAX_PIECES) for each in pieces)
+    # How few digits the pieces can make: a bound checked before any work.
+    least = sum(fewest_digits(each, line) for each in pieces)
     if least > max_digits:
         raise TooManyDigitsError(
             f"More than {max_digits} digits (MAX_DIGITS): {least} found at least."

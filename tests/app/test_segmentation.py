@@ -110,6 +110,56 @@ def test_a_wide_component_is_cut_into_pieces() -> None:
     assert any(abs(box.x + box.width - middle) < 30 for box in boxes)
 
 
+def finely_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cut every wide component every CUT_SPACING line heights, as an uneven stroke
+    can be: many more pieces than one digit's MAX_PIECES."""
+
+    def every_step(profile: np.ndarray, height: float) -> list[int]:
+        step = max(1, round(segmentation.CUT_SPACING * height))
+        return list(range(step, profile.size - step + 1, step))
+
+    monkeypatch.setattr(segmentation, "_cuts", every_step)
+
+
+def test_a_digit_cut_into_many_pieces_is_still_a_candidate_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    finely_cut(monkeypatch)
+    image, _ = draw_number("2")
+    proposal = segmentation.propose(preprocessing.open_image(png_bytes(image)), max_digits=1)
+    (count,) = proposal.pieces
+    assert count > candidates.MAX_PIECES
+    assert [(c.first, c.last) for c in proposal.candidates] == [(0, count - 1)]
+
+
+def test_the_fewest_digits_of_a_group() -> None:
+    """A lower bound on the digits a group reads as: runs of up to MAX_PIECES pieces,
+    or a component or the group whole, however many pieces, if narrow enough."""
+    stroke = [(1, 10.0 * i, 10.0 * i + 10) for i in range(7)]  # one stroke, 70 px wide
+    assert candidates.fewest_digits(stroke, line=40.0) == 1  # 1.75 line heights
+    assert candidates.fewest_digits(stroke, line=20.0) == 2  # 3.5: runs of 5 and 2
+    two = stroke + [(2, 70.0 + 10 * i, 80.0 + 10 * i) for i in range(7)]  # 140 px
+    assert candidates.fewest_digits(two, line=40.0) == 2  # each stroke whole
+    assert candidates.fewest_digits(two, line=100.0) == 1  # the group whole
+
+
+def test_one_stroke_wider_than_a_run_may_be_is_a_candidate_whole() -> None:
+    """A 2 with a long tail is one stroke wider than MAX_WIDTH line heights: taken
+    whole it is a candidate (up to COMPONENT_MAX_WIDTH), a run of pieces that wide not."""
+    image, _ = draw_number("2", gap=0.5)
+    image = image.resize((round(image.width * 2.8), image.height), Image.Resampling.BILINEAR)
+    proposal = propose(image)
+    (count,) = proposal.pieces
+    assert count >= 2
+    widths = {(c.first, c.last): c.width for c in proposal.candidates}
+    assert candidates.MAX_WIDTH < widths[(0, count - 1)] <= candidates.COMPONENT_MAX_WIDTH
+    assert all(
+        width <= candidates.MAX_WIDTH
+        for (first, last), width in widths.items()
+        if (first, last) != (0, count - 1)
+    )
+
+
 class Scorer:
     """A stand-in network whose answer depends on the input alone, the same whichever
     batch it comes in: a group's whole and each component whole get the digit score

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from tests.app.handwriting import draw_number
+from tests.app.test_segmentation import finely_cut
 from tests.conftest import png_bytes
 
 
@@ -50,6 +51,18 @@ def test_reading_body(client: TestClient) -> None:
         assert item["confidence"] == probabilities[item["digit"]]
         assert "input_png" not in item
     assert body["confidence"] == pytest.approx(np.prod([d["confidence"] for d in body["digits"]]))
+    check_boxes(body, drawn)
+
+
+def test_digits_cut_into_many_pieces_read_whole(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uneven strokes can cut a digit into more pieces than a run of them may have
+    (MAX_PIECES): the digit whole is still read, not two digits made of its parts."""
+    finely_cut(monkeypatch)
+    image, drawn = draw_number("2025", gap=0.5)
+    body = read(client, image)
+    assert body["number"] == "2025"
     check_boxes(body, drawn)
 
 
