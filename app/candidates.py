@@ -95,18 +95,23 @@ def component_runs(pieces: list[tuple[int, float, float]]) -> list[tuple[int, in
     return runs
 
 
+def widest(first: int, last: int, components: Collection[tuple[int, int]]) -> float:
+    """How wide, in line heights, pieces first..last may be to make one digit: one
+    component whole up to COMPONENT_MAX_WIDTH, any other run of them up to MAX_WIDTH."""
+    return COMPONENT_MAX_WIDTH if (first, last) in components else MAX_WIDTH
+
+
 def fewest_digits(pieces: list[tuple[int, float, float]], line: float) -> int:
     """The fewest digits a group's pieces can be read as, before any candidate is
     made: each digit a run of up to MAX_PIECES pieces, or a component or the whole
-    group, whatever its pieces, if no wider than ``Group.run`` takes them."""
+    group, whatever its pieces, if no wider than ``widest`` allows."""
     count = len(pieces)
     longer: dict[int, list[int]] = {}  # end -> starts of the long runs that may be one digit
     runs = component_runs(pieces)
     for first, last in {(0, count - 1), *runs}:
         span = pieces[first : last + 1]
         width = (max(piece[2] for piece in span) - min(piece[1] for piece in span)) / line
-        widest = COMPONENT_MAX_WIDTH if (first, last) in runs else MAX_WIDTH
-        if last - first >= MAX_PIECES and width <= widest:
+        if last - first >= MAX_PIECES and width <= widest(first, last, runs):
             longer.setdefault(last + 1, []).append(first)
     fewest = [0]  # fewest[k]: the first k pieces
     for end in range(1, count + 1):
@@ -220,8 +225,7 @@ class Group:
         col0, col1 = min(e[2] for e in chosen), max(e[3] for e in chosen)
         # Its width along the slant: what a digit's shape is judged by.
         width = (max(e[5] for e in chosen) - min(e[4] for e in chosen)) / self.line
-        widest = COMPONENT_MAX_WIDTH if (first, last) in self.components else MAX_WIDTH
-        if last > first and width > widest:
+        if last > first and width > widest(first, last, self.components):
             return None
         # The digit's window with room for its edge.
         margin, (top, left) = self.margin, self.corner
