@@ -7,7 +7,8 @@ PNG plugin and EXIF reading, sorting every pixel twice, two Otsu thresholds over
 every pixel, a noise floor that is 0 on a one-level paper. Here the PNG's chunks
 are read with ``struct`` and inflated by Pillow's own decoder, and the
 statistics of ``preprocessing.ink_strength`` come from a 256-level histogram
-(``levels.otsu_of_counts``) and per-level lookup tables.
+(``levels.otsu_of_counts``, ``levels.quantiles_of_counts``) and per-level
+lookup tables.
 
 The answer is the general path's, bit for bit (tests hold it to
 ``preprocessing.normalize_digit`` on many inputs). Anything else, and any doubt
@@ -126,10 +127,10 @@ def _ink_strength(grey: np.ndarray) -> preprocessing.InkStrength | None:
     """
     paper = grey[0, 0]
     counts = np.bincount(grey.ravel(), minlength=256)
-    present = np.flatnonzero(counts)
+    present = counts.nonzero()[0]
     shown, shown_counts = GREY_LEVELS[present], counts[present]
-    ordered = np.repeat(shown, shown_counts)  # the pixels' levels, sorted
-    darkest, brightest = levels.quantile(ordered, 0.001), levels.quantile(ordered, 0.999)
+    running = np.add.accumulate(shown_counts)
+    darkest, brightest = levels.quantiles_of_counts(shown, running, (0.001, 0.999))
     background = float(paper)
     if (
         brightest - darkest < preprocessing.MIN_CONTRAST
@@ -153,8 +154,11 @@ def _ink_strength(grey: np.ndarray) -> preprocessing.InkStrength | None:
         return None  # too faint: the general path says so
     threshold = max(levels.otsu_of_counts(ink_levels, ink_counts), 0.0)
     is_stroke = ink_levels > threshold
-    peak = levels.quantile(
-        np.repeat(ink_levels[is_stroke], ink_counts[is_stroke]), preprocessing.STROKE_CORE_QUANTILE
+    (peak,) = levels.quantiles_of_counts(
+        ink_levels[is_stroke],
+        np.add.accumulate(ink_counts[is_stroke]),
+        (preprocessing.STROKE_CORE_QUANTILE,),
     )
-    full = np.clip(contrast / peak, 0.0, 1.0)  # as ink_strength does, its floor being 0
-    return preprocessing.InkStrength(full[grey], (contrast > threshold)[grey], noisy=False)
+    full = preprocessing.unit_clipped(contrast / peak)  # as ink_strength does, its floor being 0
+    strokes = (contrast > threshold).take(grey)  # per level, then per pixel
+    return preprocessing.InkStrength(full.take(grey), strokes, noisy=False)

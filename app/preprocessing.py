@@ -328,7 +328,7 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     # of stroke pixels is saturated: a lighter pen or a dim photo reads the same.
     stroke_values = np.sort(ink[strokes])
     peak = levels.quantile(stroke_values, STROKE_CORE_QUANTILE)
-    ink = np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
+    ink = unit_clipped((ink - floor) / (peak - floor))
     return InkStrength(ink, strokes, floor > 0.0 or flattened)
 
 
@@ -403,7 +403,8 @@ def ink_contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:
         ink = (paper - grey) * (255.0 / np.maximum(paper, 1.0))
     else:
         ink = grey - paper
-    return np.clip(ink, 0.0, None).astype(np.float32, copy=False)
+    # np.maximum, not np.clip: the same values at half the cost on a small image.
+    return np.maximum(ink, 0.0).astype(np.float32, copy=False)
 
 
 def _background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
@@ -424,11 +425,18 @@ def _background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
     )
 
 
+def unit_clipped(values: np.ndarray) -> np.ndarray:
+    """``np.clip(values, 0.0, 1.0)``, bit for bit, without its Python wrapper (a third of
+    the cost on a 28×28 input)."""
+    clipped = np.maximum(values, 0.0)
+    return np.minimum(clipped, 1.0, out=clipped)
+
+
 def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
     """Crop to the ink, grow hairlines (``app.strokes``), fit the longer side to 20 px,
     centre by mass in 28×28."""
-    rows = np.flatnonzero(ink.any(axis=1))
-    columns = np.flatnonzero(ink.any(axis=0))
+    rows = ink.any(axis=1).nonzero()[0]  # as np.flatnonzero, without its ravel
+    columns = ink.any(axis=0).nonzero()[0]
     if rows.size == 0:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
     crop = strokes.grown(ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1], DIGIT_BOX)
@@ -441,13 +449,14 @@ def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
                 size, Image.Resampling.LANCZOS
             )
         )
-        crop = np.clip(crop, 0.0, 1.0)
+        crop = unit_clipped(crop)
     height, width = crop.shape
-    total = float(crop.sum())
+    row_masses, column_masses = crop.sum(axis=1), crop.sum(axis=0)
+    total = float(row_masses.sum())
     if total <= 0.0:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
-    centre_row = float((crop.sum(axis=1) * np.arange(height)).sum()) / total
-    centre_column = float((crop.sum(axis=0) * np.arange(width)).sum()) / total
+    centre_row = float(row_masses @ np.arange(height)) / total
+    centre_column = float(column_masses @ np.arange(width)) / total
     top = min(max(math.floor(CENTRE - centre_row + 0.5), 0), INPUT_SIZE - height)
     left = min(max(math.floor(CENTRE - centre_column + 0.5), 0), INPUT_SIZE - width)
     canvas = np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)

@@ -208,3 +208,21 @@ def test_otsu_of_counts_equals_otsu_over_every_value(seed: int) -> None:
     assert levels.otsu_of_counts(ink_values, ink_counts) == levels.otsu(
         np.sort(preprocessing.ink_contrast(ascending, 231.0, dark_ink=True))
     )
+    # Levels with equal neighbours (contrast clipped to 0 above a dark paper).
+    contrast = preprocessing.ink_contrast(values, 90.0, dark_ink=False)
+    assert levels.otsu_of_counts(contrast[present], counts[present]) == levels.otsu(
+        np.sort(preprocessing.ink_contrast(ascending, 90.0, dark_ink=False))
+    )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_quantiles_of_counts_equal_quantiles_of_every_value(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    pixels = rng.choice(256, size=int(rng.integers(1, 5000)), p=rng.dirichlet(np.ones(256) / 8))
+    counts = np.bincount(pixels, minlength=256)
+    present = np.flatnonzero(counts)
+    ascending = np.sort(pixels).astype(np.float32)
+    fractions = (0.0, 0.001, 0.5, 0.9, 0.999, 1.0)
+    assert levels.quantiles_of_counts(
+        np.arange(256, dtype=np.float32)[present], np.add.accumulate(counts[present]), fractions
+    ) == [levels.quantile(ascending, fraction) for fraction in fractions]
