@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         32, ge=1, description="Most digits /read reads in one image; more is a 422."
     )
     inline_max_pixels: int = Field(
-        256 * 256,
+        320 * 320,
         ge=0,
         description="Images up to this many pixels are preprocessed on the event loop; "
         "larger ones in a thread, so one big photo never stalls other requests.",
