@@ -27,6 +27,7 @@ from model import data, uploads
 from tests.app.conftest import rss
 from tests.app.test_accuracy import read_all
 from tests.app.test_hostile_inputs import Case, check_answer
+from tests.app.test_predictor_threads import threaded_images
 from tests.app.test_preprocessing import difference, stroke_digit
 from tests.app.test_rejection import coins_photo
 from tests.conftest import LiveServer, png_bytes
@@ -304,20 +305,14 @@ def test_declared_sizes_are_read_only_from_heif_family_files() -> None:
 def test_heic_and_avif_are_decoded_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     """Even small ones: their decoders cost milliseconds, and size their frame from
     the codec stream, which the container's declared size does not bind."""
-    threaded: list[str] = []
-
-    async def in_a_thread(function, image):
-        threaded.append(image.format)
-        return function(image)
-
-    monkeypatch.setattr(predictor, "run_in_threadpool", in_a_thread)
+    threaded = threaded_images(monkeypatch)
     reader = predictor.Predictor(None, Settings())  # normalize() needs no network
     small = stroke_digit(64).convert("RGB")
     for format in ("PNG", *FORMATS):
         asyncio.run(
             reader.normalize(encode(small, format) if format != "PNG" else png_bytes(small))
         )
-    assert threaded == FORMATS
+    assert [format for format, _ in threaded] == FORMATS
 
 
 @pytest.mark.parametrize("format", FORMATS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from PIL import Image
 
 from app import predictor
 from app.config import Settings
@@ -13,20 +14,27 @@ from tests.app.test_preprocessing import stroke_digit
 from tests.conftest import png_bytes
 
 
-def threaded_sizes(monkeypatch: pytest.MonkeyPatch, sides: list[int]) -> list[int]:
-    """The sides, of those given, whose JPEG the default settings send to a thread."""
-    threaded: list[int] = []
+def threaded_images(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[int, int]]]:
+    """The format and size of each opened image the predictor hands to a thread from
+    now on (run there at once, in this thread)."""
+    threaded: list[tuple[str, tuple[int, int]]] = []
 
-    async def in_a_thread(function, image):
-        threaded.append(image.width)
+    async def in_a_thread(function, image: Image.Image):
+        threaded.append((image.format, image.size))
         return function(image)
 
     monkeypatch.setattr(predictor, "run_in_threadpool", in_a_thread)
+    return threaded
+
+
+def threaded_sizes(monkeypatch: pytest.MonkeyPatch, sides: list[int]) -> list[int]:
+    """The sides, of those given, whose JPEG the default settings send to a thread."""
+    threaded = threaded_images(monkeypatch)
     reader = predictor.Predictor(None, Settings())  # normalize() needs no network
     for side in sides:
         photo = stroke_digit(side).convert("RGB")
         asyncio.run(reader.normalize(png_bytes(photo, format="JPEG", quality=85)))
-    return threaded
+    return [width for _, (width, _) in threaded]
 
 
 def test_a_300_px_photo_is_read_on_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,5 +44,5 @@ def test_a_300_px_photo_is_read_on_the_event_loop(monkeypatch: pytest.MonkeyPatc
 
 
 def test_larger_photos_are_read_in_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    side = int(Settings().inline_max_pixels**0.5) + 1
+    side = int(Settings().inline_max_pixels ** 0.5) + 1
     assert threaded_sizes(monkeypatch, [side, 1000]) == [side, 1000]
