@@ -51,14 +51,24 @@ def preprocess(data: bytes, limits: preprocessing.Limits = DEFAULT_LIMITS) -> np
 def small_clean_png(data: bytes, limits: preprocessing.Limits) -> np.ndarray | None:
     """The 28×28×1 input of a small clean PNG, or None when the upload needs the
     general path."""
+    read = input_and_ink(data, limits)
+    return None if read is None else read[0]
+
+
+def input_and_ink(
+    data: bytes, limits: preprocessing.Limits
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``preprocessing.input_and_ink`` of a small clean PNG, or None when the upload
+    needs the general path."""
     grey = _png_grey(data, limits)
     if grey is None:
         return None
     strength = _ink_strength(grey)
     if strength is None:
         return None
+    ink = preprocessing.digit_ink(strength)
     try:
-        return preprocessing.fit_to_mnist(preprocessing.digit_ink(strength))[..., np.newaxis]
+        return preprocessing.fit_to_mnist(ink)[..., np.newaxis], ink
     except preprocessing.NoDigitError:
         return None
 

@@ -45,6 +45,16 @@ class Result:
 
 
 @dataclass(frozen=True)
+class Normalized:
+    """One upload read as far as the network's input, and what a refusal looks at."""
+
+    network_input: np.ndarray  # (28, 28, 1) float32
+    ink: np.ndarray  # the ink map it was cut from (``preprocessing.ink_map``)
+    decoded: Image.Image | None  # a HEIC's or AVIF's decoded image, else None
+    seconds: float  # a wait for a large-image slot included
+
+
+@dataclass(frozen=True)
 class Reading:
     digits: list[segmentation.Digit]  # left to right
     marks: list[segmentation.Mark]
@@ -88,23 +98,19 @@ class Predictor:
         return self.classifier.interpret(self._infer(batch))
 
     def _result(
-        self,
-        data: bytes,
-        outputs: np.ndarray,
-        network_input: np.ndarray,
-        seconds: float,
-        reject: bool,
-        decoded: Image.Image | None = None,
+        self, data: bytes, outputs: np.ndarray, normalized: Normalized, reject: bool
     ) -> Result:
         """Interpret one upload's outputs; refuse it when it does not look like a digit."""
         probabilities, scores = self.classifier.interpret(outputs[np.newaxis])
         score = float(scores[0])
         if reject:
             threshold = self.classifier.reject_below
-            why = rejection.refusal(data, score, threshold, self.limits, decoded)
+            why = rejection.refusal(
+                data, score, threshold, self.limits, normalized.decoded, normalized.ink
+            )
             if why is not None:
                 raise rejection.NotADigitError(why)
-        return Result(probabilities[0], score, network_input, seconds)
+        return Result(probabilities[0], score, normalized.network_input, normalized.seconds)
 
     async def start(self) -> None:
         await self.batcher.start()
@@ -124,34 +130,37 @@ class Predictor:
             return await run_in_threadpool(work, image)
 
     @staticmethod
-    def _read(image: Image.Image) -> tuple[np.ndarray, Image.Image | None]:
-        """The network input, and the decoded image (at most WORKING_SIZE) when the
-        upload is a HEIC or AVIF: the refusal path looks at it again rather than run
-        their decoders a second time (a second for a 12 MP HEIC); other formats are
-        opened again cheaply (a JPEG's colours at 1/8 scale)."""
+    def _read(image: Image.Image) -> tuple[np.ndarray, np.ndarray, Image.Image | None]:
+        """The network input, its ink map, and the decoded image (at most WORKING_SIZE)
+        when the upload is a HEIC or AVIF: the refusal path looks at it again rather
+        than run their decoders a second time (a second for a 12 MP HEIC); other
+        formats are opened again cheaply for their colours (a JPEG's at 1/8 scale)."""
         decoded = preprocessing.decode(image)
         kept = decoded if image.format in heif.FORMATS else None
-        return preprocessing.normalize_decoded(decoded), kept
+        return *preprocessing.input_and_ink(decoded), kept
 
-    async def _normalize(self, data: bytes) -> tuple[np.ndarray, Image.Image | None, float]:
+    async def _normalize(self, data: bytes) -> Normalized:
+        """Bytes -> the network input and what a refusal looks at; raises
+        preprocessing.PreprocessingError."""
         started = time.perf_counter()
-        network_input, decoded = fast_path.small_clean_png(data, self.limits), None
-        if network_input is None:
-            network_input, decoded = await self._prepare(data, self._read)
-        return network_input, decoded, time.perf_counter() - started
+        fast = fast_path.input_and_ink(data, self.limits)
+        network_input, ink, decoded = (
+            (*fast, None) if fast is not None else await self._prepare(data, self._read)
+        )
+        return Normalized(network_input, ink, decoded, time.perf_counter() - started)
 
     async def normalize(self, data: bytes) -> tuple[np.ndarray, float]:
         """Bytes -> network input and the seconds it took (a wait for a large-image
         slot included); raises preprocessing.PreprocessingError."""
-        network_input, _, seconds = await self._normalize(data)
-        return network_input, seconds
+        normalized = await self._normalize(data)
+        return normalized.network_input, normalized.seconds
 
     async def predict(self, data: bytes, reject: bool = True) -> Result:
         """Raises preprocessing.PreprocessingError, or rejection.NotADigitError when
         ``reject`` and the image does not look like one digit."""
-        network_input, decoded, seconds = await self._normalize(data)
-        outputs = await self.batcher.predict(network_input)
-        return self._result(data, outputs, network_input, seconds, reject, decoded)
+        normalized = await self._normalize(data)
+        outputs = await self.batcher.predict(normalized.network_input)
+        return self._result(data, outputs, normalized, reject)
 
     async def infer(self, batch: np.ndarray) -> np.ndarray:
         """Network inputs (n, 28, 28, 1) -> the (n, 10) calibrated digit probabilities
@@ -179,28 +188,25 @@ class Predictor:
         self, uploads: list[bytes], reject: bool = True
     ) -> list[Result | preprocessing.PreprocessingError]:
         """Each upload's result or its own error, in order; one network call for all."""
-        outcomes: list[
-            tuple[np.ndarray, Image.Image | None, float] | preprocessing.PreprocessingError
-        ] = []
+        outcomes: list[Normalized | preprocessing.PreprocessingError] = []
         for data in uploads:
             try:
                 outcomes.append(await self._normalize(data))
             except preprocessing.PreprocessingError as error:
                 outcomes.append(error)
-        readable = [outcome for outcome in outcomes if isinstance(outcome, tuple)]
+        readable = [outcome for outcome in outcomes if isinstance(outcome, Normalized)]
         outputs = iter(
-            await run_in_threadpool(self._infer, np.stack([x for x, _, _ in readable]))
+            await run_in_threadpool(
+                self._infer, np.stack([outcome.network_input for outcome in readable])
+            )
             if readable
             else []
         )
         results: list[Result | preprocessing.PreprocessingError] = []
         for data, outcome in zip(uploads, outcomes, strict=True):
-            if isinstance(outcome, tuple):
-                network_input, decoded, seconds = outcome
+            if isinstance(outcome, Normalized):
                 try:
-                    outcome = self._result(
-                        data, next(outputs), network_input, seconds, reject, decoded
-                    )
+                    outcome = self._result(data, next(outputs), outcome, reject)
                 except rejection.NotADigitError as error:
                     outcome = error
             results.append(outcome)

@@ -471,7 +471,14 @@ def normalize_digit(image: Image.Image) -> np.ndarray:
 
 def normalize_decoded(image: Image.Image) -> np.ndarray:
     """What ``decode`` gave -> the network's input; ``image`` is left as it was."""
-    return fit_to_mnist(ink_map(grey_levels(image)))[..., np.newaxis]
+    return input_and_ink(image)[0]
+
+
+def input_and_ink(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """What ``decode`` gave -> the network's input, and the ink map it was cut from
+    (``ink_map``: kept for a refusal to look at, rather than found again)."""
+    ink = ink_map(grey_levels(image))
+    return fit_to_mnist(ink)[..., np.newaxis], ink
 
 
 def preprocess(data: bytes, limits: Limits = Limits()) -> np.ndarray:

@@ -7,8 +7,9 @@ photo is refused. This module explains a refusal to a person, from what the
 image shows: colour and texture (a photo),
 many small marks in rows (printed text), marks side by side (several characters:
 ``POST /read`` reads numbers), or else one shape that is no digit (a letter or a
-symbol). It runs on the refusal path alone, so it may open the image again; a HEIC's
-or AVIF's decoded image is handed to it instead, as their decoders are slow.
+symbol). It runs on the refusal path alone, so it may open the image again (for its
+colours); the ink map the upload's reading found is handed to it, and a HEIC's or
+AVIF's decoded image, as their decoders are slow.
 """
 
 from __future__ import annotations
@@ -44,31 +45,45 @@ def refusal(
     threshold: float,
     limits: preprocessing.Limits,
     decoded: Image.Image | None = None,
+    ink: np.ndarray | None = None,
 ) -> str | None:
     """Why an upload with this digit score is refused, or None when it is read: under
     the threshold, always; under SECOND_LOOK_BELOW, when the image is a colour photo.
     ``decoded``: what ``preprocessing.decode`` made of it, when the caller kept it,
-    looked at instead of the file (whose decoder may cost a second)."""
+    looked at instead of the file (whose decoder may cost a second); ``ink``: its ink
+    map (``preprocessing.ink_map``), when the caller has it."""
     if score < threshold:
-        return reason(data, limits, decoded)
+        return reason(data, limits, decoded, ink)
     if score < SECOND_LOOK_BELOW and _colourful(_image(data, limits, decoded)):
         return PHOTO
     return None
 
 
-def reason(data: bytes, limits: preprocessing.Limits, decoded: Image.Image | None = None) -> str:
-    """The most likely reason an upload is not one digit (one of the constants above)."""
+def reason(
+    data: bytes,
+    limits: preprocessing.Limits,
+    decoded: Image.Image | None = None,
+    ink: np.ndarray | None = None,
+) -> str:
+    """The most likely reason an upload is not one digit (one of the constants above).
+    ``ink``, its ink map when known, saves decoding the image and finding it again
+    (as long again as reading it: a photo of noise at 320×320 takes ~15 ms)."""
     try:
+        opened = None
         if decoded is None:
-            image = preprocessing.open_image(data, limits)
-            if image.mode in COLOUR_MODES:
-                if _colourful(image):
+            opened = preprocessing.open_image(data, limits)
+            if opened.mode in COLOUR_MODES:
+                if _colourful(opened):
                     return PHOTO
-                image = preprocessing.open_image(data, limits)  # _colourful reduced it
-            decoded = preprocessing.decode(image)
+                opened = None  # _colourful reduced it
         elif _colourful(decoded.copy()):
             return PHOTO
-        ink = preprocessing.ink_map(preprocessing.grey_levels(decoded))
+        if ink is None:
+            if decoded is None:
+                if opened is None:
+                    opened = preprocessing.open_image(data, limits)
+                decoded = preprocessing.decode(opened)
+            ink = preprocessing.ink_map(preprocessing.grey_levels(decoded))
     except preprocessing.PreprocessingError:
         return SYMBOL
     return shape_reason(ink)

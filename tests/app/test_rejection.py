@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw, ImageFont
 
-from app import calibration, rejection
+from app import calibration, preprocessing, rejection
 from app.preprocessing import preprocess
 from tests.app.test_handwriting import STROKES, as_upload, pen_digit
 from tests.conftest import png_bytes
@@ -65,6 +65,25 @@ def test_a_printed_letter_or_symbol_is_refused_with_a_reason(
     response = post(client, printed(letter))
     assert response.status_code == 422, response.text
     assert response.json()["detail"].startswith("No digit found: ")
+
+
+def test_a_refusal_looks_at_the_ink_the_reading_found(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reason comes from the ink map found while reading the upload, not found
+    again: a refused image costs one pass over its pixels, not two."""
+    sizes: list[tuple[int, ...]] = []
+    ink_strength = preprocessing.ink_strength
+
+    def counted(grey: np.ndarray) -> preprocessing.InkStrength:
+        sizes.append(grey.shape)
+        return ink_strength(grey)
+
+    monkeypatch.setattr(preprocessing, "ink_strength", counted)
+    response = post(client, printed("K"))
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"No digit found: {rejection.SYMBOL}"
+    assert sizes == [(140, 140)]
 
 
 def test_a_photo_of_objects_is_refused_as_a_photo(client: TestClient) -> None:
