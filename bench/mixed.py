@@ -5,11 +5,11 @@
 
 One service worker (``python -m app``, on CPU 0) takes the 28×28 PNG and the 300 px
 JPEG of bench/inputs.py from two wrk processes at once (on CPU 1), each on its own
-connections. Per kind: req/s, p50 and p99. With ``--variant`` (a service setting,
-repeatable), each round runs the service as shipped and then with the variant, so
-the two are compared in the same minutes (e.g. ``INLINE_MAX_PIXELS=65536``).
-The full benchmark (bench/run.py) loads one kind at a time; this shows how they
-share a worker.
+connections. Per kind: req/s, p50 and p99 (the server's log goes to a temporary
+folder). With ``--variant`` (a service setting, repeatable), each round runs the
+service as shipped and then with the variant, so the two are compared in the same
+minutes (e.g. ``INLINE_MAX_PIXELS=65536``). The full benchmark (bench/run.py) loads
+one kind at a time; this shows how they share a worker.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from pathlib import Path
 from app.config import DEFAULT_MODEL_PATH
 from bench.inputs import write_inputs
 from bench.load import run_wrk
-from bench.servers import RESULTS_DIR, Server
+from bench.servers import Server
 
 
-def one_round(setting: dict[str, str], inputs, args) -> dict[str, dict[str, float]]:
+def one_round(setting: dict[str, str], inputs, args, log_dir: Path) -> dict[str, dict[str, float]]:
     env = {"MODEL_PATH": str(args.model), "WORKERS": "1", **setting}
-    server = Server("service", [sys.executable, "-m", "app"], env, "0", RESULTS_DIR)
+    server = Server("service", [sys.executable, "-m", "app"], env, "0", log_dir)
     server.start()
     results: dict[str, dict] = {}
     try:
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs, _ = write_inputs(Path(folder))
         for number in range(1, args.rounds + 1):
             for name, setting in settings.items():
-                rows = one_round(setting, inputs, args)
+                rows = one_round(setting, inputs, args, Path(folder))
                 cells = "; ".join(
                     f"{kind} {row['rps']:,.1f} req/s p50 {row['p50_ms']:.1f} ms "
                     f"p99 {row['p99_ms']:.1f} ms errors {row['errors']}"

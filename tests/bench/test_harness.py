@@ -135,3 +135,24 @@ def test_each_target_is_a_floor_or_a_ceiling_and_says_whether_it_is_met() -> Non
     results["load"]["cells"][2]["p99_ms"] = 60.0  # three times its p50
     rows = {target: (required, shown, met) for target, required, shown, met in targets(results)}
     assert rows["p99 / p50 (64 conns, PNG)"] == ("≤ 2.5×", "3.0×", False)
+
+
+@pytest.mark.slow
+def test_mixed_load_reports_each_kind(tmp_path: Path) -> None:
+    require(shutil.which("wrk"), "wrk not installed: apt-get install wrk (.ci/run does it)")
+    command = [sys.executable, "-m", "bench.mixed", "--rounds", "1", "--duration", "1"]
+    command += ["--png", "4", "--jpeg", "2", "--variant", "INLINE_MAX_PIXELS=65536"]
+    completed = subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    rounds = [line for line in completed.stdout.splitlines() if line.startswith("round 1")]
+    assert [line.split(":")[0] for line in rounds] == [
+        "round 1, as shipped",
+        "round 1, variant INLINE_MAX_PIXELS=65536",
+    ]
+    for line in rounds:
+        for kind in ("jpeg", "png"):
+            rate = float(line.split(f"{kind} ")[1].split(" req/s")[0].replace(",", ""))
+            assert rate > 0
+        assert line.count("errors 0") == 2, line
