@@ -49,7 +49,7 @@ class Normalized:
     """One upload read as far as the network's input, and what a refusal looks at."""
 
     network_input: np.ndarray  # (28, 28, 1) float32
-    ink: np.ndarray  # the ink map it was cut from (``preprocessing.ink_map``)
+    marks: np.ndarray  # bool: the marks of the ink it was cut from (``rejection.marks_of``)
     decoded: Image.Image | None  # a HEIC's or AVIF's decoded image, else None
     seconds: float  # a wait for a large-image slot included
 
@@ -106,7 +106,7 @@ class Predictor:
         if reject:
             threshold = self.classifier.reject_below
             why = rejection.refusal(
-                data, score, threshold, self.limits, normalized.decoded, normalized.ink
+                data, score, threshold, self.limits, normalized.decoded, normalized.marks
             )
             if why is not None:
                 raise rejection.NotADigitError(why)
@@ -147,7 +147,8 @@ class Predictor:
         network_input, ink, decoded = (
             (*fast, None) if fast is not None else await self._prepare(data, self._read)
         )
-        return Normalized(network_input, ink, decoded, time.perf_counter() - started)
+        marks = rejection.marks_of(ink)
+        return Normalized(network_input, marks, decoded, time.perf_counter() - started)
 
     async def normalize(self, data: bytes) -> tuple[np.ndarray, float]:
         """Bytes -> network input and the seconds it took (a wait for a large-image

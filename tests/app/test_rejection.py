@@ -128,15 +128,15 @@ def test_a_batch_refuses_each_non_digit_in_its_place(client: TestClient) -> None
 def test_reasons_from_the_ink() -> None:
     one_shape = np.zeros((40, 40), np.float32)
     one_shape[5:35, 18:22] = 1
-    assert rejection.shape_reason(one_shape) == rejection.SYMBOL
+    assert rejection.shape_reason(rejection.marks_of(one_shape)) == rejection.SYMBOL
     side_by_side = np.zeros((40, 90), np.float32)
     side_by_side[5:35, 10:14] = side_by_side[5:35, 40:44] = side_by_side[5:35, 70:74] = 1
-    assert rejection.shape_reason(side_by_side) == rejection.SEVERAL
+    assert rejection.shape_reason(rejection.marks_of(side_by_side)) == rejection.SEVERAL
     lines = np.zeros((100, 200), np.float32)
     for row in range(5, 95, 15):
         for column in range(5, 195, 12):
             lines[row : row + 8, column : column + 6] = 1
-    assert rejection.shape_reason(lines) == rejection.TEXT
+    assert rejection.shape_reason(rejection.marks_of(lines)) == rejection.TEXT
 
 
 def test_temperature_scaling_recovers_a_known_temperature() -> None:
