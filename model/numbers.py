@@ -159,14 +159,15 @@ def pen_digits(count: int = 3000) -> data.Split:
     return data.Split(np.stack(images).astype(np.uint8), labels)
 
 
-def in_process_reader() -> Callable[[bytes], str | None]:
-    """The service's own reading, without HTTP: propose, then read with the network."""
+def in_process_reader(classifier=None) -> Callable[[bytes], str | None]:
+    """The service's own reading, without HTTP: propose, then read with the network
+    (``classifier``, an ``app.inference.DigitClassifier``; default: the configured one)."""
     from app import preprocessing, segmentation
     from app.config import get_settings
     from app.inference import load_configured
 
     settings = get_settings()
-    classifier = load_configured()
+    classifier = classifier or load_configured()
 
     def read(content: bytes) -> str | None:
         try:
