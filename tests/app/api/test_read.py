@@ -168,6 +168,21 @@ def test_a_decimal_point_is_listed_apart(client: TestClient) -> None:
     assert drawn[0][2] < x < drawn[1][0]
 
 
+@pytest.mark.parametrize("height", [0.2, 0.38])
+def test_a_comma_is_listed_apart(client: TestClient, height: float) -> None:
+    """A comma dropping below the line, up to MARK_HEIGHT (0.45) of the digits' height:
+    a mark, not a digit (one 0.38 high read as a 1 with MARK_HEIGHT at 0.35)."""
+    image, drawn = draw_number("1250", gap=0.45)
+    size = drawn[0][3] - drawn[0][1]
+    x, top = (drawn[0][2] + drawn[1][0]) / 2, drawn[0][3] - 0.08 * size
+    ImageDraw.Draw(image).line([(x, top), (x - 0.06 * size, top + height * size)], fill=0, width=10)
+    body = read(client, image)
+    assert body["number"] == "1250"
+    [comma] = body["other"]
+    assert comma["kind"] in ("point", "mark")
+    assert drawn[0][2] < centre(comma["box"])[0] < drawn[1][0]
+
+
 def test_rules_under_and_around_the_digits_are_no_digits(client: TestClient) -> None:
     image, drawn = draw_number("2025", gap=0.4)
     draw = ImageDraw.Draw(image)
