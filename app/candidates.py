@@ -17,7 +17,7 @@ import numpy as np
 
 from app import components, preprocessing
 
-MAX_PIECES = 5  # pieces one digit may be made of
+MAX_PIECES = 6  # pieces one digit may be made of
 MAX_WIDTH = 1.5  # no candidate digit is wider than this many line heights,
 COMPONENT_MAX_WIDTH = 2.0  # but one stroke taken whole may be (a 2 with a long tail)
 
