@@ -70,20 +70,11 @@ def reason(
     ``marks``, when known, save decoding the image and finding its ink again (as long
     again as reading it: 6-8 ms for 4,000 specks at 320×320)."""
     try:
-        opened = None
-        if decoded is None:
-            opened = preprocessing.open_image(data, limits)
-            if opened.mode in COLOUR_MODES:
-                if _colourful(opened):
-                    return PHOTO
-                opened = None  # _colourful reduced it
-        elif _colourful(decoded.copy()):
+        if _colourful(_image(data, limits, decoded)):
             return PHOTO
         if marks is None:
             if decoded is None:
-                if opened is None:
-                    opened = preprocessing.open_image(data, limits)
-                decoded = preprocessing.decode(opened)
+                decoded = preprocessing.decode(preprocessing.open_image(data, limits))
             marks = marks_of(preprocessing.ink_map(preprocessing.grey_levels(decoded)))
     except preprocessing.PreprocessingError:
         return SYMBOL
