@@ -24,12 +24,12 @@ from pathlib import Path
 from app.config import DEFAULT_MODEL_PATH
 from bench.inputs import write_inputs
 from bench.load import run_wrk
-from bench.servers import Server
+from bench.servers import make_server
 
 
 def one_round(setting: dict[str, str], inputs, args, log_dir: Path) -> dict[str, dict[str, float]]:
-    env = {"MODEL_PATH": str(args.model), "WORKERS": "1", **setting}
-    server = Server("service", [sys.executable, "-m", "app"], env, "0", log_dir)
+    options = argparse.Namespace(**vars(args), service_env=setting)
+    server = make_server("service", options, log_dir)
     server.start()
     results: dict[str, dict] = {}
     try:
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--model", type=Path, default=None, help="default: $MODEL_PATH, shipped")
     args = parser.parse_args(argv)
+    args.server_python, args.server_cpus = sys.executable, "0"  # wrk on CPU 1
     args.model = Path(args.model or os.environ.get("MODEL_PATH") or DEFAULT_MODEL_PATH)
     variant = dict(item.split("=", 1) for item in args.variant)
     settings = {
