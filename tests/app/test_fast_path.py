@@ -198,13 +198,21 @@ def test_pixel_limit_applies() -> None:
         fast_path.preprocess(data, preprocessing.Limits(max_pixels=700))
 
 
+def random_levels(seed: int, least: int, most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Between ``least`` and ``most`` pixels of 8-bit grey levels, a few dozen of them
+    common: their histogram (256 counts), the levels present, and every pixel sorted
+    (float32)."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.choice(
+        256, size=int(rng.integers(least, most + 1)), p=rng.dirichlet(np.ones(256) / 8)
+    )
+    counts = np.bincount(pixels, minlength=256)
+    return counts, np.flatnonzero(counts), np.sort(pixels).astype(np.float32)
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_otsu_of_counts_equals_otsu_over_every_value(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    pixels = rng.choice(256, size=int(rng.integers(2, 4097)), p=rng.dirichlet(np.ones(256) / 8))
-    counts = np.bincount(pixels, minlength=256)
-    present = np.flatnonzero(counts)
-    ascending = np.sort(pixels).astype(np.float32)
+    counts, present, ascending = random_levels(seed, 2, 4096)
     expected = levels.otsu(ascending)
     values = np.arange(256, dtype=np.float32)
     assert levels.otsu_of_counts(values[present], counts[present]) == expected
@@ -223,11 +231,7 @@ def test_otsu_of_counts_equals_otsu_over_every_value(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_quantiles_of_counts_equal_quantiles_of_every_value(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    pixels = rng.choice(256, size=int(rng.integers(1, 5000)), p=rng.dirichlet(np.ones(256) / 8))
-    counts = np.bincount(pixels, minlength=256)
-    present = np.flatnonzero(counts)
-    ascending = np.sort(pixels).astype(np.float32)
+    counts, present, ascending = random_levels(seed, 1, 4999)
     fractions = (0.0, 0.001, 0.5, 0.9, 0.999, 1.0)
     assert levels.quantiles_of_counts(
         np.arange(256, dtype=np.float32)[present], np.add.accumulate(counts[present]), fractions
