@@ -43,6 +43,7 @@ class RealDigitsError(RuntimeError):
 class PenDigit:
     label: int
     strokes: tuple[np.ndarray, ...]  # each (points, 2) float: x right, y down, tablet units
+    writer: int | None = None  # the number ``.COMMENT label writer sample`` gives it
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,17 @@ def _lines(path: Path) -> list[str]:
 
 
 def read_pendigits(path: Path) -> list[PenDigit]:
-    """UNIPEN text: ``.SEGMENT DIGIT n ? "8"``, then ``.PEN_DOWN``, points, ``.PEN_UP``."""
+    """UNIPEN text: ``.SEGMENT DIGIT n ? "8"``, ``.COMMENT 8 12 224`` (the label, the
+    writer, the sample), then ``.PEN_DOWN``, points, ``.PEN_UP``."""
     digits: list[PenDigit] = []
     label: int | None = None
+    writer: int | None = None
     strokes: list[np.ndarray] = []
     points: list[tuple[int, int]] | None = None
 
     def finish() -> None:
         if label is not None and strokes:
-            digits.append(PenDigit(label, tuple(strokes)))
+            digits.append(PenDigit(label, tuple(strokes), writer))
 
     for number, line in enumerate(_lines(path), start=1):
         words = line.split()
@@ -99,7 +102,9 @@ def read_pendigits(path: Path) -> list[PenDigit]:
             continue
         if words[0] == ".SEGMENT":
             finish()
-            label, strokes = int(words[-1].strip('"')), []
+            label, writer, strokes = int(words[-1].strip('"')), None, []
+        elif words[0] == ".COMMENT" and len(words) >= 3 and words[2].isdigit():
+            writer = int(words[2])
         elif words[0] == ".PEN_DOWN":
             points = []
         elif words[0] == ".PEN_UP":

@@ -1,6 +1,7 @@
 """The project's measure of handwriting in the world, not shaped like MNIST.
 
     python -m model.world [--count 500] [--realdigits DIR] [--data DIR] [--json FILE]
+    python -m model.world --pen-writers    # every pendigits test digit, per writer
 
 Two families of uploads, each sent as a PNG through the service's own code:
 
@@ -25,6 +26,7 @@ import io
 import itertools
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,11 +122,50 @@ def _pen_samples(pen: list[realdigits.PenDigit], count: int) -> Iterator[Sample]
     step = max(1, len(pen) // count)
     for digit in pen[::step][:count]:
         coverage = realdigits.draw(digit)
-        yield Sample("pendigits canvas on white", digit.label, png(d.on_paper(coverage)))
+        yield Sample(PEN_ON_WHITE, digit.label, png(d.on_paper(coverage)))
         rgba = np.zeros((*coverage.shape, 4), dtype=np.uint8)
         rgba[..., :3] = 17
         rgba[..., 3] = np.rint(coverage * 255).astype(np.uint8)
         yield Sample("pendigits canvas transparent", digit.label, png(rgba, "RGBA"))
+
+
+PEN_ON_WHITE = "pendigits canvas on white"
+
+
+def pen_writers(
+    pen: list[realdigits.PenDigit], read: Callable[[list[bytes]], list[Reading]]
+) -> dict[str, dict]:
+    """Every pendigits digit drawn on white as the page's canvas draws it, read
+    per writer (and for all of them): how many, the share read right, the share
+    refused, and the commonest misreadings ("4>5": a 4 read as 5)."""
+    by_writer: dict[int | None, list[realdigits.PenDigit]] = {}
+    for digit in pen:
+        by_writer.setdefault(digit.writer, []).append(digit)
+    report, misread_by_all, counts = {}, Counter(), Counter()
+    for writer, digits in sorted(by_writer.items(), key=lambda item: item[0] or 0):
+        misread, refused = Counter(), 0
+        for start in range(0, len(digits), 256):
+            chunk = digits[start : start + 256]
+            contents = [next(_pen_samples([digit], 1)).content for digit in chunk]
+            for digit, reading in zip(chunk, read(contents), strict=True):
+                if reading.refused:
+                    refused += 1
+                elif int(np.argmax(reading.probabilities)) != digit.label:
+                    misread[f"{digit.label}>{int(np.argmax(reading.probabilities))}"] += 1
+        report[f"writer {writer}"] = _writer_row(len(digits), refused, misread)
+        misread_by_all.update(misread)
+        counts.update(count=len(digits), refused=refused)
+    report["all writers"] = _writer_row(counts["count"], counts["refused"], misread_by_all)
+    return report
+
+
+def _writer_row(count: int, refused: int, misread: Counter) -> dict:
+    return {
+        "count": count,
+        "accuracy": round(1 - (refused + sum(misread.values())) / count, 4),
+        "refused": round(refused / count, 4),
+        "misread": dict(misread.most_common(4)),
+    }
 
 
 def _bitmap_samples(name: str, images, labels, count: int) -> Iterator[Sample]:
@@ -313,7 +354,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--realdigits", help="folder with the UCI files ($REALDIGITS_DIR)")
     parser.add_argument("--json", help="also write the report here")
     parser.add_argument("--markdown", help="also write the report as Markdown tables here")
+    parser.add_argument(
+        "--pen-writers",
+        action="store_true",
+        help="only every pendigits test digit on a canvas, per writer",
+    )
     args = parser.parse_args(argv)
+    if args.pen_writers:
+        report = pen_writers(realdigits.load(args.realdigits).pen_test, service_reader())
+        for writer, row in report.items():
+            misread = ", ".join(f"{pair} x{n}" for pair, n in row["misread"].items())
+            print(
+                f"{writer:<11} {row['count']:5d}  {row['accuracy']:7.2%}  "
+                f"{row['refused']:6.2%}  {misread}"
+            )
+        return 0
     from model.augment import MissingFontsError, fonts
     from model.uploads import held_out_digits
 

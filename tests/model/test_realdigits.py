@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from model import realdigits
+from model import realdigits, world
 
 PEN_FILE = """.INCLUDE dene.doc
 .LEXICON "0" "1" "2" "3" "4" "5" "6" "7" "8" "9"
@@ -49,6 +50,11 @@ def test_pendigits_strokes_are_read_with_y_pointing_down(tmp_path: Path) -> None
     np.testing.assert_array_equal(seven[-1], [150, 400])
 
 
+def test_pendigits_writers_come_from_the_comment(tmp_path: Path) -> None:
+    digits = realdigits.read_pendigits(gz(tmp_path / "pen.gz", PEN_FILE))
+    assert [digit.writer for digit in digits] == [12, None]  # the 4 has no comment
+
+
 def test_pendigits_bad_point_is_a_clear_error(tmp_path: Path) -> None:
     broken = PEN_FILE.replace(" 300  400", " 300  x")
     with pytest.raises(realdigits.RealDigitsError, match=r"pen\.gz:8: not a point"):
@@ -63,6 +69,35 @@ def test_optdigits_bitmaps_and_labels(tmp_path: Path) -> None:
     assert bitmaps.images.shape == (2, 32, 32) and bitmaps.labels.tolist() == [1, 8]
     assert bitmaps.images[0, :, 15:17].all() and bitmaps.images[0].sum() == 64
     assert bitmaps.images[1, 0].all() and bitmaps.images[1, 1:].sum() == 0
+
+
+def test_pen_writers_counts_each_writers_misreadings(tmp_path: Path) -> None:
+    """``model.world --pen-writers``: per writer and for all, what was read, refused
+    and misread, from the readings the service's reader gives."""
+    seven, four = realdigits.read_pendigits(gz(tmp_path / "pen.gz", PEN_FILE))
+    pen = [seven, replace(seven, writer=3), replace(four, writer=3), replace(four, writer=3)]
+    # Read writer by writer: writer 3's 7 as 1, a 4 refused, a 4 right; writer 12's 7 right.
+    answers = iter([1, None, 4, 7])
+
+    def read(contents: list[bytes]) -> list[world.Reading]:
+        readings = []
+        for content in contents:
+            assert content.startswith(b"\x89PNG")
+            digit = next(answers)
+            if digit is None:
+                readings.append(world.Reading(None, 0.0, True))
+            else:
+                readings.append(world.Reading(np.eye(10)[digit], 1.0, False))
+        return readings
+
+    report = world.pen_writers(pen, read)
+    assert list(report) == ["writer 3", "writer 12", "all writers"]
+    assert report["writer 12"] == {"count": 1, "accuracy": 1.0, "refused": 0.0, "misread": {}}
+    assert report["writer 3"] == {
+        "count": 3, "accuracy": 0.3333, "refused": 0.3333, "misread": {"7>1": 1}
+    }  # fmt: skip
+    assert report["all writers"]["accuracy"] == 0.5
+    assert report["all writers"]["misread"] == {"7>1": 1}
 
 
 def test_drawing_fills_the_square_as_asked(tmp_path: Path) -> None:
