@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import candidates, preprocessing, segmentation
+from app import candidates, components, preprocessing, segmentation
 from tests.app.handwriting import draw_number
 from tests.app.test_preprocessing import stroke_digit
 from tests.conftest import png_bytes
@@ -72,6 +72,27 @@ def test_the_digit_count_is_bounded_before_any_work() -> None:
 
 def test_boxes_scale_to_the_upload() -> None:
     assert segmentation.Box(10, 20, 30, 40).scaled(2.0, 0.5) == segmentation.Box(20, 10, 60, 20)
+
+
+@pytest.mark.parametrize("specks", [0, 300])
+def test_blobs_measured_within_their_boxes_as_over_the_image(
+    monkeypatch: pytest.MonkeyPatch, specks: int
+) -> None:
+    """``components.find`` sums a few blobs within their boxes and many over the
+    whole image (a page of specks): the same blobs, masses and pen width either way."""
+    image, _ = draw_number("4071")
+    pixels = np.asarray(image).copy()
+    rng = np.random.default_rng(0)
+    pixels[rng.integers(0, pixels.shape[0], specks), rng.integers(0, pixels.shape[1], specks)] = 0
+    strength = preprocessing.ink_strength(pixels.astype(np.float32))
+    found = {}
+    for few in (10_000, 0):  # every image within boxes; every image over the whole
+        monkeypatch.setattr(components, "FEW_BLOBS", few)
+        found[few] = components.find(strength.ink, strength.strokes)
+    (boxed, boxed_pen), (whole, whole_pen) = found.values()
+    np.testing.assert_array_equal(boxed.ids, whole.ids)
+    np.testing.assert_allclose(boxed.mass, whole.mass, rtol=1e-9)
+    assert boxed_pen == pytest.approx(whole_pen, rel=1e-12)
 
 
 def test_ruled_paper_alone_is_no_digit() -> None:
