@@ -8,9 +8,10 @@ cameras, canvases and apps do to them:
    the primary image of a HEIC/AVIF, EXIF orientation applied;
 2. grey, with transparency composited onto a background that contrasts with
    the strokes (canvas drawings are dark or light strokes on nothing);
-3. polarity: the paper is what the border shows, or, when a digit cropped tight
-   covers much of the border, the class (of Otsu's two) that covers more of the
-   image; ink becomes bright on dark;
+3. polarity: the paper is what the border shows, unless ink touches the border
+   and the corners show the other class (a digit filling its frame), or, when
+   neither decides, the class (of Otsu's two) that covers more of the image; ink
+   becomes bright on dark;
 4. uneven light removed on larger images whose paper varies (a morphological
    background estimate);
 5. ink found against noise: an Otsu threshold, connected components, specks
@@ -36,7 +37,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
-from app import av1, heif, levels, orientation, strokes
+from app import av1, heif, levels, orientation, paper, strokes
 
 INPUT_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
@@ -47,10 +48,6 @@ MIN_CONTRAST = 16.0  # grey levels between background and ink, out of 255
 STROKE_CORE_QUANTILE = 0.9  # stroke pixels above this quantile are full ink
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are noise
 FLATTEN_MIN_SIDE = 56  # images at least this big get a per-pixel background
-BACKGROUND_SIDE = 64  # ... estimated at this size
-EVEN_PAPER_SPREAD = 8.0  # ... when its level differs by this much between the sides
-CLEAN_PAPER_SPREAD = 3.0  # ... and its clean quartile by this much
-BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is one class
 INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
@@ -224,58 +221,6 @@ def _backdrop(grey: np.ndarray, opaque: np.ndarray) -> float:
     return float(np.median(grey[rim] if rim.any() else shown))
 
 
-def _paper(ascending: np.ndarray, border: np.ndarray) -> tuple[bool, np.ndarray, float]:
-    """Whether the paper is the dark side, its grey shades (sorted), and the
-    threshold between paper and ink.
-
-    Otsu splits the pixels into a dark and a light class. The paper is the class
-    the border shows, when most of the border shows one; a digit cropped tight or
-    filling its frame covers much of the border, and then the paper is the class
-    that covers more of the image (ink rarely covers half of it). Of that class,
-    the shades nearer the paper's own than the threshold are the paper: the rest
-    are the strokes' anti-aliased edges.
-    """
-    threshold = levels.otsu(ascending)
-    border_dark = float(np.count_nonzero(border <= threshold)) / border.size
-    if border_dark >= BORDER_MAJORITY or border_dark <= 1.0 - BORDER_MAJORITY:
-        paper_is_dark = border_dark >= BORDER_MAJORITY
-        shades = np.sort(border[(border <= threshold) == paper_is_dark])
-    else:
-        split = int(np.searchsorted(ascending, threshold, side="right"))
-        paper_is_dark = split >= ascending.size - split
-        shades = ascending[:split] if paper_is_dark else ascending[split:]
-    if shades.size == 0:  # every border level on the threshold itself
-        shades = ascending
-    extreme = levels.quantile(shades, 0.02 if paper_is_dark else 0.98)
-    middle = (extreme + threshold) / 2.0
-    if paper_is_dark:
-        kept = shades[: int(np.searchsorted(shades, middle, side="right"))]
-    else:
-        kept = shades[int(np.searchsorted(shades, middle, side="left")) :]
-    return paper_is_dark, kept if kept.size else shades, threshold
-
-
-def _uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float) -> bool:
-    """Whether the light on the paper varies: the paper's level differs between the
-    image's four sides (a lamp to one side, a shadow) by more than EVEN_PAPER_SPREAD.
-
-    Each side's level is the median of its paper, and also its clean quartile (the
-    quarter of its paper farthest from the ink): light that varies moves both, but
-    the anti-aliased edge of a thick digit touching a side (a 16 px scan enlarged)
-    moves only the median, and flattening would then eat the strokes."""
-    medians, quartiles = [], []
-    for side in (grey[0], grey[-1], grey[:, 0], grey[:, -1]):
-        paper = np.sort(side[(side <= threshold) == paper_is_dark])
-        if paper.size >= side.size // 4:
-            medians.append(levels.quantile(paper, 0.5))
-            quartiles.append(levels.quantile(paper, 0.25 if paper_is_dark else 0.75))
-    return (
-        len(medians) >= 2
-        and max(medians) - min(medians) > EVEN_PAPER_SPREAD
-        and max(quartiles) - min(quartiles) > CLEAN_PAPER_SPREAD
-    )
-
-
 @dataclass(frozen=True)
 class InkStrength:
     """How much ink each pixel shows, before any blob is chosen."""
@@ -292,8 +237,8 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     if brightest - darkest < MIN_CONTRAST:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
     border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
-    paper_is_dark, paper, threshold = _paper(ordered, border)
-    background = levels.quantile(paper, 0.5)
+    paper_is_dark, paper_shades, threshold = paper.side(ordered, border, grey)
+    background = levels.quantile(paper_shades, 0.5)
     if max(background - darkest, brightest - background) < MIN_CONTRAST:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
     dark_ink = not paper_is_dark
@@ -301,9 +246,9 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     # background is estimated per pixel rather than taken as one level. Clean
     # images (a scan, a canvas, a bitmap enlarged) keep one level: the per-pixel
     # estimate would eat the strokes of a digit that fills its frame.
-    flattened = min(grey.shape) >= FLATTEN_MIN_SIDE and _uneven(grey, paper_is_dark, threshold)
+    flattened = min(grey.shape) >= FLATTEN_MIN_SIDE and paper.uneven(grey, paper_is_dark, threshold)
     if flattened:
-        paper_levels = _background(grey, dark_ink)
+        paper_levels = paper.background(grey, dark_ink)
         ink = ink_contrast(grey, paper_levels, dark_ink)
         ordered = np.sort(ink, axis=None)
         # Most of a photo is paper: the noise is what most pixels show.
@@ -315,7 +260,7 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
         # Measured on the paper alone (a marker digit cropped tight is mostly ink),
         # in grey levels either side of its median, in the ink's units.
         median = 0.0
-        deviation = levels.median_distance(paper, background)
+        deviation = levels.median_distance(paper_shades, background)
         if dark_ink:
             deviation *= 255.0 / max(background, 1.0)
 
@@ -405,24 +350,6 @@ def ink_contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:
         ink = grey - paper
     # np.maximum, not np.clip: the same values at half the cost on a small image.
     return np.maximum(ink, 0.0).astype(np.float32, copy=False)
-
-
-def _background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
-    """A smooth per-pixel estimate of the paper (or screen) without the strokes."""
-    height, width = grey.shape
-    scale = BACKGROUND_SIDE / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = np.asarray(
-        Image.fromarray(grey, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32
-    )
-    # A closing (an opening for light ink) erases strokes narrower than the
-    # window, up to a fifth of the image, and keeps the slow variation of the light.
-    morphology = ndimage.grey_closing if dark_ink else ndimage.grey_opening
-    small = morphology(small, size=(13, 13), mode="nearest")
-    small = ndimage.uniform_filter(small, size=7, mode="nearest")
-    return np.asarray(
-        Image.fromarray(small, mode="F").resize((width, height), Image.Resampling.BILINEAR)
-    )
 
 
 def unit_clipped(values: np.ndarray) -> np.ndarray:

@@ -152,3 +152,21 @@ def test_ones_with_a_flag_and_a_foot_from_forms(client: TestClient, real_digits)
         client, [world.png(distort.on_paper(one.astype(np.float32))) for one in ones]
     )
     assert sum(answer == 1 for answer in answers) >= 0.95 * len(ones)
+
+
+@pytest.mark.parametrize("dark_ink", [True, False], ids=["dark on light", "light on dark"])
+def test_a_heavy_digit_filling_its_box_is_told_from_its_paper_by_the_corners(
+    client: TestClient, dark_ink: bool
+) -> None:
+    """A 0 written heavy and box-normalised to 16×16 touches the border and covers
+    most of the image, but not the corners: the corners show the paper."""
+    ring = distort.box_normalised(pen_digit(STROKES[0], width=40), 16)
+    upload = as_upload(ring, dark_ink)
+    grey = preprocessing.grey_levels(preprocessing.open_image(upload))
+    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    ink_on_border = (border < 128) if dark_ink else (border > 128)
+    assert ink_on_border.any() and ring.mean() > 0.5  # more ink than paper
+    network_input = preprocessing.preprocess(upload)[..., 0]
+    assert network_input[12:16, 12:16].max() < 0.3  # the hole is no ink
+    assert network_input[4:24, 4:24].mean() > 0.3  # the ring is
+    assert read(client, upload) == 0

@@ -1,0 +1,111 @@
+"""Where the paper is: which of Otsu's two classes is paper, its shades, and, for a
+photo, whether its light varies and its level per pixel (``app.preprocessing``'s
+steps 3 and 4). No web framework in here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from app import levels
+
+BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is one class
+CORNER = 0.1  # where ink touches the border, corner squares of this share of the side say too
+EVEN_PAPER_SPREAD = 8.0  # the light varies when the paper's level differs this much by side
+CLEAN_PAPER_SPREAD = 3.0  # ... and its clean quartile by this much
+BACKGROUND_SIDE = 64  # a varying paper is estimated at this size
+
+
+def corners_dark(grey: np.ndarray, threshold: float) -> float:
+    """The share of the four corner squares (CORNER of the shorter side) at or under
+    ``threshold``."""
+    side = max(1, round(CORNER * min(grey.shape)))
+    corners = np.concatenate(
+        [grey[:side, :side], grey[:side, -side:], grey[-side:, :side], grey[-side:, -side:]]
+    )
+    return float(np.count_nonzero(corners <= threshold)) / corners.size
+
+
+def side(
+    ascending: np.ndarray, border: np.ndarray, grey: np.ndarray
+) -> tuple[bool, np.ndarray, float]:
+    """Whether the paper is the dark side, its grey shades (sorted), and the
+    threshold between paper and ink.
+
+    Otsu splits the pixels into a dark and a light class. The paper is the class
+    the border shows, when most of the border shows one. Where ink touches the
+    border, the corners have a say: a digit that fills its frame (box-normalised,
+    heavy strokes) can cover most of the border, but rarely the corners, so when
+    most of the corners show the other class, that is the paper. With neither
+    deciding, the paper is the class that covers more of the image (ink rarely
+    covers half of it). Of the paper's class, the shades nearer the paper's own than
+    the threshold are the paper: the rest are the strokes' anti-aliased edges.
+    """
+    threshold = levels.otsu(ascending)
+    dark = border <= threshold
+    border_dark = float(np.count_nonzero(dark)) / border.size
+    by_border = border_dark >= BORDER_MAJORITY or border_dark <= 1.0 - BORDER_MAJORITY
+    paper_is_dark = border_dark >= BORDER_MAJORITY if by_border else None
+    if 0.0 < border_dark < 1.0:  # ink touches the border
+        corners = corners_dark(grey, threshold)
+        corners_paper_dark = corners >= BORDER_MAJORITY
+        decided = corners_paper_dark or corners <= 1.0 - BORDER_MAJORITY
+        if decided and paper_is_dark != corners_paper_dark:
+            by_border, paper_is_dark = False, corners_paper_dark
+    if by_border:
+        shades = np.sort(border[dark == paper_is_dark])
+    else:
+        split = int(np.searchsorted(ascending, threshold, side="right"))
+        if paper_is_dark is None:
+            paper_is_dark = split >= ascending.size - split
+        shades = ascending[:split] if paper_is_dark else ascending[split:]
+    if shades.size == 0:  # every border level on the threshold itself
+        shades = ascending
+    extreme = levels.quantile(shades, 0.02 if paper_is_dark else 0.98)
+    middle = (extreme + threshold) / 2.0
+    if paper_is_dark:
+        kept = shades[: int(np.searchsorted(shades, middle, side="right"))]
+    else:
+        kept = shades[int(np.searchsorted(shades, middle, side="left")) :]
+    return paper_is_dark, kept if kept.size else shades, threshold
+
+
+def uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float) -> bool:
+    """Whether the light on the paper varies: the paper's level differs between the
+    image's four sides (a lamp to one side, a shadow) by more than EVEN_PAPER_SPREAD.
+
+    Each side's level is the median of its paper, and also its clean quartile (the
+    quarter of its paper farthest from the ink): light that varies moves both, but
+    the anti-aliased edge of a thick digit touching a side (a 16 px scan enlarged)
+    moves only the median, and flattening would then eat the strokes."""
+    medians, quartiles = [], []
+    for side in (grey[0], grey[-1], grey[:, 0], grey[:, -1]):
+        paper = np.sort(side[(side <= threshold) == paper_is_dark])
+        if paper.size >= side.size // 4:
+            medians.append(levels.quantile(paper, 0.5))
+            quartiles.append(levels.quantile(paper, 0.25 if paper_is_dark else 0.75))
+    return (
+        len(medians) >= 2
+        and max(medians) - min(medians) > EVEN_PAPER_SPREAD
+        and max(quartiles) - min(quartiles) > CLEAN_PAPER_SPREAD
+    )
+
+
+def background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """A smooth per-pixel estimate of the paper (or screen) without the strokes."""
+    height, width = grey.shape
+    scale = BACKGROUND_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(
+        Image.fromarray(grey, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32
+    )
+    # A closing (an opening for light ink) erases strokes narrower than the
+    # window, up to a fifth of the image, and keeps the slow variation of the light.
+    morphology = ndimage.grey_closing if dark_ink else ndimage.grey_opening
+    small = morphology(small, size=(13, 13), mode="nearest")
+    small = ndimage.uniform_filter(small, size=7, mode="nearest")
+    return np.asarray(
+        Image.fromarray(small, mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    )

@@ -1,0 +1,46 @@
+"""app.paper: which of the two classes is paper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import paper
+
+
+def frame_filling_square(dark_ink: bool) -> np.ndarray:
+    """A heavy square 0 filling a 16×16 box: ink on 80 % of the border, paper in
+    the four 2×2 corners and the hole."""
+    ink = np.ones((16, 16), dtype=bool)
+    ink[5:11, 5:11] = False  # the hole
+    for rows in (slice(0, 2), slice(-2, None)):
+        for columns in (slice(0, 2), slice(-2, None)):
+            ink[rows, columns] = False
+    return np.where(ink == dark_ink, 20.0, 235.0).astype(np.float32)
+
+
+def side(grey: np.ndarray) -> tuple[bool, np.ndarray, float]:
+    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    return paper.side(np.sort(grey, axis=None), border, grey)
+
+
+@pytest.mark.parametrize("dark_ink", [True, False])
+def test_the_corners_overrule_a_border_the_ink_covers(dark_ink: bool) -> None:
+    grey = frame_filling_square(dark_ink)
+    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    assert ((border < 128) == dark_ink).mean() >= paper.BORDER_MAJORITY  # the border says ink
+    paper_is_dark, shades, _ = side(grey)
+    assert paper_is_dark is not dark_ink
+    assert np.all(shades == (20.0 if paper_is_dark else 235.0))
+
+
+@pytest.mark.parametrize("dark_ink", [True, False])
+def test_corners_have_no_say_where_no_ink_touches_the_border(dark_ink: bool) -> None:
+    """One level all round (as ``app.fast_path`` takes it): the border decides, even
+    with ink in most of each corner square just inside it."""
+    grey = np.full((100, 100), 235.0 if dark_ink else 20.0, dtype=np.float32)
+    grey[1:-1, 1:-1] = 20.0 if dark_ink else 235.0  # ink up to the border, not on it
+    grey[30:70, 30:70] = 235.0 if dark_ink else 20.0
+    assert (paper.corners_dark(grey, 128.0) >= paper.BORDER_MAJORITY) == dark_ink
+    paper_is_dark, _, _ = side(grey)
+    assert paper_is_dark is not dark_ink
