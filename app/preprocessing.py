@@ -14,8 +14,9 @@ cameras, canvases and apps do to them:
    becomes bright on dark;
 4. uneven light removed on larger images whose paper varies (a morphological
    background estimate);
-5. ink found against noise: an Otsu threshold, connected components, specks
-   dropped, marks cut by the edge dropped when a digit lies inside the frame;
+5. ink found against noise: an Otsu threshold, connected components (strokes
+   joined through their faint pixels, as hysteresis does), specks dropped, marks
+   cut by the edge dropped when a digit lies inside the frame;
 6. crop to the ink, grow hairline strokes to MNIST's width (``app.strokes``),
    scale the longer side to 20 px keeping the aspect ratio (anti-aliased, grey
    levels kept), place in 28×28 with the centre of mass at the centre, scale to
@@ -46,6 +47,7 @@ ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", *heif.FORMATS)
 WORKING_SIZE = 512  # larger images are reduced to this before the pixel work
 MIN_CONTRAST = 16.0  # grey levels between background and ink, out of 255
 STROKE_CORE_QUANTILE = 0.9  # stroke pixels above this quantile are full ink
+FAINT_INK = 0.1  # of full ink: fainter pixels join no strokes (broken strokes' bridges)
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are noise
 FLATTEN_MIN_SIDE = 56  # images at least this big get a per-pixel background
 INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
@@ -289,6 +291,15 @@ def digit_ink(strength: InkStrength) -> np.ndarray:
     # Keep the blobs that make up the digit; drop specks, grain, and marks cut
     # by the image's edge (paper edges, shadows, neighbouring writing).
     labels, count = ndimage.label(strokes, structure=EIGHT_NEIGHBOURS)
+    if count > 1:
+        # Strokes broken where the pen was faint (a hairline beside a heavy blot)
+        # are one blob through their faint pixels: hysteresis, as edge detectors do.
+        faint, faint_count = ndimage.label(ink > FAINT_INK, structure=EIGHT_NEIGHBOURS)
+        held = np.zeros(faint_count + 1, dtype=bool)
+        held[faint[strokes]] = True
+        held[0] = False
+        strokes = held[faint]
+        labels, count = ndimage.label(strokes, structure=EIGHT_NEIGHBOURS)
     if count > 1:
         masses = label_masses(ink, labels, count)
         edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])

@@ -196,6 +196,28 @@ def test_a_lit_page_far_from_the_digit_is_not_ink(seed: int) -> None:
     assert difference(result, reference) < 0.045
 
 
+def faint_stroke_from_a_blot(pressed: bool) -> Image.Image:
+    """A blot (a 6's loop filled in) and a faint hairline rising from it; where the
+    pen ``pressed`` harder, two darker dots on the hairline."""
+    image = Image.new("L", (120, 120), 255)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((35, 65, 85, 105), fill=0)
+    draw.line([(60, 70), (75, 40), (85, 15)], fill=180, width=2)
+    if pressed:
+        for x, y in [(79, 30), (83, 20)]:
+            draw.ellipse((x - 1, y - 1, x + 1, y + 1), fill=60)
+    return image
+
+
+def test_darker_dots_on_a_faint_stroke_are_part_of_it() -> None:
+    """The dots join the blot through the faint stroke (hysteresis), so they are
+    neither specks that take the stroke with them nor a digit of their own: the
+    input is the one without them, but for the dots."""
+    plain = preprocess(png_bytes(faint_stroke_from_a_blot(pressed=False)))
+    pressed = preprocess(png_bytes(faint_stroke_from_a_blot(pressed=True)))
+    assert np.abs(pressed - plain).sum() < 0.02 * plain.sum()
+
+
 def test_dark_strokes_on_a_light_cut_out_over_transparency() -> None:
     # A sticker or cut-out: dark strokes on a band of white paper, transparent
     # around it, the transparent pixels black. Mostly white where opaque, yet the
