@@ -16,6 +16,7 @@ CORNER = 0.1  # where ink touches the border, corner squares of this share of th
 EVEN_PAPER_SPREAD = 8.0  # the light varies when the paper's level differs this much by side
 CLEAN_PAPER_SPREAD = 3.0  # ... and its clean quartile by this much
 BACKGROUND_SIDE = 64  # a varying paper is estimated at this size
+SHADOW_INK = 96.0  # a side's shadow can pass Otsu's threshold when the ink is this far past it
 
 
 def corners_dark(grey: np.ndarray, threshold: float) -> float:
@@ -72,20 +73,31 @@ def side(
     return paper_is_dark, kept if kept.size else shades, threshold
 
 
-def uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float) -> bool:
+def uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float, ink: float) -> bool:
     """Whether the light on the paper varies: the paper's level differs between the
     image's four sides (a lamp to one side, a shadow) by more than EVEN_PAPER_SPREAD.
 
     Each side's level is the median of its paper, and also its clean quartile (the
     quarter of its paper farthest from the ink): light that varies moves both, but
     the anti-aliased edge of a thick digit touching a side (a 16 px scan enlarged)
-    moves only the median, and flattening would then eat the strokes."""
+    moves only the median, and flattening would then eat the strokes.
+
+    A lamp at one corner can darken the far sides' paper past Otsu's threshold,
+    which then splits the light rather than ink from paper: such a side has little
+    paper by the threshold. Where the ink (its level ``ink``) lies far past the
+    threshold (SHADOW_INK: a pen photographed, not a scene), such a side's level is
+    its clean tenth, when that lies nearer the threshold than the ink."""
     medians, quartiles = [], []
     for side in (grey[0], grey[-1], grey[:, 0], grey[:, -1]):
         paper = np.sort(side[(side <= threshold) == paper_is_dark])
         if paper.size >= side.size // 4:
             medians.append(levels.quantile(paper, 0.5))
             quartiles.append(levels.quantile(paper, 0.25 if paper_is_dark else 0.75))
+        elif abs(ink - threshold) >= SHADOW_INK:
+            clean = levels.quantile(np.sort(side), 0.1 if paper_is_dark else 0.9)
+            if abs(clean - threshold) < abs(clean - ink):
+                medians.append(clean)
+                quartiles.append(clean)
     return (
         len(medians) >= 2
         and max(medians) - min(medians) > EVEN_PAPER_SPREAD

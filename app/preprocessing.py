@@ -248,7 +248,10 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     # background is estimated per pixel rather than taken as one level. Clean
     # images (a scan, a canvas, a bitmap enlarged) keep one level: the per-pixel
     # estimate would eat the strokes of a digit that fills its frame.
-    flattened = min(grey.shape) >= FLATTEN_MIN_SIDE and paper.uneven(grey, paper_is_dark, threshold)
+    ink_level = brightest if paper_is_dark else darkest
+    flattened = min(grey.shape) >= FLATTEN_MIN_SIDE and paper.uneven(
+        grey, paper_is_dark, threshold, ink_level
+    )
     if flattened:
         paper_levels = paper.background(grey, dark_ink)
         ink = ink_contrast(grey, paper_levels, dark_ink)

@@ -196,6 +196,19 @@ def test_a_lit_page_far_from_the_digit_is_not_ink(seed: int) -> None:
     assert difference(result, reference) < 0.045
 
 
+def test_a_shadow_darker_than_otsus_threshold_is_paper() -> None:
+    """A lamp at one corner: the far sides' paper falls below Otsu's threshold (which
+    then splits the light, not ink from paper) and was taken for ink, a dark wedge."""
+    rows, columns = np.mgrid[0:384, 0:512].astype(np.float32)
+    paper = 215 - 90 * np.clip((columns / 512 + rows / 384) - 0.6, 0, None)
+    noise = np.random.default_rng(2).normal(0, 3, paper.shape)
+    photo = lit_page(paper, 90, 30, 40, noise)
+    result = preprocess(png_bytes(photo, "JPEG", quality=85))
+    check_mnist_layout(result)
+    reference = preprocess(png_bytes(stroke_digit(300, width=24)))
+    assert difference(result, reference) < 0.045
+
+
 def faint_stroke_from_a_blot(pressed: bool) -> Image.Image:
     """A blot (a 6's loop filled in) and a faint hairline rising from it; where the
     pen ``pressed`` harder, two darker dots on the hairline."""
