@@ -165,15 +165,18 @@ def lit_page(paper: np.ndarray, size: int, top: int, left: int, noise: np.ndarra
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
+def distance_from_the_drawn_digit(photo: Image.Image, quality: int) -> float:
+    """How far a photo of ``lit_page``'s 7, as a JPEG, reads from the 7 drawn clean."""
+    result = preprocess(png_bytes(photo, "JPEG", quality=quality))
+    check_mnist_layout(result)
+    return difference(result, preprocess(png_bytes(stroke_digit(300, width=24))))
+
+
 def test_uneven_light_and_noise_are_not_ink() -> None:
     rows, columns = np.mgrid[0:600, 0:800].astype(np.float32)
     paper = 230 - 70 * columns / 800 - 20 * rows / 600  # a lamp on the left
     noise = np.random.default_rng(0).normal(0, 5, paper.shape)
-    photo = lit_page(paper, 300, 150, 350, noise)
-    result = preprocess(png_bytes(photo, "JPEG", quality=80))
-    check_mnist_layout(result)
-    reference = preprocess(png_bytes(stroke_digit(300, width=24)))
-    assert difference(result, reference) < 0.04
+    assert distance_from_the_drawn_digit(lit_page(paper, 300, 150, 350, noise), 80) < 0.04
 
 
 @pytest.mark.parametrize("seed", [1, 15, 16])
@@ -190,10 +193,7 @@ def test_a_lit_page_far_from_the_digit_is_not_ink(seed: int) -> None:
     size = int(rng.integers(220, 400))
     top, left = int(rng.integers(0, 768 - size)), int(rng.integers(0, 1024 - size))
     photo = lit_page(paper, size, top, left, rng.normal(0, rng.uniform(2, 6), paper.shape))
-    result = preprocess(png_bytes(photo, "JPEG", quality=int(rng.integers(70, 93))))
-    check_mnist_layout(result)
-    reference = preprocess(png_bytes(stroke_digit(300, width=24)))
-    assert difference(result, reference) < 0.045
+    assert distance_from_the_drawn_digit(photo, int(rng.integers(70, 93))) < 0.045
 
 
 def test_a_shadow_darker_than_otsus_threshold_is_paper() -> None:
@@ -202,11 +202,7 @@ def test_a_shadow_darker_than_otsus_threshold_is_paper() -> None:
     rows, columns = np.mgrid[0:384, 0:512].astype(np.float32)
     paper = 215 - 90 * np.clip((columns / 512 + rows / 384) - 0.6, 0, None)
     noise = np.random.default_rng(2).normal(0, 3, paper.shape)
-    photo = lit_page(paper, 90, 30, 40, noise)
-    result = preprocess(png_bytes(photo, "JPEG", quality=85))
-    check_mnist_layout(result)
-    reference = preprocess(png_bytes(stroke_digit(300, width=24)))
-    assert difference(result, reference) < 0.045
+    assert distance_from_the_drawn_digit(lit_page(paper, 90, 30, 40, noise), 85) < 0.045
 
 
 def faint_stroke_from_a_blot(pressed: bool) -> Image.Image:
