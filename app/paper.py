@@ -16,7 +16,7 @@ CORNER = 0.1  # where ink touches the border, corner squares of this share of th
 EVEN_PAPER_SPREAD = 8.0  # the light varies when the paper's level differs this much by side
 CLEAN_PAPER_SPREAD = 3.0  # ... and its clean quartile by this much
 BACKGROUND_SIDE = 64  # a varying paper is estimated at this size
-SHADOW_INK = 96.0  # a side's shadow can pass Otsu's threshold when the ink is this far past it
+SHADOW_INK = 96.0  # ink this far past Otsu's threshold is a pen's, not a shadow's or a scene's
 
 
 def corners_dark(grey: np.ndarray, threshold: float) -> float:

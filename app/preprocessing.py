@@ -29,6 +29,7 @@ An MNIST digit goes through unchanged. No web framework in here: errors are
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 import warnings
@@ -252,9 +253,37 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     flattened = min(grey.shape) >= FLATTEN_MIN_SIDE and paper.uneven(
         grey, paper_is_dark, threshold, ink_level
     )
+    measured = functools.partial(_contrast, grey, ordered, background, paper_shades, dark_ink)
+    ink, ink_ordered, floor = measured(flattened)
+    strong = abs(ink_level - threshold) >= paper.SHADOW_INK  # ink, not light, past the threshold
+    if flattened and strong and float(ink_ordered[-1]) - floor < MIN_CONTRAST:
+        # The per-pixel paper took in the strokes (a heavy digit running along a
+        # side, its glow taken for uneven light): read the paper as one level.
+        flattened = False
+        ink, ink_ordered, floor = measured(flattened)
+    if float(ink_ordered[-1]) - floor < MIN_CONTRAST:
+        raise NoDigitError("No digit found: the marks are too faint to read.")
+    strokes = ink > max(levels.otsu(ink_ordered), floor)
+    # Full ink is what the strokes' cores reach, as in MNIST, where the top tenth
+    # of stroke pixels is saturated: a lighter pen or a dim photo reads the same.
+    stroke_values = np.sort(ink[strokes])
+    peak = levels.quantile(stroke_values, STROKE_CORE_QUANTILE)
+    ink = unit_clipped((ink - floor) / (peak - floor))
+    return InkStrength(ink, strokes, floor > 0.0 or flattened)
+
+
+def _contrast(
+    grey: np.ndarray,
+    ordered: np.ndarray,
+    background: float,
+    paper_shades: np.ndarray,
+    dark_ink: bool,
+    flattened: bool,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Each pixel's ink against the paper (one level, or per pixel when
+    ``flattened``), the same sorted, and the noise floor under which it is paper."""
     if flattened:
-        paper_levels = paper.background(grey, dark_ink)
-        ink = ink_contrast(grey, paper_levels, dark_ink)
+        ink = ink_contrast(grey, paper.background(grey, dark_ink), dark_ink)
         ordered = np.sort(ink, axis=None)
         # Most of a photo is paper: the noise is what most pixels show.
         median = levels.quantile(ordered, 0.5)
@@ -268,18 +297,8 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
         deviation = levels.median_distance(paper_shades, background)
         if dark_ink:
             deviation *= 255.0 / max(background, 1.0)
-
     # Noise floor from the background's own spread: 0 for clean images like MNIST.
-    floor = median + 4.0 * 1.4826 * deviation
-    if float(ordered[-1]) - floor < MIN_CONTRAST:
-        raise NoDigitError("No digit found: the marks are too faint to read.")
-    strokes = ink > max(levels.otsu(ordered), floor)
-    # Full ink is what the strokes' cores reach, as in MNIST, where the top tenth
-    # of stroke pixels is saturated: a lighter pen or a dim photo reads the same.
-    stroke_values = np.sort(ink[strokes])
-    peak = levels.quantile(stroke_values, STROKE_CORE_QUANTILE)
-    ink = unit_clipped((ink - floor) / (peak - floor))
-    return InkStrength(ink, strokes, floor > 0.0 or flattened)
+    return ink, ordered, median + 4.0 * 1.4826 * deviation
 
 
 def ink_map(grey: np.ndarray) -> np.ndarray:

@@ -170,3 +170,13 @@ def test_a_heavy_digit_filling_its_box_is_told_from_its_paper_by_the_corners(
     assert network_input[12:16, 12:16].max() < 0.3  # the hole is no ink
     assert network_input[4:24, 4:24].mean() > 0.3  # the ring is
     assert read(client, upload) == 0
+
+
+def test_a_heavy_light_digit_along_a_side_is_not_flattened_away(client: TestClient, mnist) -> None:
+    """A validation 8 enlarged to 157 px, cropped tight, light on dark: its glow runs
+    the length of one side, which looked like uneven light, and the per-pixel paper
+    then took in its strokes (refused: "too faint"). The paper is one level again."""
+    digits = uploads.held_out_digits(mnist)
+    assert digits.labels[922] == 8
+    ink = distort.cropped(world._mnist_ink(digits.images[922], 157), level=0.2)
+    assert read(client, world.png(distort.on_paper(ink, dark_ink=False))) == 8
