@@ -88,13 +88,13 @@ def uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float, ink: float) 
     threshold (SHADOW_INK: a pen photographed, not a scene), such a side's level is
     its clean tenth, when that lies nearer the threshold than the ink."""
     medians, quartiles = [], []
-    for side in (grey[0], grey[-1], grey[:, 0], grey[:, -1]):
-        paper = np.sort(side[(side <= threshold) == paper_is_dark])
-        if paper.size >= side.size // 4:
+    for edge in (grey[0], grey[-1], grey[:, 0], grey[:, -1]):
+        paper = np.sort(edge[(edge <= threshold) == paper_is_dark])
+        if paper.size >= edge.size // 4:
             medians.append(levels.quantile(paper, 0.5))
             quartiles.append(levels.quantile(paper, 0.25 if paper_is_dark else 0.75))
         elif abs(ink - threshold) >= SHADOW_INK:
-            clean = levels.quantile(np.sort(side), 0.1 if paper_is_dark else 0.9)
+            clean = levels.quantile(np.sort(edge), 0.1 if paper_is_dark else 0.9)
             if abs(clean - threshold) < abs(clean - ink):
                 medians.append(clean)
                 quartiles.append(clean)
