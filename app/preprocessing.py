@@ -316,10 +316,9 @@ def digit_ink(strength: InkStrength) -> np.ndarray:
     if count > 1:
         # Strokes broken where the pen was faint (a hairline beside a heavy blot)
         # are one blob through their faint pixels: hysteresis, as edge detectors do.
-        faint, faint_count = ndimage.label(ink > FAINT_INK, structure=EIGHT_NEIGHBOURS)
+        faint, faint_count = ndimage.label(strokes | (ink > FAINT_INK), structure=EIGHT_NEIGHBOURS)
         held = np.zeros(faint_count + 1, dtype=bool)
         held[faint[strokes]] = True
-        held[0] = False
         strokes = held[faint]
         labels, count = ndimage.label(strokes, structure=EIGHT_NEIGHBOURS)
     if count > 1:

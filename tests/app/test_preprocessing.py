@@ -227,6 +227,17 @@ def test_darker_dots_on_a_faint_stroke_are_part_of_it() -> None:
     assert np.abs(pressed - plain).sum() < 0.02 * plain.sum()
 
 
+def test_strokes_fainter_than_the_bridges_are_still_strokes() -> None:
+    """Joining strokes through faint pixels only adds to them: a stroke whose ink is
+    under FAINT_INK (its threshold near the noise floor) stays, beside a heavier one."""
+    ink = np.zeros((40, 40), dtype=np.float32)
+    ink[5:15, 5:15] = 1.0  # a heavy blob
+    ink[20:36, 20:36] = 0.8 * preprocessing.FAINT_INK  # a faint one, a fifth of its mass
+    strength = preprocessing.InkStrength(ink.copy(), ink > 0, noisy=True)  # ink off strokes goes
+    kept = preprocessing.digit_ink(strength)
+    np.testing.assert_array_equal(kept, ink)
+
+
 def test_dark_strokes_on_a_light_cut_out_over_transparency() -> None:
     # A sticker or cut-out: dark strokes on a band of white paper, transparent
     # around it, the transparent pixels black. Mostly white where opaque, yet the
