@@ -319,8 +319,10 @@ def digit_ink(strength: InkStrength) -> np.ndarray:
         faint, faint_count = ndimage.label(strokes | (ink > FAINT_INK), structure=EIGHT_NEIGHBOURS)
         held = np.zeros(faint_count + 1, dtype=bool)
         held[faint[strokes]] = True
-        strokes = held[faint]
-        labels, count = ndimage.label(strokes, structure=EIGHT_NEIGHBOURS)
+        # The joined blobs are the faint blobs holding strokes, numbered in order.
+        labels = (np.cumsum(held) * held)[faint]
+        count = int(np.count_nonzero(held))
+        strokes = labels > 0
     if count > 1:
         masses = label_masses(ink, labels, count)
         edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
