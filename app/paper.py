@@ -29,6 +29,12 @@ def corners_dark(grey: np.ndarray, threshold: float) -> float:
     return float(np.count_nonzero(corners <= threshold)) / corners.size
 
 
+def pen_ink(ink: float, threshold: float) -> bool:
+    """Whether ink at level ``ink`` lies SHADOW_INK or more past Otsu's threshold:
+    a pen's, which no shadow or scene reaches."""
+    return abs(ink - threshold) >= SHADOW_INK
+
+
 def side(
     ascending: np.ndarray, border: np.ndarray, grey: np.ndarray
 ) -> tuple[bool, np.ndarray, float]:
@@ -93,7 +99,7 @@ def uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float, ink: float) 
         if paper.size >= edge.size // 4:
             medians.append(levels.quantile(paper, 0.5))
             quartiles.append(levels.quantile(paper, 0.25 if paper_is_dark else 0.75))
-        elif abs(ink - threshold) >= SHADOW_INK:
+        elif pen_ink(ink, threshold):
             clean = levels.quantile(np.sort(edge), 0.1 if paper_is_dark else 0.9)
             if abs(clean - threshold) < abs(clean - ink):
                 medians.append(clean)

@@ -255,8 +255,11 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     )
     measured = functools.partial(_contrast, grey, ordered, background, paper_shades, dark_ink)
     ink, ink_ordered, floor = measured(flattened)
-    strong = abs(ink_level - threshold) >= paper.SHADOW_INK  # ink, not light, past the threshold
-    if flattened and strong and float(ink_ordered[-1]) - floor < MIN_CONTRAST:
+    if (
+        flattened
+        and float(ink_ordered[-1]) - floor < MIN_CONTRAST
+        and paper.pen_ink(ink_level, threshold)
+    ):
         # The per-pixel paper took in the strokes (a heavy digit running along a
         # side, its glow taken for uneven light): read the paper as one level.
         flattened = False

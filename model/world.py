@@ -122,22 +122,20 @@ def _pen_samples(pen: list[realdigits.PenDigit], count: int) -> Iterator[Sample]
     step = max(1, len(pen) // count)
     for digit in pen[::step][:count]:
         coverage = realdigits.draw(digit)
-        yield Sample(PEN_ON_WHITE, digit.label, png(d.on_paper(coverage)))
+        yield Sample("pendigits canvas on white", digit.label, png(d.on_paper(coverage)))
         rgba = np.zeros((*coverage.shape, 4), dtype=np.uint8)
         rgba[..., :3] = 17
         rgba[..., 3] = np.rint(coverage * 255).astype(np.uint8)
         yield Sample("pendigits canvas transparent", digit.label, png(rgba, "RGBA"))
 
 
-PEN_ON_WHITE = "pendigits canvas on white"
-
-
 def pen_writers(
     pen: list[realdigits.PenDigit], read: Callable[[list[bytes]], list[Reading]]
 ) -> dict[str, dict]:
-    """Every pendigits digit drawn on white as the page's canvas draws it, read
-    per writer (and for all of them): how many, the share read right, the share
-    refused, and the commonest misreadings ("4>5": a 4 read as 5)."""
+    """Every pendigits digit drawn on white as the page's canvas draws it (the kind
+    "pendigits canvas on white"), read per writer (and for all of them): how many,
+    the share read right, the share refused, and the commonest misreadings ("4>5":
+    a 4 read as 5)."""
     by_writer: dict[int | None, list[realdigits.PenDigit]] = {}
     for digit in pen:
         by_writer.setdefault(digit.writer, []).append(digit)
@@ -146,12 +144,13 @@ def pen_writers(
         misread, refused = Counter(), 0
         for start in range(0, len(digits), 256):
             chunk = digits[start : start + 256]
-            contents = [next(_pen_samples([digit], 1)).content for digit in chunk]
+            contents = [png(d.on_paper(realdigits.draw(digit))) for digit in chunk]
             for digit, reading in zip(chunk, read(contents), strict=True):
-                if reading.refused:
+                read_as = None if reading.refused else int(np.argmax(reading.probabilities))
+                if read_as is None:
                     refused += 1
-                elif int(np.argmax(reading.probabilities)) != digit.label:
-                    misread[f"{digit.label}>{int(np.argmax(reading.probabilities))}"] += 1
+                elif read_as != digit.label:
+                    misread[f"{digit.label}>{read_as}"] += 1
         report[f"writer {writer}"] = _writer_row(len(digits), refused, misread)
         misread_by_all.update(misread)
         counts.update(count=len(digits), refused=refused)
