@@ -17,6 +17,7 @@ EVEN_PAPER_SPREAD = 8.0  # the light varies when the paper's level differs this 
 CLEAN_PAPER_SPREAD = 3.0  # ... and its clean quartile by this much
 BACKGROUND_SIDE = 64  # a varying paper is estimated at this size
 SHADOW_INK = 96.0  # ink this far past Otsu's threshold is a pen's, not a shadow's or a scene's
+SMOOTH_LIGHT_SPAN = 64.0  # an image spanning fewer grey levels may be blank paper in uneven light
 
 
 def corners_dark(grey: np.ndarray, threshold: float) -> float:
@@ -109,6 +110,33 @@ def uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float, ink: float) 
         and max(medians) - min(medians) > EVEN_PAPER_SPREAD
         and max(quartiles) - min(quartiles) > CLEAN_PAPER_SPREAD
     )
+
+
+def evened(grey: np.ndarray) -> np.ndarray:
+    """The image with light that varies smoothly over it taken away: less a
+    quadratic surface fitted to its paper (least squares on the image reduced to
+    BACKGROUND_SIDE, refitted without the pixels far from the first fit: the
+    strokes), plus the surface's median level."""
+    height, width = grey.shape
+    scale = BACKGROUND_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(Image.fromarray(grey, mode="F").resize(size, Image.Resampling.BOX))
+
+    def terms(rows: np.ndarray, columns: np.ndarray) -> list[np.ndarray]:
+        return [np.ones_like(rows), rows, columns, rows * rows, rows * columns, columns * columns]
+
+    rows, columns = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
+    fit = np.stack([t.ravel() for t in terms(rows / size[1], columns / size[0])], axis=1)
+    values, kept = small.ravel(), np.ones(small.size, dtype=bool)
+    for _ in range(2):
+        weights = np.linalg.lstsq(fit[kept], values[kept], rcond=None)[0]
+        residual = values - fit @ weights
+        deviation = np.median(np.abs(residual - np.median(residual)))
+        kept = np.abs(residual) <= 3.0 * 1.4826 * deviation + 1.0
+    rows = ((np.arange(height, dtype=np.float32) + 0.5) / height - 0.5 / size[1])[:, None]
+    columns = ((np.arange(width, dtype=np.float32) + 0.5) / width - 0.5 / size[0])[None, :]
+    surface = sum(np.float32(w) * t for w, t in zip(weights, terms(rows, columns), strict=True))
+    return np.clip(grey - surface + np.float32(np.median(fit @ weights)), 0.0, 255.0)
 
 
 def background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:

@@ -7,7 +7,9 @@ cameras, canvases and apps do to them:
    decoded, big JPEGs decoded at reduced scale, first frame of animations and
    the primary image of a HEIC/AVIF, EXIF orientation applied;
 2. grey, with transparency composited onto a background that contrasts with
-   the strokes (canvas drawings are dark or light strokes on nothing);
+   the strokes (canvas drawings are dark or light strokes on nothing); a faint
+   photo (under 64 grey levels) loses the light that varies gently over it (a
+   quadratic surface fitted to its paper), and is blank if only noise is left;
 3. polarity: the paper is what the border shows, unless ink touches the border
    and the corners show the other class (a digit filling its frame), or, when
    neither decides, the class (of Otsu's two) that covers more of the image; ink
@@ -239,6 +241,14 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     darkest, brightest = levels.quantile(ordered, 0.001), levels.quantile(ordered, 0.999)
     if brightest - darkest < MIN_CONTRAST:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
+    if brightest - darkest < paper.SMOOTH_LIGHT_SPAN and min(grey.shape) >= FLATTEN_MIN_SIDE:
+        # A faint photo: light varying gently over it would be split by Otsu (its
+        # darker half taken for ink), so it is taken away first.
+        grey = paper.evened(grey)
+        ordered = np.sort(grey, axis=None)
+        darkest, brightest = levels.quantile(ordered, 0.001), levels.quantile(ordered, 0.999)
+        if _only_noise(ordered):
+            raise NoDigitError("No digit found: the image is blank or a single colour.")
     border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
     paper_is_dark, paper_shades, threshold = paper.side(ordered, border, grey)
     background = levels.quantile(paper_shades, 0.5)
@@ -273,6 +283,14 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     peak = levels.quantile(stroke_values, STROKE_CORE_QUANTILE)
     ink = unit_clipped((ink - floor) / (peak - floor))
     return InkStrength(ink, strokes, floor > 0.0 or flattened)
+
+
+def _only_noise(ordered: np.ndarray) -> bool:
+    """Whether nothing stands MIN_CONTRAST past the noise floor (as ``_contrast``
+    measures it: most pixels are paper) on either side of the median."""
+    median = levels.quantile(ordered, 0.5)
+    floor = 4.0 * 1.4826 * levels.median_distance(ordered, median)
+    return max(float(ordered[-1]) - median, median - float(ordered[0])) - floor < MIN_CONTRAST
 
 
 def _contrast(

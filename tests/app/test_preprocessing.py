@@ -393,6 +393,37 @@ def test_noise_alone_is_not_a_digit() -> None:
         preprocess(png_bytes(Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8))))
 
 
+def gently_lit_paper(seed: int) -> np.ndarray:
+    """Blank paper photographed with a lamp to one side: 10–40 grey levels of light
+    across it, or darker corners (vignetting), and sensor noise."""
+    rng = np.random.default_rng(seed)
+    rows, columns = np.mgrid[0:600, 0:800].astype(np.float32) / 800
+    angle, span = rng.uniform(0, 2 * np.pi), rng.uniform(10, 40)
+    light = span * (np.cos(angle) * columns + np.sin(angle) * rows)
+    if seed % 2:
+        light = span * ((columns - 0.5) ** 2 + (rows - 0.375) ** 2) * 3
+    return 200 - light + rng.normal(0, rng.uniform(1, 4), light.shape)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_blank_paper_in_uneven_light_has_no_digit(seed: int) -> None:
+    """Otsu splits the light, and its darker half passed for ink (read as a 5)."""
+    for fmt in ("PNG", "JPEG"):
+        page = Image.fromarray(np.clip(gently_lit_paper(seed), 0, 255).astype(np.uint8))
+        with pytest.raises(NoDigitError, match="blank"):
+            preprocess(png_bytes(page, fmt))
+
+
+def test_a_faint_digit_in_uneven_light_is_read() -> None:
+    paper = gently_lit_paper(0)
+    digit = np.asarray(stroke_digit(240, 14, 255, 0), dtype=np.float32) / 255
+    coverage = np.zeros(paper.shape, np.float32)
+    coverage[200:440, 300:540] = digit
+    faint = Image.fromarray(np.clip(paper - 40 * coverage, 0, 255).astype(np.uint8))
+    clean = preprocess(png_bytes(stroke_digit(240, 14)))
+    assert difference(preprocess(png_bytes(faint)), clean) < 0.06
+
+
 def test_input_png_round_trip() -> None:
     result = preprocess(png_bytes(stroke_digit()))
     decoded = Image.open(io.BytesIO(base64.b64decode(preprocessing.input_png_base64(result))))
