@@ -6,8 +6,9 @@
 Two families of uploads, each sent as a PNG through the service's own code:
 
 - **rendered** from MNIST validation digits (never the test set): tight crops whose
-  ink touches 1–4 edges, box-normalised 16×16 digits (stretched, binarised or grey;
-  at 16 px or enlarged), marker and hairline strokes, slanted writing;
+  ink touches 1–4 edges, faint pencil photos in uneven light, box-normalised 16×16
+  digits (stretched, binarised or grey; at 16 px or enlarged), marker and hairline
+  strokes, slanted writing;
 - **real** writers MNIST never saw (``model.realdigits``): pendigits' test writers
   drawn like the page's canvas, optdigits' validation bitmaps, and scikit-learn's
   ``load_digits`` (optdigits' other 13 writers, 8×8) in both polarities, with and
@@ -66,12 +67,25 @@ def tight_crop(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return d.on_paper(d.padded(ink, *margins), dark_ink=bool(rng.random() < 0.7))
 
 
+def faint_photo(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A pencil digit photographed in a lamp's light: 25–60 grey levels of ink on
+    paper whose light varies by up to 40 levels across the page, sensor noise."""
+    side = int(rng.integers(60, 300))
+    ink = d.padded(_mnist_ink(digit, side), *(int(m) for m in rng.integers(0, side // 2 + 1, 4)))
+    rows, columns = np.mgrid[0 : ink.shape[0], 0 : ink.shape[1]].astype(np.float32)
+    angle, scale = rng.uniform(0, 2 * np.pi), rng.uniform(0, 40) / max(ink.shape)
+    paper = rng.uniform(150, 230) - scale * (np.cos(angle) * columns + np.sin(angle) * rows)
+    pixels = paper - rng.uniform(25, 60) * ink + rng.normal(0, rng.uniform(1, 4), ink.shape)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
 def _box16(digit: np.ndarray) -> np.ndarray:
     return d.box_normalised(digit.astype(np.float32) / 255.0, 16)
 
 
 RENDERED: dict[str, Render] = {
     "tight crop": tight_crop,
+    "faint photo": faint_photo,
     "16x16 grey": lambda digit, rng: d.on_paper(_box16(digit)),
     "16x16 binary": lambda digit, rng: d.on_paper(d.binarised(_box16(digit), 0.35)),
     "16x16 x4 nearest": lambda digit, rng: d.on_paper(d.enlarged(_box16(digit), 4)),
