@@ -136,17 +136,34 @@ def world_variant(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _presented(ink, rng)
 
 
+def rewritten(digit: PenDigit, rng: np.random.Generator) -> PenDigit:
+    """The same trajectory in another writer's proportions: narrower or wider, and
+    each stroke of a several-stroke digit placed a little apart (3 % of its size)."""
+    points = np.concatenate(digit.strokes)
+    size = float((points.max(axis=0) - points.min(axis=0)).max())
+    stretch = np.array([rng.uniform(0.75, 1.3), 1.0], dtype=np.float32)
+    jitter = 0.03 * size if len(digit.strokes) > 1 else 0.0
+    strokes = tuple(
+        stroke * stretch + rng.normal(0.0, jitter, 2).astype(np.float32) for stroke in digit.strokes
+    )
+    return PenDigit(digit.label, strokes, digit.writer)
+
+
 def pen_variant(digit: PenDigit, rng: np.random.Generator) -> np.ndarray:
-    """A pendigits trajectory drawn with a round pen from hairline to marker."""
-    coverage = draw(digit, side=84, pen=rng.uniform(1.2, 11.0), fill=rng.uniform(0.4, 0.9))
+    """A pendigits trajectory, rewritten, drawn with a round pen from hairline to marker."""
+    pen, fill = rng.uniform(1.2, 11.0), rng.uniform(0.4, 0.9)
+    coverage = draw(rewritten(digit, rng), side=84, pen=pen, fill=fill)
     if rng.random() < 0.3:
         coverage = d.affine(coverage, rng.uniform(-15, 15), rng.uniform(-0.3, 0.3))
     return _presented(coverage, rng)
 
 
 def bitmap_variant(bitmap: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """An optdigits 32×32 bitmap as scanned, with or without a margin, maybe enlarged."""
+    """An optdigits 32×32 bitmap as scanned, with or without a margin, maybe enlarged;
+    or presented as the world variants are (box-normalised to 8–32 px, cropped, …)."""
     ink = bitmap.astype(np.float32)
+    if rng.random() < 0.5:
+        return _presented(ink, rng)
     if rng.random() < 0.5:
         pad = int(rng.integers(1, 10))
         ink = d.padded(ink, pad, pad, pad, pad)
@@ -280,6 +297,21 @@ def network_input(grey: np.ndarray) -> np.ndarray | None:
         return None
 
 
+def one_upright_bar(network_input: np.ndarray) -> bool:
+    """Whether an input is one solid upright bar: a 1 to any reader, whatever was
+    drawn (a tall box or a long ellipse in a generated scene, 5 % of them)."""
+    ink = network_input > 0.3
+    labels, count = ndimage.label(ink)
+    if count == 0:
+        return False
+    sizes = ndimage.sum(ink, labels, range(1, count + 1))
+    if sizes.max() < 0.9 * sizes.sum():
+        return False
+    rows, columns = np.nonzero(labels == int(np.argmax(sizes)) + 1)
+    height, width = np.ptp(rows) + 1, np.ptp(columns) + 1
+    return bool(height >= 2.5 * width and sizes.max() >= 0.6 * height * width)
+
+
 def negative_renderers(font_files: list[Path], digits: np.ndarray) -> list[tuple[float, Callable]]:
     """(share, render(rng) -> grey) for each kind of non-digit."""
     return [
@@ -302,7 +334,8 @@ def _render_chunk(job: tuple) -> tuple[np.ndarray, np.ndarray]:
         shares = np.array([share for share, _ in renderers])
         for _ in range(items):
             render = renderers[int(rng.choice(len(renderers), p=shares / shares.sum()))][1]
-            inputs.append(network_input(render(rng)))
+            drawn = network_input(render(rng))
+            inputs.append(None if drawn is None or one_upright_bar(drawn) else drawn)
             labels.append(NOT_A_DIGIT)
     else:
         render = {"world": world_variant, "pen": pen_variant, "bitmap": bitmap_variant}[kind]
@@ -331,7 +364,8 @@ class Extras:
 
 
 WORLD_VARIANTS = 2  # world variants rendered per MNIST training digit
-NEGATIVES_PER_DIGIT = 0.7  # non-digits rendered per MNIST training digit
+REAL_VARIANTS = 2  # variants rendered per pendigits trajectory and per optdigits bitmap
+NEGATIVES_PER_DIGIT = 0.9  # non-digits rendered per MNIST training digit
 
 
 def _negative_jobs(count: int, seed: int, font_files: list[Path], digits: np.ndarray) -> list:
@@ -371,8 +405,8 @@ def training_extras(training, real, seed: int, workers: int | None = None) -> Ex
             "world variants of MNIST training digits": chunked(
                 "world", digits * WORLD_VARIANTS, seed
             ),
-            "pendigits training writers": chunked("pen", pens, seed + 1),
-            "optdigits training writers": chunked("bitmap", bitmaps, seed + 2),
+            "pendigits training writers": chunked("pen", pens * REAL_VARIANTS, seed + 1),
+            "optdigits training writers": chunked("bitmap", bitmaps * REAL_VARIANTS, seed + 2),
             "not a digit": _negative_jobs(negatives, seed, fonts(training=True), training.images),
         },
         workers,

@@ -219,7 +219,8 @@ def not_digits(
     count: int, seed: int, mnist_digits: np.ndarray, fonts: list[Path]
 ) -> Iterator[Sample]:
     """Non-digits kept apart from training: ``fonts`` of other families
-    (``augment.fonts(training=False)``), other seeds."""
+    (``augment.fonts(training=False)``), other seeds. As in training, one that
+    normalises to one solid upright bar is drawn again: that is a 1."""
     from model import augment
 
     kinds = {
@@ -232,8 +233,14 @@ def not_digits(
     }
     for offset, (kind, render) in enumerate(kinds.items()):
         rng = np.random.default_rng(10_000 + seed * 100 + offset)
-        for _ in range(count):
-            yield Sample(kind, NOT_A_DIGIT, png(render(rng)))
+        drawn = 0
+        while drawn < count:
+            grey = render(rng)
+            seen = augment.network_input(grey)
+            if seen is not None and augment.one_upright_bar(seen):
+                continue  # a 1 to any reader, as in training
+            drawn += 1
+            yield Sample(kind, NOT_A_DIGIT, png(grey))
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,18 @@ def test_a_tight_crop_with_a_speck_inside_keeps_the_digit() -> None:
     assert rows[-1] - rows[0] + 1 == 20  # the 7 fills the box, not the speck
 
 
+@pytest.mark.parametrize("width", [3, 8, 16, 30])
+@pytest.mark.parametrize("lean", [0, 8], ids=["upright", "leaning"])
+def test_a_one_written_as_one_straight_stroke(client: TestClient, width: int, lean: int) -> None:
+    """The commonest 1 of all: a solid bar is no symbol (scenes whose boxes normalise
+    to such a bar are kept out of the non-digits the network learns)."""
+    ink = pen_digit([[(50 + lean, 10), (50 - lean, 90)]], size=280, width=width)
+    assert read(client, as_upload(ink)) == 1
+    bar = np.zeros((28, 28), dtype=np.float32)
+    bar[4:24, 12:16] = 1.0
+    assert read(client, as_upload(bar, dark_ink=False)) == 1
+
+
 @pytest.mark.parametrize("side", [32, 16])
 def test_a_stretched_binarised_one_with_a_flag_and_a_foot(client: TestClient, side: int) -> None:
     """As optdigits and postal scans store a 1: stretched to fill its box, 1-bit."""

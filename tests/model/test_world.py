@@ -20,15 +20,16 @@ PER_KIND = 150
 # What docs/model.md claims per kind (share read correctly), from `python -m model.world
 # --count 300` on the shipped model; below the targets where the table says so.
 CLAIMED = {
-    "16x16": 0.95,
+    "16x16": 0.97,
     "hairline": 0.97,
-    "pendigits": 0.97,
-    "optdigits": 0.98,
-    "load_digits": 0.96,
+    "faint photo": 0.96,
+    "pendigits": 0.98,
+    "optdigits": 0.99,
+    "load_digits": 0.98,
 }
 CLAIMED_OTHERWISE = 0.98  # tight crops, marker, slant
 MAX_REFUSED = 0.03  # real digits refused, per kind
-MAX_NON_DIGITS_ANSWERED = 0.10  # per kind of non-digit
+MAX_NON_DIGITS_ANSWERED = 0.07  # per kind of non-digit
 MIN_AUROC = 0.99
 
 

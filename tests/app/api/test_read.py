@@ -99,8 +99,8 @@ def test_gaps_of_any_width(client: TestClient, gap: float) -> None:
             -0.3,
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="known miss: the shipped network gives the cut-off 1 a digit score "
-                "of 0.39 and the whole pair 0.54 as a 2, so the pair reads 2 (docs/api.md)",
+                reason="known miss: the shipped network reads the pair as one 2, the "
+                "cut-off 1 scoring low as a digit (docs/api.md)",
             ),
         ),
     ],

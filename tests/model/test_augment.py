@@ -1,0 +1,48 @@
+"""Training variants of the real writers' digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from model import augment, realdigits
+from tests.model.test_realdigits import PEN_FILE, gz
+
+
+def test_a_rewritten_digit_keeps_its_strokes_shapes(tmp_path: Path) -> None:
+    seven, four = realdigits.read_pendigits(gz(tmp_path / "pen.gz", PEN_FILE))
+    rng = np.random.default_rng(3)
+    stretches, offsets = [], []
+    for _ in range(50):
+        one = augment.rewritten(seven, rng)
+        assert one.label == 7 and len(one.strokes) == 1
+        (original,), (stroke,) = seven.strokes, one.strokes
+        # One stroke: only narrower or wider.
+        np.testing.assert_allclose(stroke[:, 1], original[:, 1])
+        stretch = (stroke[1, 0] - stroke[0, 0]) / (original[1, 0] - original[0, 0])
+        np.testing.assert_allclose(stroke[:, 0], original[:, 0] * stretch, rtol=1e-5)
+        stretches.append(stretch)
+        two = augment.rewritten(four, rng)
+        assert two.label == 4 and len(two.strokes) == 2
+        # Each stroke moves as a whole, by a few percent of the digit's size.
+        moved = [new[:, 1] - old[:, 1] for new, old in zip(two.strokes, four.strokes, strict=True)]
+        for shift in moved:
+            np.testing.assert_allclose(shift, shift[0], atol=1e-3)
+        offsets.append(abs(moved[0][0] - moved[1][0]))
+    assert 0.75 <= min(stretches) < 0.9 and 1.15 < max(stretches) <= 1.3
+    assert 0 < np.median(offsets) < 0.1 * 300  # the 4 is 300 tablet units tall
+
+
+def test_a_non_digit_that_is_one_upright_bar_is_a_one(mnist) -> None:
+    """Left out of the non-digits: a tall box or a long ellipse in a generated scene
+    normalises to what a 1 written as one stroke normalises to."""
+    bar = np.zeros((28, 28), dtype=np.float32)
+    bar[4:24, 12:16] = 1.0
+    assert augment.one_upright_bar(bar)
+    ones = mnist.train.images[mnist.train.labels == 1][:500].astype(np.float32) / 255
+    others = mnist.train.images[mnist.train.labels != 1][:500].astype(np.float32) / 255
+    assert np.mean([augment.one_upright_bar(x) for x in ones]) > 0.1
+    assert not any(augment.one_upright_bar(x) for x in others)
+    assert not augment.one_upright_bar(bar.T)  # lying down: a dash, no 1
+    assert not augment.one_upright_bar(np.zeros((28, 28), dtype=np.float32))
