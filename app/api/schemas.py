@@ -20,7 +20,7 @@ class Prediction(BaseModel):
                     "confidence": 0.9962,
                     "probabilities": EXAMPLE_PROBABILITIES,
                     "digit_score": 0.9991,
-                    "model_version": "digitnet-2026-12-02-s1",
+                    "model_version": "digitnet-2026-12-03-s1",
                 }
             ]
         }
