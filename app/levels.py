@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 OTSU_SAMPLE = 4096  # Otsu looks at this many of the sorted values, evenly spaced
+MAD_TO_SIGMA = 1.4826  # a normal spread's standard deviation per median distance
 
 
 def quantile(ascending: np.ndarray, fraction: float) -> float:

@@ -112,15 +112,24 @@ def uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float, ink: float) 
     )
 
 
+def _reduced(grey: np.ndarray) -> np.ndarray:
+    """The image reduced (box filter) so that its longer side is BACKGROUND_SIDE."""
+    height, width = grey.shape
+    scale = BACKGROUND_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(
+        Image.fromarray(grey, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32
+    )
+
+
 def evened(grey: np.ndarray) -> np.ndarray:
     """The image with light that varies smoothly over it taken away: less a
     quadratic surface fitted to its paper (least squares on the image reduced to
     BACKGROUND_SIDE, refitted without the pixels far from the first fit: the
     strokes), plus the surface's median level."""
     height, width = grey.shape
-    scale = BACKGROUND_SIDE / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = np.asarray(Image.fromarray(grey, mode="F").resize(size, Image.Resampling.BOX))
+    small = _reduced(grey)
+    size = small.shape[1], small.shape[0]
 
     def terms(rows: np.ndarray, columns: np.ndarray) -> list[np.ndarray]:
         return [np.ones_like(rows), rows, columns, rows * rows, rows * columns, columns * columns]
@@ -132,7 +141,7 @@ def evened(grey: np.ndarray) -> np.ndarray:
         weights = np.linalg.lstsq(fit[kept], values[kept], rcond=None)[0]
         residual = values - fit @ weights
         deviation = np.median(np.abs(residual - np.median(residual)))
-        kept = np.abs(residual) <= 3.0 * 1.4826 * deviation + 1.0
+        kept = np.abs(residual) <= 3.0 * levels.MAD_TO_SIGMA * deviation + 1.0
     rows = ((np.arange(height, dtype=np.float32) + 0.5) / height - 0.5 / size[1])[:, None]
     columns = ((np.arange(width, dtype=np.float32) + 0.5) / width - 0.5 / size[0])[None, :]
     surface = sum(np.float32(w) * t for w, t in zip(weights, terms(rows, columns), strict=True))
@@ -142,11 +151,7 @@ def evened(grey: np.ndarray) -> np.ndarray:
 def background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
     """A smooth per-pixel estimate of the paper (or screen) without the strokes."""
     height, width = grey.shape
-    scale = BACKGROUND_SIDE / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = np.asarray(
-        Image.fromarray(grey, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32
-    )
+    small = _reduced(grey)
     # A closing (an opening for light ink) erases strokes narrower than the
     # window, up to a fifth of the image, and keeps the slow variation of the light.
     morphology = ndimage.grey_closing if dark_ink else ndimage.grey_opening

@@ -287,10 +287,11 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
 
 def _only_noise(ordered: np.ndarray) -> bool:
     """Whether nothing stands MIN_CONTRAST past the noise floor (as ``_contrast``
-    measures it: most pixels are paper) on either side of the median."""
+    measures it on a photo: most pixels are paper) on either side of the median."""
     median = levels.quantile(ordered, 0.5)
-    floor = 4.0 * 1.4826 * levels.median_distance(ordered, median)
-    return max(float(ordered[-1]) - median, median - float(ordered[0])) - floor < MIN_CONTRAST
+    floor = _noise_floor(median, levels.median_distance(ordered, median))
+    farthest = max(float(ordered[-1]) - median, median - float(ordered[0]))
+    return median + farthest - floor < MIN_CONTRAST
 
 
 def _contrast(
@@ -319,7 +320,12 @@ def _contrast(
         if dark_ink:
             deviation *= 255.0 / max(background, 1.0)
     # Noise floor from the background's own spread: 0 for clean images like MNIST.
-    return ink, ordered, median + 4.0 * 1.4826 * deviation
+    return ink, ordered, _noise_floor(median, deviation)
+
+
+def _noise_floor(median: float, deviation: float) -> float:
+    """Four standard deviations of the paper's noise past its median level."""
+    return median + 4.0 * levels.MAD_TO_SIGMA * deviation
 
 
 def ink_map(grey: np.ndarray) -> np.ndarray:
