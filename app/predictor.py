@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app import fast_path, heif, preprocessing, rejection, segmentation
+from app import fast_path, heif, preprocessing, rejection, second_look, segmentation
 from app.batching import MicroBatcher
 from app.config import Settings
 from app.inference import DigitClassifier
@@ -78,7 +78,7 @@ class Predictor:
         self._large_images = asyncio.Semaphore(settings.large_image_concurrency)
         self._on_inference = on_inference
         self.batcher = MicroBatcher(
-            self._infer,
+            self._looked,
             max_size=settings.batch_max_size,
             max_wait=settings.batch_max_wait_ms / 1000.0,
             on_batch=on_batch,
@@ -92,6 +92,12 @@ class Predictor:
         outputs = self.classifier.outputs(batch)
         self._on_inference(time.perf_counter() - started)
         return outputs
+
+    def _looked(self, batch: np.ndarray) -> np.ndarray:
+        """The outputs for a batch of single digits, a second look at those the network
+        is unsure of included (``app.second_look``)."""
+        first = self._infer(batch)
+        return second_look.outputs(batch, first, self._infer, self.classifier.temperature)
 
     def _score(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Network inputs -> calibrated digit probabilities and digit scores (timed)."""
@@ -165,9 +171,9 @@ class Predictor:
 
     async def infer(self, batch: np.ndarray) -> np.ndarray:
         """Network inputs (n, 28, 28, 1) -> the (n, 10) calibrated digit probabilities
-        ``DigitClassifier.predict`` gives, from one timed network call in a thread.
+        ``/predict`` answers (the second look included), computed in a thread.
         Nothing is refused: the caller gets the probabilities of whatever it sent."""
-        return self.classifier.interpret(await run_in_threadpool(self._infer, batch))[0]
+        return self.classifier.interpret(await run_in_threadpool(self._looked, batch))[0]
 
     async def read(self, data: bytes) -> Reading:
         """Bytes of one line of digits -> its digits, left to right, and its other
@@ -198,7 +204,7 @@ class Predictor:
         readable = [outcome for outcome in outcomes if isinstance(outcome, Normalized)]
         outputs = iter(
             await run_in_threadpool(
-                self._infer, np.stack([outcome.network_input for outcome in readable])
+                self._looked, np.stack([outcome.network_input for outcome in readable])
             )
             if readable
             else []

@@ -2,6 +2,7 @@
 
     python -m model.world [--count 500] [--realdigits DIR] [--data DIR] [--json FILE]
     python -m model.world --pen-writers    # every pendigits test digit, per writer
+    python -m model.world --second-look    # MNIST test read with and without it
 
 Two families of uploads, each sent as a PNG through the service's own code:
 
@@ -301,6 +302,7 @@ def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
 
 def service_reader(classifier=None) -> Callable[[list[bytes]], list[Reading]]:
     """The service's preprocessing, network and threshold, in-process."""
+    from app import second_look
     from app.preprocessing import Limits, PreprocessingError, preprocess
     from app.rejection import refusal
 
@@ -318,7 +320,8 @@ def service_reader(classifier=None) -> Callable[[list[bytes]], list[Reading]]:
                 inputs.append(None)
         readable = [x for x in inputs if x is not None]
         if readable:
-            probabilities, scores = classifier.interpret(classifier.outputs(np.stack(readable)))
+            outputs = second_look.read(classifier, np.stack(readable))
+            probabilities, scores = classifier.interpret(outputs)
         answers = iter(range(len(readable)))
         readings = []
         for content, x in zip(contents, inputs, strict=True):
@@ -331,6 +334,36 @@ def service_reader(classifier=None) -> Callable[[list[bytes]], list[Reading]]:
         return readings
 
     return read
+
+
+def second_look_on_mnist_test(mnist: data.Mnist, classifier=None) -> dict:
+    """The whole MNIST test set as the network takes it (``model.evaluate``'s input),
+    read by the network alone and with ``app.second_look``: accuracy, refused, and
+    how many digits were looked at again."""
+    from app import second_look
+    from app.inference import load_configured
+    from model.evaluate import as_network_input
+
+    classifier = classifier or load_configured()
+    inputs, labels = as_network_input(mnist.test.images), mnist.test.labels
+    first = classifier.outputs(inputs)
+    report = {
+        "count": len(labels),
+        "looked at again": len(second_look.unsure(first, classifier.temperature)),
+    }
+    for name, outputs in (
+        ("network alone", first),
+        (
+            "with the second look",
+            second_look.outputs(inputs, first, classifier.outputs, classifier.temperature),
+        ),
+    ):
+        probabilities, scores = classifier.interpret(outputs)
+        report[name] = {
+            "accuracy": round(float((probabilities.argmax(axis=1) == labels).mean()), 5),
+            "refused": round(float((scores < classifier.reject_below).mean()), 5),
+        }
+    return report
 
 
 def markdown(report: dict) -> str:
@@ -379,7 +412,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only every pendigits test digit on a canvas, per writer",
     )
+    parser.add_argument(
+        "--second-look",
+        action="store_true",
+        help="only the MNIST test set, read with and without app.second_look",
+    )
     args = parser.parse_args(argv)
+    if args.second_look:
+        print(json.dumps(second_look_on_mnist_test(data.load(args.data)), indent=2))
+        return 0
     if args.pen_writers:
         report = pen_writers(realdigits.load(args.realdigits).pen_test, service_reader())
         for writer, row in report.items():
