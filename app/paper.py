@@ -18,6 +18,8 @@ CLEAN_PAPER_SPREAD = 3.0  # ... and its clean quartile by this much
 BACKGROUND_SIDE = 64  # a varying paper is estimated at this size
 SHADOW_INK = 96.0  # ink this far past Otsu's threshold is a pen's, not a shadow's or a scene's
 SMOOTH_LIGHT_SPAN = 64.0  # an image spanning fewer grey levels may be blank paper in uneven light
+FAINT_SPAN = 128.0  # one spanning fewer is evened too when its paper about the light's ...
+FAINT_NOISE = 6.0  # ... surface spreads less than this: a faint pencil, not a crop of ink
 
 
 def corners_dark(grey: np.ndarray, threshold: float) -> float:
@@ -122,11 +124,13 @@ def _reduced(grey: np.ndarray) -> np.ndarray:
     )
 
 
-def evened(grey: np.ndarray) -> np.ndarray:
+def evened(grey: np.ndarray, noisiest: float = np.inf) -> np.ndarray | None:
     """The image with light that varies smoothly over it taken away: less a
     quadratic surface fitted to its paper (least squares on the image reduced to
     BACKGROUND_SIDE, refitted without the pixels far from the first fit: the
-    strokes), plus the surface's median level."""
+    strokes), plus the surface's median level. None when the pixels it fits spread
+    more than ``noisiest`` grey levels (a standard deviation) about it: then it is
+    not paper with a few strokes."""
     height, width = grey.shape
     small = _reduced(grey)
     size = small.shape[1], small.shape[0]
@@ -142,6 +146,8 @@ def evened(grey: np.ndarray) -> np.ndarray:
         residual = values - fit @ weights
         deviation = np.median(np.abs(residual - np.median(residual)))
         kept = np.abs(residual) <= 3.0 * levels.MAD_TO_SIGMA * deviation + 1.0
+    if levels.MAD_TO_SIGMA * deviation > noisiest:
+        return None
     rows = ((np.arange(height, dtype=np.float32) + 0.5) / height - 0.5 / size[1])[:, None]
     columns = ((np.arange(width, dtype=np.float32) + 0.5) / width - 0.5 / size[0])[None, :]
     surface = sum(np.float32(w) * t for w, t in zip(weights, terms(rows, columns), strict=True))

@@ -241,10 +241,15 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     darkest, brightest = levels.quantile(ordered, 0.001), levels.quantile(ordered, 0.999)
     if brightest - darkest < MIN_CONTRAST:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
-    if brightest - darkest < paper.SMOOTH_LIGHT_SPAN and min(grey.shape) >= FLATTEN_MIN_SIDE:
+    span = brightest - darkest
+    evened = None
+    if span < paper.FAINT_SPAN and min(grey.shape) >= FLATTEN_MIN_SIDE:
         # A faint photo: light varying gently over it would be split by Otsu (its
         # darker half taken for ink), so it is taken away first.
-        grey = paper.evened(grey)
+        faint = span < paper.SMOOTH_LIGHT_SPAN
+        evened = paper.evened(grey, np.inf if faint else paper.FAINT_NOISE)
+    if evened is not None:
+        grey = evened
         ordered = np.sort(grey, axis=None)
         darkest, brightest = levels.quantile(ordered, 0.001), levels.quantile(ordered, 0.999)
         if _only_noise(ordered):

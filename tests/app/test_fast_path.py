@@ -75,7 +75,8 @@ def test_mnist_like_pngs_both_polarities(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_grey_paper_colour_and_margins(seed: int) -> None:
-    digit = mnist_like(100 + seed).astype(np.float32) / 255.0
+    digit = mnist_like(100 + seed).astype(np.float32)
+    digit /= digit.max()  # the full contrast: a faint one may be evened (below)
     paper, ink = (200.0, 40.0) if seed % 2 else (30.0, 230.0)
     grey = np.rint(paper + (ink - paper) * digit).astype(np.uint8)
     grey = np.pad(grey, (seed % 4) * 6, constant_values=int(paper))  # 28 to 64 px a side
@@ -84,6 +85,22 @@ def test_grey_paper_colour_and_margins(seed: int) -> None:
     assert_fast_and_identical(png_bytes(Image.fromarray(grey).convert("LA")))
     tinted = np.stack([grey, np.clip(grey.astype(int) + 9, 0, 255).astype(np.uint8), grey], -1)
     assert_fast_and_identical(png_bytes(tinted))  # colour: Pillow's grey conversion
+
+
+@pytest.mark.parametrize("side", [48, 64])
+def test_a_faint_image_of_56_px_or_more_takes_the_general_path(side: int) -> None:
+    """Its light may be evened first (``paper.evened``), which the fast path does not do."""
+    digit = mnist_like(3).astype(np.float32) / 255.0
+    grey = np.pad(
+        np.rint(200 - 90 * digit / digit.max()).astype(np.uint8),
+        (side - 28) // 2,
+        constant_values=200,
+    )
+    data = png_bytes(grey)
+    if side >= preprocessing.FLATTEN_MIN_SIDE:
+        not_fast(data)
+    else:
+        assert_fast_and_identical(data)
 
 
 @pytest.mark.parametrize("seed", range(10))

@@ -424,6 +424,32 @@ def test_a_faint_digit_in_uneven_light_is_read() -> None:
     assert difference(preprocess(png_bytes(faint)), clean) < 0.06
 
 
+@pytest.mark.parametrize("seed", [6, 47, 103, 146, 224, 225])
+def test_a_pencil_digit_whose_light_spans_more_is_evened_too(seed: int) -> None:
+    """``model.world``'s faint photos of a drawn 7 whose ink and light together span
+    over SMOOTH_LIGHT_SPAN grey levels, and whose sides' paper does not tell uneven
+    light: the darker part of the page was kept as ink (a wedge beside the 7)."""
+    from model import world
+
+    seven = np.asarray(stroke_digit(112, 16, 255, 0).resize((28, 28), Image.Resampling.BOX))
+    photo = world.faint_photo(seven, np.random.default_rng(seed))
+    clean = preprocess(png_bytes(stroke_digit(240, 14)))
+    assert difference(preprocess(png_bytes(Image.fromarray(photo))), clean) < 0.08
+
+
+def test_a_grey_marker_digit_cropped_tight_keeps_its_strokes() -> None:
+    """A crop that is mostly ink spans as few grey levels as a faint photo, but its
+    paper does not fit a smooth light: it is not evened (evening took the strokes
+    for light, and the crop was refused as blank)."""
+    digit = np.asarray(stroke_digit(120, 22, 255, 0), dtype=np.float32) / 255
+    rows, columns = np.nonzero(digit > 0.5)
+    crop = digit[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    grey = 200 - 100 * crop + np.random.default_rng(0).normal(0, 2, crop.shape)
+    heavy = preprocess(png_bytes(Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8))))
+    clean = preprocess(png_bytes(Image.fromarray((255 - 255 * crop).astype(np.uint8))))
+    assert difference(heavy, clean) < 0.06
+
+
 def test_input_png_round_trip() -> None:
     result = preprocess(png_bytes(stroke_digit()))
     decoded = Image.open(io.BytesIO(base64.b64decode(preprocessing.input_png_base64(result))))

@@ -22,7 +22,7 @@ PER_KIND = 150
 CLAIMED = {
     "16x16": 0.97,
     "hairline": 0.97,
-    "faint photo": 0.96,
+    "faint photo": 0.98,
     "pendigits": 0.98,
     "optdigits": 0.99,
     "load_digits": 0.99,
