@@ -90,8 +90,10 @@ def combined(outputs: np.ndarray) -> np.ndarray:
 def outputs(inputs: np.ndarray, first: np.ndarray, run: Run, temperature: float) -> np.ndarray:
     """The network's outputs ``first`` for ``inputs`` (n, 28, 28, 1), each unsure one
     replaced by its readings combined; the variants of all go through ``run`` at once."""
+    if first.shape[1] <= calibration.NUM_DIGITS:  # no digit score to combine: as it is
+        return first
     looked = unsure(first, temperature)
-    if looked.size == 0 or first.shape[1] <= calibration.NUM_DIGITS:
+    if looked.size == 0:
         return first
     views = np.concatenate([_views(inputs[i].reshape(INPUT_SIZE, INPUT_SIZE)) for i in looked])
     more = run(views[..., np.newaxis]).reshape(looked.size, len(VARIANTS), -1)
