@@ -338,8 +338,8 @@ def service_reader(classifier=None) -> Callable[[list[bytes]], list[Reading]]:
 
 def second_look_on_mnist_test(mnist: data.Mnist, classifier=None) -> dict:
     """The whole MNIST test set as the network takes it (``model.evaluate``'s input),
-    read by the network alone and with ``app.second_look``: accuracy, refused, and
-    how many digits were looked at again."""
+    read by the network alone and with ``app.second_look``: accuracy, refused, the
+    calibration error, and how many digits were looked at again."""
     from app import second_look
     from app.inference import load_configured
     from model.evaluate import as_network_input
@@ -362,6 +362,7 @@ def second_look_on_mnist_test(mnist: data.Mnist, classifier=None) -> dict:
         report[name] = {
             "accuracy": round(float((probabilities.argmax(axis=1) == labels).mean()), 5),
             "refused": round(float((scores < classifier.reject_below).mean()), 5),
+            "ece": round(calibration.expected_calibration_error(probabilities, labels), 5),
         }
     return report
 

@@ -91,3 +91,13 @@ def test_non_digits_are_refused(report: dict) -> None:
     }
     assert not answered, answered
     assert report["auroc"] >= MIN_AUROC
+
+
+@pytest.mark.slow
+def test_the_second_look_reads_more_of_mnist_test(client: TestClient, mnist: data.Mnist) -> None:
+    """``--second-look``: the MNIST test set read with it, against the network alone."""
+    report = world.second_look_on_mnist_test(mnist, client.app.state.predictor.classifier)
+    alone, looked = report["network alone"], report["with the second look"]
+    assert report["count"] == 10_000 and 0 < report["looked at again"] < 200
+    assert looked["accuracy"] > alone["accuracy"] and looked["accuracy"] >= 0.996
+    assert looked["refused"] <= 0.001 and looked["ece"] <= 0.005
