@@ -52,6 +52,7 @@ MIN_CONTRAST = 16.0  # grey levels between background and ink, out of 255
 STROKE_CORE_QUANTILE = 0.9  # stroke pixels above this quantile are full ink
 FAINT_INK = 0.1  # of full ink: fainter pixels join no strokes (broken strokes' bridges)
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are noise
+LONG_FRACTION = 0.2  # ... unless this long against it (a hairline's piece)
 FLATTEN_MIN_SIDE = 56  # images at least this big get a per-pixel background
 INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
@@ -369,6 +370,15 @@ def digit_ink(strength: InkStrength) -> np.ndarray:
         prefer_inside = inside.max() >= INSIDE_DOMINANCE * masses.max()
         candidates = inside if prefer_inside else masses
         keep = candidates >= SPECK_FRACTION * candidates.max()
+        if not keep.all():
+            # A hairline broken where the pen skipped: its pieces are light but long
+            # (against the heaviest blob's longer side), where specks and grain are
+            # small every way.
+            extents = np.array(
+                [max(b.stop - b.start for b in box) for box in ndimage.find_objects(labels, count)]
+            )
+            reach = extents[int(np.argmax(candidates))]
+            keep |= (candidates > 0) & (extents >= LONG_FRACTION * reach)
         if not keep.all():
             strokes = np.isin(labels, np.flatnonzero(keep) + 1)
             count = 0  # something was dropped: clear what lies away from the strokes

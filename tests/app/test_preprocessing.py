@@ -227,6 +227,22 @@ def test_darker_dots_on_a_faint_stroke_are_part_of_it() -> None:
     assert np.abs(pressed - plain).sum() < 0.02 * plain.sum()
 
 
+def test_a_broken_hairline_beside_a_heavy_stroke_is_kept() -> None:
+    """A 7's bar drawn heavy and its stem a hairline the pen broke off: the stem holds
+    under SPECK_FRACTION of the bar's ink but is long, so it is no speck (it was
+    dropped, and the 7 read as a bar)."""
+    image = Image.new("L", (200, 200), 255)
+    draw = ImageDraw.Draw(image)
+    draw.line([(50, 40), (150, 40)], fill=0, width=30)
+    draw.line([(140, 75), (85, 170)], fill=60, width=1)
+    for x, y in ((30, 120), (170, 150), (60, 185)):  # specks: still dropped
+        draw.ellipse((x, y, x + 3, y + 3), fill=0)
+    network_input = preprocess(png_bytes(image))[..., 0]
+    stem = network_input[18:, :]  # under the bar, which fills rows 8-17
+    assert stem.sum() > 0.5 and np.count_nonzero(stem > 0.05) >= 8
+    assert network_input[18:, :10].sum() + network_input[:, 24:].sum() < 0.2  # no speck
+
+
 def test_strokes_fainter_than_the_bridges_are_still_strokes() -> None:
     """Joining strokes through faint pixels only adds to them: a stroke whose ink is
     under FAINT_INK (its threshold near the noise floor) stays, beside a heavier one."""

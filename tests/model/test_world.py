@@ -21,7 +21,7 @@ PER_KIND = 150
 # --count 300` on the shipped model; below the targets where the table says so.
 CLAIMED = {
     "16x16": 0.97,
-    "hairline": 0.97,
+    "hairline": 0.98,
     "faint photo": 0.98,
     "pendigits": 0.98,
     "optdigits": 0.99,
