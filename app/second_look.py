@@ -5,9 +5,9 @@ it also reads the input slightly turned (±8°), scaled (0.85 and 1.15 about the
 centre) and moved a pixel (VARIANTS), as a person would look again from another
 angle. The answer combines the six readings:
 
-- the digit probabilities are the geometric mean of the six readings' (the mean
-  of their log probabilities, renormalised), so a digit that only one view of a
-  hard input favours loses to one most views agree on;
+- the digit probabilities are the geometric mean of the six readings', squared
+  (SHARPEN) and renormalised, so a digit that only one view of a hard input
+  favours loses to one most views agree on;
 - the digit score is the least of the six: a letter or a scribble that looks like
   a digit from one view rarely does from every view.
 
@@ -28,6 +28,10 @@ from app import calibration
 from app.preprocessing import INPUT_SIZE
 
 UNSURE_BELOW = 0.8  # calibrated top probabilities under this get a second look
+# The six readings agree more than independent ones would: their geometric mean alone
+# was under-confident (unsure digits answered at 0.65 on average, 0.84 right); squared,
+# 0.82 (fitted on model.world's samples of one seed, held on another and float32).
+SHARPEN = 2.0
 # (degrees turned anticlockwise, scale, rows moved down, columns moved right)
 VARIANTS = (
     (8.0, 1.0, 0, 0),
@@ -75,11 +79,12 @@ def unsure(outputs: np.ndarray, temperature: float) -> np.ndarray:
 
 def combined(outputs: np.ndarray) -> np.ndarray:
     """Several readings' (k, 11) network outputs -> one (11,) output: the digits'
-    share the geometric mean of theirs, the "not a digit" share that of the least
-    digit score. ``calibration`` then reads from it the mean of the readings' log
-    probabilities (the geometric mean of their calibrated probabilities, renormalised)
-    and the least score."""
-    digits = np.exp(calibration.digit_logits(outputs).mean(axis=0))
+    share the geometric mean of theirs to the power SHARPEN, the "not a digit" share
+    that of the least digit score. ``calibration`` then reads from it SHARPEN times
+    the mean of the readings' log probabilities (their calibrated probabilities'
+    geometric mean to that power, renormalised) and the least score."""
+    logits = calibration.digit_logits(outputs).mean(axis=0)
+    digits = np.exp(SHARPEN * (logits - logits.max()))
     score = float(calibration.digit_score(outputs).min())
     one = np.empty(outputs.shape[1], dtype=np.float32)
     one[: calibration.NUM_DIGITS] = digits * (score / float(digits.sum()))

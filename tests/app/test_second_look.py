@@ -59,12 +59,13 @@ def test_only_the_unsure_are_looked_at_again_in_one_call():
     assert scores[1] == pytest.approx(0.91)  # the least of the six
 
 
-def test_combined_is_the_geometric_mean_of_the_calibrated_readings_and_the_least_score():
+def test_combined_is_the_sharpened_geometric_mean_of_the_readings_and_the_least_score():
     rng = np.random.default_rng(0)
     readings = rng.dirichlet(np.ones(11), size=6).astype(np.float32)
     one = second_look.combined(readings)
     temperature = 1.3
-    expected = np.exp(np.log(calibration.digit_probabilities(readings, temperature)).mean(axis=0))
+    calibrated = calibration.digit_probabilities(readings, temperature)
+    expected = np.exp(second_look.SHARPEN * np.log(calibrated).mean(axis=0))
     got = calibration.digit_probabilities(one[np.newaxis], temperature)[0]
     np.testing.assert_allclose(got, expected / expected.sum(), rtol=1e-4)
     assert calibration.digit_score(one[np.newaxis])[0] == pytest.approx(
