@@ -61,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings,
         on_batch=metrics.observe_batch,
         on_inference=metrics.observe_inference,
+        on_second_look=metrics.observe_second_looks,
     )
     await predictor.start()
     app.state.predictor = predictor

@@ -135,6 +135,12 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        self.second_looks = Counter(
+            "digits_second_looks",
+            "Inputs the network was unsure of, read five more times (app.second_look); "
+            "a rise against digits_predictions hints at uploads unlike the training data.",
+            registry=r,
+        )
         self.model_load = Gauge(
             "digits_model_load_seconds",
             "Time the served model took to load, convert if needed, and warm up.",
@@ -173,6 +179,9 @@ class Metrics:
 
     def observe_inference(self, seconds: float) -> None:
         self.inference.observe(seconds)
+
+    def observe_second_looks(self, count: int) -> None:
+        self.second_looks.inc(count)
 
     def observe_batch(self, size: int) -> None:
         self.batch_size.observe(size)

@@ -68,15 +68,18 @@ class Predictor:
         settings: Settings,
         on_batch: Callable[[int], None] | None = None,
         on_inference: Callable[[float], None] | None = None,
+        on_second_look: Callable[[int], None] | None = None,
     ):
         """``on_batch(size)`` after each micro-batch; ``on_inference(seconds)`` after
-        each network call (micro-batches and /predict/batch calls), in its thread."""
+        each network call (micro-batches and /predict/batch calls), in its thread;
+        ``on_second_look(count)`` when inputs the network is unsure of are read again."""
         self.classifier = classifier
         self.limits = preprocessing.Limits(max_pixels=settings.max_pixels)
         self.inline_max_pixels = settings.inline_max_pixels
         self.max_digits = settings.max_digits
         self._large_images = asyncio.Semaphore(settings.large_image_concurrency)
         self._on_inference = on_inference
+        self._on_second_look = on_second_look
         self.batcher = MicroBatcher(
             self._looked,
             max_size=settings.batch_max_size,
@@ -97,7 +100,8 @@ class Predictor:
         """The outputs for a batch of single digits, a second look at those the network
         is unsure of included (``app.second_look``)."""
         first = self._infer(batch)
-        return second_look.outputs(batch, first, self._infer, self.classifier.temperature)
+        temperature = self.classifier.temperature
+        return second_look.outputs(batch, first, self._infer, temperature, self._on_second_look)
 
     def _score(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Network inputs -> calibrated digit probabilities and digit scores (timed)."""

@@ -92,14 +92,23 @@ def combined(outputs: np.ndarray) -> np.ndarray:
     return one
 
 
-def outputs(inputs: np.ndarray, first: np.ndarray, run: Run, temperature: float) -> np.ndarray:
+def outputs(
+    inputs: np.ndarray,
+    first: np.ndarray,
+    run: Run,
+    temperature: float,
+    on_looked: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """The network's outputs ``first`` for ``inputs`` (n, 28, 28, 1), each unsure one
-    replaced by its readings combined; the variants of all go through ``run`` at once."""
+    replaced by its readings combined; the variants of all go through ``run`` at once.
+    ``on_looked(count)`` hears how many were looked at again, when any were."""
     if first.shape[1] <= calibration.NUM_DIGITS:  # no digit score to combine: as it is
         return first
     looked = unsure(first, temperature)
     if looked.size == 0:
         return first
+    if on_looked is not None:
+        on_looked(int(looked.size))
     views = np.concatenate([_views(inputs[i].reshape(INPUT_SIZE, INPUT_SIZE)) for i in looked])
     more = run(views[..., np.newaxis]).reshape(looked.size, len(VARIANTS), -1)
     result = first.copy()

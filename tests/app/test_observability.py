@@ -325,3 +325,27 @@ def test_histogram_buckets_are_the_documented_ones(fresh: TestClient, settings: 
     # Confidence is a probability; the answered digit's is at least a tenth.
     confidence = buckets(metrics, "digits_prediction_confidence")
     assert 0.1 <= confidence[0] and confidence[-1] < 1.0
+
+
+def u_shape() -> bytes:
+    """A printed U, which the network reads as a 0 at under 0.8: unsure."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (100, 100), 255)
+    points = [(25, 20), (25, 70), (50, 85), (75, 70), (75, 20)]
+    ImageDraw.Draw(image).line(points, fill=0, width=8, joint="curve")
+    return png_bytes(image)
+
+
+def test_second_looks_are_counted(fresh: TestClient) -> None:
+    def second_looks() -> float:
+        return value(samples(fresh.get("/metrics").text), "digits_second_looks_total")
+
+    before = second_looks()
+    assert fresh.post("/predict", files={"file": ("7.png", SEVEN, "image/png")}).status_code == 200
+    assert second_looks() == before  # sure: read once
+    response = fresh.post(
+        "/predict?reject=false", files={"file": ("u.png", u_shape(), "image/png")}
+    )
+    assert response.status_code == 200
+    assert second_looks() == before + 1
