@@ -25,7 +25,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from app import levels, paper, preprocessing
+from app import levels, preprocessing
 
 MAX_SIDE = 64  # 64 × 64 = levels.OTSU_SAMPLE: Otsu sees every pixel, as the histogram does
 MIN_SIDE = 3  # a border and something inside it
@@ -135,26 +135,26 @@ def _ink_strength(grey: np.ndarray) -> preprocessing.InkStrength | None:
     spread), so every pixel's ink follows from its level: the statistics are taken
     over the histogram and applied through 256-entry tables.
     """
-    paper_level = grey[0, 0]
+    paper = grey[0, 0]
     counts = np.bincount(grey.ravel(), minlength=256)
     present = counts.nonzero()[0]
     shown, shown_counts = GREY_LEVELS[present], counts[present]
     running = np.add.accumulate(shown_counts)
     darkest, brightest = levels.quantiles_of_counts(shown, running, (0.001, 0.999))
-    background = float(paper_level)
+    background = float(paper)
     if (
         brightest - darkest < preprocessing.MIN_CONTRAST
         or max(background - darkest, brightest - background) < preprocessing.MIN_CONTRAST
     ):
         return None  # no digit: the general path says so
-    if brightest - darkest < paper.FAINT_SPAN and min(grey.shape) >= preprocessing.FLATTEN_MIN_SIDE:
+    if preprocessing.may_even(brightest - darkest, grey.shape):
         return None  # the general path may even its light first (a faint photo)
     # The full path's paper is dark when its level is at most Otsu's threshold, which
     # lies between the darkest level and the brightest (exclusive): a paper at either
     # end (MNIST, most drawings) needs no threshold.
-    if paper_level == present[0]:
+    if paper == present[0]:
         dark_ink = False
-    elif paper_level == present[-1]:
+    elif paper == present[-1]:
         dark_ink = True
     else:
         dark_ink = background > levels.otsu_of_counts(shown, shown_counts)

@@ -244,7 +244,7 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
     span = brightest - darkest
     evened = None
-    if span < paper.FAINT_SPAN and min(grey.shape) >= FLATTEN_MIN_SIDE:
+    if may_even(span, grey.shape):
         # A faint photo: light varying gently over it would be split by Otsu (its
         # darker half taken for ink), so it is taken away first.
         faint = span < paper.SMOOTH_LIGHT_SPAN
@@ -289,6 +289,12 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     peak = levels.quantile(stroke_values, STROKE_CORE_QUANTILE)
     ink = unit_clipped((ink - floor) / (peak - floor))
     return InkStrength(ink, strokes, floor > 0.0 or flattened)
+
+
+def may_even(span: float, shape: tuple[int, ...]) -> bool:
+    """Whether ``ink_strength`` may even the light (``paper.evened``) of an image of
+    ``shape`` whose levels span ``span`` grey levels: a faint photo."""
+    return span < paper.FAINT_SPAN and min(shape) >= FLATTEN_MIN_SIDE
 
 
 def _only_noise(ordered: np.ndarray) -> bool:
