@@ -347,17 +347,12 @@ def second_look_on_mnist_test(mnist: data.Mnist, classifier=None) -> dict:
     classifier = classifier or load_configured()
     inputs, labels = as_network_input(mnist.test.images), mnist.test.labels
     first = classifier.outputs(inputs)
-    report = {
-        "count": len(labels),
-        "looked at again": len(second_look.unsure(first, classifier.temperature)),
-    }
-    for name, outputs in (
-        ("network alone", first),
-        (
-            "with the second look",
-            second_look.outputs(inputs, first, classifier.outputs, classifier.temperature),
-        ),
-    ):
+    looked = [0]  # how many the second look took, as the service's metric hears it
+    again = second_look.outputs(
+        inputs, first, classifier.outputs, classifier.temperature, looked.append
+    )
+    report = {"count": len(labels), "looked at again": looked[-1]}
+    for name, outputs in (("network alone", first), ("with the second look", again)):
         probabilities, scores = classifier.interpret(outputs)
         report[name] = {
             "accuracy": round(float((probabilities.argmax(axis=1) == labels).mean()), 5),
