@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from app import levels, preprocessing
+from app.paper import may_even
 
 MAX_SIDE = 64  # 64 × 64 = levels.OTSU_SAMPLE: Otsu sees every pixel, as the histogram does
 MIN_SIDE = 3  # a border and something inside it
@@ -147,7 +148,7 @@ def _ink_strength(grey: np.ndarray) -> preprocessing.InkStrength | None:
         or max(background - darkest, brightest - background) < preprocessing.MIN_CONTRAST
     ):
         return None  # no digit: the general path says so
-    if preprocessing.may_even(brightest - darkest, grey.shape):
+    if may_even(brightest - darkest, grey.shape):
         return None  # the general path may even its light first (a faint photo)
     # The full path's paper is dark when its level is at most Otsu's threshold, which
     # lies between the darkest level and the brightest (exclusive): a paper at either

@@ -15,6 +15,7 @@ BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is on
 CORNER = 0.1  # where ink touches the border, corner squares of this share of the side say too
 EVEN_PAPER_SPREAD = 8.0  # the light varies when the paper's level differs this much by side
 CLEAN_PAPER_SPREAD = 3.0  # ... and its clean quartile by this much
+FLATTEN_MIN_SIDE = 56  # images at least this big get a per-pixel background
 BACKGROUND_SIDE = 64  # a varying paper is estimated at this size
 SHADOW_INK = 96.0  # ink this far past Otsu's threshold is a pen's, not a shadow's or a scene's
 SMOOTH_LIGHT_SPAN = 64.0  # an image spanning fewer grey levels may be blank paper in uneven light
@@ -112,6 +113,12 @@ def uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float, ink: float) 
         and max(medians) - min(medians) > EVEN_PAPER_SPREAD
         and max(quartiles) - min(quartiles) > CLEAN_PAPER_SPREAD
     )
+
+
+def may_even(span: float, shape: tuple[int, ...]) -> bool:
+    """Whether ``preprocessing.ink_strength`` may even the light (``evened``) of an
+    image of ``shape`` whose levels span ``span`` grey levels: a faint photo."""
+    return span < FAINT_SPAN and min(shape) >= FLATTEN_MIN_SIDE
 
 
 def _reduced(grey: np.ndarray) -> np.ndarray:

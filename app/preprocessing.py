@@ -53,7 +53,6 @@ STROKE_CORE_QUANTILE = 0.9  # stroke pixels above this quantile are full ink
 FAINT_INK = 0.1  # of full ink: fainter pixels join no strokes (broken strokes' bridges)
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are noise
 LONG_FRACTION = 0.2  # ... unless this long against it (a hairline's piece)
-FLATTEN_MIN_SIDE = 56  # images at least this big get a per-pixel background
 INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
@@ -244,7 +243,7 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
     span = brightest - darkest
     evened = None
-    if may_even(span, grey.shape):
+    if paper.may_even(span, grey.shape):
         # A faint photo: light varying gently over it would be split by Otsu (its
         # darker half taken for ink), so it is taken away first.
         faint = span < paper.SMOOTH_LIGHT_SPAN
@@ -266,7 +265,7 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     # images (a scan, a canvas, a bitmap enlarged) keep one level: the per-pixel
     # estimate would eat the strokes of a digit that fills its frame.
     ink_level = brightest if paper_is_dark else darkest
-    flattened = min(grey.shape) >= FLATTEN_MIN_SIDE and paper.uneven(
+    flattened = min(grey.shape) >= paper.FLATTEN_MIN_SIDE and paper.uneven(
         grey, paper_is_dark, threshold, ink_level
     )
     measured = functools.partial(_contrast, grey, ordered, background, paper_shades, dark_ink)
@@ -289,12 +288,6 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     peak = levels.quantile(stroke_values, STROKE_CORE_QUANTILE)
     ink = unit_clipped((ink - floor) / (peak - floor))
     return InkStrength(ink, strokes, floor > 0.0 or flattened)
-
-
-def may_even(span: float, shape: tuple[int, ...]) -> bool:
-    """Whether ``ink_strength`` may even the light (``paper.evened``) of an image of
-    ``shape`` whose levels span ``span`` grey levels: a faint photo."""
-    return span < paper.FAINT_SPAN and min(shape) >= FLATTEN_MIN_SIDE
 
 
 def _only_noise(ordered: np.ndarray) -> bool:

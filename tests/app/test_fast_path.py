@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 
-from app import fast_path, levels, preprocessing
+from app import fast_path, levels, paper, preprocessing
 from tests.conftest import png_bytes
 
 LIMITS = preprocessing.Limits()
@@ -97,7 +97,7 @@ def test_a_faint_image_of_56_px_or_more_takes_the_general_path(side: int) -> Non
         constant_values=200,
     )
     data = png_bytes(grey)
-    if side >= preprocessing.FLATTEN_MIN_SIDE:
+    if side >= paper.FLATTEN_MIN_SIDE:
         not_fast(data)
     else:
         assert_fast_and_identical(data)
