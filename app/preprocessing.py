@@ -237,7 +237,7 @@ class InkStrength:
 
 def ink_strength(grey: np.ndarray) -> InkStrength:
     """Ink strength in [0, 1] per pixel and the stroke pixels; every mark is kept."""
-    ordered = np.sort(grey, axis=None)
+    ordered = levels.ascending(grey)
     darkest, brightest = levels.quantile(ordered, 0.001), levels.quantile(ordered, 0.999)
     if brightest - darkest < MIN_CONTRAST:
         raise NoDigitError("No digit found: the image is blank or a single colour.")

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from app.levels import median_distance
+from app.levels import ascending, median_distance
 from app.preprocessing import PreprocessingError, preprocess
 
 PROPERTY_SETTINGS = settings(
@@ -196,3 +196,26 @@ def test_median_distance_is_numpys_median_bit_for_bit(values, centre, pick) -> N
     for at in (centre, float(ascending[pick % ascending.size])):
         expected = float(np.median(np.abs(ascending - at)))
         assert median_distance(ascending, at) == expected
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.integers(min_value=0, max_value=255).map(float),  # an 8-bit image's levels
+            st.floats(min_value=-300, max_value=300, width=32),  # and anything else
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    whole=st.booleans(),
+)
+def test_ascending_sorts_as_numpy_does(values, whole) -> None:
+    """The image's sort, counted where every value is a whole grey level (``whole``:
+    all of them are), otherwise compared: numpy's order either way."""
+    grey = np.asarray(values, dtype=np.float32)
+    if whole:
+        grey = np.clip(np.abs(np.rint(np.nan_to_num(grey))), 0, 255)
+    got = ascending(grey.reshape(1, -1))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.sort(grey, axis=None))
