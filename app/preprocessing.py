@@ -311,7 +311,7 @@ def _contrast(
     ``flattened``), the same sorted, and the noise floor under which it is paper."""
     if flattened:
         ink = ink_contrast(grey, paper.background(grey, dark_ink), dark_ink)
-        ordered = np.sort(ink, axis=None)
+        ordered = levels.ascending_fine(ink)
         # Most of a photo is paper: the noise is what most pixels show.
         median = levels.quantile(ordered, 0.5)
         deviation = levels.median_distance(ordered, median)

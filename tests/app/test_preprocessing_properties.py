@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from app.levels import ascending, median_distance
+from app.levels import FINE, ascending, ascending_fine, median_distance
 from app.preprocessing import PreprocessingError, preprocess
 
 PROPERTY_SETTINGS = settings(
@@ -219,3 +219,15 @@ def test_ascending_sorts_as_numpy_does(values, whole) -> None:
     got = ascending(grey.reshape(1, -1))
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, np.sort(grey, axis=None))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(values=st.lists(st.floats(min_value=0, max_value=255, width=32), min_size=1, max_size=300))
+def test_a_photos_ink_is_sorted_to_a_fine_step(values) -> None:
+    """A flattened photo's ink statistics: its values in numpy's order, each cut
+    down by less than FINE (a 1/256th of a grey level), never raised."""
+    ink = np.asarray(values, dtype=np.float32).reshape(1, -1)
+    got, exact = ascending_fine(ink), np.sort(ink, axis=None)
+    assert got.shape == exact.shape
+    assert np.all(got <= exact)
+    assert np.all(exact - got < FINE)
