@@ -64,6 +64,7 @@ WIDE_PENALTY = 4.0  # log-prior per line height of width beyond WIDEST
 SHORT_PENALTY = 6.0  # log-prior per line height of height short of 0.55
 GAP_COST = 10.0  # log-prior per line height of gap inside one digit
 MAX_SLANT = 0.6  # the steepest lean of the writing considered, columns per row
+SLANT_STRIP = 0.5  # the slant is measured within strips this many line heights wide
 PIECE_COST = 0.4  # log-prior per digit: a split must be worth it
 
 
@@ -327,17 +328,29 @@ def _groups(blobs: components.Blobs, line: float) -> tuple[list[list[int]], list
     return groups, marks
 
 
-def _slant(groups: list[list[int]], blobs: components.Blobs) -> Slant:
-    """The line's slant: the pooled within-component regression of column on row."""
+def _slant(groups: list[list[int]], blobs: components.Blobs, line: float) -> Slant:
+    """The line's slant: the pooled regression of column on row within each
+    component's upright strips, SLANT_STRIP line heights wide (within a component
+    holding two touching digits, the one written higher would tilt the whole)."""
     covariance = variance = 0.0
+    width = max(1.0, SLANT_STRIP * line)
     for index in (i for group in groups for i in group):
         window = blobs.labels[
             blobs.top[index] : blobs.bottom[index], blobs.left[index] : blobs.right[index]
         ]
         rows, columns = np.nonzero(window == blobs.ids[index])
-        rows, columns = rows - rows.mean(), columns - columns.mean()
-        covariance += float((rows * columns).sum())
-        variance += float((rows * rows).sum())
+        strips = (columns / width).astype(np.int64)
+        count = np.bincount(strips).astype(np.float64)
+        used = count > 0
+        count = count[used]
+        row_sum = np.bincount(strips, rows)[used]
+        column_sum = np.bincount(strips, columns)[used]
+        covariance += float(
+            (np.bincount(strips, rows * columns)[used] - row_sum * column_sum / count).sum()
+        )
+        variance += float(
+            (np.bincount(strips, rows * rows)[used] - row_sum * row_sum / count).sum()
+        )
     slope = float(np.clip(-covariance / variance, -MAX_SLANT, MAX_SLANT)) if variance else 0.0
     tops = [int(blobs.top[i]) for group in groups for i in group]
     bottoms = [int(blobs.bottom[i]) for group in groups for i in group]
@@ -394,7 +407,7 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
     groups = [group for group in groups if not all(flat[i] for i in group)]
     if not groups:
         raise preprocessing.NoDigitError("No digit found: only marks that are not digits.")
-    slant = _slant(groups, blobs)
+    slant = _slant(groups, blobs, line)
     pieces, gaps = zip(*(_pieces(group, blobs, line, slant) for group in groups), strict=True)
     # How few digits the pieces can make: a bound checked before any work.
     least = sum(fewest_digits(each, line) for each in pieces)

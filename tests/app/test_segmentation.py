@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from app import candidates, components, preprocessing, segmentation
 from tests.app.handwriting import draw_number
@@ -266,3 +266,20 @@ def test_a_group_read_surely_whole_is_not_cut() -> None:
     (group,) = proposal.groups
     assert len(group.components) == 2
     assert batches[:2] == [1, 2] and len(batches) == 3 and batches[2] >= 1
+
+
+def test_the_slant_of_touching_digits_is_not_tilted_by_their_baseline() -> None:
+    """Two upright digits that touch, the second written higher: each stands
+    straight, so the writing does not lean, though the one blob they make runs
+    uphill (measured over the whole blob, its rise read as the steepest lean)."""
+    image = Image.new("L", (320, 260), 255)
+    draw = ImageDraw.Draw(image)
+    draw.line([(60, 60), (60, 200)], fill=0, width=10)  # upright, on the baseline
+    draw.line([(200, 20), (200, 160)], fill=0, width=10)  # upright, 40 px higher
+    draw.line([(60, 150), (200, 120)], fill=0, width=10)  # a stroke joins them
+    strength = preprocessing.ink_strength(preprocessing.grey_levels(image))
+    blobs, pen = components.find(strength.ink, strength.strokes)
+    line = components.line_height(blobs, pen)
+    groups, _ = segmentation._groups(blobs, line)
+    assert len(groups) == 1 and len(groups[0]) == 1  # one blob
+    assert abs(segmentation._slant(groups, blobs, line).slope) < 0.05
