@@ -15,7 +15,7 @@ from tests.model.test_world import lower_bound  # a one-sided 99.5 % normal boun
 COUNT = 240  # numbers of 2-8 digits, a third each with wide gaps, narrow gaps, a touching pair
 SEED = 7  # a draw no setting of the reading was chosen on
 # What docs/api.md reports (`python -m model.numbers --count 600`, seeds 0 and 1).
-CLAIMED = {"separated": 0.95, "touching": 0.70}
+CLAIMED = {"separated": 0.95, "touching": 0.75}
 
 
 @pytest.fixture(scope="module")
