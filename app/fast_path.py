@@ -38,7 +38,6 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # pixels it decodes nor their orientation (text and eXIf chunks can hold EXIF).
 INERT_CHUNKS = frozenset({b"sRGB", b"gAMA", b"cHRM", b"pHYs", b"iCCP", b"tIME"})
 MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}  # PNG colour type, 8 bits a sample
-GREY_LEVELS = np.arange(256, dtype=np.float32)
 DEFAULT_LIMITS = preprocessing.Limits()
 
 
@@ -139,7 +138,7 @@ def _ink_strength(grey: np.ndarray) -> preprocessing.InkStrength | None:
     paper = grey[0, 0]
     counts = np.bincount(grey.ravel(), minlength=256)
     present = counts.nonzero()[0]
-    shown, shown_counts = GREY_LEVELS[present], counts[present]
+    shown, shown_counts = levels.WHOLE_LEVELS[present], counts[present]
     running = np.add.accumulate(shown_counts)
     darkest, brightest = levels.quantiles_of_counts(shown, running, (0.001, 0.999))
     background = float(paper)
@@ -159,7 +158,7 @@ def _ink_strength(grey: np.ndarray) -> preprocessing.InkStrength | None:
         dark_ink = True
     else:
         dark_ink = background > levels.otsu_of_counts(shown, shown_counts)
-    contrast = preprocessing.ink_contrast(GREY_LEVELS, background, dark_ink)  # per level
+    contrast = preprocessing.ink_contrast(levels.WHOLE_LEVELS, background, dark_ink)  # per level
     ink_levels, ink_counts = contrast[present], shown_counts
     if dark_ink:  # ascending ink
         ink_levels, ink_counts = ink_levels[::-1], ink_counts[::-1]

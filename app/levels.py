@@ -7,7 +7,7 @@ import numpy as np
 
 OTSU_SAMPLE = 4096  # Otsu looks at this many of the sorted values, evenly spaced
 MAD_TO_SIGMA = 1.4826  # a normal spread's standard deviation per median distance
-WHOLE_LEVELS = np.arange(256, dtype=np.float32)
+WHOLE_LEVELS = np.arange(256, dtype=np.float32)  # every level of an 8-bit image
 FINE = 1.0 / 256.0  # the step of a photo's ink statistics, in grey levels
 FINE_LEVELS = np.arange(256 * 256, dtype=np.float32) * np.float32(FINE)
 
