@@ -340,17 +340,11 @@ def _slant(groups: list[list[int]], blobs: components.Blobs, line: float) -> Sla
         ]
         rows, columns = np.nonzero(window == blobs.ids[index])
         strips = (columns / width).astype(np.int64)
-        count = np.bincount(strips).astype(np.float64)
-        used = count > 0
-        count = count[used]
-        row_sum = np.bincount(strips, rows)[used]
-        column_sum = np.bincount(strips, columns)[used]
-        covariance += float(
-            (np.bincount(strips, rows * columns)[used] - row_sum * column_sum / count).sum()
-        )
-        variance += float(
-            (np.bincount(strips, rows * rows)[used] - row_sum * row_sum / count).sum()
-        )
+        count = np.maximum(np.bincount(strips), 1)
+        rows = rows - (np.bincount(strips, rows) / count)[strips]  # about each strip's mean
+        columns = columns - (np.bincount(strips, columns) / count)[strips]
+        covariance += float((rows * columns).sum())
+        variance += float((rows * rows).sum())
     slope = float(np.clip(-covariance / variance, -MAX_SLANT, MAX_SLANT)) if variance else 0.0
     tops = [int(blobs.top[i]) for group in groups for i in group]
     bottoms = [int(blobs.bottom[i]) for group in groups for i in group]
