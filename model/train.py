@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -37,6 +38,7 @@ from model.evaluate import as_network_input, evaluate
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts"
 CARD_NAME = "model_card.json"
+STEPS_PER_EXECUTION = 8
 REFUSE_SHARE = 0.002  # the share of validation digits the not-a-digit threshold refuses
 
 
@@ -65,6 +67,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="no world variants, real writers or non-digits (the network still has 11 outputs)",
     )
     parser.add_argument("--workers", type=int, help="processes rendering the extra images")
+    parser.add_argument(
+        "--extras",
+        type=Path,
+        help="reuse the extra images saved in this .npz; render and save them there if absent",
+    )
+    parser.add_argument(
+        "--render-only", action="store_true", help="render and save the --extras, then stop"
+    )
     return parser.parse_args(argv)
 
 
@@ -139,6 +149,22 @@ def save_plots(history: dict, confusion: list[list[int]], out: Path, name: str) 
     return [curves.name, confusion_path.name]
 
 
+def rendered_extras(args: argparse.Namespace, training, validation, mnist) -> tuple:
+    """(training extras, validation extras, the seconds rendering took): from --extras
+    when it holds them for this recipe, else rendered (and saved there)."""
+    wanted = augment.recipe(args.seed, args.validation_size, args.limit, mnist.checksums)
+    if args.extras and args.extras.exists():
+        return augment.load_extras(args.extras, wanted)
+    started = time.time()
+    real = realdigits.load(args.realdigits)
+    extras = augment.training_extras(training, real, args.seed, workers=args.workers)
+    held = augment.validation_extras(validation, args.seed, workers=args.workers)
+    seconds = round(time.time() - started, 1)
+    if args.extras:
+        augment.save_extras(args.extras, extras, held, wanted, seconds)
+    return extras, held, seconds
+
+
 def train(args: argparse.Namespace) -> dict:
     import keras
 
@@ -159,10 +185,12 @@ def train(args: argparse.Namespace) -> dict:
     x_train, y_train = as_network_input(training.images), training.labels.astype(np.int64)
     x_val, y_val = as_network_input(validation.images), validation.labels.astype(np.int64)
     sources = {"MNIST training split": len(y_train)}
+    render_seconds = None
     if not args.mnist_only:
-        real = realdigits.load(args.realdigits)
-        extras = augment.training_extras(training, real, args.seed, workers=args.workers)
-        held = augment.validation_extras(validation, args.seed, workers=args.workers)
+        extras, held, render_seconds = rendered_extras(args, training, validation, mnist)
+        if args.render_only:
+            print(f"extras in {args.extras}: {extras.counts}, {len(held.labels)} validation")
+            return {}
         sources |= extras.counts
         x_train = np.concatenate([x_train, extras.inputs[..., np.newaxis]])
         y_train = np.concatenate([y_train, extras.labels])
@@ -184,6 +212,9 @@ def train(args: argparse.Namespace) -> dict:
         optimizer=keras.optimizers.Adam(schedule),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        # Several batches per compiled call: the same updates, less Python between
+        # them (what keeps an accelerator busy with a network this small).
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
 
     # Train, keeping the weights of the epoch with the best validation accuracy.
@@ -261,6 +292,7 @@ def train(args: argparse.Namespace) -> dict:
             "validation_images": len(y_val),
             "validation_split": len(validation.labels),  # MNIST digits held out
             "wall_seconds": round(wall_seconds, 1),
+            "render_seconds": render_seconds,  # of the extras, wherever they were rendered
             "device": device_description(),
             "history": {k: [round(float(v), 5) for v in vs] for k, vs in history.items()},
         },
@@ -285,6 +317,10 @@ def train(args: argparse.Namespace) -> dict:
     print(f"wrote {model_path} and {args.out / CARD_NAME}")
 
     # Ship the LiteRT form the service runs, recorded in the card (make convert).
+    if importlib.util.find_spec("tensorflow") is None:  # trained with JAX on an accelerator
+        print("TensorFlow is not installed here: run `make convert` and "
+              "`python -m model.quantize --ship` where it is, before committing")  # fmt: skip
+        return json.loads((args.out / CARD_NAME).read_text())
     from app import inference
 
     litert = inference.ship(model_path)
@@ -331,7 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         train(args)
-    except (data.MnistDataError, realdigits.RealDigitsError, augment.MissingFontsError) as error:
+    except (
+        data.MnistDataError,
+        realdigits.RealDigitsError,
+        augment.MissingFontsError,
+        augment.ExtrasMismatchError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

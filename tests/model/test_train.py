@@ -23,7 +23,8 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, mnist: data.Mnist) -> tup
     fonts(training=True)  # the non-digits are drawn in them
     out = tmp_path_factory.mktemp("tiny")
     args = ["--epochs", "1", "--limit", "300", "--validation-size", "200", "--out", str(out)]
-    assert train.main([*args, "--data", str(mnist.folder)]) == 0
+    extras = ["--extras", str(out / "extras.npz")]  # rendered once, saved for reuse
+    assert train.main([*args, *extras, "--data", str(mnist.folder)]) == 0
     return out, json.loads((out / train.CARD_NAME).read_text())
 
 
@@ -85,6 +86,33 @@ def test_evaluate_recomputes_the_card(
     report = json.loads(capsys.readouterr().out)
     assert report["test"]["accuracy"] == pytest.approx(card["test"]["accuracy"], abs=1e-4)
     assert report["test"]["confusion_matrix"] == card["test"]["confusion_matrix"]
+
+
+def test_extras_saved_load_back_unchanged(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    levels = rng.integers(0, 256, (5, 28, 28)) / np.float32(255)  # 8-bit, as rendered
+    extras = augment.Extras(levels.astype(np.float32), np.arange(5), {"world": 5})
+    held = augment.Extras(levels[:2].astype(np.float32), np.array([3, 10]), {"world": 2})
+    wanted = augment.recipe(1, 200, 300, data.CHECKSUMS)
+    augment.save_extras(tmp_path / "e.npz", extras, held, wanted, 12.5)
+    loaded, loaded_held, seconds = augment.load_extras(tmp_path / "e.npz", wanted)
+    np.testing.assert_array_equal(loaded.inputs, extras.inputs)
+    np.testing.assert_array_equal(loaded_held.labels, held.labels)
+    assert (loaded.counts, loaded_held.counts, seconds) == ({"world": 5}, {"world": 2}, 12.5)
+    with pytest.raises(augment.ExtrasMismatchError, match=r"\(seed differ\)"):
+        augment.load_extras(tmp_path / "e.npz", augment.recipe(2, 200, 300, data.CHECKSUMS))
+
+
+@pytest.mark.slow
+def test_extras_of_another_recipe_are_one_clear_error(
+    tiny_run: tuple[Path, dict], mnist: data.Mnist, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, _ = tiny_run
+    args = ["--limit", "300", "--validation-size", "200", "--seed", "2", "--render-only"]
+    extras = ["--extras", str(out / "extras.npz"), "--data", str(mnist.folder)]
+    assert train.main([*args, *extras]) == 2
+    error = capsys.readouterr().err
+    assert "rendered for another recipe (seed differ)" in error and "Traceback" not in error
 
 
 def test_missing_data_is_one_clear_error(
