@@ -13,7 +13,8 @@ Classic over-segmentation, in two halves around the network's answers:
    skipped;
 4. groups: digit components that overlap horizontally or nearly touch are one
    group (a 4 or a 5 written in two strokes, or two digits: the network decides
-   below); small pieces over a digit (a 5's bar) join it;
+   below); short pieces over a digit, within a whole digit's height of its foot
+   (a 5's or a 7's bar, a 2's flat base written apart), join it;
 5. pieces: each component of a group, a wide one (touching digits) cut along the
    writing's slant at the minima of its ink profile and where digits of even width
    would meet;
@@ -56,6 +57,7 @@ from app import components, orientation, preprocessing
 from app.candidates import Box, Candidate, Group, Slant, fewest_digits
 
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
+FOOT_BELOW = 0.3  # a piece of a digit lies within its group's box, give or take this many H
 NEAR = 0.15  # components closer than this many line heights are one group
 WIDE = 0.4  # a component wider than this many line heights may hold touching digits (11)
 CUT_SPACING = 0.08  # cuts at least this many line heights apart
@@ -317,8 +319,13 @@ def _groups(blobs: components.Blobs, line: float) -> tuple[list[list[int]], list
         centre_row = (blobs.top[index] + blobs.bottom[index]) / 2
         for group, (group_left, group_right, top, bottom) in zip(groups, extents, strict=True):
             overlap = min(right, group_right) - max(left, group_left)
-            low = centre_row > bottom - 0.25 * (bottom - top)  # a point or comma at the foot
-            if overlap >= 0.5 * (right - left) and not low and top - 0.2 * line <= centre_row:
+            # At the foot: a point or a comma, unless it is a flat stroke (a 2's base).
+            low = centre_row > bottom - 0.25 * (bottom - top)
+            flat = right - left >= 2 * (blobs.bottom[index] - blobs.top[index])
+            # No higher than a whole digit's top: a 7's or a 5's bar over a short stem.
+            high = centre_row < min(top, bottom - line) - FOOT_BELOW * line
+            within = centre_row <= bottom + FOOT_BELOW * line and not high
+            if overlap >= 0.5 * (right - left) and within and (flat or not low):
                 # Part of the digit (a 5's bar) if it weighs something; else grain on it.
                 if blobs.mass[index] >= components.HEAVY * max(blobs.mass[i] for i in group):
                     group.append(index)

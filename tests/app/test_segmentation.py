@@ -283,3 +283,29 @@ def test_the_slant_of_touching_digits_is_not_tilted_by_their_baseline() -> None:
     groups, _ = segmentation._groups(blobs, line)
     assert len(groups) == 1 and len(groups[0]) == 1  # one blob
     assert abs(segmentation._slant(groups, blobs, line).slope) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("bar", "body"),
+    [
+        # A 7 whose bar floats well above a short stem (higher than the stem's top by
+        # more than a fifth of the line).
+        ([(0.05, -0.05), (0.95, -0.05)], [(0.75, 0.3), (0.35, 1.0)]),
+        # A 2 whose base was written apart, below the end of its curve.
+        ([(0.1, 1.0), (0.95, 1.0)], [(0.1, 0.25), (0.3, 0.02), (0.9, 0.25), (0.3, 0.8)]),
+    ],
+)
+def test_a_digits_detached_bar_is_part_of_it_not_a_mark(bar: list, body: list) -> None:
+    """The bar lies over (or under) the stroke it belongs to, within a whole digit's
+    height: it joins that digit's group instead of being skipped as a dash."""
+    image = Image.new("L", (420, 200), 255)
+    draw = ImageDraw.Draw(image)
+    for left in (40, 300):  # full-height 1s on either side set the line's height
+        draw.line([(left, 40), (left, 160)], fill=0, width=9)
+    for stroke in (bar, body):
+        draw.line([(140 + 72 * x, 40 + 120 * y) for x, y in stroke], fill=0, width=9)
+    strength = preprocessing.ink_strength(preprocessing.grey_levels(image))
+    blobs, pen = components.find(strength.ink, strength.strokes)
+    groups, marks = segmentation._groups(blobs, components.line_height(blobs, pen))
+    assert marks == []
+    assert [len(group) for group in groups] == [1, 2, 1]  # the bar with its digit
