@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app import components, preprocessing
+from app import components, ink_blobs, preprocessing
 
 MAX_PIECES = 6  # pieces one digit may be made of
 MAX_WIDTH = 1.5  # no candidate digit is wider than this many line heights,
@@ -61,7 +61,7 @@ class Slant:
 
 def nearest_piece(piece_of: np.ndarray, strokes: np.ndarray, margin: int) -> np.ndarray:
     """Each pixel's piece: its own for a stroke pixel, a neighbouring one's within
-    ``margin`` steps for the anti-aliased edge (as ``preprocessing.dilated`` grows a
+    ``margin`` steps for the anti-aliased edge (as ``ink_blobs.dilated`` grows a
     mask), -1 elsewhere and on strokes of no piece of this group."""
     near = np.where(strokes & (piece_of < 0), -2, piece_of)
     for _ in range(margin):
@@ -80,7 +80,7 @@ def any_piece(piece_of: np.ndarray, strokes: np.ndarray, margin: int) -> np.ndar
     mask = piece_of >= 0
     free = mask | ~strokes
     for _ in range(margin):
-        mask = preprocessing.dilated(mask, 1) & free
+        mask = ink_blobs.dilated(mask, 1) & free
     return mask
 
 
@@ -141,7 +141,7 @@ class Group:
         self.number, self.count, self.gaps = number, len(pieces), gaps
         self.line, self.scale = line, scale
         ink = strength.ink
-        self.margin = margin = preprocessing.halo(ink.shape)
+        self.margin = margin = ink_blobs.halo(ink.shape)
         top = max(0, min(int(blobs.top[i]) for i in group) - margin)
         bottom = min(ink.shape[0], max(int(blobs.bottom[i]) for i in group) + margin)
         left = max(0, min(int(blobs.left[i]) for i in group) - margin)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from app import preprocessing
+from app import ink_blobs, preprocessing
 
 MAX_COMPONENTS = 512  # blobs considered after specks are dropped (the heaviest)
 HEAVY = 0.1  # the pen is measured on blobs of at least this share of the heaviest's mass
@@ -44,14 +44,14 @@ class Blobs:
 def find(ink: np.ndarray, strokes: np.ndarray, pen: float | None = None) -> tuple[Blobs, float]:
     """The stroke components bigger than a speck, at most MAX_COMPONENTS (the
     heaviest), and the pen's width (measured on the heavy components, unless given)."""
-    labels, count = ndimage.label(strokes, structure=preprocessing.EIGHT_NEIGHBOURS)
+    labels, count = ndimage.label(strokes, structure=ink_blobs.EIGHT_NEIGHBOURS)
     slices = ndimage.find_objects(labels)
     extents = np.array(
         [(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in slices], dtype=np.int64
     ).reshape(-1, 4)
     ids = np.arange(1, count + 1)
     few = count <= FEW_BLOBS
-    mass = _masses(ink, labels, slices) if few else preprocessing.label_masses(ink, labels, count)
+    mass = _masses(ink, labels, slices) if few else ink_blobs.label_masses(ink, labels, count)
     if pen is None:
         heavy = ids[mass >= HEAVY * mass.max()] if count else ids
         pen = _pen_width(_blobs_mask(labels, slices, heavy) if few else np.isin(labels, heavy))
@@ -67,7 +67,7 @@ def find(ink: np.ndarray, strokes: np.ndarray, pen: float | None = None) -> tupl
 
 
 def _masses(ink: np.ndarray, labels: np.ndarray, slices: list) -> np.ndarray:
-    """``preprocessing.label_masses``, each blob summed within its box: for a few
+    """``ink_blobs.label_masses``, each blob summed within its box: for a few
     blobs on a line (a number, a 600×150 image) a seventh of its time."""
     masses = [
         ink[box][labels[box] == number].sum(dtype=np.float64)
@@ -87,7 +87,7 @@ def _blobs_mask(labels: np.ndarray, slices: list, numbers: np.ndarray) -> np.nda
 
 def _pen_width(strokes: np.ndarray) -> float:
     """The strokes' typical width: twice their area over their outline's length."""
-    inner = ~preprocessing.dilated(~strokes, 1)
+    inner = ~ink_blobs.dilated(~strokes, 1)
     outline = int(np.count_nonzero(strokes)) - int(np.count_nonzero(inner & strokes))
     return 2.0 * np.count_nonzero(strokes) / max(outline, 1)
 

@@ -25,7 +25,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from app import levels, preprocessing
+from app import ink_blobs, levels, preprocessing
 from app.paper import may_even
 
 MAX_SIDE = 64  # 64 × 64 = levels.OTSU_SAMPLE: Otsu sees every pixel, as the histogram does
@@ -66,7 +66,7 @@ def input_and_ink(
     strength = _ink_strength(grey)
     if strength is None:
         return None
-    ink = preprocessing.digit_ink(strength)
+    ink = ink_blobs.digit_ink(strength)
     try:
         return preprocessing.fit_to_mnist(ink)[..., np.newaxis], ink
     except preprocessing.NoDigitError:

@@ -18,7 +18,7 @@ cameras, canvases and apps do to them:
    background estimate);
 5. ink found against noise: an Otsu threshold, connected components (strokes
    joined through their faint pixels, as hysteresis does), specks dropped, marks
-   cut by the edge dropped when a digit lies inside the frame;
+   cut by the edge dropped when a digit lies inside the frame (``app.ink_blobs``);
 6. crop to the ink, grow hairline strokes to MNIST's width (``app.strokes``),
    scale the longer side to 20 px keeping the aspect ratio (anti-aliased, grey
    levels kept), place in 28×28 with the centre of mass at the centre, scale to
@@ -39,9 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from scipy import ndimage
 
 from app import av1, heif, levels, orientation, paper, strokes
+from app.ink_blobs import digit_ink, dilated
 
 INPUT_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
@@ -50,11 +50,6 @@ ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", *heif.FORMATS)
 WORKING_SIZE = 512  # larger images are reduced to this before the pixel work
 MIN_CONTRAST = 16.0  # grey levels between background and ink, out of 255
 STROKE_CORE_QUANTILE = 0.9  # stroke pixels above this quantile are full ink
-FAINT_INK = 0.1  # of full ink: fainter pixels join no strokes (broken strokes' bridges)
-SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are noise
-LONG_FRACTION = 0.2  # ... unless this long against it (a hairline's piece)
-INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
-EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 
 class PreprocessingError(ValueError):
@@ -336,80 +331,6 @@ def _noise_floor(median: float, deviation: float) -> float:
 def ink_map(grey: np.ndarray) -> np.ndarray:
     """Ink strength in [0, 1] per pixel, bright on dark, background and specks at 0."""
     return digit_ink(ink_strength(grey))
-
-
-def digit_ink(strength: InkStrength) -> np.ndarray:
-    """The ink of the digit's blobs (specks and marks cut by the edge at 0), in place."""
-    ink, strokes = strength.ink, strength.strokes
-
-    # Keep the blobs that make up the digit; drop specks, grain, and marks cut
-    # by the image's edge (paper edges, shadows, neighbouring writing).
-    labels, count = ndimage.label(strokes, structure=EIGHT_NEIGHBOURS)
-    if count > 1:
-        # Strokes broken where the pen was faint (a hairline beside a heavy blot)
-        # are one blob through their faint pixels: hysteresis, as edge detectors do.
-        faint, faint_count = ndimage.label(strokes | (ink > FAINT_INK), structure=EIGHT_NEIGHBOURS)
-        held = np.zeros(faint_count + 1, dtype=bool)
-        held[faint[strokes]] = True
-        # The joined blobs are the faint blobs holding strokes, numbered in order.
-        labels = (np.cumsum(held) * held)[faint]
-        count = int(np.count_nonzero(held))
-        strokes = labels > 0
-    if count > 1:
-        masses = label_masses(ink, labels, count)
-        edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-        touching = np.zeros(count + 1, dtype=bool)
-        touching[edge] = True
-        touching = touching[1:]
-        # Prefer the blobs that lie inside the frame when they hold a digit's worth
-        # of ink: a mark cut by the edge (the paper's border, a shadow, a
-        # neighbour's stroke) is then dropped. When what lies inside is only
-        # specks, the image is a tight crop and the digit is what touches the edge.
-        inside = np.where(touching, 0.0, masses)
-        prefer_inside = inside.max() >= INSIDE_DOMINANCE * masses.max()
-        candidates = inside if prefer_inside else masses
-        keep = candidates >= SPECK_FRACTION * candidates.max()
-        if not keep.all():
-            # A hairline broken where the pen skipped: its pieces are light but long
-            # (against the heaviest blob's longer side), where specks and grain are
-            # small every way.
-            extents = np.array(
-                [max(b.stop - b.start for b in box) for box in ndimage.find_objects(labels, count)]
-            )
-            reach = extents[int(np.argmax(candidates))]
-            keep |= (candidates > 0) & (extents >= LONG_FRACTION * reach)
-        if not keep.all():
-            strokes = np.isin(labels, np.flatnonzero(keep) + 1)
-            count = 0  # something was dropped: clear what lies away from the strokes
-    if count != 1 or strength.noisy:
-        ink[~dilated(strokes, halo(ink.shape))] = 0.0
-    return ink
-
-
-def label_masses(ink: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
-    """The ink of each of the labels 1..count (float64), as ``ndimage.sum_labels``
-    gives it, in half its time."""
-    return np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)[1:]
-
-
-def halo(shape: tuple[int, ...]) -> int:
-    """How far from the strokes their anti-aliased edge reaches, in pixels: kept
-    around them, nothing further away (not the faint unevenness flattening the
-    paper leaves everywhere either)."""
-    return max(2, round(max(shape) / 100))
-
-
-def dilated(mask: np.ndarray, steps: int) -> np.ndarray:
-    """``mask`` grown by ``steps`` pixels up, down, left and right (a diamond), as
-    ``ndimage.binary_dilation(mask, iterations=steps)``, in a fraction of its time."""
-    for _ in range(steps):
-        grown = mask.copy()
-        grown[1:] |= mask[:-1]
-        grown[:-1] |= mask[1:]
-        grown[:, 1:] |= mask[:, :-1]
-        grown[:, :-1] |= mask[:, 1:]
-        mask = grown
-    return mask
 
 
 def ink_contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from app import preprocessing
+from app import ink_blobs, preprocessing
 
 PHOTO = "it looks like a photo or a picture, not a written digit."
 TEXT = "it looks like printed text or a page of writing, not one digit."
@@ -111,7 +111,7 @@ def marks_of(ink: np.ndarray) -> np.ndarray:
 def shape_reason(strokes: np.ndarray) -> str:
     """From the marks (``marks_of``): a scene, text, several characters, or one odd
     shape."""
-    labels, count = ndimage.label(strokes, structure=preprocessing.EIGHT_NEIGHBOURS)
+    labels, count = ndimage.label(strokes, structure=ink_blobs.EIGHT_NEIGHBOURS)
     if count == 0:
         return SYMBOL
     boxes = ndimage.find_objects(labels)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFile, ImageFilter
 
-from app import levels, preprocessing
+from app import ink_blobs, levels, preprocessing
 from app.orientation import upright_size
 from app.preprocessing import (
     EmptyImageError,
@@ -199,9 +199,9 @@ def test_strokes_fainter_than_the_bridges_are_still_strokes() -> None:
     under FAINT_INK (its threshold near the noise floor) stays, beside a heavier one."""
     ink = np.zeros((40, 40), dtype=np.float32)
     ink[5:15, 5:15] = 1.0  # a heavy blob
-    ink[20:36, 20:36] = 0.8 * preprocessing.FAINT_INK  # a faint one, a fifth of its mass
+    ink[20:36, 20:36] = 0.8 * ink_blobs.FAINT_INK  # a faint one, a fifth of its mass
     strength = preprocessing.InkStrength(ink.copy(), ink > 0, noisy=True)  # ink off strokes goes
-    kept = preprocessing.digit_ink(strength)
+    kept = ink_blobs.digit_ink(strength)
     np.testing.assert_array_equal(kept, ink)
 
 
@@ -374,7 +374,7 @@ def test_dilation_matches_scipy(shape: tuple[int, int], steps: int) -> None:
 
     mask = np.random.default_rng(steps).random(shape) < 0.02
     expected = ndimage.binary_dilation(mask, iterations=steps)
-    np.testing.assert_array_equal(preprocessing.dilated(mask, steps), expected)
+    np.testing.assert_array_equal(ink_blobs.dilated(mask, steps), expected)
 
 
 def test_otsu_on_many_values_splits_where_all_of_them_would() -> None:

@@ -1,0 +1,171 @@
+"""Which of an image's ink is the digit's (step 5 of ``app.preprocessing``).
+
+``digit_ink`` keeps the digit's blobs: strokes joined through their faint pixels
+(hysteresis, as edge detectors do), specks and grain dropped, marks cut by the
+image's edge dropped when a digit lies inside the frame; every pixel farther
+than the strokes' anti-aliased edge (``halo``) goes to 0. It looks within the
+strokes' box, grown by a margin, and at the whole image only when a joined blob
+runs out of that box: the same answer, in a fraction of the time on a photo
+whose digit fills part of the frame.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage
+
+if TYPE_CHECKING:
+    from app.preprocessing import InkStrength
+
+FAINT_INK = 0.1  # of full ink: fainter pixels join no strokes (broken strokes' bridges)
+SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are noise
+LONG_FRACTION = 0.2  # ... unless this long against it (a hairline's piece)
+INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
+EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+WINDOW_MARGIN = 4  # halos around the strokes' box where a joined blob's faint edge may run
+WINDOW_SHARE = 0.5  # a window over this share of the image: the whole image instead
+WINDOW_MIN_PIXELS = 128 * 128  # smaller images (MNIST's, the fast path's) are looked at whole
+
+Box = tuple[int, int, int, int]  # top, bottom, left, right (exclusive)
+
+
+def digit_ink(strength: InkStrength) -> np.ndarray:
+    """The ink of the digit's blobs (specks and marks cut by the edge at 0), in place."""
+    ink, strokes = strength.ink, strength.strokes
+    margin = halo(ink.shape)
+    whole = (0, ink.shape[0], 0, ink.shape[1])
+    box = _window(strokes, WINDOW_MARGIN * margin) if ink.size >= WINDOW_MIN_PIXELS else None
+    found = None if box is None else _digit_strokes(ink, strokes, box, whole)
+    if found is None:  # no window worth it, or a blob ran out of it
+        box, found = whole, _digit_strokes(ink, strokes, whole, whole)
+    kept, count = found
+    if count != 1 or strength.noisy:  # clear what lies away from the kept strokes
+        if box == whole:
+            ink[~dilated(kept, margin)] = 0.0
+        else:
+            _clear_around(ink, kept, box, margin)
+    return ink
+
+
+def _window(strokes: np.ndarray, margin: int) -> Box | None:
+    """The strokes' bounding box grown by ``margin`` (within the image), or None
+    when there are no strokes or the box is most of the image."""
+    rows = np.flatnonzero(strokes.any(axis=1))
+    if rows.size == 0:
+        return None
+    columns = np.flatnonzero(strokes[rows[0] : rows[-1] + 1].any(axis=0))
+    height, width = strokes.shape
+    box = (
+        max(0, int(rows[0]) - margin),
+        min(height, int(rows[-1]) + 1 + margin),
+        max(0, int(columns[0]) - margin),
+        min(width, int(columns[-1]) + 1 + margin),
+    )
+    return box if _area(box) <= WINDOW_SHARE * strokes.size else None
+
+
+def _clear_around(ink: np.ndarray, kept: np.ndarray, box: Box, margin: int) -> None:
+    """``ink[~dilated(strokes, margin)] = 0`` for strokes ``kept`` within ``box``:
+    outside the box grown by the margin at once, within it pixel by pixel."""
+    top, bottom, left, right = box
+    height, width = ink.shape
+    near = (
+        max(0, top - margin),
+        min(height, bottom + margin),
+        max(0, left - margin),
+        min(width, right + margin),
+    )
+    mask = np.zeros((near[1] - near[0], near[3] - near[2]), dtype=bool)
+    mask[top - near[0] : bottom - near[0], left - near[2] : right - near[2]] = kept
+    ink[near[0] : near[1], near[2] : near[3]][~dilated(mask, margin)] = 0.0
+    ink[: near[0]] = ink[near[1] :] = 0.0
+    ink[:, : near[2]] = ink[:, near[3] :] = 0.0
+
+
+def _area(box: Box) -> int:
+    return (box[1] - box[0]) * (box[3] - box[2])
+
+
+def _digit_strokes(
+    ink: np.ndarray, strokes: np.ndarray, box: Box, whole: Box
+) -> tuple[np.ndarray, int] | None:
+    """The digit's strokes within ``box`` (holding every stroke) and how many blobs
+    they make (0 when some were dropped), as over the whole image; None when a blob
+    joined through faint pixels reaches a side of the box inside the image."""
+    top, bottom, left, right = box
+    ink, strokes = ink[top:bottom, left:right], strokes[top:bottom, left:right]
+    labels, count = ndimage.label(strokes, structure=EIGHT_NEIGHBOURS)
+    if count > 1:
+        # Strokes broken where the pen was faint (a hairline beside a heavy blot)
+        # are one blob through their faint pixels.
+        faint, faint_count = ndimage.label(strokes | (ink > FAINT_INK), structure=EIGHT_NEIGHBOURS)
+        held = np.zeros(faint_count + 1, dtype=bool)
+        held[faint[strokes]] = True
+        # The joined blobs are the faint blobs holding strokes, numbered in order
+        # (the order of their first pixels, which a box does not change).
+        labels = (np.cumsum(held) * held)[faint]
+        count = int(np.count_nonzero(held))
+        strokes = labels > 0
+        sides = (labels[0], labels[-1], labels[:, 0], labels[:, -1])
+        inside = [side for side, a, b in zip(sides, box, whole, strict=True) if a != b]
+        if any(side.any() for side in inside):
+            return None  # a joined blob runs on past the box
+    if count > 1:
+        masses = label_masses(ink, labels, count)
+        # The blobs on the box's sides touch the image's edge: none reaches a side inside.
+        edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+        touching = np.zeros(count + 1, dtype=bool)
+        touching[edge] = True
+        touching = touching[1:]
+        # Prefer the blobs that lie inside the frame when they hold a digit's worth
+        # of ink: a mark cut by the edge (the paper's border, a shadow, a
+        # neighbour's stroke) is then dropped. When what lies inside is only
+        # specks, the image is a tight crop and the digit is what touches the edge.
+        inside_mass = np.where(touching, 0.0, masses)
+        prefer_inside = inside_mass.max() >= INSIDE_DOMINANCE * masses.max()
+        candidates = inside_mass if prefer_inside else masses
+        keep = candidates >= SPECK_FRACTION * candidates.max()
+        if not keep.all():
+            # A hairline broken where the pen skipped: its pieces are light but long
+            # (against the heaviest blob's longer side), where specks and grain are
+            # small every way.
+            extents = np.array(
+                [
+                    max(s.stop - s.start for s in blob)
+                    for blob in ndimage.find_objects(labels, count)
+                ]
+            )
+            reach = extents[int(np.argmax(candidates))]
+            keep |= (candidates > 0) & (extents >= LONG_FRACTION * reach)
+        if not keep.all():
+            strokes = np.isin(labels, np.flatnonzero(keep) + 1)
+            count = 0  # something was dropped: clear what lies away from the strokes
+    return strokes, count
+
+
+def label_masses(ink: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """The ink of each of the labels 1..count (float64), as ``ndimage.sum_labels``
+    gives it, in half its time."""
+    return np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)[1:]
+
+
+def halo(shape: tuple[int, ...]) -> int:
+    """How far from the strokes their anti-aliased edge reaches, in pixels: kept
+    around them, nothing further away (not the faint unevenness flattening the
+    paper leaves everywhere either)."""
+    return max(2, round(max(shape) / 100))
+
+
+def dilated(mask: np.ndarray, steps: int) -> np.ndarray:
+    """``mask`` grown by ``steps`` pixels up, down, left and right (a diamond), as
+    ``ndimage.binary_dilation(mask, iterations=steps)``, in a fraction of its time."""
+    for _ in range(steps):
+        grown = mask.copy()
+        grown[1:] |= mask[:-1]
+        grown[:-1] |= mask[1:]
+        grown[:, 1:] |= mask[:, :-1]
+        grown[:, :-1] |= mask[:, 1:]
+        mask = grown
+    return mask
