@@ -56,27 +56,27 @@ def _window(strokes: np.ndarray, margin: int) -> Box | None:
     if rows.size == 0:
         return None
     columns = np.flatnonzero(strokes[rows[0] : rows[-1] + 1].any(axis=0))
-    height, width = strokes.shape
-    box = (
-        max(0, int(rows[0]) - margin),
-        min(height, int(rows[-1]) + 1 + margin),
-        max(0, int(columns[0]) - margin),
-        min(width, int(columns[-1]) + 1 + margin),
-    )
+    tight = (int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1)
+    box = _grown(tight, margin, strokes.shape)
     return box if _area(box) <= WINDOW_SHARE * strokes.size else None
+
+
+def _grown(box: Box, margin: int, shape: tuple[int, ...]) -> Box:
+    """``box`` grown by ``margin`` on every side, within an image of ``shape``."""
+    top, bottom, left, right = box
+    return (
+        max(0, top - margin),
+        min(shape[0], bottom + margin),
+        max(0, left - margin),
+        min(shape[1], right + margin),
+    )
 
 
 def _clear_around(ink: np.ndarray, kept: np.ndarray, box: Box, margin: int) -> None:
     """``ink[~dilated(strokes, margin)] = 0`` for strokes ``kept`` within ``box``:
     outside the box grown by the margin at once, within it pixel by pixel."""
     top, bottom, left, right = box
-    height, width = ink.shape
-    near = (
-        max(0, top - margin),
-        min(height, bottom + margin),
-        max(0, left - margin),
-        min(width, right + margin),
-    )
+    near = _grown(box, margin, ink.shape)
     mask = np.zeros((near[1] - near[0], near[3] - near[2]), dtype=bool)
     mask[top - near[0] : bottom - near[0], left - near[2] : right - near[2]] = kept
     ink[near[0] : near[1], near[2] : near[3]][~dilated(mask, margin)] = 0.0
@@ -115,7 +115,7 @@ def _digit_strokes(
     if count > 1:
         masses = label_masses(ink, labels, count)
         # The blobs on the box's sides touch the image's edge: none reaches a side inside.
-        edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+        edge = np.concatenate(sides)
         touching = np.zeros(count + 1, dtype=bool)
         touching[edge] = True
         touching = touching[1:]
