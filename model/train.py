@@ -75,7 +75,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--render-only", action="store_true", help="render and save the --extras, then stop"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.render_only and (args.extras is None or args.mnist_only):
+        parser.error("--render-only saves the extras: it needs --extras FILE, not --mnist-only")
+    return args
 
 
 def device_description() -> str:

@@ -115,6 +115,15 @@ def test_extras_of_another_recipe_are_one_clear_error(
     assert "rendered for another recipe (seed differ)" in error and "Traceback" not in error
 
 
+@pytest.mark.parametrize("flags", [[], ["--extras", "e.npz", "--mnist-only"]])
+def test_render_only_needs_somewhere_to_save(
+    flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        train.main(["--render-only", *flags])
+    assert exit_.value.code == 2 and "--render-only saves the extras" in capsys.readouterr().err
+
+
 def test_missing_data_is_one_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
