@@ -139,6 +139,7 @@ class Group:
         slant: Slant,
     ):
         self.number, self.count, self.gaps = number, len(pieces), gaps
+        self.members = group  # its components' indices among the blobs
         self.line, self.scale = line, scale
         ink = strength.ink
         self.margin = margin = ink_blobs.halo(ink.shape)

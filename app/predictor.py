@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app import fast_path, heif, preprocessing, rejection, second_look, segmentation
+from app import fast_path, heif, preprocessing, rejection, second_look, segmentation, splits
 from app.batching import MicroBatcher
 from app.config import Settings
 from app.inference import DigitClassifier
@@ -56,8 +56,8 @@ class Normalized:
 
 @dataclass(frozen=True)
 class Reading:
-    digits: list[segmentation.Digit]  # left to right
-    marks: list[segmentation.Mark]
+    digits: list[splits.Digit]  # left to right
+    marks: list[splits.Mark]
     preprocess_seconds: float
 
 

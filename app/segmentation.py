@@ -24,20 +24,8 @@ Classic over-segmentation, in two halves around the network's answers:
    first only each group whole, or, for a group too wide for one digit, each of
    its components whole.
 
-``Proposal.read`` (the network's outputs in)
-7. these first candidates go through the network in one batch. A run of pieces
-   that scores better than any split of it could (every split has two digits or
-   more, each costing PIECE_COST at least) is surely one digit. A group read
-   surely whole is one digit: no other candidate of it can change the answer, so
-   none is made. A group that is not, and has several components, sends each
-   component whole in a second batch; then the rest of its candidates, but those
-   that cut a component read surely whole (they would take part of one digit), go
-   in a last batch;
-8. per group, the split into candidates that maximises the sum of
-   log(likelihood) + log(shape prior): dynamic programming over the pieces. A
-   candidate's likelihood is its top digit probability times its digit score (the
-   network's 1 - p(not a digit)), so fragments and unions of two digits, which the
-   network learnt are no digit, lose to whole digits.
+``Proposal.read`` (the network's outputs in): steps 7-9 in ``app.splits``, which
+reads the candidates in batches and keeps each group's best split.
 
 No web framework in here: errors are ``PreprocessingError`` subclasses.
 """
@@ -46,211 +34,26 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
 from app import components, orientation, preprocessing
-from app.candidates import Box, Candidate, Group, Slant, fewest_digits
+from app.candidates import Box, Group, Slant, fewest_digits
+from app.splits import Mark, Proposal
 
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
 FOOT_BELOW = 0.3  # a piece of a digit lies within its group's box, give or take this many H
 NEAR = 0.15  # components closer than this many line heights are one group
 WIDE = 0.4  # a component wider than this many line heights may hold touching digits (11)
 CUT_SPACING = 0.08  # cuts at least this many line heights apart
-WIDEST = 1.5  # a digit wider than this many line heights (along the slant) is unlikely
-WIDE_PENALTY = 4.0  # log-prior per line height of width beyond WIDEST
-SHORT_PENALTY = 6.0  # log-prior per line height of height short of 0.55
-GAP_COST = 10.0  # log-prior per line height of gap inside one digit
 MAX_SLANT = 0.6  # the steepest lean of the writing considered, columns per row
 SLANT_STRIP = 0.5  # the slant is measured within strips this many line heights wide
-PIECE_COST = 0.4  # log-prior per digit: a split must be worth it
 
 
 class TooManyDigitsError(preprocessing.PreprocessingError):
     """More digits than MAX_DIGITS: a page of text, not a number."""
-
-
-@dataclass(frozen=True)
-class Mark:
-    """Ink on the line that is no digit: ``point`` (a decimal point or comma),
-    ``dash``, or ``mark`` (anything else short: a stray stroke)."""
-
-    kind: str
-    box: Box
-
-
-@dataclass(frozen=True)
-class Digit:
-    probabilities: np.ndarray  # (10,)
-    network_input: np.ndarray  # (28, 28, 1)
-    box: Box
-
-    @property
-    def digit(self) -> int:
-        return int(np.argmax(self.probabilities))
-
-    @property
-    def confidence(self) -> float:
-        return float(self.probabilities[self.digit])
-
-
-Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
-
-
-class Proposal:
-    """A line's candidate digits, made as they are needed (see the module docstring)."""
-
-    def __init__(self, groups: list[Group], marks: list[Mark]):
-        self.groups = groups
-        self.marks = marks
-        self.candidates: list[Candidate] = []
-        self._inputs: list[np.ndarray] = []
-        self._pending: list[int] = []  # groups that a split might still read better
-        self._parted: set[int] = set()  # groups with their components whole made
-        self._made: dict[int, set[tuple[int, int]]] = {g.number: set() for g in groups}
-        for group in groups:
-            whole = group.whole()
-            if whole is not None:
-                self._add([whole])
-            else:  # too wide or too many pieces for one digit: each component whole
-                self._add(group.parts())
-                self._parted.add(group.number)
-            if group.count > 1:
-                self._pending.append(group.number)
-
-    @property
-    def inputs(self) -> np.ndarray:
-        """(n, 28, 28, 1): every candidate's network input made so far."""
-        return self._stacked(self._inputs)
-
-    @property
-    def pieces(self) -> list[int]:
-        """How many pieces each group has, left to right."""
-        return [group.count for group in self.groups]
-
-    def _add(self, made: Iterable[tuple[Candidate, np.ndarray]]) -> list[np.ndarray]:
-        added = []
-        for candidate, network_input in made:
-            self.candidates.append(candidate)
-            self._made[candidate.group].add((candidate.first, candidate.last))
-            added.append(network_input)
-        self._inputs += added
-        return added
-
-    @staticmethod
-    def _stacked(inputs: list[np.ndarray]) -> np.ndarray:
-        if not inputs:
-            return np.zeros((0, 28, 28, 1), np.float32)
-        return np.stack(inputs)[..., np.newaxis]
-
-    def expand(self) -> np.ndarray:
-        """Make every group's other candidates; their inputs."""
-        added: list[np.ndarray] = []
-        for number in list(self._pending):
-            added += self._rest(number, [])
-        return self._stacked(added)
-
-    def _rest(self, number: int, kept: list[tuple[int, int]]) -> list[np.ndarray]:
-        """The group's candidates not made yet, but those that cut into a run of
-        ``kept`` without taking it all."""
-        self._pending.remove(number)
-        return self._add(self.groups[number].runs(self._made[number], kept))
-
-    def read(self, score: Scorer) -> list[Digit]:
-        """The digits, left to right, scoring candidates with ``score`` (network inputs
-        -> their (n, 10) digit probabilities and (n,) digit scores, or None) in
-        batches: the first candidates, then for each group not read surely whole its
-        components whole, then its other candidates (module docstring, step 7)."""
-        probabilities, digit_scores = np.zeros((0, 10), np.float32), None
-        batch = self.inputs
-        while True:
-            if len(batch):
-                more_probabilities, more_scores = score(batch)
-                probabilities = np.concatenate([probabilities, more_probabilities])
-                if more_scores is not None:
-                    digit_scores = (
-                        more_scores
-                        if digit_scores is None
-                        else np.concatenate([digit_scores, more_scores])
-                    )
-            if not self._pending:
-                return self.choose(probabilities, digit_scores)
-            batch = self._advance(_log_likelihoods(probabilities, digit_scores))
-
-    def _advance(self, log_scores: np.ndarray) -> np.ndarray:
-        """Each pending group a step on, given the scores so far; the new inputs."""
-        # Any split of a run of pieces scores -2 PIECE_COST at best: a run that scores
-        # better is surely one digit.
-        sure = {
-            (candidate.group, candidate.first, candidate.last)
-            for index, candidate in enumerate(self.candidates)
-            if self._total(index, log_scores) > -2 * PIECE_COST
-        }
-        added: list[np.ndarray] = []
-        for number in list(self._pending):
-            group = self.groups[number]
-            if (number, 0, group.count - 1) in sure:
-                self._pending.remove(number)  # one digit
-            elif number not in self._parted and len(group.components) > 1:
-                self._parted.add(number)
-                added += self._add(group.parts(self._made[number]))
-            else:  # the rest, but none that cuts a component read surely whole
-                added += self._rest(number, [(a, b) for g, a, b in sure if g == number])
-        return self._stacked(added)
-
-    def _total(self, index: int, log_scores: np.ndarray) -> float:
-        """A candidate's own share of a split's score: its log likelihood, its shape
-        prior (at most -PIECE_COST) and the cost of the gaps it bridges."""
-        candidate = self.candidates[index]
-        gaps = self.groups[candidate.group].gaps[candidate.first + 1 : candidate.last + 1]
-        return (
-            float(log_scores[index])
-            + _prior(candidate.width, candidate.height)
-            - GAP_COST * sum(gaps)
-        )
-
-    def choose(
-        self, probabilities: np.ndarray, digit_scores: np.ndarray | None = None
-    ) -> list[Digit]:
-        """The digits, left to right: per group, the best split into the candidates made.
-
-        ``probabilities`` (n, 10) are the classifier's for every candidate;
-        ``digit_scores`` (n,) how much each looks like one digit at all (a network's
-        "not a digit" output), if the network has one. A candidate's likelihood is
-        its top probability times its digit score."""
-        log_scores = _log_likelihoods(probabilities, digit_scores)
-        inputs = self.inputs
-        by_end: dict[tuple[int, int], list[int]] = {}
-        for index, candidate in enumerate(self.candidates):
-            by_end.setdefault((candidate.group, candidate.last), []).append(index)
-        digits = []
-        for group in self.groups:
-            best = [0.0] + [-math.inf] * group.count  # best[k]: the first k pieces read
-            back = [-1] * (group.count + 1)
-            for end in range(group.count):
-                for index in by_end.get((group.number, end), ()):
-                    total = best[self.candidates[index].first] + self._total(index, log_scores)
-                    if total > best[end + 1]:
-                        best[end + 1], back[end + 1] = total, index
-            path, end = [], group.count
-            while end > 0:
-                path.append(back[end])
-                end = self.candidates[back[end]].first
-            digits += [
-                Digit(probabilities[i], inputs[i], self.candidates[i].box) for i in reversed(path)
-            ]
-        return digits
-
-
-def _log_likelihoods(probabilities: np.ndarray, digit_scores: np.ndarray | None) -> np.ndarray:
-    likelihood = probabilities.max(axis=1)
-    if digit_scores is not None:
-        likelihood = likelihood * digit_scores
-    return np.log(np.maximum(likelihood, 1e-12))
 
 
 def _cuts(profile: np.ndarray, height: float) -> list[int]:
@@ -274,15 +77,6 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
         if margin <= column <= width - margin and all(abs(column - c) >= margin for c in chosen):
             chosen.append(column)
     return sorted(chosen)
-
-
-def _prior(width: float, height: float) -> float:
-    """log plausibility of a digit's shape, its sides in line heights."""
-    return (
-        -WIDE_PENALTY * max(0.0, width - WIDEST)
-        - SHORT_PENALTY * max(0.0, 0.55 - height)
-        - PIECE_COST
-    )
 
 
 def _mark_kind(width: int, height: int, line: float) -> str:
@@ -424,13 +218,20 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
         if not flat[i]
         and top - line / 2 <= (blobs.top[i] + blobs.bottom[i]) / 2 <= bottom + line / 2
     ]
-    drawn = (blobs, strength, strokes, line, scale, slant)
+    drawn = (blobs, strength, strokes, line, scale)
+
+    def tilted(group: Group, number: int, tilt: float) -> Group:
+        other = Slant(slant.slope + tilt, slant.middle)
+        other_pieces, other_gaps = _pieces(group.members, blobs, line, other)
+        return Group(number, group.members, other_pieces, other_gaps, *drawn, other)
+
     return Proposal(
         [
-            Group(number, members, pieces[number], gaps[number], *drawn)
+            Group(number, members, pieces[number], gaps[number], *drawn, slant)
             for number, members in enumerate(groups)
         ],
         marks,
+        tilted,
     )
 
 

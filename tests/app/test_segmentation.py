@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from app import candidates, components, preprocessing, segmentation
+from app import candidates, components, preprocessing, segmentation, splits
 from tests.app.handwriting import draw_number
 from tests.app.test_preprocessing import stroke_digit
 from tests.conftest import png_bytes
 
 
-def propose(image: Image.Image, max_digits: int = 32) -> segmentation.Proposal:
+def propose(image: Image.Image, max_digits: int = 32) -> splits.Proposal:
     """Every candidate, not only those the network's first answers call for."""
     proposal = segmentation.propose(preprocessing.open_image(png_bytes(image)), max_digits)
     proposal.expand()
     return proposal
 
 
-def whole_group(proposal: segmentation.Proposal) -> int:
+def whole_group(proposal: splits.Proposal) -> int:
     """The index of the candidate made of every piece of the one group."""
     (count,) = proposal.pieces
     return next(i for i, c in enumerate(proposal.candidates) if (c.first, c.last) == (0, count - 1))
@@ -41,7 +41,7 @@ def test_candidates_come_with_their_inputs_and_boxes() -> None:
     assert proposal.inputs.shape == (len(proposal.candidates), 28, 28, 1)
     assert len(proposal.pieces) == 2  # two groups, each perhaps cut into pieces to try
     for candidate in proposal.candidates:
-        left, top, right, bottom = drawn[candidate.group]
+        left, top, right, bottom = drawn[proposal.line_group(candidate.group)]
         box = candidate.box
         assert left - 10 <= box.x and box.x + box.width <= right + 10
         assert top - 10 <= box.y and box.y + box.height <= bottom + 10
@@ -54,12 +54,13 @@ def test_the_digit_score_decides_between_splits() -> None:
     proposal = propose(image)
     (count,) = proposal.pieces  # its two strokes, perhaps cut further
     assert count >= 2
-    union = whole_group(proposal)
     probabilities = np.full((len(proposal.candidates), 10), 0.1, dtype=np.float32)
     scores = np.ones(len(proposal.candidates), dtype=np.float32)
     assert len(proposal.choose(probabilities)) == 1
     assert len(proposal.choose(probabilities, scores)) == 1
-    scores[union] = 1e-6
+    for index, c in enumerate(proposal.candidates):  # the union, in every variant too
+        if (c.first, c.last) == (0, proposal.groups[c.group].count - 1):
+            scores[index] = 1e-6
     assert len(proposal.choose(probabilities, scores)) == 2
 
 
@@ -172,7 +173,7 @@ def test_one_stroke_wider_than_a_run_may_be_is_a_candidate_whole() -> None:
     proposal = propose(image)
     (count,) = proposal.pieces
     assert count >= 2
-    widths = {(c.first, c.last): c.width for c in proposal.candidates}
+    widths = {(c.first, c.last): c.width for c in proposal.candidates if c.group == 0}
     assert candidates.MAX_WIDTH < widths[(0, count - 1)] <= candidates.COMPONENT_MAX_WIDTH
     assert all(
         width <= candidates.MAX_WIDTH
@@ -186,7 +187,7 @@ class Scorer:
     batch it comes in: a group's whole and each component whole get the digit score
     ``whole``, every other candidate random answers (``salt``)."""
 
-    def __init__(self, every: segmentation.Proposal, whole: float, salt: int):
+    def __init__(self, every: splits.Proposal, whole: float, salt: int):
         rng = np.random.default_rng(salt)
         self.answers = {}
         for network_input, candidate in zip(every.inputs, every.candidates, strict=True):
@@ -208,18 +209,20 @@ class Scorer:
 def test_reading_in_batches_chooses_what_every_candidate_would(text: str, gap: float) -> None:
     """Candidates beyond a group's whole (or its components whole) are made only when
     a split could win: the best split among those that cut no component read surely
-    whole, whatever the network answers, and no candidate that cuts one is made."""
+    whole, whatever the network answers, and no candidate that cuts one is made. A
+    group's variants (cut along other slants) are made whole, every run, when tried."""
     image, _ = draw_number(text, gap=gap)
     every = propose(image)
     for whole, salt in itertools.product(np.linspace(0.05, 1, 20), range(4)):
         score = Scorer(every, whole, salt)
         probabilities, scores = score(every.inputs)
-        log_scores = segmentation._log_likelihoods(probabilities, scores)
+        log_scores = splits._log_likelihoods(probabilities, scores)
         sure = [
             (c.group, c.first, c.last)
             for index, c in enumerate(every.candidates)
-            if (c.first, c.last) in every.groups[c.group].components
-            and every._total(index, log_scores) > -2 * segmentation.PIECE_COST
+            if c.group == every.line_group(c.group)
+            and (c.first, c.last) in every.groups[c.group].components
+            and every._total(index, log_scores) > -2 * splits.PIECE_COST
         ]
         cuts = [
             any(
@@ -263,9 +266,32 @@ def test_a_group_read_surely_whole_is_not_cut() -> None:
     batches.clear()
     proposal = segmentation.propose(preprocessing.open_image(png_bytes(image)), 32)
     proposal.read(answering(np.full(10, 0.1)))
-    (group,) = proposal.groups
+    group = proposal.groups[0]
     assert len(group.components) == 2
-    assert batches[:2] == [1, 2] and len(batches) == 3 and batches[2] >= 1
+    assert batches[:2] == [1, 2] and batches[2] >= 1
+    # Its best split unsure, a group whose strokes are cut is cut along other slants.
+    cut = group.count > len(group.members)
+    assert len(proposal.pieces) == 1
+    assert len(proposal.groups) == 1 + cut * len(splits.TILTS)
+    assert len(batches) == 3 + cut
+
+
+def test_another_slant_is_read_only_where_the_lines_split_is_unsure() -> None:
+    """Touching digits, one component cut into pieces: its variants (cut along other
+    slants) are read, and the best of their splits wins, only where a digit of the
+    split at the line's slant is not read surely."""
+    image, _ = draw_number("17", gap=-0.3)
+    every = propose(image)
+    assert len(every.pieces) == 1
+    assert len(every.groups) == 1 + len(splits.TILTS)  # cut: its variants are made
+    line = np.array([c.group == 0 for c in every.candidates])
+    variants = np.eye(10, dtype=np.float32)[7][np.newaxis].repeat(len(line), axis=0)
+    for certainty, expected in ((1.0, 1), (0.3, 7)):
+        line_answers = np.full((len(line), 10), (1 - certainty) / 9, dtype=np.float32)
+        line_answers[:, 1] = certainty
+        probabilities = np.where(line[:, np.newaxis], line_answers, variants)
+        read = every.choose(probabilities, np.ones(len(line), dtype=np.float32))
+        assert {digit.digit for digit in read} == {expected}
 
 
 def test_the_slant_of_touching_digits_is_not_tilted_by_their_baseline() -> None:

@@ -1,0 +1,301 @@
+"""A line's candidate digits -> its digits: the network's half of ``app.segmentation``.
+
+``Proposal.read`` (the network's outputs in)
+7. the first candidates (``app.segmentation.propose``) go through the network in
+   one batch. A run of pieces that scores better than any split of it could
+   (every split has two digits or more, each costing PIECE_COST at least) is surely
+   one digit. A group read surely whole is one digit: no other candidate of it can
+   change the answer, so none is made. A group that is not, and has several
+   components, sends each component whole in a second batch; then the rest of its
+   candidates, but those that cut a component read surely whole (they would take
+   part of one digit), go in a third batch;
+8. per group, the split into candidates that maximises the sum of
+   log(likelihood) + log(shape prior): dynamic programming over the pieces. A
+   candidate's likelihood is its top digit probability times its digit score (the
+   network's 1 - p(not a digit)), so fragments and unions of two digits, which the
+   network learnt are no digit, lose to whole digits;
+9. a group whose components were cut and whose best split has a digit not read
+   surely is cut again along other slants (TILTS: touching digits that lean unlike
+   the line, or overlap, often part along one of them), every run of each variant's
+   pieces in a last batch; the best split of any variant, less TILT_COST for its
+   change of slant, wins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.candidates import Box, Candidate, Group
+
+WIDEST = 1.5  # a digit wider than this many line heights (along the slant) is unlikely
+WIDE_PENALTY = 4.0  # log-prior per line height of width beyond WIDEST
+SHORT_PENALTY = 6.0  # log-prior per line height of height short of 0.55
+GAP_COST = 10.0  # log-prior per line height of gap inside one digit
+PIECE_COST = 0.4  # log-prior per digit: a split must be worth it
+# A group whose best split has a digit not read surely is also cut along these other
+# slants, relative to the line's: touching digits that lean unlike the line, or
+# overlap, often part along one of them.
+TILTS = (-0.3, -0.15, 0.15, 0.3)
+TILT_COST = 1.5  # log-prior per unit of slope between a variant's cuts and the line's
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Ink on the line that is no digit: ``point`` (a decimal point or comma),
+    ``dash``, or ``mark`` (anything else short: a stray stroke)."""
+
+    kind: str
+    box: Box
+
+
+@dataclass(frozen=True)
+class Digit:
+    probabilities: np.ndarray  # (10,)
+    network_input: np.ndarray  # (28, 28, 1)
+    box: Box
+
+    @property
+    def digit(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities[self.digit])
+
+
+Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+
+
+Tilt = Callable[[Group, int, float], Group]  # a group, a new number, a slope change -> recut
+
+
+class Proposal:
+    """A line's candidate digits, made as they are needed (see the module docstring).
+
+    ``groups`` are the line's, left to right. A group whose components are cut and
+    whose best split has a digit not read surely gains variants (``tilt``: its
+    strokes cut along another slant, TILTS), appended to ``groups``, every run of
+    their pieces a candidate; then the best split of any variant wins."""
+
+    def __init__(self, groups: list[Group], marks: list[Mark], tilt: Tilt | None = None):
+        self.groups = list(groups)
+        self.marks = marks
+        self.candidates: list[Candidate] = []
+        self._inputs: list[np.ndarray] = []
+        self._pending: list[int] = []  # groups that a split might still read better
+        self._parted: set[int] = set()  # groups with their components whole made
+        self._made: dict[int, set[tuple[int, int]]] = {}
+        self._tilt = tilt
+        self._variants = {group.number: [group.number] for group in groups}  # the line's
+        self._tiltable: list[int] = []  # line's groups with every run made, no variants yet
+        self._line = {group.number: group.number for group in groups}  # variant -> its group
+        self._tilts = {group.number: 0.0 for group in groups}  # variant -> its slope change
+        for group in groups:
+            self._start(group)
+
+    def _start(self, group: Group) -> None:
+        """The group's first candidates: itself whole, or each component whole."""
+        self._made[group.number] = set()
+        whole = group.whole()
+        if whole is not None:
+            self._add([whole])
+        else:  # too wide or too many pieces for one digit: each component whole
+            self._add(group.parts())
+            self._parted.add(group.number)
+        if group.count > 1:
+            self._pending.append(group.number)
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """(n, 28, 28, 1): every candidate's network input made so far."""
+        return self._stacked(self._inputs)
+
+    def line_group(self, number: int) -> int:
+        """The line's group that group ``number`` is (or is a variant of)."""
+        return self._line[number]
+
+    @property
+    def pieces(self) -> list[int]:
+        """How many pieces each of the line's groups has, left to right."""
+        return [self.groups[number].count for number in self._variants]
+
+    def _add(self, made: Iterable[tuple[Candidate, np.ndarray]]) -> list[np.ndarray]:
+        added = []
+        for candidate, network_input in made:
+            self.candidates.append(candidate)
+            self._made[candidate.group].add((candidate.first, candidate.last))
+            added.append(network_input)
+        self._inputs += added
+        return added
+
+    @staticmethod
+    def _stacked(inputs: list[np.ndarray]) -> np.ndarray:
+        if not inputs:
+            return np.zeros((0, 28, 28, 1), np.float32)
+        return np.stack(inputs)[..., np.newaxis]
+
+    def expand(self) -> np.ndarray:
+        """Make every group's other candidates, and variants of those whose
+        components are cut; their inputs."""
+        added: list[np.ndarray] = []
+        for number in list(self._pending):
+            added += self._rest(number, [])
+        for number in self._tiltable:
+            added += self._tilted(number)
+        self._tiltable = []
+        return self._stacked(added)
+
+    def _rest(self, number: int, kept: list[tuple[int, int]]) -> list[np.ndarray]:
+        """The group's candidates not made yet, but those that cut into a run of
+        ``kept`` without taking it all."""
+        self._pending.remove(number)
+        group = self.groups[number]
+        if self._tilt is not None and group.count > len(group.members):
+            self._tiltable.append(number)
+        return self._add(group.runs(self._made[number], kept))
+
+    def _tilted(self, number: int) -> list[np.ndarray]:
+        """The group's variants (TILTS), every run of each; their inputs."""
+        assert self._tilt is not None
+        added = []
+        for tilt in TILTS:
+            variant = self._tilt(self.groups[number], len(self.groups), tilt)
+            self.groups.append(variant)
+            self._variants[number].append(variant.number)
+            self._line[variant.number] = number
+            self._tilts[variant.number] = tilt
+            self._made[variant.number] = set()
+            added += self._add(variant.runs())
+        return added
+
+    def read(self, score: Scorer) -> list[Digit]:
+        """The digits, left to right, scoring candidates with ``score`` (network inputs
+        -> their (n, 10) digit probabilities and (n,) digit scores, or None) in
+        batches: the first candidates, then for each group not read surely whole its
+        components whole, then its other candidates, then variants of those whose best
+        split is unsure (module docstring, step 7)."""
+        probabilities, digit_scores = np.zeros((0, 10), np.float32), None
+        batch = self.inputs
+        while True:
+            if len(batch):
+                more_probabilities, more_scores = score(batch)
+                probabilities = np.concatenate([probabilities, more_probabilities])
+                if more_scores is not None:
+                    digit_scores = (
+                        more_scores
+                        if digit_scores is None
+                        else np.concatenate([digit_scores, more_scores])
+                    )
+            log_scores = _log_likelihoods(probabilities, digit_scores)
+            if self._pending:
+                batch = self._advance(log_scores)
+            elif self._tiltable:  # every run made: variants of the groups read unsurely
+                unsure = [n for n in self._tiltable if not self._sure(n, log_scores)]
+                self._tiltable = []
+                batch = self._stacked([i for n in unsure for i in self._tilted(n)])
+            else:
+                return self.choose(probabilities, digit_scores)
+
+    def _advance(self, log_scores: np.ndarray) -> np.ndarray:
+        """Each pending group a step on, given the scores so far; the new inputs."""
+        # Any split of a run of pieces scores -2 PIECE_COST at best: a run that scores
+        # better is surely one digit.
+        sure = {
+            (candidate.group, candidate.first, candidate.last)
+            for index, candidate in enumerate(self.candidates)
+            if self._total(index, log_scores) > -2 * PIECE_COST
+        }
+        added: list[np.ndarray] = []
+        for number in list(self._pending):
+            group = self.groups[number]
+            if (number, 0, group.count - 1) in sure:
+                self._pending.remove(number)  # one digit
+            elif number not in self._parted and len(group.components) > 1:
+                self._parted.add(number)
+                added += self._add(group.parts(self._made[number]))
+            else:  # the rest, but none that cuts a component read surely whole
+                added += self._rest(number, [(a, b) for g, a, b in sure if g == number])
+        return self._stacked(added)
+
+    def _total(self, index: int, log_scores: np.ndarray) -> float:
+        """A candidate's own share of a split's score: its log likelihood, its shape
+        prior (at most -PIECE_COST) and the cost of the gaps it bridges."""
+        candidate = self.candidates[index]
+        gaps = self.groups[candidate.group].gaps[candidate.first + 1 : candidate.last + 1]
+        return (
+            float(log_scores[index])
+            + _prior(candidate.width, candidate.height)
+            - GAP_COST * sum(gaps)
+        )
+
+    def choose(
+        self, probabilities: np.ndarray, digit_scores: np.ndarray | None = None
+    ) -> list[Digit]:
+        """The digits, left to right: per group, the best split into the candidates made
+        (where a digit of it is not read surely, the best of its variants' splits).
+
+        ``probabilities`` (n, 10) are the classifier's for every candidate;
+        ``digit_scores`` (n,) how much each looks like one digit at all (a network's
+        "not a digit" output), if the network has one. A candidate's likelihood is
+        its top probability times its digit score."""
+        log_scores = _log_likelihoods(probabilities, digit_scores)
+        inputs = self.inputs
+        digits = []
+        for number, variants in self._variants.items():
+            path = self._best_split(number, log_scores)[1]
+            if len(variants) > 1 and not self._sure(number, log_scores):
+                # Each variant's best split, less its tilt's cost; the first of equals.
+                tilted = [self._best_split(n, log_scores) for n in variants]
+                totals = [
+                    total - TILT_COST * abs(self._tilts[n])
+                    for (total, _), n in zip(tilted, variants, strict=True)
+                ]
+                path = tilted[int(np.argmax(totals))][1]
+            digits += [Digit(probabilities[i], inputs[i], self.candidates[i].box) for i in path]
+        return digits
+
+    def _sure(self, number: int, log_scores: np.ndarray) -> bool:
+        """Whether each digit of the group's best split is surely one on its own."""
+        path = self._best_split(number, log_scores)[1]
+        return all(self._total(index, log_scores) > -2 * PIECE_COST for index in path)
+
+    def _best_split(self, number: int, log_scores: np.ndarray) -> tuple[float, list[int]]:
+        """The group's best split into the candidates made: its score and the
+        candidates, left to right."""
+        group = self.groups[number]
+        by_end: dict[int, list[int]] = {}
+        for index, candidate in enumerate(self.candidates):
+            if candidate.group == number:
+                by_end.setdefault(candidate.last, []).append(index)
+        best = [0.0] + [-math.inf] * group.count  # best[k]: the first k pieces read
+        back = [-1] * (group.count + 1)
+        for end in range(group.count):
+            for index in by_end.get(end, ()):
+                total = best[self.candidates[index].first] + self._total(index, log_scores)
+                if total > best[end + 1]:
+                    best[end + 1], back[end + 1] = total, index
+        path, end = [], group.count
+        while end > 0:
+            path.append(back[end])
+            end = self.candidates[back[end]].first
+        return best[group.count], path[::-1]
+
+
+def _log_likelihoods(probabilities: np.ndarray, digit_scores: np.ndarray | None) -> np.ndarray:
+    likelihood = probabilities.max(axis=1)
+    if digit_scores is not None:
+        likelihood = likelihood * digit_scores
+    return np.log(np.maximum(likelihood, 1e-12))
+
+
+def _prior(width: float, height: float) -> float:
+    """log plausibility of a digit's shape, its sides in line heights."""
+    return (
+        -WIDE_PENALTY * max(0.0, width - WIDEST)
+        - SHORT_PENALTY * max(0.0, 0.55 - height)
+        - PIECE_COST
+    )
