@@ -194,7 +194,12 @@ class Proposal:
             if self._pending:
                 batch = self._advance(log_scores)
             elif self._tiltable:  # every run made: variants of the groups read unsurely
-                unsure = [n for n in self._tiltable if not self._sure(n, log_scores)]
+                ends = self._ends()
+                unsure = [
+                    number
+                    for number in self._tiltable
+                    if not self._sure(self._best_split(number, ends, log_scores)[1], log_scores)
+                ]
                 self._tiltable = []
                 batch = self._stacked([i for n in unsure for i in self._tilted(n)])
             else:
@@ -243,13 +248,13 @@ class Proposal:
         "not a digit" output), if the network has one. A candidate's likelihood is
         its top probability times its digit score."""
         log_scores = _log_likelihoods(probabilities, digit_scores)
-        inputs = self.inputs
+        inputs, ends = self.inputs, self._ends()
         digits = []
         for number, variants in self._variants.items():
-            path = self._best_split(number, log_scores)[1]
-            if len(variants) > 1 and not self._sure(number, log_scores):
+            path = self._best_split(number, ends, log_scores)[1]
+            if len(variants) > 1 and not self._sure(path, log_scores):
                 # Each variant's best split, less its tilt's cost; the first of equals.
-                tilted = [self._best_split(n, log_scores) for n in variants]
+                tilted = [self._best_split(n, ends, log_scores) for n in variants]
                 totals = [
                     total - TILT_COST * abs(self._tilts[n])
                     for (total, _), n in zip(tilted, variants, strict=True)
@@ -258,23 +263,27 @@ class Proposal:
             digits += [Digit(probabilities[i], inputs[i], self.candidates[i].box) for i in path]
         return digits
 
-    def _sure(self, number: int, log_scores: np.ndarray) -> bool:
-        """Whether each digit of the group's best split is surely one on its own."""
-        path = self._best_split(number, log_scores)[1]
+    def _sure(self, path: list[int], log_scores: np.ndarray) -> bool:
+        """Whether each digit of a split (its candidates) is surely one on its own."""
         return all(self._total(index, log_scores) > -2 * PIECE_COST for index in path)
 
-    def _best_split(self, number: int, log_scores: np.ndarray) -> tuple[float, list[int]]:
-        """The group's best split into the candidates made: its score and the
-        candidates, left to right."""
-        group = self.groups[number]
-        by_end: dict[int, list[int]] = {}
+    def _ends(self) -> dict[tuple[int, int], list[int]]:
+        """The candidates made, by their group and last piece."""
+        ends: dict[tuple[int, int], list[int]] = {}
         for index, candidate in enumerate(self.candidates):
-            if candidate.group == number:
-                by_end.setdefault(candidate.last, []).append(index)
+            ends.setdefault((candidate.group, candidate.last), []).append(index)
+        return ends
+
+    def _best_split(
+        self, number: int, ends: dict[tuple[int, int], list[int]], log_scores: np.ndarray
+    ) -> tuple[float, list[int]]:
+        """The group's best split into the candidates made (``ends``: ``_ends()``):
+        its score and its candidates, left to right."""
+        group = self.groups[number]
         best = [0.0] + [-math.inf] * group.count  # best[k]: the first k pieces read
         back = [-1] * (group.count + 1)
         for end in range(group.count):
-            for index in by_end.get(end, ()):
+            for index in ends.get((number, end), ()):
                 total = best[self.candidates[index].first] + self._total(index, log_scores)
                 if total > best[end + 1]:
                     best[end + 1], back[end + 1] = total, index
