@@ -17,7 +17,7 @@ Classic over-segmentation, in two halves around the network's answers:
    (a 5's or a 7's bar, a 2's flat base written apart), join it;
 5. pieces: each component of a group, a wide one (touching digits) cut along the
    writing's slant at the minima of its ink profile and where digits of even width
-   would meet;
+   would meet, but never through solid ink (SOLID);
 6. candidates: runs of up to MAX_PIECES consecutive pieces, and each component
    and each group whole however many pieces it was cut into, each normalised by
    ``preprocessing.fit_to_mnist`` exactly as /predict normalises one digit. At
@@ -48,6 +48,10 @@ FOOT_BELOW = 0.3  # a piece of a digit lies within its group's box, give or take
 NEAR = 0.15  # components closer than this many line heights are one group
 WIDE = 0.4  # a component wider than this many line heights may hold touching digits (11)
 CUT_SPACING = 0.08  # cuts at least this many line heights apart
+# No cut where the ink runs along this share of the line's height (the profile smoothed
+# over a tenth of it): that slices a block, such as a 1 stretched to fill its box as
+# postal and form scans hold digits, into 1s; two digits do not meet so.
+SOLID = 0.85
 MAX_SLANT = 0.6  # the steepest lean of the writing considered, columns per row
 SLANT_STRIP = 0.5  # the slant is measured within strips this many line heights wide
 
@@ -59,7 +63,7 @@ class TooManyDigitsError(preprocessing.PreprocessingError):
 def _cuts(profile: np.ndarray, height: float) -> list[int]:
     """Where a wide component may hold two digits or more: its column profile's
     minima, and where digits of an even width would meet (overlapping digits leave
-    no minimum there)."""
+    no minimum there); none through solid ink (SOLID)."""
     width = profile.size
     margin = max(1, round(CUT_SPACING * height))
     smooth = max(1, round(0.05 * height))
@@ -74,7 +78,11 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
     wanted = math.ceil(width / (0.3 * height)) + 1
     chosen: list[int] = []
     for column in minima[:wanted] + even:
-        if margin <= column <= width - margin and all(abs(column - c) >= margin for c in chosen):
+        if (
+            margin <= column <= width - margin
+            and profile[column] <= SOLID * height
+            and all(abs(column - c) >= margin for c in chosen)
+        ):
             chosen.append(column)
     return sorted(chosen)
 

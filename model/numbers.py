@@ -3,12 +3,14 @@
 Measures POST /read's segmentation and reading: numbers of 2–8 digits, each
 digit a validation digit that ``model.train`` holds out (never the test set) or,
 with ``--source pendigits``, a digit of the 14 pendigits test writers drawn with a
-round pen (``model.realdigits``), written with gaps from wide to none, with or
+round pen (``model.realdigits``), or, with ``--source box16``, a held-out digit
+box-normalised to 16×16 as postal and form scans hold digits (stretched to fill
+its box, every other one binarised), written with gaps from wide to none, with or
 without touching pairs (strokes that meet or overlap), a baseline that drifts, a
 slant, sometimes on ruled lines, and rendered as a canvas drawing, a scan or a
 phone photo:
 
-    python -m model.numbers [--count 600] [--source pendigits] [--url http://127.0.0.1:8000]
+    python -m model.numbers [--count 600] [--source pendigits|box16] [--url http://127.0.0.1:8000]
 
 String accuracy (every digit right, none missing or extra) by length, by kind
 and by touching pairs. ``--speed`` times a 6-digit number in a 600×150 PNG
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from model import data, realdigits, uploads
+from model import data, distort, realdigits, uploads
 
 HEIGHT = 96  # a digit's ink height on the sheet, before its own jitter
 KINDS = ("canvas", "scan", "photo", "ruled")
@@ -159,6 +161,16 @@ def pen_digits(count: int = 3000) -> data.Split:
     return data.Split(np.stack(images).astype(np.uint8), labels)
 
 
+def box_digits(digits: data.Split, count: int = 3000) -> data.Split:
+    """The first ``count`` digits box-normalised to 16×16, as postal and form scans
+    hold them: stretched to fill the box, every other one binarised."""
+    images = []
+    for index, image in enumerate(digits.images[:count]):
+        box = distort.box_normalised(image.astype(np.float32) / 255.0, 16)
+        images.append(distort.binarised(box, 0.35) if index % 2 else box)
+    return data.Split(np.rint(np.stack(images) * 255).astype(np.uint8), digits.labels[:count])
+
+
 def in_process_reader(classifier=None) -> Callable[[bytes], str | None]:
     """The service's own reading, without HTTP: propose, then read with the network
     (``classifier``, an ``app.inference.DigitClassifier``; default: the configured one)."""
@@ -227,12 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="a running service; default: the service code in-process")
     parser.add_argument("--save", help="also write the rendered numbers into this folder")
     parser.add_argument("--speed", action="store_true", help="time the in-process reading")
-    parser.add_argument("--source", choices=("mnist", "pendigits"), default="mnist")
+    parser.add_argument("--source", choices=("mnist", "pendigits", "box16"), default="mnist")
     args = parser.parse_args(argv)
     if args.source == "pendigits":
         digits = pen_digits()
     else:
         digits = uploads.held_out_digits(data.load(args.data))
+        if args.source == "box16":
+            digits = box_digits(digits)
     if args.speed:
         print(json.dumps(speed(digits), indent=2))
         return 0

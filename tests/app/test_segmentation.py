@@ -143,6 +143,17 @@ def finely_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(segmentation, "_cuts", every_step)
 
 
+def test_a_block_is_not_cut() -> None:
+    """A 1 stretched to fill its box, as postal scans hold digits, is a block as wide
+    as a digit: its ink runs the line's height in every column, so no cut is offered
+    through it (cut at even widths, it read as 1s)."""
+    image = Image.new("L", (300, 200), 255)
+    ImageDraw.Draw(image).rectangle((100, 50, 180, 150), fill=0)
+    assert propose(image).pieces == [1]
+    ImageDraw.Draw(image).rectangle((140, 50, 180, 110), fill=255)  # an L: cut
+    assert propose(image).pieces[0] >= 2
+
+
 def test_a_digit_cut_into_many_pieces_is_still_a_candidate_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
