@@ -140,6 +140,7 @@ class Group:
     ):
         self.number, self.count, self.gaps = number, len(pieces), gaps
         self.members = group  # its components' indices among the blobs
+        self.slant = slant  # the one its pieces are cut along
         self.line, self.scale = line, scale
         ink = strength.ink
         self.margin = margin = ink_blobs.halo(ink.shape)

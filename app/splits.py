@@ -92,8 +92,6 @@ class Proposal:
         self._tilt = tilt
         self._variants = {group.number: [group.number] for group in groups}  # the line's
         self._tiltable: list[int] = []  # line's groups with every run made, no variants yet
-        self._line = {group.number: group.number for group in groups}  # variant -> its group
-        self._tilts = {group.number: 0.0 for group in groups}  # variant -> its slope change
         for group in groups:
             self._start(group)
 
@@ -116,7 +114,7 @@ class Proposal:
 
     def line_group(self, number: int) -> int:
         """The line's group that group ``number`` is (or is a variant of)."""
-        return self._line[number]
+        return next(line for line, variants in self._variants.items() if number in variants)
 
     @property
     def pieces(self) -> list[int]:
@@ -166,8 +164,6 @@ class Proposal:
             variant = self._tilt(self.groups[number], len(self.groups), tilt)
             self.groups.append(variant)
             self._variants[number].append(variant.number)
-            self._line[variant.number] = number
-            self._tilts[variant.number] = tilt
             self._made[variant.number] = set()
             added += self._add(variant.runs())
         return added
@@ -253,10 +249,12 @@ class Proposal:
         for number, variants in self._variants.items():
             path = self._best_split(number, ends, log_scores)[1]
             if len(variants) > 1 and not self._sure(path, log_scores):
-                # Each variant's best split, less its tilt's cost; the first of equals.
+                # Each variant's best split, less its change of slant's cost; the first
+                # of equals.
+                slope = self.groups[number].slant.slope
                 tilted = [self._best_split(n, ends, log_scores) for n in variants]
                 totals = [
-                    total - TILT_COST * abs(self._tilts[n])
+                    total - TILT_COST * abs(self.groups[n].slant.slope - slope)
                     for (total, _), n in zip(tilted, variants, strict=True)
                 ]
                 path = tilted[int(np.argmax(totals))][1]
