@@ -91,6 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         static_url="/static/docs",
         favicon_url="/static/favicon.svg",
+        # FastAPI's own OpenTelemetry: the service keeps its metrics and request log
+        # (app/observability.py), and with the API alone installed (no SDK, no
+        # provider) it never records; its check for a provider cost every request
+        # 3 µs (docs/performance.md).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.predictor = None

@@ -10,14 +10,39 @@ expect, gets ``None`` here and goes to the full parser, which decides what it
 means (and which error it is).
 
 Header values are parsed by python-multipart's own ``parse_options_header``, as
-the full parser does, so both agree on boundaries, names and filenames.
+the full parser does, so both agree on boundaries, names and filenames; the
+plain forms every client above sends (an unquoted boundary; a quoted name and
+filename) are matched by a pattern first, at a third of its cost, with the
+same answer (tests hold the two together).
 """
 
 from __future__ import annotations
 
+import re
+
 from python_multipart.multipart import parse_options_header
 
 _PART_HEADERS = frozenset({b"content-disposition", b"content-type"})
+_PLAIN_CONTENT_TYPE = re.compile(rb"multipart/form-data; boundary=([0-9A-Za-z'()+_,./:=?-]+)")
+_PLAIN_DISPOSITION = re.compile(rb'form-data; name="([^"\\;]*)"; filename="[^"\\;]*"')
+
+
+def boundary_of(content_type: bytes) -> bytes | None:
+    """The boundary of a ``multipart/form-data`` Content-Type, else None."""
+    plain = _PLAIN_CONTENT_TYPE.fullmatch(content_type)
+    if plain is not None:
+        return plain[1]
+    kind, options = parse_options_header(content_type)
+    return options.get(b"boundary") or None if kind == b"multipart/form-data" else None
+
+
+def is_file_field(disposition: bytes, field: bytes) -> bool:
+    """Whether a part's Content-Disposition names a file sent as the form field ``field``."""
+    plain = _PLAIN_DISPOSITION.fullmatch(disposition)
+    if plain is not None:
+        return plain[1] == field
+    kind, options = parse_options_header(disposition)
+    return kind == b"form-data" and options.get(b"name") == field and b"filename" in options
 
 
 def single_file(body: bytes, content_type: bytes, field: bytes) -> bytes | None:
@@ -25,9 +50,8 @@ def single_file(body: bytes, content_type: bytes, field: bytes) -> bytes | None:
 
     ``content_type`` is the request's Content-Type header (it carries the boundary).
     """
-    kind, options = parse_options_header(content_type)
-    boundary = options.get(b"boundary")
-    if kind != b"multipart/form-data" or not boundary:
+    boundary = boundary_of(content_type)
+    if boundary is None:
         return None
     opening = b"--" + boundary + b"\r\n"
     if not body.startswith(opening):  # a preamble: unusual, for the full parser
@@ -51,9 +75,6 @@ def single_file(body: bytes, content_type: bytes, field: bytes) -> bytes | None:
             if disposition is not None:
                 return None
             disposition = value.strip()
-    if disposition is None:
-        return None
-    kind, options = parse_options_header(disposition)
-    if kind != b"form-data" or options.get(b"name") != field or b"filename" not in options:
+    if disposition is None or not is_file_field(disposition, field):
         return None
     return body[data_start:data_end]

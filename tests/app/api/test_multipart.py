@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import Headers, UploadFile
+from python_multipart.multipart import parse_options_header
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from app.api import multipart
@@ -170,6 +171,48 @@ def test_agrees_with_the_full_parser(case: tuple[bytes, bytes, bool | None]) -> 
         assert full_parse(content, content_type) == [("file", found)]
     if usual is not None:
         assert (found is not None) == usual, "the short cut takes the usual shape, only it"
+
+
+# Header text with what the plain patterns must not misread: quotes, escapes,
+# separators, spaces, capitals, latin-1.
+HEADER_TEXT = st.text(" ;=\"\\'*aZ09-_./:é", max_size=12)
+
+
+@st.composite
+def header_values(draw) -> bytes:
+    """A Content-Type or Content-Disposition value, often of the plain shapes."""
+    text = draw(HEADER_TEXT)
+    value = draw(
+        st.sampled_from(
+            [
+                "multipart/form-data; boundary={}",
+                'form-data; name="{}"; filename="d.png"',
+                'form-data; name="file"; filename="{}"',
+                "{}",
+                "Multipart/Form-Data; boundary={}",
+                'form-data; name="file"{}',
+            ]
+        )
+    )
+    return value.format(text).encode("latin-1")
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(header_values())
+def test_plain_headers_are_read_as_the_general_parser_reads_them(value: bytes) -> None:
+    kind, options = parse_options_header(value)
+    boundary = options.get(b"boundary") if kind == b"multipart/form-data" else None
+    assert multipart.boundary_of(value) == (boundary or None)
+    for field in (b"file", b"d.png"):
+        named = kind == b"form-data" and options.get(b"name") == field
+        assert multipart.is_file_field(value, field) == (named and b"filename" in options)
+
+
+def test_what_clients_send_takes_the_plain_patterns(monkeypatch) -> None:
+    monkeypatch.setattr(multipart, "parse_options_header", None)  # any use fails
+    for boundary in (b"------------------------d74496d66958873e", b"----WebKitFormBoundaryx7b"):
+        assert multipart.boundary_of(b"multipart/form-data; boundary=" + boundary) == boundary
+    assert multipart.is_file_field(b'form-data; name="file"; filename="7.png"', b"file")
 
 
 @pytest.fixture
