@@ -161,6 +161,22 @@ def test_the_eleventh_output_does_not_change_the_digit_probabilities() -> None:
     assert calibration.digit_score(with_not_a_digit)[0] == pytest.approx(0.4)
 
 
+@pytest.mark.parametrize("temperature", [1 / 8, 0.7, 1.0, 1.144, 3.0, 8.0])
+def test_digit_probabilities_are_the_softmax_of_the_scaled_log_probabilities(
+    temperature: float,
+) -> None:
+    rng = np.random.default_rng(7)
+    outputs = rng.dirichlet(np.full(11, 0.05), size=20_000).astype(np.float32)
+    outputs[:5, :10] = 0.0  # sure it is not a digit: the digits' floor, TINY, decides
+    logits = calibration.digit_logits(outputs) / temperature
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    softmax = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+    found = calibration.digit_probabilities(outputs, temperature)
+    assert np.isfinite(found).all()
+    np.testing.assert_array_max_ulp(found, softmax, maxulp=1)
+    assert (found.argmax(axis=1) == softmax.argmax(axis=1)).all()
+
+
 def test_expected_calibration_error_on_a_known_case() -> None:
     # Four answers at confidence 0.8, three right: |0.75 - 0.8| = 0.05.
     probabilities = np.full((4, 10), 0.2 / 9)
