@@ -147,7 +147,7 @@ class Predictor:
         formats are opened again cheaply for their colours (a JPEG's at 1/8 scale)."""
         decoded = preprocessing.decode(image)
         kept = decoded if image.format in heif.FORMATS else None
-        return *preprocessing.input_and_ink(decoded), kept
+        return *preprocessing.input_and_ink(decoded, preprocessing.is_photo(image)), kept
 
     async def _normalize(self, data: bytes) -> Normalized:
         """Bytes -> the network input and what a refusal looks at; raises

@@ -300,6 +300,48 @@ def test_big_jpeg_is_decoded_at_reduced_scale() -> None:
     )
 
 
+def read_as_uploaded(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The network input and ink map ``input_and_ink`` makes of an upload, as the
+    service reads it, and the input it makes at full size."""
+    opened = preprocessing.open_image(data)
+    decoded = preprocessing.decode(opened)
+    network_input, ink = preprocessing.input_and_ink(decoded, preprocessing.is_photo(opened))
+    return network_input, ink, preprocessing.input_and_ink(decoded)[0]
+
+
+def test_a_photo_whose_digit_fills_much_of_it_is_read_at_the_glance_size() -> None:
+    image = stroke_digit(480, width=40, paper=235)
+    photo = png_bytes(image.convert("RGB"), "JPEG", quality=90)
+    glanced, ink, full = read_as_uploaded(photo)
+    assert ink.shape == (preprocessing.GLANCE_SIZE,) * 2
+    np.testing.assert_array_equal(preprocess(photo), glanced)  # as the service reads it
+    check_mnist_layout(glanced)
+    assert difference(glanced, full) < 0.02
+    # The same pixels as a scan or a screenshot (PNG): read at full size.
+    assert read_as_uploaded(png_bytes(image))[1].shape == (480, 480)
+
+
+def test_a_photo_whose_digit_is_small_is_read_at_full_size() -> None:
+    sheet = Image.new("L", (500, 500), 235)
+    sheet.paste(stroke_digit(100, width=10, paper=235), (300, 320))  # 29 px at the glance
+    network_input, ink, full = read_as_uploaded(png_bytes(sheet, "JPEG", quality=90))
+    assert ink.shape == (500, 500)
+    np.testing.assert_array_equal(network_input, full)
+
+
+def test_paper_noise_averaged_away_at_the_glance_sends_a_photo_to_full_size() -> None:
+    # Reduced to the glance, paper noise of one grey level falls under a level: the
+    # paper reads as clean and its faint unevenness all as ink, to the frame's edges.
+    page = np.full((680, 680), 250.0)
+    page[190:490, 190:490] = np.asarray(stroke_digit(300, width=24, paper=250))
+    page += np.random.default_rng(0).normal(0, 1, page.shape)
+    photo = png_bytes(Image.fromarray(np.clip(page, 0, 255).astype(np.uint8)), "JPEG", quality=95)
+    network_input, ink, full = read_as_uploaded(photo)
+    assert ink.shape == (preprocessing.WORKING_SIZE,) * 2
+    check_mnist_layout(network_input)
+    np.testing.assert_array_equal(network_input, full)
+
+
 def test_empty_upload() -> None:
     with pytest.raises(EmptyImageError):
         preprocess(b"")
