@@ -27,7 +27,7 @@ cameras, canvases and apps do to them:
 A photo (JPEG, HEIC, AVIF) goes through steps 2-5 at GLANCE_SIZE first, and again
 at WORKING_SIZE only when its digit spans under GLANCE_MIN_DIGIT px there: a digit
 that fills a good part of the frame loses nothing the 20 px fit keeps (999 of
-1,000 rendered photos read the same digit either way), at 60 % of the work.
+1,000 rendered photos read the same digit either way), in two thirds of the time.
 
 An MNIST digit goes through unchanged. No web framework in here: errors are
 ``PreprocessingError`` subclasses that the HTTP layer maps to status codes.
@@ -363,14 +363,24 @@ def unit_clipped(values: np.ndarray) -> np.ndarray:
     return np.minimum(clipped, 1.0, out=clipped)
 
 
+def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Top, bottom, left, right (exclusive) of the box holding every pixel of ``ink``;
+    None if it has none."""
+    rows = ink.any(axis=1).nonzero()[0]  # as np.flatnonzero, without its ravel
+    if rows.size == 0:
+        return None
+    columns = ink.any(axis=0).nonzero()[0]
+    return int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+
+
 def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
     """Crop to the ink, grow hairlines (``app.strokes``), fit the longer side to 20 px,
     centre by mass in 28×28."""
-    rows = ink.any(axis=1).nonzero()[0]  # as np.flatnonzero, without its ravel
-    columns = ink.any(axis=0).nonzero()[0]
-    if rows.size == 0:
+    box = _ink_box(ink)
+    if box is None:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
-    crop = strokes.grown(ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1], DIGIT_BOX)
+    top, bottom, left, right = box
+    crop = strokes.grown(ink[top:bottom, left:right], DIGIT_BOX)
     height, width = crop.shape
     scale = DIGIT_BOX / max(height, width)
     if scale != 1.0:
@@ -420,8 +430,9 @@ def _glanced(image: Image.Image) -> np.ndarray | None:
     and it is read at full size.
 
     The second test catches paper whose noise the reduction averaged under a grey
-    level: read as clean, its faint unevenness would all be ink (a dithered or noisy
-    scan showed it, at 88 % read, before photos alone were glanced at)."""
+    level: read as clean, its faint unevenness would all be ink, to the frame's edges
+    (grey scans glanced at showed it; dithered 1-bit scans misread even with the test,
+    which is why only photos are glanced at: docs/performance.md)."""
     try:
         ink = ink_map(grey_levels(_reduced(image.copy(), GLANCE_SIZE)))
     except NoDigitError:
@@ -434,11 +445,8 @@ def _glanced(image: Image.Image) -> np.ndarray | None:
 
 def _ink_side(ink: np.ndarray) -> int:
     """The longer side of the box holding every pixel of ``ink`` (0 if none)."""
-    rows = ink.any(axis=1).nonzero()[0]
-    columns = ink.any(axis=0).nonzero()[0]
-    if rows.size == 0:
-        return 0
-    return int(max(rows[-1] - rows[0], columns[-1] - columns[0])) + 1
+    box = _ink_box(ink)
+    return 0 if box is None else max(box[1] - box[0], box[3] - box[2])
 
 
 def preprocess(data: bytes, limits: Limits = Limits()) -> np.ndarray:

@@ -33,7 +33,9 @@ def boundary_of(content_type: bytes) -> bytes | None:
     if plain is not None:
         return plain[1]
     kind, options = parse_options_header(content_type)
-    return options.get(b"boundary") or None if kind == b"multipart/form-data" else None
+    if kind != b"multipart/form-data":
+        return None
+    return options.get(b"boundary") or None
 
 
 def is_file_field(disposition: bytes, field: bytes) -> bool:
