@@ -3,7 +3,8 @@
     python -m bench.components [--model PATH] [--seconds 0.2]
 
 Decoding, the service's preprocessing (the fast path for small clean PNGs as
-the service takes it, the general path whole and step by step) on the 28×28
+the service takes it, the general path whole and step by step, a photo's steps
+on its first reading at 200 px where the service keeps it) on the 28×28
 PNG and the ~300 px JPEG photo of bench/inputs.py, the LiteRT classifier the
 service runs at batch 1 and batch 32, Keras ``model.predict`` and
 ``predict_on_batch`` as a naive server calls them, and how far LiteRT's
@@ -120,7 +121,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{label}: ↳ decode",
             lambda d=data: preprocessing.decode(preprocessing.open_image(d, limits)),
         )
-        decoded = preprocessing.decode(preprocessing.open_image(data, limits))
+        opened = preprocessing.open_image(data, limits)
+        decoded = preprocessing.decode(opened)
+        if preprocessing.is_photo(opened) and max(decoded.size) > preprocessing.GLANCE_SIZE:
+            glanced = preprocessing.glance(decoded)
+            read = preprocessing.input_and_ink(decoded, photo=True)[1]
+            if read.shape == preprocessing.grey_levels(glanced).shape:
+                # The service keeps the photo's first reading: its steps are the glance's.
+                name = f"{label}: ↳ glance (to {preprocessing.GLANCE_SIZE} px)"
+                measure(name, lambda i=decoded: preprocessing.glance(i))
+                decoded = glanced
         measure(f"{label}: ↳ grey_levels", lambda i=decoded: preprocessing.grey_levels(i))
         grey = preprocessing.grey_levels(decoded)
         measure(f"{label}: ↳ ink_map", lambda g=grey: preprocessing.ink_map(g))

@@ -321,12 +321,17 @@ def test_a_photo_whose_digit_fills_much_of_it_is_read_at_the_glance_size() -> No
     assert read_as_uploaded(png_bytes(image))[1].shape == (480, 480)
 
 
-def test_a_photo_whose_digit_is_small_is_read_at_full_size() -> None:
+def test_a_photo_whose_digit_is_small_is_read_at_full_size(monkeypatch) -> None:
     sheet = Image.new("L", (500, 500), 235)
     sheet.paste(stroke_digit(100, width=10, paper=235), (300, 320))  # 29 px at the glance
+    searched = []
+    ink_map = preprocessing.ink_map
+    monkeypatch.setattr(preprocessing, "ink_map", lambda g: searched.append(g.shape) or ink_map(g))
     network_input, ink, full = read_as_uploaded(png_bytes(sheet, "JPEG", quality=90))
     assert ink.shape == (500, 500)
     np.testing.assert_array_equal(network_input, full)
+    # Its rough size said so before any search at the glance size.
+    assert searched == [(500, 500), (500, 500)]  # the service's reading, then full
 
 
 def test_paper_noise_averaged_away_at_the_glance_sends_a_photo_to_full_size() -> None:
