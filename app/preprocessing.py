@@ -436,7 +436,7 @@ def _glanced(image: Image.Image) -> np.ndarray | None:
     small = glance(image)
     grey = grey_levels(small)
     counts = small.histogram() if small.mode == "L" else None  # Pillow counts faster
-    if _rough_side(grey, counts) < GLANCE_MIN_DIGIT - 2 * halo(grey.shape):
+    if levels.rough_extent(grey, counts) < GLANCE_MIN_DIGIT - 2 * halo(grey.shape):
         return None  # a smaller digit: read at full size at once
     try:
         ink = ink_map(grey)
@@ -446,28 +446,6 @@ def _glanced(image: Image.Image) -> np.ndarray | None:
     if GLANCE_MIN_DIGIT <= side <= _ink_side(ink > FAINT_INK) + 2 * halo(ink.shape):
         return ink
     return None
-
-
-def _rough_side(grey: np.ndarray, counts: list[int] | None = None) -> int:
-    """A cheap, rough size of the digit (most photos' is too small to glance at): the
-    longer side of the box of the rows and columns that hold two pixels or more of
-    the class, of Otsu's two, that covers less of the image. It runs a few pixels
-    under what the ink search finds (its anti-aliased edge), more where shadows
-    join the class; a tenth of the search's cost. ``counts``: the histogram of the
-    levels, when known."""
-    if counts is None:
-        counts = np.bincount(grey.astype(np.uint8).ravel(), minlength=256)
-    counts = np.asarray(counts)
-    present = counts.nonzero()[0]
-    threshold = levels.otsu_of_counts(levels.WHOLE_LEVELS[present], counts[present])
-    marked = grey <= threshold
-    if np.count_nonzero(marked) * 2 > marked.size:
-        marked = ~marked
-    rows = np.flatnonzero(marked.sum(axis=1, dtype=np.int32) >= 2)
-    columns = np.flatnonzero(marked.sum(axis=0, dtype=np.int32) >= 2)
-    if rows.size == 0 or columns.size == 0:
-        return 0
-    return int(max(rows[-1] - rows[0], columns[-1] - columns[0])) + 1
 
 
 def glance(image: Image.Image) -> Image.Image:

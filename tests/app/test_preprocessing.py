@@ -334,6 +334,17 @@ def test_a_photo_whose_digit_is_small_is_read_at_full_size(monkeypatch) -> None:
     assert searched == [(500, 500), (500, 500)]  # the service's reading, then full
 
 
+@pytest.mark.parametrize("ink", [0.0, 255.0])
+def test_the_rough_extent_is_the_smaller_class_box_without_lone_specks(ink: float) -> None:
+    grey = np.full((120, 160), 255.0 - ink, dtype=np.float32)
+    grey[30:60, 40:90] = ink  # 30 x 50: the smaller class, either polarity
+    grey[5, 150] = grey[110, 3] = ink  # specks alone in their rows and columns
+    assert levels.rough_extent(grey) == 50
+    counts = np.bincount(grey.astype(np.uint8).ravel(), minlength=256)
+    assert levels.rough_extent(grey, counts.tolist()) == 50
+    assert levels.rough_extent(np.full((40, 40), 128.0, dtype=np.float32)) == 0
+
+
 def test_paper_noise_averaged_away_at_the_glance_sends_a_photo_to_full_size() -> None:
     # Reduced to the glance, paper noise of one grey level falls under a level: the
     # paper reads as clean and its faint unevenness all as ink, to the frame's edges.
