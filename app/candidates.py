@@ -156,11 +156,8 @@ class Group:
         for position, (label, start, end) in enumerate(pieces):
             own = (labels == label) & (columns >= start) & (columns < end)
             piece_of[own] = position
-            rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
             sheared = columns[own]
-            self.extents.append(
-                (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1, sheared.min(), sheared.max() + 1)
-            )
+            self.extents.append((*ink_blobs.bounds(own), sheared.min(), sheared.max() + 1))
         self.components = component_runs(pieces)
         self._piece_of, self._strokes = piece_of, strokes[top:bottom, left:right]
         self.ink = ink[top:bottom, left:right]

@@ -49,14 +49,21 @@ def digit_ink(strength: InkStrength) -> np.ndarray:
     return ink
 
 
+def bounds(mask: np.ndarray) -> Box | None:
+    """The box holding every non-zero pixel of ``mask``, or None when it has none."""
+    rows = mask.any(axis=1).nonzero()[0]  # as np.flatnonzero, without its ravel
+    if rows.size == 0:
+        return None
+    columns = mask[rows[0] : rows[-1] + 1].any(axis=0).nonzero()[0]
+    return int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+
+
 def _window(strokes: np.ndarray, margin: int) -> Box | None:
     """The strokes' bounding box grown by ``margin`` (within the image), or None
     when there are no strokes or the box is most of the image."""
-    rows = np.flatnonzero(strokes.any(axis=1))
-    if rows.size == 0:
+    tight = bounds(strokes)
+    if tight is None:
         return None
-    columns = np.flatnonzero(strokes[rows[0] : rows[-1] + 1].any(axis=0))
-    tight = (int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1)
     box = _grown(tight, margin, strokes.shape)
     return box if _area(box) <= WINDOW_SHARE * strokes.size else None
 

@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from app import av1, heif, levels, orientation, paper, strokes
-from app.ink_blobs import FAINT_INK, digit_ink, dilated, halo
+from app.ink_blobs import FAINT_INK, bounds, digit_ink, dilated, halo
 
 INPUT_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
@@ -363,20 +363,10 @@ def unit_clipped(values: np.ndarray) -> np.ndarray:
     return np.minimum(clipped, 1.0, out=clipped)
 
 
-def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Top, bottom, left, right (exclusive) of the box holding every pixel of ``ink``;
-    None if it has none."""
-    rows = ink.any(axis=1).nonzero()[0]  # as np.flatnonzero, without its ravel
-    if rows.size == 0:
-        return None
-    columns = ink.any(axis=0).nonzero()[0]
-    return int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
-
-
 def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
     """Crop to the ink, grow hairlines (``app.strokes``), fit the longer side to 20 px,
     centre by mass in 28×28."""
-    box = _ink_box(ink)
+    box = bounds(ink)
     if box is None:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
     top, bottom, left, right = box
@@ -455,7 +445,7 @@ def glance(image: Image.Image) -> Image.Image:
 
 def _ink_side(ink: np.ndarray) -> int:
     """The longer side of the box holding every pixel of ``ink`` (0 if none)."""
-    box = _ink_box(ink)
+    box = bounds(ink)
     return 0 if box is None else max(box[1] - box[0], box[3] - box[2])
 
 

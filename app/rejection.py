@@ -115,9 +115,8 @@ def shape_reason(strokes: np.ndarray) -> str:
     if count == 0:
         return SYMBOL
     boxes = ndimage.find_objects(labels)
-    rows = np.flatnonzero(strokes.any(axis=1))
-    columns = np.flatnonzero(strokes.any(axis=0))
-    box_area = (rows[-1] - rows[0] + 1) * (columns[-1] - columns[0] + 1)
+    top, bottom, left, right = ink_blobs.bounds(strokes)  # count > 0: some strokes
+    box_area = (bottom - top) * (right - left)
     if strokes.sum() / box_area > PHOTO_COVERAGE and count > 2:
         return PHOTO
     heights = np.array([box[0].stop - box[0].start for box in boxes])
