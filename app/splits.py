@@ -203,12 +203,10 @@ class Proposal:
 
     def _advance(self, log_scores: np.ndarray) -> np.ndarray:
         """Each pending group a step on, given the scores so far; the new inputs."""
-        # Any split of a run of pieces scores -2 PIECE_COST at best: a run that scores
-        # better is surely one digit.
         sure = {
             (candidate.group, candidate.first, candidate.last)
             for index, candidate in enumerate(self.candidates)
-            if self._total(index, log_scores) > -2 * PIECE_COST
+            if self._sure([index], log_scores)
         }
         added: list[np.ndarray] = []
         for number in list(self._pending):
@@ -262,7 +260,9 @@ class Proposal:
         return digits
 
     def _sure(self, path: list[int], log_scores: np.ndarray) -> bool:
-        """Whether each digit of a split (its candidates) is surely one on its own."""
+        """Whether each digit of a split (its candidates) is surely one on its own: any
+        split of a run of pieces scores -2 PIECE_COST at best, so a run that scores
+        better is surely one digit."""
         return all(self._total(index, log_scores) > -2 * PIECE_COST for index in path)
 
     def _ends(self) -> dict[tuple[int, int], list[int]]:
