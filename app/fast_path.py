@@ -19,6 +19,7 @@ errors included.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 
@@ -128,6 +129,15 @@ def _png_grey(data: bytes, limits: preprocessing.Limits) -> np.ndarray | None:
     return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width)
 
 
+@functools.lru_cache(maxsize=512)  # every paper level, dark ink or light
+def _contrast(paper: int, dark_ink: bool) -> np.ndarray:
+    """``preprocessing.ink_contrast`` of every grey level on paper of level ``paper``
+    (read-only: it is shared)."""
+    contrast = preprocessing.ink_contrast(levels.WHOLE_LEVELS, float(paper), dark_ink)
+    contrast.flags.writeable = False
+    return contrast
+
+
 def _ink_strength(grey: np.ndarray) -> preprocessing.InkStrength | None:
     """``preprocessing.ink_strength`` of an image whose border is one grey level.
 
@@ -158,7 +168,7 @@ def _ink_strength(grey: np.ndarray) -> preprocessing.InkStrength | None:
         dark_ink = True
     else:
         dark_ink = background > levels.otsu_of_counts(shown, shown_counts)
-    contrast = preprocessing.ink_contrast(levels.WHOLE_LEVELS, background, dark_ink)  # per level
+    contrast = _contrast(int(paper), dark_ink)
     ink_levels, ink_counts = contrast[present], shown_counts
     if dark_ink:  # ascending ink
         ink_levels, ink_counts = ink_levels[::-1], ink_counts[::-1]

@@ -29,6 +29,17 @@ def test_measured_width_of_a_bar_is_its_width(width):
     assert strokes.measured_width(bar) == pytest.approx(width, rel=0.1)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_the_outline_is_every_change_along_rows_and_columns(seed):
+    """The outline counted from the cores and their neighbours is the number of
+    changes between core and no core along rows and columns, the frame no core."""
+    rng = np.random.default_rng(seed)
+    crop = rng.random(tuple(rng.integers(1, 30, 2))).astype(np.float32)
+    padded = np.pad(crop > strokes.CORE, 1)
+    changes = np.count_nonzero(np.diff(padded, axis=0)) + np.count_nonzero(np.diff(padded, axis=1))
+    assert strokes.measured_width(crop) == 2.0 * float(crop.sum()) / max(changes, 1)
+
+
 @pytest.mark.parametrize("digit", ["2", "3", "4", "7"])
 def test_a_hairline_digit_reaches_the_network_as_wide_as_mnist(digit):
     # A one-pixel pen on a 300 px digit: without growing it is a faint line about
