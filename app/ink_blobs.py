@@ -2,8 +2,9 @@
 
 ``digit_ink`` keeps the digit's blobs: strokes joined through their faint pixels
 (hysteresis, as edge detectors do), specks and grain dropped, marks cut by the
-image's edge dropped when a digit lies inside the frame; every pixel farther
-than the strokes' anti-aliased edge (``halo``) goes to 0. It looks within the
+image's edge dropped when a digit lies inside the frame (but the digit's own
+pieces the edge cuts); every pixel farther than the strokes' anti-aliased edge
+(``halo``) goes to 0. It looks within the
 strokes' box, grown by a margin, and at the whole image only when a joined blob
 runs out of that box: the same answer, in a fraction of the time on a photo
 whose digit fills part of the frame.
@@ -23,6 +24,7 @@ FAINT_INK = 0.1  # of full ink: fainter pixels join no strokes (broken strokes' 
 SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are noise
 LONG_FRACTION = 0.2  # ... unless this long against it (a hairline's piece)
 INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
+PART_REACH = 2.0  # ... with the pieces cut by the frame that meet them, no larger than this
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 WINDOW_MARGIN = 4  # halos around the strokes' box where a joined blob's faint edge may run
 WINDOW_SHARE = 0.5  # a window over this share of the image: the whole image instead
@@ -138,18 +140,37 @@ def _digit_strokes(
             # A hairline broken where the pen skipped: its pieces are light but long
             # (against the heaviest blob's longer side), where specks and grain are
             # small every way.
-            extents = np.array(
-                [
-                    max(s.stop - s.start for s in blob)
-                    for blob in ndimage.find_objects(labels, count)
-                ]
-            )
+            boxes = ndimage.find_objects(labels, count)
+            extents = np.array([max(s.stop - s.start for s in blob) for blob in boxes])
             reach = extents[int(np.argmax(candidates))]
             keep |= (candidates > 0) & (extents >= LONG_FRACTION * reach)
+            if prefer_inside:  # the digit's own pieces cut by the frame stay with it
+                keep |= touching & _meeting(boxes, keep)
         if not keep.all():
             strokes = np.isin(labels, np.flatnonzero(keep) + 1)
             count = 0  # something was dropped: clear what lies away from the strokes
     return strokes, count
+
+
+def _meeting(boxes: list[tuple[slice, slice]], kept: np.ndarray) -> np.ndarray:
+    """Which blobs' boxes meet the box of the ``kept`` ones and are at most PART_REACH
+    times its longer side: pieces of the same digit (a 5's body cut by the frame, its
+    bar inside), where a neighbour's stroke, the paper's border or a shadow lies apart
+    from the digit or runs far beyond it."""
+    chosen = [box for box, keep in zip(boxes, kept, strict=True) if keep]
+    top, bottom = min(b[0].start for b in chosen), max(b[0].stop for b in chosen)
+    left, right = min(b[1].start for b in chosen), max(b[1].stop for b in chosen)
+    reach = PART_REACH * max(bottom - top, right - left)
+    return np.array(
+        [
+            rows.start < bottom
+            and top < rows.stop
+            and columns.start < right
+            and left < columns.stop
+            and max(rows.stop - rows.start, columns.stop - columns.start) <= reach
+            for rows, columns in boxes
+        ]
+    )
 
 
 def label_masses(ink: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw
 
 from app import preprocessing
 from model import distort, uploads, world
+from tests.app.test_preprocessing import difference
 from tests.conftest import png_bytes
 
 # Digits as pen strokes on a 100×100 square (x right, y down).
@@ -70,6 +71,35 @@ def test_a_tight_crop_with_a_speck_inside_keeps_the_digit() -> None:
     result = preprocessing.preprocess(as_upload(ink))[..., 0]
     rows = np.flatnonzero(result.any(axis=1))
     assert rows[-1] - rows[0] + 1 == 20  # the 7 fills the box, not the speck
+
+
+# A 5 whose bar was written apart from its body.
+FIVE_BAR_APART = [[(34, 14), (30, 46), (50, 40), (70, 52), (70, 75), (50, 90), (24, 82)]]
+FIVE_BAR = [[(46, 10), (80, 10)]]
+
+
+def test_a_digit_cut_by_the_frame_keeps_its_piece_inside() -> None:
+    """Its body touching the left and bottom edges, its bar inside: the bar is no
+    digit on its own (it was read so, and the body dropped as a mark cut by the edge)."""
+    body, bar = pen_digit(FIVE_BAR_APART), pen_digit(FIVE_BAR)
+    assert not np.logical_and(body > 0, bar > 0).any()  # two pieces
+    five = np.maximum(body, bar)
+    rows = np.flatnonzero(five.max(axis=1) > 0.5)
+    columns = np.flatnonzero(five.max(axis=0) > 0.5)
+    cut = five[rows[0] - 10 : rows[-1] + 1, columns[0] : columns[-1] + 11]
+    assert cut[-1].max() > 0.5 and cut[:, 0].max() > 0.5  # the body touches two edges
+    assert cut[0].max() == 0 and cut[:, -1].max() == 0  # the bar none
+    expected = preprocessing.preprocess(as_upload(np.pad(five, 10)))
+    assert difference(preprocessing.preprocess(as_upload(cut)), expected) < 0.02
+
+
+def test_a_neighbours_stroke_cut_by_the_frame_is_dropped() -> None:
+    """A stroke of the next digit cut by the right edge, apart from the 7: dropped."""
+    seven = np.pad(tight(pen_digit(STROKES[7], width=22)), 20)
+    with_neighbour = np.pad(seven, ((0, 0), (0, 30)))
+    with_neighbour[40:120, -12:] = 1.0  # the neighbour's stroke, to the edge
+    expected = preprocessing.preprocess(as_upload(seven))
+    assert difference(preprocessing.preprocess(as_upload(with_neighbour)), expected) < 0.02
 
 
 @pytest.mark.parametrize("width", [3, 8, 16, 30])
