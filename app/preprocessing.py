@@ -426,14 +426,14 @@ def _glanced(image: Image.Image) -> np.ndarray | None:
     small = glance(image)
     grey = grey_levels(small)
     counts = small.histogram() if small.mode == "L" else None  # Pillow counts faster
-    if levels.rough_extent(grey, counts) < GLANCE_MIN_DIGIT - 2 * halo(grey.shape):
+    edges = 2 * halo(grey.shape)  # the strokes' anti-aliased edge on both sides
+    if levels.rough_extent(grey, counts) < GLANCE_MIN_DIGIT - edges:
         return None  # a smaller digit: read at full size at once
     try:
-        ink = ink_map(grey)
+        ink = ink_map(grey)  # the same shape as grey
     except NoDigitError:
         return None  # the full size decides, and says so
-    side = _ink_side(ink)
-    if GLANCE_MIN_DIGIT <= side <= _ink_side(ink > FAINT_INK) + 2 * halo(ink.shape):
+    if GLANCE_MIN_DIGIT <= _ink_side(ink) <= _ink_side(ink > FAINT_INK) + edges:
         return ink
     return None
 
