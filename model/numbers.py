@@ -3,7 +3,8 @@
 Measures POST /read's segmentation and reading: numbers of 2–8 digits, each
 digit a validation digit that ``model.train`` holds out (never the test set) or,
 with ``--source pendigits``, a digit of the 14 pendigits test writers drawn with a
-round pen (``model.realdigits``), or, with ``--source box16``, a held-out digit
+round pen (``model.realdigits``; their 4s recorded without a stem left out, kept
+with ``--source pendigits-as-recorded``), or, with ``--source box16``, a held-out digit
 box-normalised to 16×16 as postal and form scans hold digits (stretched to fill
 its box, every other one binarised), written with gaps from wide to none, with or
 without touching pairs (strokes that meet or overlap), a baseline that drifts, a
@@ -152,10 +153,12 @@ def numbers(digits: data.Split, count: int, seed: int = 0) -> Iterator[Number]:
         yield Number(text, kind, spacing, render(coverage, baseline, kind, rng))
 
 
-def pen_digits(count: int = 3000) -> data.Split:
+def pen_digits(count: int = 3000, as_recorded: bool = False) -> data.Split:
     """The first ``count`` digits of the pendigits test writers, drawn with a round
-    pen as white ink on black, as MNIST stores its digits."""
-    drawn = realdigits.load().pen_test[:count]
+    pen as white ink on black, as MNIST stores its digits; unless ``as_recorded``,
+    without the 4s the file holds without their stem (``realdigits.stemless``)."""
+    sets = realdigits.load()
+    drawn = (sets.pen_test if as_recorded else sets.pen_test_legible)[:count]
     images = [np.rint(realdigits.draw(digit, side=112, pen=8.0) * 255) for digit in drawn]
     labels = np.array([digit.label for digit in drawn], dtype=np.uint8)
     return data.Split(np.stack(images).astype(np.uint8), labels)
@@ -239,10 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="a running service; default: the service code in-process")
     parser.add_argument("--save", help="also write the rendered numbers into this folder")
     parser.add_argument("--speed", action="store_true", help="time the in-process reading")
-    parser.add_argument("--source", choices=("mnist", "pendigits", "box16"), default="mnist")
+    sources = ("mnist", "pendigits", "pendigits-as-recorded", "box16")
+    parser.add_argument("--source", choices=sources, default="mnist")
     args = parser.parse_args(argv)
-    if args.source == "pendigits":
-        digits = pen_digits()
+    if args.source.startswith("pendigits"):
+        digits = pen_digits(as_recorded=args.source == "pendigits-as-recorded")
     else:
         digits = uploads.held_out_digits(data.load(args.data))
         if args.source == "box16":

@@ -73,11 +73,14 @@ def test_optdigits_bitmaps_and_labels(tmp_path: Path) -> None:
 
 def test_pen_writers_counts_each_writers_misreadings(tmp_path: Path) -> None:
     """``model.world --pen-writers``: per writer and for all, what was read, refused
-    and misread, from the readings the service's reader gives."""
+    and misread, from the readings the service's reader gives; and for all but the
+    4s recorded without their stem."""
     seven, four = realdigits.read_pendigits(gz(tmp_path / "pen.gz", PEN_FILE))
+    stemless = replace(four, strokes=four.strokes[:1], writer=realdigits.STEMLESS_WRITER)
     pen = [seven, replace(seven, writer=3), replace(four, writer=3), replace(four, writer=3)]
-    # Read writer by writer: writer 3's 7 as 1, a 4 refused, a 4 right; writer 12's 7 right.
-    answers = iter([1, None, 4, 7])
+    # Read writer by writer: writer 3's 7 as 1, a 4 refused, a 4 right; writer 12's 7
+    # right; the stemless 4 as 5.
+    answers = iter([1, None, 4, 7, 5])
 
     def read(contents: list[bytes]) -> list[world.Reading]:
         readings = []
@@ -90,14 +93,28 @@ def test_pen_writers_counts_each_writers_misreadings(tmp_path: Path) -> None:
                 readings.append(world.Reading(np.eye(10)[digit], 1.0, False))
         return readings
 
-    report = world.pen_writers(pen, read)
-    assert list(report) == ["writer 3", "writer 12", "all writers"]
+    report = world.pen_writers([*pen, stemless], read)
+    assert list(report) == [
+        "writer 3", "writer 12", "writer 13", "all writers", "all, stemless 4s left out"
+    ]  # fmt: skip
     assert report["writer 12"] == {"count": 1, "accuracy": 1.0, "refused": 0.0, "misread": {}}
     assert report["writer 3"] == {
         "count": 3, "accuracy": 0.3333, "refused": 0.3333, "misread": {"7>1": 1}
     }  # fmt: skip
-    assert report["all writers"]["accuracy"] == 0.5
-    assert report["all writers"]["misread"] == {"7>1": 1}
+    assert report["all writers"]["accuracy"] == 0.4
+    assert report["all writers"]["misread"] == {"7>1": 1, "4>5": 1}
+    assert report["all, stemless 4s left out"] == {
+        "count": 4, "accuracy": 0.5, "refused": 0.25, "misread": {"7>1": 1}
+    }  # fmt: skip
+
+
+def test_only_the_stemless_writers_one_stroke_4s_are_left_out(tmp_path: Path) -> None:
+    seven, four = realdigits.read_pendigits(gz(tmp_path / "pen.gz", PEN_FILE))
+    writer = realdigits.STEMLESS_WRITER
+    assert realdigits.stemless(replace(four, strokes=four.strokes[:1], writer=writer))
+    assert not realdigits.stemless(replace(four, writer=writer))  # with its stem
+    assert not realdigits.stemless(replace(four, strokes=four.strokes[:1], writer=writer - 1))
+    assert not realdigits.stemless(replace(seven, writer=writer))  # one stroke, not a 4
 
 
 def test_drawing_fills_the_square_as_asked(tmp_path: Path) -> None:
@@ -125,5 +142,9 @@ def test_the_shared_sets(real_digits: realdigits.RealDigits) -> None:
     assert len(real_digits.opt_train.labels) == 1934
     assert len(real_digits.opt_validation.labels) == 946
     assert sorted({digit.label for digit in real_digits.pen_test}) == list(range(10))
+    # 25 of the test writer's 26 4s lost their stem; no other digit is left out.
+    kept = {id(digit) for digit in real_digits.pen_test_legible}
+    left_out = [digit for digit in real_digits.pen_test if id(digit) not in kept]
+    assert len(left_out) == 25 and {(d.writer, d.label) for d in left_out} == {(13, 4)}
     assert set(np.unique(real_digits.opt_train.images)) == {0, 1}
     assert all(1 <= len(digit.strokes) <= 10 for digit in real_digits.pen_train)
