@@ -157,6 +157,8 @@ def decode(image: Image.Image) -> Image.Image:
                 image.draft("L" if image.mode in ("L", "RGB") else None, (WORKING_SIZE,) * 2)
             image.load()
             turn = orientation.TURNS.get(orientation.of(image))
+            if image.mode == "LAB":  # a CIELab TIFF: Pillow converts LAB to RGB only
+                image = image.convert("RGB")
             if max(image.size) > WORKING_SIZE:
                 image = _reduced(image)
             if turn is not None:  # after reducing: turning a 12 MP photo would copy it whole

@@ -143,6 +143,18 @@ def grey_16_bit() -> bytes:
     return encode(image, "PNG")
 
 
+def cielab_tiff(size: int = 160) -> bytes:
+    """A digit in a CIELab TIFF (as scanners and Photoshop write them): Pillow
+    converts LAB to RGB only, and the service reads grey levels."""
+    from PIL import ImageCms
+
+    srgb, lab = ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB")
+    rgb = digit(size).convert("RGB")
+    image = ImageCms.applyTransform(rgb, ImageCms.buildTransform(srgb, lab, "RGB", "LAB"))
+    assert image.mode == "LAB"
+    return encode(image, "TIFF", compression="tiff_adobe_deflate")
+
+
 def float_tiff_of_nan() -> bytes:
     return encode(Image.fromarray(np.full((64, 64), np.nan, dtype=np.float32)), "TIFF")
 
@@ -189,6 +201,8 @@ CORPUS = [
     Case("cmyk jpeg", lambda: encode(digit().convert("CMYK"), "JPEG"), 200, "image/jpeg", 7),
     Case("cmyk tiff", lambda: encode(digit().convert("CMYK"), "TIFF"), 200, "image/tiff", 7),
     Case("palette with transparency", palette_with_transparency, 200, digit=7),
+    Case("cielab tiff", cielab_tiff, 200, "image/tiff", 7),
+    Case("large cielab tiff", lambda: cielab_tiff(1200), 200, "image/tiff", 7),
     Case("1x1", lambda: encode(Image.new("L", (1, 1), 0), "PNG"), 422),
     Case("all one colour", lambda: encode(Image.new("RGB", (300, 200), (90, 30, 200)), "PNG"), 422),
     Case("float tiff of NaN", float_tiff_of_nan, 422, "image/tiff"),
