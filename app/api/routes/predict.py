@@ -11,7 +11,7 @@ from starlette.formparsers import MultiPartParser
 
 from app import observability, preprocessing
 from app.api import multipart
-from app.api.deps import PredictorDep, SettingsDep
+from app.api.deps import OneFile, PredictorDep, SettingsDep
 from app.api.errors import NOT_READY, UPLOAD_ERRORS, status_for
 from app.api.schemas import BatchItem, BatchItemError, BatchPrediction, Prediction
 from app.predictor import Predictor, Result
@@ -148,6 +148,7 @@ router.add_api_route(
     summary="Read one handwritten digit",
     response_model_exclude_none=True,
     responses={**UPLOAD_ERRORS, **NOT_READY},
+    dependencies=[OneFile],
     route_class_override=SingleUploadRoute,
 )
 

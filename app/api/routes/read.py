@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Request, UploadFile
 
 from app import observability, preprocessing
-from app.api.deps import PredictorDep
+from app.api.deps import OneFile, PredictorDep
 from app.api.errors import NOT_READY, READ_ERRORS
 from app.api.routes.predict import IMAGE_FORMATS, IncludeInput
 from app.api.schemas import Box, NumberReading, OtherMark, ReadDigit
@@ -26,6 +26,7 @@ NUMBER_DESCRIPTION = (
     summary="Read a whole number",
     response_model_exclude_none=True,
     responses={**READ_ERRORS, **NOT_READY},
+    dependencies=[OneFile],
 )
 async def read(
     request: Request,

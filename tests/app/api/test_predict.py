@@ -71,6 +71,19 @@ def test_missing_field_is_422(client: TestClient, seven: bytes) -> None:
     assert response.json()["detail"][0]["loc"] == ["body", "file"]
 
 
+@pytest.mark.parametrize("path", ["/predict", "/read"])
+def test_several_files_where_one_is_read_are_422(
+    client: TestClient, seven: bytes, path: str
+) -> None:
+    """Not the last file read and the others dropped: the client hears it."""
+    two = [("file", ("a.png", seven, "image/png")), ("file", ("b.png", seven, "image/png"))]
+    response = client.post(path, files=two)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "2 files were sent as the field `file`" in detail and "/predict/batch" in detail
+    assert client.post(path, files=two[:1]).status_code == 200
+
+
 @pytest.mark.parametrize("path", ["/predict", "/predict/batch"])
 @pytest.mark.parametrize(
     ("content_type", "content"),
