@@ -17,6 +17,7 @@ EVEN_PAPER_SPREAD = 8.0  # the light varies when the paper's level differs this 
 CLEAN_PAPER_SPREAD = 3.0  # ... and its clean quartile by this much
 FLATTEN_MIN_SIDE = 56  # images at least this big get a per-pixel background
 BACKGROUND_SIDE = 64  # a varying paper is estimated at this size
+STROKE_BACKDROP = 0.5  # the per-pixel paper this far from Otsu's threshold to the ink is ink
 SHADOW_INK = 96.0  # ink this far past Otsu's threshold is a pen's, not a shadow's or a scene's
 SMOOTH_LIGHT_SPAN = 64.0  # an image spanning fewer grey levels may be blank paper in uneven light
 FAINT_SPAN = 128.0  # one spanning fewer is evened too when its paper about the light's ...
@@ -113,6 +114,17 @@ def uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float, ink: float) 
         and max(medians) - min(medians) > EVEN_PAPER_SPREAD
         and max(quartiles) - min(quartiles) > CLEAN_PAPER_SPREAD
     )
+
+
+def took_in_strokes(
+    backdrop: np.ndarray, paper_is_dark: bool, threshold: float, ink: float
+) -> bool:
+    """Whether the per-pixel paper (``background``) reaches past Otsu's threshold
+    more than STROKE_BACKDROP of the way to the ink's level ``ink``: it has taken in
+    strokes wider than its window (a 16 px bitmap's 1 enlarged, a solid bar), not
+    light that varies (photos of paper: at most 0.17)."""
+    extreme = float(backdrop.max() if paper_is_dark else backdrop.min())
+    return (threshold - extreme) / (threshold - ink) > STROKE_BACKDROP
 
 
 def may_even(span: float, shape: tuple[int, ...]) -> bool:

@@ -270,20 +270,24 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     # images (a scan, a canvas, a bitmap enlarged) keep one level: the per-pixel
     # estimate would eat the strokes of a digit that fills its frame.
     ink_level = brightest if paper_is_dark else darkest
-    flattened = min(grey.shape) >= paper.FLATTEN_MIN_SIDE and paper.uneven(
+    backdrop = None  # the paper per pixel, where the light varies
+    if min(grey.shape) >= paper.FLATTEN_MIN_SIDE and paper.uneven(
         grey, paper_is_dark, threshold, ink_level
-    )
+    ):
+        backdrop = paper.background(grey, dark_ink)
+        if paper.took_in_strokes(backdrop, paper_is_dark, threshold, ink_level):
+            backdrop = None  # strokes wider than its window (a bitmap's 1 enlarged)
     measured = functools.partial(_contrast, grey, ordered, background, paper_shades, dark_ink)
-    ink, ink_ordered, floor = measured(flattened)
+    ink, ink_ordered, floor = measured(backdrop)
     if (
-        flattened
+        backdrop is not None
         and float(ink_ordered[-1]) - floor < MIN_CONTRAST
         and paper.pen_ink(ink_level, threshold)
     ):
         # The per-pixel paper took in the strokes (a heavy digit running along a
         # side, its glow taken for uneven light): read the paper as one level.
-        flattened = False
-        ink, ink_ordered, floor = measured(flattened)
+        backdrop = None
+        ink, ink_ordered, floor = measured(backdrop)
     if float(ink_ordered[-1]) - floor < MIN_CONTRAST:
         raise NoDigitError("No digit found: the marks are too faint to read.")
     strokes = ink > max(levels.otsu(ink_ordered), floor)
@@ -292,7 +296,7 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     stroke_values = np.sort(ink[strokes])
     peak = levels.quantile(stroke_values, STROKE_CORE_QUANTILE)
     ink = unit_clipped((ink - floor) / (peak - floor))
-    return InkStrength(ink, strokes, floor > 0.0 or flattened)
+    return InkStrength(ink, strokes, floor > 0.0 or backdrop is not None)
 
 
 def _only_noise(ordered: np.ndarray) -> bool:
@@ -310,12 +314,12 @@ def _contrast(
     background: float,
     paper_shades: np.ndarray,
     dark_ink: bool,
-    flattened: bool,
+    backdrop: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Each pixel's ink against the paper (one level, or per pixel when
-    ``flattened``), the same sorted, and the noise floor under which it is paper."""
-    if flattened:
-        ink = ink_contrast(grey, paper.background(grey, dark_ink), dark_ink)
+    """Each pixel's ink against the paper (one level, or per pixel: ``backdrop``),
+    the same sorted, and the noise floor under which it is paper."""
+    if backdrop is not None:
+        ink = ink_contrast(grey, backdrop, dark_ink)
         ordered = levels.ascending_fine(ink)
         # Most of a photo is paper: the noise is what most pixels show.
         median = levels.quantile(ordered, 0.5)

@@ -115,3 +115,21 @@ def test_a_grey_marker_digit_cropped_tight_keeps_its_strokes() -> None:
     heavy = preprocess(png_bytes(Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8))))
     clean = preprocess(png_bytes(Image.fromarray((255 - 255 * crop).astype(np.uint8))))
     assert difference(heavy, clean) < 0.06
+
+
+@pytest.mark.parametrize("resample", [Image.Resampling.NEAREST, Image.Resampling.BILINEAR])
+def test_a_bitmaps_1_enlarged_is_a_bar_not_its_outline(resample: Image.Resampling) -> None:
+    """A 1 box-normalised to 16×16 is a solid bar across most of its box, its grey
+    edges stretched as wide; enlarged 4×, its sides differ like uneven light. The
+    per-pixel paper, whose window is narrower than the bar, took the bar in, and only
+    its outline was ink (read as no digit); such a paper is not taken."""
+    bitmap = np.full((16, 16), 255, np.uint8)
+    bitmap[1:, 4:12] = 0  # the stem, stretched to fill its box
+    bitmap[2:13, :4] = 80  # its anti-aliased left edge, stretched as wide
+    bitmap[:9, 12:] = 210  # the right edge, lighter, all down the side
+    bitmap[9:, 12:] = 80  # and the foot's
+    enlarged = Image.fromarray(bitmap).resize((64, 64), resample)
+    seen = preprocess(png_bytes(enlarged))[..., 0]
+    rows, columns = np.nonzero(seen > 0.5)
+    box = seen[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    assert (box > 0.5).mean() > 0.6  # a bar (0.78), not an outline (0.26-0.31)
