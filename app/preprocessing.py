@@ -57,6 +57,8 @@ GLANCE_SIZE = 200  # a photo is read at this size first ...
 GLANCE_MIN_DIGIT = 64  # ... and that reading kept when its digit spans this many px there
 PHOTO_FORMATS = ("JPEG", *heif.FORMATS)  # what cameras save
 MIN_CONTRAST = 16.0  # grey levels between background and ink, out of 255
+# A faint digit's share of the pixels past the noise floor (Gaussian noise: 0.003 %)
+FAINT_MASS = 0.005
 STROKE_CORE_QUANTILE = 0.9  # stroke pixels above this quantile are full ink
 
 
@@ -301,11 +303,22 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
 
 def _only_noise(ordered: np.ndarray) -> bool:
     """Whether nothing stands MIN_CONTRAST past the noise floor (as ``_contrast``
-    measures it on a photo: most pixels are paper) on either side of the median."""
+    measures it on a photo: most pixels are paper) on either side of the median,
+    nor MIN_CONTRAST past the median with a mass of pixels past the floor (a faint
+    digit, large and blurred: its edges widen the spread the floor is measured by)."""
     median = levels.quantile(ordered, 0.5)
-    floor = _noise_floor(median, levels.median_distance(ordered, median))
-    farthest = max(float(ordered[-1]) - median, median - float(ordered[0]))
-    return median + farthest - floor < MIN_CONTRAST
+    reach = _noise_floor(median, levels.median_distance(ordered, median)) - median
+    darker = int(np.searchsorted(ordered, median - reach))  # pixels past the floor
+    lighter = ordered.size - int(np.searchsorted(ordered, median + reach, side="right"))
+    for farthest, past in (
+        (median - float(ordered[0]), darker),
+        (float(ordered[-1]) - median, lighter),
+    ):
+        if farthest >= MIN_CONTRAST + reach:
+            return False
+        if farthest >= MIN_CONTRAST and past >= FAINT_MASS * ordered.size:
+            return False
+    return True
 
 
 def _contrast(
