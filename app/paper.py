@@ -123,8 +123,10 @@ def took_in_strokes(
     more than STROKE_BACKDROP of the way to the ink's level ``ink``: it has taken in
     strokes wider than its window (a 16 px bitmap's 1 enlarged, a solid bar), not
     light that varies (photos of paper: at most 0.17)."""
+    towards_ink = 1.0 if paper_is_dark else -1.0  # light ink lies above the threshold
     extreme = float(backdrop.max() if paper_is_dark else backdrop.min())
-    return (threshold - extreme) / (threshold - ink) > STROKE_BACKDROP
+    reach = (ink - threshold) * towards_ink
+    return reach > 0.0 and (extreme - threshold) * towards_ink > STROKE_BACKDROP * reach
 
 
 def may_even(span: float, shape: tuple[int, ...]) -> bool:

@@ -44,3 +44,14 @@ def test_corners_have_no_say_where_no_ink_touches_the_border(dark_ink: bool) -> 
     assert (paper.corners_dark(grey, 128.0) >= paper.BORDER_MAJORITY) == dark_ink
     paper_is_dark, _, _ = side(grey)
     assert paper_is_dark is not dark_ink
+
+
+def test_a_per_pixel_paper_at_the_inks_level_took_in_strokes() -> None:
+    """More than halfway from Otsu's threshold to the ink, either polarity; never when
+    the ink is not past the threshold at all (no division by nothing)."""
+    took_in_strokes = paper.took_in_strokes
+    backdrop = np.full((4, 4), 100.0)
+    assert not took_in_strokes(backdrop, False, 150.0, 20.0)  # 50 of 130: light that varies
+    assert took_in_strokes(backdrop - 70.0, False, 150.0, 20.0)  # 120 of 130: a stroke
+    assert took_in_strokes(backdrop + 130.0, True, 100.0, 240.0)  # light ink, 130 of 140
+    assert not took_in_strokes(backdrop, False, 50.0, 50.0)
