@@ -170,15 +170,23 @@ def _pieces(
         label = int(blobs.ids[index])
         top, bottom = int(blobs.top[index]), int(blobs.bottom[index])
         left, right = int(blobs.left[index]), int(blobs.right[index])
-        sheared = slant.columns(top, bottom, left, right)
-        own = blobs.labels[top:bottom, left:right] == label
-        first, end = float(sheared[own].min()), float(sheared[own].max()) + 1
+        sheared = slant.columns(top, bottom, left, right)[
+            blobs.labels[top:bottom, left:right] == label
+        ]
+        first, end = float(sheared.min()), float(sheared.max()) + 1
         columns = [first, end]
         if end - first > WIDE * line:
-            bins = np.floor(sheared[own] - first).astype(np.int64)
+            bins = np.floor(sheared - first).astype(np.int64)
             profile = np.bincount(bins, minlength=int(end - first))
             columns = [first, *(first + c for c in _cuts(profile, line)), end]
-        pieces += [(label, start, stop) for start, stop in itertools.pairwise(columns)]
+        # Along a steep slant a stroke's neighbouring pixels lie over a column apart:
+        # two cuts in such a gap would leave a piece with no pixel of its own.
+        held = np.diff(np.searchsorted(np.sort(sheared), columns))
+        pieces += [
+            (label, start, stop)
+            for (start, stop), count in zip(itertools.pairwise(columns), held, strict=True)
+            if count
+        ]
     pieces.sort(key=lambda piece: piece[1] + piece[2])  # by their middle
     gaps = [0.0]  # before the first piece: none
     reach = pieces[0][2]

@@ -49,6 +49,19 @@ def printed_page() -> bytes:
     return encode(page, "PNG")
 
 
+def scribbled_strip(seed: int = 48) -> bytes:
+    """Long random strokes across a 3000×150 strip: cut along a steep slant, a stroke's
+    neighbouring pixels lie over a column apart, and two cuts in one such gap made a
+    piece with no pixel (a 500 before)."""
+    rng = np.random.default_rng(seed)
+    strip = Image.new("L", (3000, 150), 255)
+    draw = ImageDraw.Draw(strip)
+    for _ in range(int(rng.integers(20, 300))):
+        ends = [(int(rng.integers(0, 3000)), int(rng.integers(0, 150))) for _ in range(2)]
+        draw.line(ends, fill=0, width=int(rng.integers(1, 13)))
+    return encode(strip, "PNG")
+
+
 # Noise may read as a digit or as none (422) as the network changes: either way it must
 # be answered fast, as documented, and leave the server well.
 EITHER = 0
@@ -56,6 +69,7 @@ READ_CASES = [
     Case("16 MP of noise", noise, EITHER),
     Case("a number under 10,000 specks", specks, 200),
     Case("a page of printed text", printed_page, 422),
+    Case("long strokes scribbled across a strip", scribbled_strip, EITHER),
 ]
 
 
