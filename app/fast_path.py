@@ -24,7 +24,7 @@ import struct
 import zlib
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from app import ink_blobs, levels, preprocessing
 from app.paper import may_even
@@ -36,8 +36,9 @@ MIN_SIDE = 3  # a border and something inside it
 MAX_BYTES = 64 * 1024
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Ancillary chunks Pillow keeps as information only: they change neither the
-# pixels it decodes nor their orientation (text and eXIf chunks can hold EXIF).
-INERT_CHUNKS = frozenset({b"sRGB", b"gAMA", b"cHRM", b"pHYs", b"iCCP", b"tIME"})
+# pixels it decodes nor their orientation (text and eXIf chunks can hold EXIF); with
+# the least length Pillow reads each with (shorter, it refuses the file).
+INERT_CHUNKS = {b"sRGB": 1, b"gAMA": 4, b"cHRM": 32, b"pHYs": 9, b"iCCP": 3, b"tIME": 0}
 MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}  # PNG colour type, 8 bits a sample
 DEFAULT_LIMITS = preprocessing.Limits()
 
@@ -106,7 +107,7 @@ def _png_grey(data: bytes, limits: preprocessing.Limits) -> np.ndarray | None:
             idat.append(view[4:])
         elif kind == b"IEND":
             break
-        elif idat or kind not in INERT_CHUNKS:
+        elif idat or kind not in INERT_CHUNKS or not _inert(kind, view[4:]):
             return None  # after the pixels only IEND: anything else, Pillow decides
         position = end + 4
     if not idat:
@@ -127,6 +128,24 @@ def _png_grey(data: bytes, limits: preprocessing.Limits) -> np.ndarray | None:
         if side.count(paper) != len(side):
             return None
     return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width)
+
+
+def _inert(kind: bytes, body: memoryview) -> bool:
+    """Whether Pillow reads an inert chunk without complaint: long enough, and an ICC
+    profile named, deflated (method 0) and inflating within Pillow's limit."""
+    if len(body) < INERT_CHUNKS[kind]:
+        return False
+    if kind != b"iCCP":
+        return True
+    name_end = bytes(body[:80]).find(b"\0")
+    if name_end < 1 or name_end + 1 >= len(body) or body[name_end + 1] != 0:
+        return False
+    inflater = zlib.decompressobj()
+    try:
+        inflater.decompress(body[name_end + 2 :], PngImagePlugin.MAX_TEXT_CHUNK)
+    except zlib.error:
+        return False  # Pillow reads on without the profile: the general path does
+    return not inflater.unconsumed_tail
 
 
 @functools.lru_cache(maxsize=512)  # every paper level, dark ink or light

@@ -197,6 +197,29 @@ def test_broken_and_digitless_pngs_get_the_general_paths_error() -> None:
     not_fast(b"\x89PNG\r\n\x1a\n")
 
 
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        (b"gAMA", b"\0\0\1"),  # a gamma of three bytes
+        (b"sRGB", b""),
+        (b"cHRM", b"\0" * 31),
+        (b"pHYs", b"\0" * 8),
+        (b"iCCP", b"sRGB\0\1" + zlib.compress(b"\0" * 128)),  # not deflate
+        (b"iCCP", b"no name's end"),
+        (b"iCCP", b"sRGB\0"),  # no method
+        (b"iCCP", b"sRGB\0\0not zlib"),  # Pillow reads on without the profile
+    ],
+)
+def test_inert_chunks_pillow_refuses_take_the_general_path(kind: bytes, body: bytes) -> None:
+    """A short or broken inert chunk: Pillow refuses the file (or reads past an ICC
+    profile that does not inflate), and the fast path reads none of them."""
+    data = png_bytes(Image.fromarray(mnist_like(3)))
+    chunk = struct.pack(">I", len(body)) + kind + body
+    chunk += struct.pack(">I", zlib.crc32(kind + body))
+    after_header = 8 + 25  # the signature and IHDR
+    not_fast(data[:after_header] + chunk + data[after_header:])
+
+
 def test_a_valid_png_with_a_bad_idat_stream_is_refused_as_the_general_path_refuses() -> None:
     header = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)
 
