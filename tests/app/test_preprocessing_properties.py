@@ -21,7 +21,7 @@ PROPERTY_SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=True,  # the same examples every run: a failure here is a real bug
 )
-MODES = ["1", "L", "P", "RGB", "RGBA", "LA", "PA", "I;16", "I", "F", "CMYK"]
+MODES = ["1", "L", "P", "RGB", "RGBA", "LA", "PA", "I;16", "I", "F", "CMYK", "LAB"]
 # The formats each mode can be written as by Pillow (what a client could send).
 FORMATS = {
     "1": ["PNG", "GIF", "BMP", "TIFF", "JPEG", "WEBP"],
@@ -35,6 +35,7 @@ FORMATS = {
     "I": ["PNG", "TIFF"],
     "F": ["TIFF"],
     "CMYK": ["TIFF", "JPEG"],
+    "LAB": ["TIFF"],  # CIELab, as scanners and Photoshop write it
 }
 
 
