@@ -174,14 +174,15 @@ def _pieces(
             blobs.labels[top:bottom, left:right] == label
         ]
         first, end = float(sheared.min()), float(sheared.max()) + 1
-        columns = [first, end]
+        columns, held = [first, end], [1]  # a piece's bounds, and how many pixels it holds
         if end - first > WIDE * line:
             bins = np.floor(sheared - first).astype(np.int64)
             profile = np.bincount(bins, minlength=int(end - first))
-            columns = [first, *(first + c for c in _cuts(profile, line)), end]
-        # Along a steep slant a stroke's neighbouring pixels lie over a column apart:
-        # two cuts in such a gap would leave a piece with no pixel of its own.
-        held = np.diff(np.searchsorted(np.sort(sheared), columns))
+            cuts = _cuts(profile, line)
+            columns = [first, *(first + c for c in cuts), end]
+            # Along a steep slant a stroke's neighbouring pixels lie over a column
+            # apart: two cuts in such a gap leave a piece with no pixel, dropped.
+            held = np.add.reduceat(profile, [0, *cuts])
         pieces += [
             (label, start, stop)
             for (start, stop), count in zip(itertools.pairwise(columns), held, strict=True)
