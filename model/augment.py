@@ -435,10 +435,14 @@ class ExtrasMismatchError(RuntimeError):
     """A saved set of extras was rendered for another recipe."""
 
 
-def recipe(seed: int, validation_size: int, limit: int | None, mnist: dict) -> dict:
-    """What a saved set of extras must match to stand in for rendering them again."""
+def recipe(
+    seed: int, validation_size: int, limit: int | None, mnist: dict, split_seed: int | None = None
+) -> dict:
+    """What a saved set of extras must match to stand in for rendering them again
+    (``split_seed``: the validation split's, when not ``seed``)."""
     return {
         "seed": seed,
+        "split_seed": seed if split_seed is None else split_seed,
         "validation_size": validation_size,
         "limit": limit or 0,
         "mnist_sha256": mnist,

@@ -4,11 +4,13 @@
                           [--out model/artifacts]
 
 Setup, prepare the data (a seeded validation split carved from the 60,000 training
-images picks the best epoch; ``model.augment`` adds world variants of the training
-digits, pendigits' and optdigits' training writers, and non-digits as an eleventh
-class), build the model, train with on-the-fly affine augmentation, calibrate
-(temperature and the not-a-digit threshold, on the validation split), evaluate
-once on the 10,000 test images, and write ``<out>/<arch>.keras`` with
+images picks the best epoch; ``--split-seed`` keeps another run's, so that a network
+trained with another ``--seed`` holds out the digits ``model.uploads``, ``model.world``
+and ``model.numbers`` measure on: the shipped model's, seed 1), add ``model.augment``'s
+world variants of the training digits, pendigits' and optdigits' training writers, and
+non-digits as an eleventh class, build the model, train with on-the-fly affine
+augmentation, calibrate (temperature and the not-a-digit threshold, on the validation
+split), evaluate once on the 10,000 test images, and write ``<out>/<arch>.keras`` with
 ``model_card.json`` and two plots beside it.
 
 Runs on the CPU with TensorFlow; with ``KERAS_BACKEND=jax`` on a GPU as well.
@@ -51,6 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        help="seed of the validation split and its extras (default: --seed); a network "
+        "trained to stand beside another must hold out the same digits",
+    )
     parser.add_argument("--validation-size", type=int, default=5000)
     parser.add_argument("--data", help="folder with the MNIST .gz files (default: $MNIST_DIR)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -76,6 +84,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--render-only", action="store_true", help="render and save the --extras, then stop"
     )
     args = parser.parse_args(argv)
+    if args.split_seed is None:
+        args.split_seed = args.seed
     if args.render_only and (args.extras is None or args.mnist_only):
         parser.error("--render-only saves the extras: it needs --extras FILE, not --mnist-only")
     return args
@@ -155,13 +165,15 @@ def save_plots(history: dict, confusion: list[list[int]], out: Path, name: str) 
 def rendered_extras(args: argparse.Namespace, training, validation, mnist) -> tuple:
     """(training extras, validation extras, the seconds rendering took): from --extras
     when it holds them for this recipe, else rendered (and saved there)."""
-    wanted = augment.recipe(args.seed, args.validation_size, args.limit, mnist.checksums)
+    wanted = augment.recipe(
+        args.seed, args.validation_size, args.limit, mnist.checksums, args.split_seed
+    )
     if args.extras and args.extras.exists():
         return augment.load_extras(args.extras, wanted)
     started = time.time()
     real = realdigits.load(args.realdigits)
     extras = augment.training_extras(training, real, args.seed, workers=args.workers)
-    held = augment.validation_extras(validation, args.seed, workers=args.workers)
+    held = augment.validation_extras(validation, args.split_seed, workers=args.workers)
     seconds = round(time.time() - started, 1)
     if args.extras:
         augment.save_extras(args.extras, extras, held, wanted, seconds)
@@ -182,7 +194,9 @@ def train(args: argparse.Namespace) -> dict:
 
     # Prepare the data: the test set is only read for the final report.
     mnist = data.load(args.data)
-    training, validation = data.train_validation_split(mnist.train, args.validation_size, args.seed)
+    training, validation = data.train_validation_split(
+        mnist.train, args.validation_size, args.split_seed
+    )
     if args.limit:
         training = data.Split(training.images[: args.limit], training.labels[: args.limit])
     x_train, y_train = as_network_input(training.images), training.labels.astype(np.int64)
@@ -291,6 +305,7 @@ def train(args: argparse.Namespace) -> dict:
             "images": sources,
             "fonts": None if args.mnist_only else sorted(augment.TRAINING_FONTS.values()),
             "seed": args.seed,
+            "split_seed": args.split_seed,
             "training_images": len(y_train),
             "validation_images": len(y_val),
             "validation_split": len(validation.labels),  # MNIST digits held out

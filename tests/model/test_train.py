@@ -48,6 +48,7 @@ def test_writes_model_card_and_plots(tiny_run: tuple[Path, dict]) -> None:
     assert 70 * real <= images["optdigits training writers"] <= 75 * real
     assert images["not a digit"] >= 0.9 * augment.NEGATIVES_PER_DIGIT * 300
     assert card["training"]["validation_split"] == 200
+    assert card["training"]["split_seed"] == card["training"]["seed"] == 1  # --seed's default
     assert card["training"]["validation_images"] > 200  # with the validation extras
     assert card["training"]["fonts"] == sorted(augment.TRAINING_FONTS.values())
     calibration = card["calibration"]
@@ -99,8 +100,14 @@ def test_extras_saved_load_back_unchanged(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.inputs, extras.inputs)
     np.testing.assert_array_equal(loaded_held.labels, held.labels)
     assert (loaded.counts, loaded_held.counts, seconds) == ({"world": 5}, {"world": 2}, 12.5)
+    # Another seed for the network and its extras, the same validation digits:
+    another_seed = augment.recipe(2, 200, 300, data.CHECKSUMS, split_seed=1)
     with pytest.raises(augment.ExtrasMismatchError, match=r"\(seed differ\)"):
-        augment.load_extras(tmp_path / "e.npz", augment.recipe(2, 200, 300, data.CHECKSUMS))
+        augment.load_extras(tmp_path / "e.npz", another_seed)
+    # The same seed, other validation digits (their extras are rendered from them):
+    another_split = augment.recipe(1, 200, 300, data.CHECKSUMS, split_seed=2)
+    with pytest.raises(augment.ExtrasMismatchError, match=r"\(split_seed differ\)"):
+        augment.load_extras(tmp_path / "e.npz", another_split)
 
 
 @pytest.mark.slow
@@ -108,7 +115,8 @@ def test_extras_of_another_recipe_are_one_clear_error(
     tiny_run: tuple[Path, dict], mnist: data.Mnist, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, _ = tiny_run
-    args = ["--limit", "300", "--validation-size", "200", "--seed", "2", "--render-only"]
+    args = ["--limit", "300", "--validation-size", "200", "--render-only"]
+    args += ["--seed", "2", "--split-seed", "1"]  # the tiny run's validation digits
     extras = ["--extras", str(out / "extras.npz"), "--data", str(mnist.folder)]
     assert train.main([*args, *extras]) == 2
     error = capsys.readouterr().err
