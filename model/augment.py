@@ -54,6 +54,7 @@ MEASURING_FONTS = {
 # T t ! | / ( ) [ ] (1), Z z (2), B & S s $ § (5, 8), G b (6), g q a P y (9), A h (4).
 NOT_DIGIT_CHARACTERS = "EFHKMNRVWXYcefkmnpruvwx#%@*+=?¶©®£€¥ΩπλΣΦΨЖДЯЮЩжфш¤♣♠♥★✓✗→←↑↓∞≈≠"
 LATIN_NOTO = ("NotoSans-", "NotoSerif-", "NotoSansMono-")
+NO_CHARACTER = "\uffff"  # a noncharacter: every font draws its .notdef glyph for it
 
 
 class MissingFontsError(RuntimeError):
@@ -179,10 +180,33 @@ def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), size)
 
 
-def glyph(rng: np.random.Generator, font_files: list[Path]) -> np.ndarray:
-    """A letter or symbol that looks like no digit, in a random font, distorted."""
-    character = NOT_DIGIT_CHARACTERS[int(rng.integers(len(NOT_DIGIT_CHARACTERS)))]
-    font = _font(font_files[int(rng.integers(len(font_files)))], 48)
+@functools.lru_cache(maxsize=8192)
+def has_glyph(path: Path, character: str) -> bool:
+    """Whether the font draws ``character``: one it lacks comes out as its .notdef
+    glyph (a box, or nothing), as a noncharacter no font holds does."""
+    font = _font(path, 48)
+    drawn, missing = font.getmask(character), font.getmask(NO_CHARACTER)
+    return drawn.size != missing.size or not np.array_equal(drawn, missing)
+
+
+def glyph_choice(
+    rng: np.random.Generator, font_files: list[Path], drawn_only: bool = False
+) -> tuple[str, Path]:
+    """A character that looks like no digit and a font to draw it in; with
+    ``drawn_only``, one the font has (the training recipe takes any: 223 of its 3,712
+    font and character pairs are .notdef boxes)."""
+    while True:
+        character = NOT_DIGIT_CHARACTERS[int(rng.integers(len(NOT_DIGIT_CHARACTERS)))]
+        path = font_files[int(rng.integers(len(font_files)))]
+        if not drawn_only or has_glyph(path, character):
+            return character, path
+
+
+def glyph(rng: np.random.Generator, font_files: list[Path], drawn_only: bool = False) -> np.ndarray:
+    """A letter or symbol that looks like no digit, in a random font (``glyph_choice``),
+    distorted."""
+    character, path = glyph_choice(rng, font_files, drawn_only)
+    font = _font(path, 48)
     image = Image.new("L", (80, 80), 0)
     ImageDraw.Draw(image).text((40, 40), character, fill=255, font=font, anchor="mm")
     return _distorted(np.asarray(image, dtype=np.float32) / 255.0, rng)

@@ -235,12 +235,13 @@ def not_digits(
     count: int, seed: int, mnist_digits: np.ndarray, fonts: list[Path]
 ) -> Iterator[Sample]:
     """Non-digits kept apart from training: ``fonts`` of other families
-    (``augment.fonts(training=False)``), other seeds. As in training, one that
-    normalises to one solid upright bar is drawn again: that is a 1."""
+    (``augment.fonts(training=False)``), other seeds; letters and symbols only where
+    the font has them (a box is no letter). As in training, one that normalises to one
+    solid upright bar is drawn again: that is a 1."""
     from model import augment
 
     kinds = {
-        "letters and symbols (other fonts)": lambda rng: augment.glyph(rng, fonts),
+        "letters and symbols (other fonts)": lambda rng: augment.glyph(rng, fonts, drawn_only=True),
         "scribbles": augment.scribble,
         "textures": augment.texture,
         "scenes (generated photos)": augment.scene,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from model import augment, realdigits
+from tests.conftest import fonts
 from tests.model.test_realdigits import PEN_FILE, gz
 
 
@@ -46,3 +47,14 @@ def test_a_non_digit_that_is_one_upright_bar_is_a_one(mnist) -> None:
     assert not any(augment.one_upright_bar(x) for x in others)
     assert not augment.one_upright_bar(bar.T)  # lying down: a dash, no 1
     assert not augment.one_upright_bar(np.zeros((28, 28), dtype=np.float32))
+
+
+def test_measured_letters_are_characters_their_font_draws(monkeypatch) -> None:
+    noto = next(path for path in fonts(training=True) if path.name == "NotoSans-Regular.ttf")
+    # Noto Sans has no check mark: it draws its .notdef box for one.
+    assert augment.has_glyph(noto, "A") and not augment.has_glyph(noto, "✓")
+    monkeypatch.setattr(augment, "NOT_DIGIT_CHARACTERS", "✓A")
+    rng = np.random.default_rng(0)
+    measured = {augment.glyph_choice(rng, [noto], drawn_only=True)[0] for _ in range(40)}
+    trained = {augment.glyph_choice(rng, [noto])[0] for _ in range(40)}
+    assert measured == {"A"} and trained == {"A", "✓"}  # training's draws as before
