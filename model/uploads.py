@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -214,8 +215,32 @@ KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], tuple[bytes, str, s
 
 
 def held_out_digits(mnist: data.Mnist, seed: int = 1, validation_size: int = 5000) -> data.Split:
-    """The digits ``model.train`` holds out for validation with the same seed."""
+    """The digits ``model.train`` holds out for validation with the same split seed
+    (the shipped model's, 1); a warning on standard error when the configured model's
+    card names another: then some of these digits are its training digits."""
+    from app.config import get_settings
+
+    trained = _split_seed(get_settings().model_path)
+    if trained is not None and trained != seed:
+        print(
+            f"warning: the model held out the digits of split seed {trained}, not {seed}: "
+            "some measured here are its training digits (retrain with --split-seed "
+            f"{seed} to measure it on these)",
+            file=sys.stderr,
+        )
     return data.train_validation_split(mnist.train, validation_size, seed)[1]
+
+
+def _split_seed(model_path: Path) -> int | None:
+    """The validation split's seed the model card beside ``model_path`` records."""
+    from app.inference import CARD_NAME
+
+    try:
+        card = json.loads((model_path.parent / CARD_NAME).read_text())
+        training = card["training"]
+        return int(training.get("split_seed", training["seed"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def uploads(

@@ -86,3 +86,28 @@ def test_the_recorded_probe_outputs_are_what_keras_computes(model_path: Path, ca
     expected = np.asarray(model.predict_on_batch(probe_batch()))
     recorded = np.asarray(card["litert"]["probe"]["keras_outputs"])
     np.testing.assert_allclose(recorded, expected, rtol=0, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize(
+    ("training", "warned"),
+    [({"seed": 2}, True), ({"seed": 2, "split_seed": 1}, False), ({"seed": 1}, False)],
+)
+def test_the_measures_warn_when_the_model_held_out_other_digits(
+    training: dict,
+    warned: bool,
+    mnist: data.Mnist,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from app.config import get_settings
+
+    (tmp_path / "model_card.json").write_text(json.dumps({"training": training}))
+    monkeypatch.setenv("MODEL_PATH", str(tmp_path / "digitnet.keras"))
+    get_settings.cache_clear()
+    try:
+        uploads.held_out_digits(mnist)
+    finally:
+        get_settings.cache_clear()
+    error = capsys.readouterr().err
+    assert ("some measured here are its training digits" in error) is warned
