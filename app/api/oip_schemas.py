@@ -1,11 +1,36 @@
 """The JSON shapes of the Open Inference Protocol (KServe v2, REST), as far as this
-service speaks it: health, server and model metadata, inference with JSON tensors."""
+service speaks it: health, server and model metadata, inference with JSON tensors.
+
+JSON may escape half of a UTF-16 surrogate pair ("\\ud800"), which is no text: a
+request's names, ids and parameters holding one are refused (400), as no answer or
+error message echoing them could be written."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _text(value: Any) -> Any:
+    """``value``, if every string in it (keys too, in dicts and lists) is Unicode text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("not Unicode text (half of a surrogate pair)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _text(key)
+            _text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _text(item)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+Parameters = Annotated[dict[str, Any] | None, AfterValidator(_text)]
 
 
 class OipError(BaseModel):
@@ -47,10 +72,10 @@ class ModelMetadata(BaseModel):
 
 
 class RequestInput(BaseModel):
-    name: str = Field(..., examples=["input"])
+    name: Text = Field(..., examples=["input"])
     shape: list[int] = Field(..., examples=[[1, 28, 28, 1]])
-    datatype: str = Field(..., examples=["FP32"])
-    parameters: dict[str, Any] | None = None
+    datatype: Text = Field(..., examples=["FP32"])
+    parameters: Parameters = None
     data: list[Any] = Field(
         default_factory=list,
         description="The elements in row-major order, flattened or nested as the shape "
@@ -59,8 +84,8 @@ class RequestInput(BaseModel):
 
 
 class RequestOutput(BaseModel):
-    name: str = Field(..., examples=["probabilities"])
-    parameters: dict[str, Any] | None = None
+    name: Text = Field(..., examples=["probabilities"])
+    parameters: Parameters = None
 
 
 class InferenceRequest(BaseModel):
@@ -84,8 +109,8 @@ class InferenceRequest(BaseModel):
         }
     )
 
-    id: str | None = Field(None, description="Echoed in the response.")
-    parameters: dict[str, Any] | None = None
+    id: Text | None = Field(None, description="Echoed in the response.")
+    parameters: Parameters = None
     inputs: list[RequestInput] = Field(..., min_length=1)
     outputs: list[RequestOutput] | None = Field(
         None, description="The outputs wanted (default: all)."

@@ -249,6 +249,8 @@ def _binary_data(tensor: RequestInput, binary: bytes | None) -> bytes | None:
         return None
     if binary is None:
         raise _bad(tensor, "binary_data_size without an Inference-Header-Content-Length header.")
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise _bad(tensor, f"binary_data_size {size!r}; a whole number of bytes.")
     if size != len(binary):
         raise _bad(tensor, f"binary_data_size {size}, but {len(binary)} bytes follow the JSON.")
     return binary

@@ -205,6 +205,13 @@ def test_nested_data_is_read_in_row_major_order(client: TestClient) -> None:
             one_input("input", [1, 28, 28, 1], "FP32", ZEROS, outputs=[{"name": "logits"}]),
             "Unknown output 'logits'",
         ),
+        # Half a surrogate pair is valid JSON but no text: echoed, it was a 500.
+        (one_input("input", [1, 28, 28, 1], "FP32", ZEROS, id="\ud800"), "id: Value error"),
+        (one_input("input", [1, 28, 28, 1], "\udfff", ZEROS), "inputs.0.datatype: Value error"),
+        (
+            one_input("input", [1, 28, 28, 1], "FP32", ZEROS, parameters={"\ud800": 1}),
+            "parameters: Value error, not Unicode text",
+        ),
     ],
 )
 def test_a_bad_request_is_400_with_an_error(client: TestClient, body: dict, message: str) -> None:
@@ -222,6 +229,8 @@ def test_a_bad_request_is_400_with_an_error(client: TestClient, body: dict, mess
         (None, b"", {"binary_data_size": 4}, "without an Inference-Header-Content-Length"),
         ("", b"\0" * 8, {"binary_data_size": 4}, "but 8 bytes follow"),
         ("", b"\0" * 6, {"binary_data_size": 6}, "not a regular array of FP32"),
+        ("", b"\0" * 4, {"binary_data_size": "4"}, "binary_data_size '4'; a whole number"),
+        ("", b"\0" * 4, {"binary_data_size": "\ud800"}, "not Unicode text"),
     ],
 )
 def test_bad_binary_tensors_are_400(
