@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app import observability, preprocessing, rejection, segmentation
@@ -92,5 +94,32 @@ async def _preprocessing_error(request: Request, error: Exception) -> JSONRespon
     return JSONResponse({"detail": str(error)}, status_code=status_for(error))
 
 
+FILE_FIELDS = ("file", "files")
+
+
+def text_for_file(error: RequestValidationError) -> str | None:
+    """The message for text sent where the image file belongs (``curl -F
+    file=digit.png``, the @ forgotten, sends the name as text), or None."""
+    for problem in error.errors():
+        location = problem.get("loc", ())
+        if location[1:2] and location[1] in FILE_FIELDS and isinstance(problem.get("input"), str):
+            field = location[1]
+            return (
+                f"The field `{field}` holds text, not a file: send the image itself, as "
+                f"curl -F {field}=@digit.png does (the @ sends the file's bytes)."
+            )
+    return None
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's list of problems, but one sentence for text in place of a file."""
+    assert isinstance(error, RequestValidationError)
+    message = text_for_file(error)
+    if message is None:
+        return await request_validation_exception_handler(request, error)
+    return JSONResponse({"detail": message}, status_code=422)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(preprocessing.PreprocessingError, _preprocessing_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -71,6 +71,20 @@ def test_missing_field_is_422(client: TestClient, seven: bytes) -> None:
     assert response.json()["detail"][0]["loc"] == ["body", "file"]
 
 
+@pytest.mark.parametrize(("path", "field"), [("/predict", "file"), ("/read", "file"),
+                                             ("/predict/batch", "files")])  # fmt: skip
+def test_text_where_the_file_belongs_is_422_saying_so(
+    client: TestClient, path: str, field: str
+) -> None:
+    """`curl -F file=digit.png`, the @ forgotten, sends the name as text: not FastAPI's
+    list of problems, nor the text echoed back."""
+    response = client.post(path, data={field: "digit.png" * 1000})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail.startswith(f"The field `{field}` holds text, not a file")
+    assert f"curl -F {field}=@digit.png" in detail and len(detail) < 200
+
+
 @pytest.mark.parametrize("path", ["/predict", "/read"])
 def test_several_files_where_one_is_read_are_422(
     client: TestClient, seven: bytes, path: str
