@@ -64,6 +64,7 @@ INPUTS = {
 ONE_INPUT = "one input: 'input' (FP32 [n, 28, 28, 1]) or 'image' (BYTES [n], base64 files)"
 JSON_LENGTH = "inference-header-content-length"  # Triton's binary tensor extension
 BINARY = "digits.oip.binary"  # where the handler finds the bytes after the JSON
+MAX_ERROR_CHARS = 500
 
 
 def _error(description: str) -> dict:
@@ -89,6 +90,10 @@ NOT_READY = {503: {"model": ServerReady, "description": "Not ready (yet)."}}
 
 
 def oip_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The protocol's error body; a message echoing a long request (120,000 input
+    names, a shape of 4,000-digit numbers) cut to MAX_ERROR_CHARS."""
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
+from app.api.routes import oip
 from model.evaluate import as_network_input
 from tests.conftest import LiveServer, png_bytes
 
@@ -245,6 +246,14 @@ def test_bad_binary_tensors_are_400(
     response = client.post(INFER, content=head + tail, headers=headers)
     assert response.status_code == 400, response.text
     assert message in response.json()["error"]
+
+
+def test_an_error_echoing_a_long_request_is_cut_short(client: TestClient) -> None:
+    inputs = [{"name": f"n{i}", "shape": [1], "datatype": "FP32", "data": [0]} for i in range(9999)]
+    response = infer_json(client, {"inputs": inputs})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith("Inputs ['n0', 'n1',") and len(error) == oip.MAX_ERROR_CHARS
 
 
 def test_binary_byte_elements_must_be_whole(client: TestClient) -> None:
