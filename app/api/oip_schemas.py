@@ -13,19 +13,21 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 def _text(value: Any) -> Any:
-    """``value``, if every string in it (keys too, in dicts and lists) is Unicode text."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("not Unicode text (half of a surrogate pair)") from None
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _text(key)
-            _text(item)
-    elif isinstance(value, list):
-        for item in value:
-            _text(item)
+    """``value``, if every string in it (keys too, in dicts and lists, however deep:
+    walked without recursion) is Unicode text."""
+    waiting = [value]
+    while waiting:
+        item = waiting.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("not Unicode text (half of a surrogate pair)") from None
+        elif isinstance(item, dict):
+            waiting += item.keys()
+            waiting += item.values()
+        elif isinstance(item, list):
+            waiting += item
     return value
 
 
