@@ -10,6 +10,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_content
 
+# More digits than any real length has; Python refuses to convert over 4,300 of them.
+LENGTH_DIGITS = 18
+
+
+def declared_length(value: str | bytes) -> int | None:
+    """A Content-Length-like header as a number of bytes: None unless it is all ASCII
+    digits; leading zeros, however many, allowed (HTTP allows them); a number too long
+    to be a real length is reckoned as 10 ** LENGTH_DIGITS."""
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    if not (text.isascii() and text.isdigit()):
+        return None
+    significant = text.lstrip("0")
+    return int(significant or "0") if len(significant) <= LENGTH_DIGITS else 10**LENGTH_DIGITS
+
 
 def _too_large(limit: int) -> str:
     return f"The request body is over the {limit:,}-byte limit (MAX_UPLOAD_BYTES)."
@@ -40,11 +54,8 @@ class BodySizeLimit:
             return
         for name, value in scope["headers"]:
             if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = -1
-                if declared > self.max_bytes:
+                declared = declared_length(value)
+                if declared is not None and declared > self.max_bytes:
                     await self._refuse(scope, send)
                     return
                 break

@@ -207,3 +207,33 @@ def test_a_stalled_upload_gets_408(make_server: Callable[..., LiveServer], model
     assert headers.get("connection") == "close"
     assert 1.0 <= seconds < 1.0 + FAST
     assert httpx.get(f"{server.url}/health/ready", timeout=FAST).status_code == 200
+
+
+@pytest.mark.slow
+def test_a_content_length_with_thousands_of_leading_zeros(server: LiveServer) -> None:
+    """HTTP allows leading zeros; Python refuses to convert over 4,300 digits (a 500
+    from /predict's short cut, and no refusal at the door for an oversized one)."""
+    body = part(b"file", encode(digit(), "PNG")) + b"--" + BOUNDARY + b"--\r\n"
+    padded = b"0" * 4300 + str(len(body)).encode()
+    with contextlib.closing(connect(server)) as sock:
+        sock.sendall(
+            request_head("/predict", b"Content-Type: " + MULTIPART, b"Content-Length: " + padded)
+            + body
+        )
+        status, _, answer = read_response(sock)
+        assert status == 200, answer[:200]
+    oversized = b"0" * 4300 + b"99999999"
+    with contextlib.closing(connect(server)) as sock:
+        sock.sendall(request_head("/predict", b"Content-Length: " + oversized))  # no body sent
+        status, headers, answer = read_response(sock)
+        assert "MAX_UPLOAD_BYTES" in expect_json_error(status, headers, answer, 413)
+
+
+def test_declared_lengths() -> None:
+    from app.api.middleware import LENGTH_DIGITS, declared_length
+
+    assert declared_length("0" * 5000 + "12") == declared_length(b"12") == 12
+    assert declared_length("0") == 0 and declared_length("0" * 5000) == 0
+    assert declared_length("9" * 5000) == 10**LENGTH_DIGITS  # a length no body has
+    for bad in ("", "-1", "+1", "1_0", "0x10", " 1", "١٢", "1.0"):
+        assert declared_length(bad) is None, bad

@@ -34,10 +34,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from app import __version__, observability, preprocessing
 from app.api.deps import PredictorDep, SettingsDep
 from app.api.errors import status_for
+from app.api.middleware import LENGTH_DIGITS, declared_length
 from app.api.oip_schemas import (
     InferenceRequest,
     InferenceResponse,
@@ -115,13 +117,19 @@ async def _json_part(request: Request) -> Request:
     declared = request.headers.get(JSON_LENGTH)
     if declared is None:
         return Request(scope, request.receive)
-    body = await request.body()  # the size and time limits apply as ever
-    if not (declared.isascii() and declared.isdigit() and int(declared) <= len(body)):
+    try:
+        body = await request.body()  # the size and time limits apply as ever
+    except ClientDisconnect:  # no one to answer: counted as the client's doing
+        raise HTTPException(400, "The client disconnected before the body arrived.") from None
+    length = declared_length(declared)
+    if length is None or length > len(body):
+        shown = f"of {len(declared)} characters"
+        if len(declared) <= LENGTH_DIGITS:
+            shown = repr(declared)
         raise HTTPException(
-            400,
-            f"Inference-Header-Content-Length {declared!r} does not fit the {len(body)}-byte body.",
+            400, f"Inference-Header-Content-Length {shown} does not fit the {len(body)}-byte body."
         )
-    scope[BINARY] = body[int(declared) :]
+    scope[BINARY] = body[length:]
     sent = False
 
     async def receive() -> dict:
@@ -129,7 +137,7 @@ async def _json_part(request: Request) -> Request:
         if sent:
             return await request.receive()
         sent = True
-        return {"type": "http.request", "body": body[: int(declared)], "more_body": False}
+        return {"type": "http.request", "body": body[:length], "more_body": False}
 
     return Request(scope, receive)
 

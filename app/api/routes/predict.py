@@ -13,6 +13,7 @@ from app import observability, preprocessing
 from app.api import multipart
 from app.api.deps import OneFile, PredictorDep, SettingsDep
 from app.api.errors import NOT_READY, UPLOAD_ERRORS, status_for
+from app.api.middleware import declared_length
 from app.api.schemas import BatchItem, BatchItemError, BatchPrediction, Prediction
 from app.predictor import Predictor, Result
 
@@ -99,14 +100,14 @@ class SingleUploadRoute(APIRoute):
         async def handler(request: Request) -> Response:
             include_input = _PLAIN_QUERIES.get(request.scope["query_string"])
             content_type = request.headers.get("content-type", "")
-            length = request.headers.get("content-length", "")
+            length = declared_length(request.headers.get("content-length", ""))
             predictor = request.app.state.predictor
             if (
                 include_input is None
                 or predictor is None
                 or not content_type.startswith("multipart/form-data")
-                or not (length.isascii() and length.isdigit())
-                or int(length) > SHORT_CUT_MAX_BYTES
+                or length is None
+                or length > SHORT_CUT_MAX_BYTES
             ):
                 return await full(request)
             try:

@@ -7,6 +7,7 @@ image file. The protocol's errors are checked in-process.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Iterator
@@ -318,3 +319,40 @@ def test_limits_are_those_of_predict_batch(client: TestClient, settings) -> None
     response = client.post(INFER, content=oversized)
     assert response.status_code == 413
     assert "MAX_UPLOAD_BYTES" in response.json()["error"]
+
+
+def test_an_inference_header_length_of_thousands_of_digits_is_400(client: TestClient) -> None:
+    body = json.dumps(one_input("input", [1, 28, 28, 1], "FP32", [])).encode()
+    for declared, error in (("1" * 4301, "does not fit"), ("0" * 4301 + "2", "not JSON")):
+        headers = {"Inference-Header-Content-Length": declared}
+        response = client.post(INFER, content=body, headers=headers)
+        assert response.status_code == 400, response.text  # a 500 before: int() refused it
+        assert error in response.json()["error"]
+        assert len(response.json()["error"]) <= oip.MAX_ERROR_CHARS
+
+
+def test_a_client_gone_mid_body_is_not_a_server_error(client: TestClient) -> None:
+    """With the binary extension the JSON part is read first: a disconnect there was a
+    500, logged with its traceback and counted as the server's."""
+    incoming = [
+        {"type": "http.request", "body": b'{"inputs": [', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return incoming.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    headers = [(b"content-length", b"100"), (b"inference-header-content-length", b"50")]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": INFER, "raw_path": INFER.encode(), "root_path": "",
+        "query_string": b"", "headers": headers, "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    asyncio.run(client.app(scope, receive, send))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"])["error"].startswith("The client disconnected")
