@@ -62,6 +62,21 @@ class BodySizeLimit:
         received = 0
         body_done = False
         deadline = asyncio.get_running_loop().time() + self.timeout
+        # A body declared: answered before it is all read (a 404, a 405, a form FastAPI
+        # refused early), the connection is closed, else the rest arriving late would
+        # keep it open for good (uvicorn's keep-alive timer does not start again).
+        has_body = any(
+            (name == b"content-length" and declared_length(value) != 0)
+            or name == b"transfer-encoding"
+            for name, value in scope["headers"]
+        )
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and has_body and not body_done:
+                headers = list(message.get("headers", []))
+                if all(name.lower() != b"connection" for name, _ in headers):
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
 
         async def counting_receive() -> Message:
             nonlocal received, body_done
@@ -86,7 +101,7 @@ class BodySizeLimit:
                 body_done = True
             return message
 
-        await self.app(scope, counting_receive, send)
+        await self.app(scope, counting_receive, closing_send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         body = json.dumps(error_content(scope["path"], _too_large(self.max_bytes))).encode()

@@ -237,3 +237,22 @@ def test_declared_lengths() -> None:
     assert declared_length("9" * 5000) == 10**LENGTH_DIGITS  # a length no body has
     for bad in ("", "-1", "+1", "1_0", "0x10", " 1", "١٢", "1.0"):
         assert declared_length(bad) is None, bad
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/nowhere", "/predict"])
+def test_an_answer_before_the_body_is_read_closes_the_connection(
+    server: LiveServer, path: str
+) -> None:
+    """A 404, or a form refused at its first bytes, leaves the body unread: kept alive,
+    the rest arriving late held the connection open for good."""
+    head = request_head(path, b"Content-Type: " + MULTIPART, b"Content-Length: 1500000")
+    with contextlib.closing(connect(server)) as sock:
+        sock.sendall(head + b"not a multipart body")
+        status, headers, _ = read_response(sock)
+        assert status in (400, 404) and headers["connection"] == "close"
+        with contextlib.suppress(ConnectionResetError):
+            assert sock.recv(1) == b""  # closed by the server, not left open
+    with httpx.Client(base_url=server.url, timeout=FAST) as http:  # a read body: kept alive
+        response = http.post("/predict", files={"file": ("d.png", encode(digit(), "PNG"))})
+        assert response.status_code == 200 and "connection" not in response.headers
