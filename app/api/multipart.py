@@ -24,7 +24,7 @@ from python_multipart.multipart import parse_options_header
 
 _PART_HEADERS = frozenset({b"content-disposition", b"content-type"})
 _PLAIN_CONTENT_TYPE = re.compile(rb"multipart/form-data; boundary=([0-9A-Za-z'()+_,./:=?-]+)")
-_PLAIN_DISPOSITION = re.compile(rb'form-data; name="([^"\\;]*)"; filename="[^"\\;]*"')
+_PLAIN_DISPOSITION = re.compile(rb'form-data; name="([^"\\;]*)"; filename="[^"\\;]+"')
 
 
 def boundary_of(content_type: bytes) -> bytes | None:
@@ -39,12 +39,14 @@ def boundary_of(content_type: bytes) -> bytes | None:
 
 
 def is_file_field(disposition: bytes, field: bytes) -> bool:
-    """Whether a part's Content-Disposition names a file sent as the form field ``field``."""
+    """Whether a part's Content-Disposition names a file sent as the form field ``field``,
+    with a filename (an empty one is what a browser's form sends with no file chosen:
+    the full parser tells that from an empty file)."""
     plain = _PLAIN_DISPOSITION.fullmatch(disposition)
     if plain is not None:
         return plain[1] == field
     kind, options = parse_options_header(disposition)
-    return kind == b"form-data" and options.get(b"name") == field and b"filename" in options
+    return kind == b"form-data" and options.get(b"name") == field and bool(options.get(b"filename"))
 
 
 def single_file(body: bytes, content_type: bytes, field: bytes) -> bytes | None:

@@ -143,7 +143,7 @@ def bodies(draw) -> tuple[bytes, bytes, bool | None]:
             names = [key.lower() for key, _ in headers]
             usual = (
                 name == "file"
-                and filename is not None
+                and bool(filename)  # "": a browser's form with no file chosen
                 and set(names) <= {"content-disposition", "content-type"}
                 and names.count("content-disposition") == 1
             )
@@ -205,7 +205,8 @@ def test_plain_headers_are_read_as_the_general_parser_reads_them(value: bytes) -
     assert multipart.boundary_of(value) == (boundary or None)
     for field in (b"file", b"d.png"):
         named = kind == b"form-data" and options.get(b"name") == field
-        assert multipart.is_file_field(value, field) == (named and b"filename" in options)
+        # A file with a name; an empty one (no file chosen) is for the full parser.
+        assert multipart.is_file_field(value, field) == (named and bool(options.get(b"filename")))
 
 
 def test_what_clients_send_takes_the_plain_patterns(monkeypatch) -> None:

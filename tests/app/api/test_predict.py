@@ -85,6 +85,22 @@ def test_text_where_the_file_belongs_is_422_saying_so(
     assert f"curl -F {field}=@digit.png" in detail and len(detail) < 200
 
 
+@pytest.mark.parametrize(("filename", "status"), [(b"", 422), (b"a.png", 400)])
+def test_an_empty_part_gets_one_answer_on_every_path(
+    client: TestClient, filename: bytes, status: int
+) -> None:
+    """A browser's form with no file chosen sends an empty part named file, its filename
+    empty: no file (422), where an empty file named a.png is 400; /predict's short cut
+    answered 400 to both."""
+    body = (
+        b'--X\r\nContent-Disposition: form-data; name="file"; filename="' + filename + b'"'
+        b"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n--X--\r\n"
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=X"}
+    for path in ("/predict", "/predict?reject=false", "/read"):
+        assert client.post(path, content=body, headers=headers).status_code == status, path
+
+
 @pytest.mark.parametrize("path", ["/predict", "/read"])
 def test_several_files_where_one_is_read_are_422(
     client: TestClient, seven: bytes, path: str
