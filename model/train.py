@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from app import calibration
-from model import augment, data, realdigits
+from model import augment, data, realdigits, saved_extras
 from model.evaluate import as_network_input, evaluate
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts"
@@ -165,18 +165,18 @@ def save_plots(history: dict, confusion: list[list[int]], out: Path, name: str) 
 def rendered_extras(args: argparse.Namespace, training, validation, mnist) -> tuple:
     """(training extras, validation extras, the seconds rendering took): from --extras
     when it holds them for this recipe, else rendered (and saved there)."""
-    wanted = augment.recipe(
+    wanted = saved_extras.recipe(
         args.seed, args.validation_size, args.limit, mnist.checksums, args.split_seed
     )
     if args.extras and args.extras.exists():
-        return augment.load_extras(args.extras, wanted)
+        return saved_extras.load(args.extras, wanted)
     started = time.time()
     real = realdigits.load(args.realdigits)
     extras = augment.training_extras(training, real, args.seed, workers=args.workers)
     held = augment.validation_extras(validation, args.split_seed, workers=args.workers)
     seconds = round(time.time() - started, 1)
     if args.extras:
-        augment.save_extras(args.extras, extras, held, wanted, seconds)
+        saved_extras.save(args.extras, extras, held, wanted, seconds)
     return extras, held, seconds
 
 
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         data.MnistDataError,
         realdigits.RealDigitsError,
         augment.MissingFontsError,
-        augment.ExtrasMismatchError,
+        saved_extras.ExtrasMismatchError,
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

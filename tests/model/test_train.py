@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app.inference import load_classifier
-from model import augment, data, evaluate, train
+from model import augment, data, evaluate, saved_extras, train
 from tests.conftest import fonts
 
 CARD_FIELDS = {
@@ -94,20 +94,20 @@ def test_extras_saved_load_back_unchanged(tmp_path: Path) -> None:
     levels = rng.integers(0, 256, (5, 28, 28)) / np.float32(255)  # 8-bit, as rendered
     extras = augment.Extras(levels.astype(np.float32), np.arange(5), {"world": 5})
     held = augment.Extras(levels[:2].astype(np.float32), np.array([3, 10]), {"world": 2})
-    wanted = augment.recipe(1, 200, 300, data.CHECKSUMS)
-    augment.save_extras(tmp_path / "e.npz", extras, held, wanted, 12.5)
-    loaded, loaded_held, seconds = augment.load_extras(tmp_path / "e.npz", wanted)
+    wanted = saved_extras.recipe(1, 200, 300, data.CHECKSUMS)
+    saved_extras.save(tmp_path / "e.npz", extras, held, wanted, 12.5)
+    loaded, loaded_held, seconds = saved_extras.load(tmp_path / "e.npz", wanted)
     np.testing.assert_array_equal(loaded.inputs, extras.inputs)
     np.testing.assert_array_equal(loaded_held.labels, held.labels)
     assert (loaded.counts, loaded_held.counts, seconds) == ({"world": 5}, {"world": 2}, 12.5)
     # Another seed for the network and its extras, the same validation digits:
-    another_seed = augment.recipe(2, 200, 300, data.CHECKSUMS, split_seed=1)
-    with pytest.raises(augment.ExtrasMismatchError, match=r"\(seed differ\)"):
-        augment.load_extras(tmp_path / "e.npz", another_seed)
+    another_seed = saved_extras.recipe(2, 200, 300, data.CHECKSUMS, split_seed=1)
+    with pytest.raises(saved_extras.ExtrasMismatchError, match=r"\(seed differ\)"):
+        saved_extras.load(tmp_path / "e.npz", another_seed)
     # The same seed, other validation digits (their extras are rendered from them):
-    another_split = augment.recipe(1, 200, 300, data.CHECKSUMS, split_seed=2)
-    with pytest.raises(augment.ExtrasMismatchError, match=r"\(split_seed differ\)"):
-        augment.load_extras(tmp_path / "e.npz", another_split)
+    another_split = saved_extras.recipe(1, 200, 300, data.CHECKSUMS, split_seed=2)
+    with pytest.raises(saved_extras.ExtrasMismatchError, match=r"\(split_seed differ\)"):
+        saved_extras.load(tmp_path / "e.npz", another_split)
 
 
 @pytest.mark.slow
