@@ -50,7 +50,8 @@ def _response(description: str, example: str, *others: str) -> dict:
 
 UPLOAD_ERRORS = {
     400: _response(
-        "The file is empty, or the multipart body is malformed or has over 1000 parts.",
+        "The file is empty, or the multipart body is malformed, has over 1000 parts or a "
+        "text field over 1 MiB.",
         "The file is empty.",
     ),
     408: _response(
