@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from app import observability, preprocessing, rejection, segmentation
 from app.api.schemas import ErrorDetail
@@ -20,12 +24,13 @@ STATUS_BY_ERROR: dict[type[preprocessing.PreprocessingError], int] = {
 
 
 # The Open Inference Protocol's paths answer errors as {"error": ...} (app/api/routes/oip.py).
-OIP_PREFIX = "/v2/"
+OIP_ROOT = "/v2"
 
 
 def error_content(path: str, message: str) -> dict[str, str]:
     """An error's JSON body: {"detail": ...}, or {"error": ...} on the protocol's paths."""
-    return {"error" if path.startswith(OIP_PREFIX) else "detail": message}
+    oip = path == OIP_ROOT or path.startswith(OIP_ROOT + "/")
+    return {"error" if oip else "detail": message}
 
 
 def status_for(error: preprocessing.PreprocessingError) -> int:
@@ -121,6 +126,17 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=422)
 
 
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's answer, but on the protocol's paths in its shape: a path or method
+    routing does not know there (404, 405) is {"error": ...} too."""
+    assert isinstance(error, HTTPException)
+    content = error_content(request.url.path, str(error.detail))
+    if "error" not in content:
+        return await http_exception_handler(request, error)
+    return JSONResponse(content, status_code=error.status_code, headers=error.headers)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(preprocessing.PreprocessingError, _preprocessing_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

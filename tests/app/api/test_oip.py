@@ -356,3 +356,15 @@ def test_a_client_gone_mid_body_is_not_a_server_error(client: TestClient) -> Non
     asyncio.run(client.app(scope, receive, send))
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
     assert json.loads(sent[1]["body"])["error"].startswith("The client disconnected")
+
+
+def test_routing_errors_on_the_protocols_paths_are_in_its_shape(client: TestClient) -> None:
+    """A path or a method routing does not know is {"error": ...} under /v2 too, and
+    stays {"detail": ...} elsewhere."""
+    wrong = client.get(INFER)
+    assert wrong.status_code == 405 and wrong.json() == {"error": "Method Not Allowed"}
+    assert wrong.headers["allow"] == "POST"
+    for path in ("/v2/models/digitnet/nothing", "/v2/nothing"):
+        assert client.get(path).json() == {"error": "Not Found"}, path
+    assert client.post("/v2").json() == {"error": "Method Not Allowed"}
+    assert client.get("/nothing").json() == {"detail": "Not Found"}
