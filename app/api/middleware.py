@@ -52,24 +52,22 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # A body declared: answered before it is all read (a 404, a 405, a form FastAPI
+        # refused early), the connection is closed, else the rest arriving late would
+        # keep it open for good (uvicorn's keep-alive timer does not start again).
+        has_body = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 declared = declared_length(value)
                 if declared is not None and declared > self.max_bytes:
                     await self._refuse(scope, send)
                     return
-                break
+                has_body = has_body or declared != 0
+            elif name == b"transfer-encoding":
+                has_body = True
         received = 0
         body_done = False
         deadline = asyncio.get_running_loop().time() + self.timeout
-        # A body declared: answered before it is all read (a 404, a 405, a form FastAPI
-        # refused early), the connection is closed, else the rest arriving late would
-        # keep it open for good (uvicorn's keep-alive timer does not start again).
-        has_body = any(
-            (name == b"content-length" and declared_length(value) != 0)
-            or name == b"transfer-encoding"
-            for name, value in scope["headers"]
-        )
 
         async def closing_send(message: Message) -> None:
             if message["type"] == "http.response.start" and has_body and not body_done:
