@@ -25,12 +25,18 @@ STATUS_BY_ERROR: dict[type[preprocessing.PreprocessingError], int] = {
 
 # The Open Inference Protocol's paths answer errors as {"error": ...} (app/api/routes/oip.py).
 OIP_ROOT = "/v2"
+MAX_ERROR_CHARS = 500
 
 
 def error_content(path: str, message: str) -> dict[str, str]:
-    """An error's JSON body: {"detail": ...}, or {"error": ...} on the protocol's paths."""
-    oip = path == OIP_ROOT or path.startswith(OIP_ROOT + "/")
-    return {"error" if oip else "detail": message}
+    """An error's JSON body: {"detail": ...}, or {"error": ...} on the protocol's paths,
+    where a message echoing a long request (120,000 input names, a shape of 4,000-digit
+    numbers) is cut to MAX_ERROR_CHARS."""
+    if path != OIP_ROOT and not path.startswith(OIP_ROOT + "/"):
+        return {"detail": message}
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
+    return {"error": message}
 
 
 def status_for(error: preprocessing.PreprocessingError) -> int:
@@ -127,8 +133,8 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
-    """FastAPI's answer, but on the protocol's paths in its shape: a path or method
-    routing does not know there (404, 405) is {"error": ...} too."""
+    """FastAPI's answer, but on the protocol's paths in its shape: their routes' errors,
+    and a path or method routing does not know there (404, 405)."""
     assert isinstance(error, HTTPException)
     content = error_content(request.url.path, str(error.detail))
     if "error" not in content:

@@ -33,12 +33,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from app import __version__, observability, preprocessing
 from app.api.deps import PredictorDep, SettingsDep
-from app.api.errors import status_for
+from app.api.errors import OIP_ROOT, error_content, status_for
 from app.api.middleware import LENGTH_DIGITS, declared_length
 from app.api.oip_schemas import (
     InferenceRequest,
@@ -66,7 +65,6 @@ INPUTS = {
 ONE_INPUT = "one input: 'input' (FP32 [n, 28, 28, 1]) or 'image' (BYTES [n], base64 files)"
 JSON_LENGTH = "inference-header-content-length"  # Triton's binary tensor extension
 BINARY = "digits.oip.binary"  # where the handler finds the bytes after the JSON
-MAX_ERROR_CHARS = 500
 
 
 def _error(description: str) -> dict:
@@ -91,12 +89,8 @@ INFER_ERRORS = {
 NOT_READY = {503: {"model": ServerReady, "description": "Not ready (yet)."}}
 
 
-def oip_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The protocol's error body; a message echoing a long request (120,000 input
-    names, a shape of 4,000-digit numbers) cut to MAX_ERROR_CHARS."""
-    if len(message) > MAX_ERROR_CHARS:
-        message = message[: MAX_ERROR_CHARS - 1] + "…"
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+def oip_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(error_content(OIP_ROOT, message), status_code=status)
 
 
 def _validation_message(error: RequestValidationError) -> str:
@@ -143,7 +137,8 @@ async def _json_part(request: Request) -> Request:
 
 
 class OipRoute(APIRoute):
-    """Answers errors the protocol's way, and reads the body as JSON whatever it says."""
+    """Answers a bad request and an unreadable image the protocol's way (an HTTPException:
+    the app's handler does), and reads the body as JSON whatever it says."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -155,8 +150,8 @@ class OipRoute(APIRoute):
                 return await handler(request)
             except RequestValidationError as error:
                 return oip_error(400, _validation_message(error))
-            except StarletteHTTPException as error:  # FastAPI's own body errors among them
-                return oip_error(error.status_code, str(error.detail), error.headers)
+            # An HTTPException (FastAPI's own body errors among them) goes on to the app's
+            # handler, which answers in the protocol's shape on its paths (app.api.errors).
             except preprocessing.PreprocessingError as error:
                 return oip_error(status_for(error), str(error))
 

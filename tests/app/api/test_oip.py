@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from app.api.routes import oip
+from app.api import errors
 from model.evaluate import as_network_input
 from tests.conftest import LiveServer, png_bytes
 
@@ -254,7 +254,7 @@ def test_an_error_echoing_a_long_request_is_cut_short(client: TestClient) -> Non
     response = infer_json(client, {"inputs": inputs})
     assert response.status_code == 400
     error = response.json()["error"]
-    assert error.startswith("Inputs ['n0', 'n1',") and len(error) == oip.MAX_ERROR_CHARS
+    assert error.startswith("Inputs ['n0', 'n1',") and len(error) == errors.MAX_ERROR_CHARS
 
 
 def test_binary_byte_elements_must_be_whole(client: TestClient) -> None:
@@ -328,7 +328,7 @@ def test_an_inference_header_length_of_thousands_of_digits_is_400(client: TestCl
         response = client.post(INFER, content=body, headers=headers)
         assert response.status_code == 400, response.text  # a 500 before: int() refused it
         assert error in response.json()["error"]
-        assert len(response.json()["error"]) <= oip.MAX_ERROR_CHARS
+        assert len(response.json()["error"]) <= errors.MAX_ERROR_CHARS
 
 
 def test_a_client_gone_mid_body_is_not_a_server_error(client: TestClient) -> None:
