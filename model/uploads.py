@@ -232,11 +232,12 @@ def held_out_digits(mnist: data.Mnist, seed: int = 1, validation_size: int = 500
 
 
 def _split_seed(model_path: Path) -> int | None:
-    """The validation split's seed the model card beside ``model_path`` records."""
-    from app.inference import CARD_NAME
+    """The validation split's seed the model's card records (``app.inference.read_card``:
+    only a card that describes this very file)."""
+    from app.inference import file_sha256, read_card
 
     try:
-        card = json.loads((model_path.parent / CARD_NAME).read_text())
+        card = read_card(model_path, file_sha256(model_path))
         training = card["training"]
         return int(training.get("split_seed", training["seed"]))
     except (OSError, ValueError, KeyError, TypeError):

@@ -102,6 +102,7 @@ def test_the_measures_warn_when_the_model_held_out_other_digits(
 ) -> None:
     from app.config import get_settings
 
+    (tmp_path / "digitnet.keras").write_bytes(b"the model the card describes")
     (tmp_path / "model_card.json").write_text(json.dumps({"training": training}))
     monkeypatch.setenv("MODEL_PATH", str(tmp_path / "digitnet.keras"))
     get_settings.cache_clear()
