@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import socket
@@ -225,3 +226,22 @@ def http_scope(
         "server": ("127.0.0.1", 8000),
         "state": {},
     }
+
+
+def gone_mid_body(app, scope: dict, first_bytes: bytes) -> list[dict]:
+    """What ``app`` sends for a request whose client sends ``first_bytes`` of the body,
+    more to come, and then disconnects."""
+    messages = [
+        {"type": "http.request", "body": first_bytes, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent

@@ -17,7 +17,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from app.api import multipart
 from app.api.routes.predict import SHORT_CUT_MAX_BYTES
 from tests.app.test_preprocessing import stroke_digit
-from tests.conftest import http_scope, png_bytes
+from tests.conftest import gone_mid_body, http_scope, png_bytes
 
 BOUNDARY = "b0undary"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}".encode()
@@ -291,22 +291,9 @@ def test_a_client_gone_mid_body_gets_400_either_way(client: TestClient, query: b
         files={"file": ("7.png", png_bytes(stroke_digit()), "image/png")},
     )
     content = request.read()
-    messages = [
-        {"type": "http.request", "body": content[:100], "more_body": True},
-        {"type": "http.disconnect"},
-    ]
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
     headers = [
         (b"content-type", request.headers["content-type"].encode()),
         (b"content-length", str(len(content)).encode()),
     ]
-    scope = http_scope("POST", "/predict", headers, query)
-    asyncio.run(client.app(scope, receive, send))
+    sent = gone_mid_body(client.app, http_scope("POST", "/predict", headers, query), content[:100])
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [400]

@@ -7,7 +7,6 @@ image file. The protocol's errors are checked in-process.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from tritonclient.utils import InferenceServerException
 
 from app.api import errors
 from model.evaluate import as_network_input
-from tests.conftest import LiveServer, png_bytes
+from tests.conftest import LiveServer, gone_mid_body, http_scope, png_bytes
 
 MODEL = "digitnet"
 INFER = f"/v2/models/{MODEL}/infer"
@@ -334,26 +333,8 @@ def test_an_inference_header_length_of_thousands_of_digits_is_400(client: TestCl
 def test_a_client_gone_mid_body_is_not_a_server_error(client: TestClient) -> None:
     """With the binary extension the JSON part is read first: a disconnect there was a
     500, logged with its traceback and counted as the server's."""
-    incoming = [
-        {"type": "http.request", "body": b'{"inputs": [', "more_body": True},
-        {"type": "http.disconnect"},
-    ]
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return incoming.pop(0)
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
     headers = [(b"content-length", b"100"), (b"inference-header-content-length", b"50")]
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": INFER, "raw_path": INFER.encode(), "root_path": "",
-        "query_string": b"", "headers": headers, "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }  # fmt: skip
-    asyncio.run(client.app(scope, receive, send))
+    sent = gone_mid_body(client.app, http_scope("POST", INFER, headers), b'{"inputs": [')
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
     assert json.loads(sent[1]["body"])["error"].startswith("The client disconnected")
 
