@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from app import __version__, memory
 from app.api import errors
 from app.api.main import ROUTERS
-from app.api.middleware import BodySizeLimit
+from app.api.middleware import BodySizeLimit, HeadAsGet
 from app.api.routes.pages import STATIC_DIR
 from app.config import Settings, get_settings
 from app.inference import ModelLoadError, load_classifier
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.predictor = None
     app.state.metrics = Metrics()
+    app.add_middleware(HeadAsGet)  # innermost: routing sees a GET
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_upload_bytes, timeout=settings.body_timeout_s
     )

@@ -1,4 +1,4 @@
-"""ASGI middleware that must see the raw request: the body size and time limits."""
+"""ASGI middleware that must see the raw request: HEAD as GET, the body size and time limits."""
 
 from __future__ import annotations
 
@@ -115,3 +115,34 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class HeadAsGet:
+    """Answer HEAD as GET would, without the body (RFC 9110 section 9.3.2: every
+    general-purpose server supports GET and HEAD).
+
+    Starlette's plain routes do this themselves (the static files, /openapi.json),
+    but FastAPI's API routes take only the methods they declare, so a HEAD to /,
+    /health/ready or /model (curl -I, uptime monitors, link checkers) got 405. The
+    request goes on as a GET, and whatever body the answer has is dropped; its
+    headers, Content-Length included, stay those of the GET. A path without GET
+    answers 405 with its Allow header, as before. The request log and metrics, outside
+    this, still say HEAD.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)

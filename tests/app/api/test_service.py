@@ -52,6 +52,20 @@ def test_model_endpoint_serves_the_card(client: TestClient, model_path: Path) ->
     assert body["card"]["sha256"] == body["sha256"]
 
 
+def test_head_answers_as_get_without_the_body(client: TestClient) -> None:
+    """curl -I and uptime monitors: HEAD gets GET's status and headers, no body."""
+    for path in ("/", "/health/live", "/health/ready", "/model", "/metrics", "/docs", "/v2"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+        if path != "/metrics":  # its counters move between the two requests
+            assert head.headers["content-length"] == str(len(got.content)), path
+    refused = client.head("/predict")  # no GET there: 405, saying what is allowed
+    assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+    assert client.head("/nothing").status_code == 404
+
+
 def test_docs_and_redoc_load_nothing_from_other_hosts(client: TestClient) -> None:
     for path in ("/docs", "/redoc"):
         page = client.get(path)
