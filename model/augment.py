@@ -179,12 +179,17 @@ def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), size)
 
 
+@functools.lru_cache(maxsize=512)
+def _notdef(path: Path) -> Image.core.ImagingCore:
+    """The font's .notdef glyph (a box, or nothing): what it draws for a character it
+    lacks, as for a noncharacter no font holds."""
+    return _font(path, 48).getmask(NO_CHARACTER)
+
+
 @functools.lru_cache(maxsize=8192)
 def has_glyph(path: Path, character: str) -> bool:
-    """Whether the font draws ``character``: one it lacks comes out as its .notdef
-    glyph (a box, or nothing), as a noncharacter no font holds does."""
-    font = _font(path, 48)
-    drawn, missing = font.getmask(character), font.getmask(NO_CHARACTER)
+    """Whether the font draws ``character`` rather than its .notdef glyph."""
+    drawn, missing = _font(path, 48).getmask(character), _notdef(path)
     return drawn.size != missing.size or not np.array_equal(drawn, missing)
 
 
