@@ -16,6 +16,7 @@ from app.api import errors
 from app.api.main import ROUTERS
 from app.api.middleware import BodySizeLimit, HeadAsGet
 from app.api.routes.pages import STATIC_DIR
+from app.api.routes.predict import PredictShortCut
 from app.config import Settings, get_settings
 from app.inference import ModelLoadError, load_classifier
 from app.observability import Metrics, ObservabilityMiddleware
@@ -100,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.predictor = None
     app.state.metrics = Metrics()
-    app.add_middleware(HeadAsGet)  # innermost: routing sees a GET
+    app.add_middleware(PredictShortCut)  # innermost: the usual upload, before routing
+    app.add_middleware(HeadAsGet)  # routing sees a GET
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_upload_bytes, timeout=settings.body_timeout_s
     )

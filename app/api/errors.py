@@ -10,6 +10,7 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import Scope
 
 from app import observability, preprocessing, rejection, segmentation
 from app.api.schemas import ErrorDetail
@@ -100,10 +101,17 @@ READ_ERRORS = {
 NOT_READY = {503: _response("The model is not loaded yet.", "The model is not loaded yet.")}
 
 
+def preprocessing_error_response(
+    scope: Scope, error: preprocessing.PreprocessingError
+) -> JSONResponse:
+    """The answer to an upload that cannot be read, its error named in the request log."""
+    observability.annotate(scope, error=type(error).__name__)
+    return JSONResponse({"detail": str(error)}, status_code=status_for(error))
+
+
 async def _preprocessing_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, preprocessing.PreprocessingError)
-    observability.annotate(request.scope, error=type(error).__name__)
-    return JSONResponse({"detail": str(error)}, status_code=status_for(error))
+    return preprocessing_error_response(request.scope, error)
 
 
 FILE_FIELDS = ("file", "files")

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, Query, Request, Response, UploadFile
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.routing import iter_route_contexts
 from starlette.formparsers import MultiPartParser
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import observability, preprocessing
 from app.api import multipart
 from app.api.deps import OneFile, PredictorDep, SettingsDep
-from app.api.errors import NOT_READY, UPLOAD_ERRORS, status_for
+from app.api.errors import NOT_READY, UPLOAD_ERRORS, preprocessing_error_response, status_for
 from app.api.middleware import declared_length
 from app.api.schemas import BatchItem, BatchItemError, BatchPrediction, Prediction
 from app.predictor import Predictor, Result
@@ -48,10 +49,10 @@ Reject = Annotated[
 
 
 def _prediction(
-    request: Request, result: Result, predictor: Predictor, include_input: bool
+    app: FastAPI, result: Result, predictor: Predictor, include_input: bool
 ) -> Prediction:
     probabilities = [float(p) for p in result.probabilities]
-    request.app.state.metrics.observe_prediction(
+    app.state.metrics.observe_prediction(
         result.digit, probabilities[result.digit], result.preprocess_seconds
     )
     return Prediction(
@@ -65,12 +66,17 @@ def _prediction(
 
 
 async def _read_digit(
-    request: Request, data: bytes, predictor: Predictor, include_input: bool, reject: bool = True
+    scope: Scope,
+    app: FastAPI,
+    data: bytes,
+    predictor: Predictor,
+    include_input: bool,
+    reject: bool = True,
 ) -> Prediction:
     result = await predictor.predict(data, reject)
-    prediction = _prediction(request, result, predictor, include_input)
+    prediction = _prediction(app, result, predictor, include_input)
     observability.annotate(
-        request.scope, digit=prediction.digit, confidence=round(prediction.confidence, 4)
+        scope, digit=prediction.digit, confidence=round(prediction.confidence, 4)
     )
     return prediction
 
@@ -80,51 +86,105 @@ _PLAIN_QUERIES = {b"": False, b"include_input=false": False, b"include_input=tru
 # Bodies the short cut reads: up to the size where the full parser starts to spool
 # a file to disk, so that a flood of big uploads is not held in memory twice over.
 SHORT_CUT_MAX_BYTES = MultiPartParser.spool_max_size
+PATH = "/predict"
 
 
-class SingleUploadRoute(APIRoute):
-    """POST /predict as FastAPI declares it, with a short cut for the usual upload.
+class PredictShortCut:
+    """POST /predict's usual upload, answered before FastAPI's routing.
 
     When the body is one file part named ``file`` (``app.api.multipart``) of a
     declared length up to SHORT_CUT_MAX_BYTES, and the query is empty or
-    ``include_input=true|false``, the handler reads the file from
-    the body itself and answers the same JSON: FastAPI's form parsing, dependency
-    solving and response validation cost more than reading a small digit does
-    (docs/performance.md). Any other request, and any body the short cut is unsure
-    of, goes to FastAPI's own handler, whose validation and errors stay the only ones.
+    ``include_input=true|false``, this reads the file from the body itself and
+    answers the JSON the route would, byte for byte, an unreadable image through the
+    same error answer: FastAPI's routing, form parsing, dependency solving and
+    response validation cost more than reading a small digit does
+    (docs/performance.md). Any other request, and any body it is unsure of, goes on
+    to FastAPI with what it read of the body replayed (a body limit's 408 or 413, a
+    client gone), so that validation and errors stay FastAPI's. It sits inside the
+    request log, the metrics and the body limits (``app.main``).
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        full = super().get_route_handler()
+    def __init__(self, app: ASGIApp):
+        self.app = app
+        self._route: BaseRoute | None = None  # /predict's, which names it in the log
 
-        async def handler(request: Request) -> Response:
-            include_input = _PLAIN_QUERIES.get(request.scope["query_string"])
-            content_type = request.headers.get("content-type", "")
-            length = declared_length(request.headers.get("content-length", ""))
-            predictor = request.app.state.predictor
-            if (
-                include_input is None
-                or predictor is None
-                or not content_type.startswith("multipart/form-data")
-                or length is None
-                or length > SHORT_CUT_MAX_BYTES
-            ):
-                return await full(request)
-            try:
-                body = await request.body()  # the size and time limits apply as ever
-            except HTTPException:
-                raise
-            except Exception:  # a client gone mid-body: FastAPI's handler answers that
-                return await full(request)
-            data = multipart.single_file(body, content_type.encode("latin-1"), b"file")
-            if data is None:
-                return await full(request)  # it parses the body kept by request.body()
-            prediction = await _read_digit(request, data, predictor, include_input)
-            return Response(
-                prediction.model_dump_json(exclude_none=True), media_type="application/json"
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        include_input = _PLAIN_QUERIES.get(scope["query_string"])
+        content_type, length = b"", None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = declared_length(value)
+        app = scope["app"]
+        predictor = app.state.predictor
+        if (
+            include_input is None
+            or predictor is None
+            or not content_type.startswith(b"multipart/form-data")
+            or length is None
+            or length > SHORT_CUT_MAX_BYTES
+        ):
+            await self.app(scope, receive, send)
+            return
+        read: list[Message] = []
+        try:
+            while True:
+                message = await receive()  # the size and time limits apply as ever
+                read.append(message)
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    break
+        except Exception as error:  # a body limit's answer: FastAPI's handlers give it
+            await self.app(scope, _replayed(read, receive, error), send)
+            return
+        body = b"".join(message.get("body", b"") for message in read)
+        data = None if read[-1]["type"] != "http.request" else body
+        if data is not None:
+            data = multipart.single_file(body, content_type, b"file")
+        if data is None:  # a client gone, or not the usual upload
+            await self.app(scope, _replayed(read, receive), send)
+            return
+        if self._route is None:
+            self._route = next(
+                route for route in iter_route_contexts(app.routes) if route.path == PATH
             )
+        scope["route"] = self._route
+        try:
+            prediction = await _read_digit(scope, app, data, predictor, include_input)
+        except preprocessing.PreprocessingError as error:
+            await preprocessing_error_response(scope, error)(scope, receive, send)
+            return
+        content = prediction.model_dump_json(exclude_none=True).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", str(len(content)).encode("latin-1")),
+                    (b"content-type", b"application/json"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
 
-        return handler
+
+def _replayed(read: list[Message], receive: Receive, error: Exception | None = None) -> Receive:
+    """``receive`` again from the start: the messages already read, then the error
+    reading stopped at, if any, then the rest as it comes."""
+    pending = iter(read)
+
+    async def replay() -> Message:
+        message = next(pending, None)
+        if message is not None:
+            return message
+        if error is not None:
+            raise error
+        return await receive()
+
+    return replay
 
 
 async def predict(
@@ -139,18 +199,18 @@ async def predict(
     cropped, fitted to 20×20, centred by mass in 28×28) before the network reads it.
     An image that does not show one handwritten digit (a photo, a letter, several
     characters) gets 422 with the reason, unless `reject=false`."""
-    return await _read_digit(request, await file.read(), predictor, include_input, reject)
+    data = await file.read()
+    return await _read_digit(request.scope, request.app, data, predictor, include_input, reject)
 
 
 router.add_api_route(
-    "/predict",
+    PATH,
     predict,
     methods=["POST"],
     summary="Read one handwritten digit",
     response_model_exclude_none=True,
     responses={**UPLOAD_ERRORS, **NOT_READY},
     dependencies=[OneFile],
-    route_class_override=SingleUploadRoute,
 )
 
 
@@ -190,7 +250,7 @@ async def predict_batch(
             )
             items.append(BatchItem(filename=upload.filename, error=error))
         else:
-            prediction = _prediction(request, outcome, predictor, include_input)
+            prediction = _prediction(request.app, outcome, predictor, include_input)
             items.append(BatchItem(filename=upload.filename, prediction=prediction))
     observability.annotate(
         request.scope,
