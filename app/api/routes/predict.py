@@ -99,7 +99,7 @@ class PredictShortCut:
     same error answer: FastAPI's routing, form parsing, dependency solving and
     response validation cost more than reading a small digit does
     (docs/performance.md). Any other request, and any body it is unsure of, goes on
-    to FastAPI with what it read of the body replayed (a body limit's 408 or 413, a
+    to FastAPI with what it read of the body replayed (up to a body limit's 408, or a
     client gone), so that validation and errors stay FastAPI's. It sits inside the
     request log, the metrics and the body limits (``app.main``).
     """
@@ -140,11 +140,11 @@ class PredictShortCut:
         except Exception as error:  # a body limit's answer: FastAPI's handlers give it
             await self.app(scope, _replayed(read, receive, error), send)
             return
-        body = b"".join(message.get("body", b"") for message in read)
-        data = None if read[-1]["type"] != "http.request" else body
-        if data is not None:
+        data = None  # a client gone mid-body: FastAPI answers that
+        if read[-1]["type"] == "http.request":
+            body = b"".join(message.get("body", b"") for message in read)
             data = multipart.single_file(body, content_type, b"file")
-        if data is None:  # a client gone, or not the usual upload
+        if data is None:  # or not the usual upload
             await self.app(scope, _replayed(read, receive), send)
             return
         if self._route is None:
