@@ -113,12 +113,12 @@ class PredictShortCut:
             await self.app(scope, receive, send)
             return
         include_input = _PLAIN_QUERIES.get(scope["query_string"])
-        content_type, length = b"", None
+        first: dict[bytes, bytes] = {}  # the first of each, as Starlette reads them
         for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                length = declared_length(value)
+            if name in (b"content-type", b"content-length"):
+                first.setdefault(name, value)
+        content_type = first.get(b"content-type", b"")
+        length = declared_length(first.get(b"content-length", b""))
         app = scope["app"]
         predictor = app.state.predictor
         if (
