@@ -100,6 +100,27 @@ def test_what_clients_send_is_read() -> None:
         (body(part(b"x", FILE))[: -len(b"--\r\n")], CONTENT_TYPE),  # never closed
         (body(part(b"x", FILE)).replace(b"\r\n\r\n", b"\r\n"), CONTENT_TYPE),
         (body(part(b"x", FILE)), b"multipart/form-data"),
+        pytest.param(
+            body(part(b"x", FILE, "Content-Type: image/png", "Content-Type: image/png")),
+            CONTENT_TYPE,
+            id="a part header twice",
+        ),
+        pytest.param(
+            body(part(b"x", FILE.replace("d.png", "d" * 1100 + ".png"))),
+            CONTENT_TYPE,
+            id="a part header over 1 kB",
+        ),
+        pytest.param(
+            body(part(b"x", FILE, "Content-Type: image/png\rjunk")), CONTENT_TYPE, id="a bare CR"
+        ),
+        pytest.param(
+            body(part(b"x", FILE)), CONTENT_TYPE + b"; charset=utf-16", id="another parameter"
+        ),
+        pytest.param(
+            body(part(b"x", FILE)).replace(BOUNDARY.encode(), b"b" * 71),
+            b"multipart/form-data; boundary=" + b"b" * 71,
+            id="a boundary over 70 characters",
+        ),
         (body(part(b"x", FILE)), b"multipart/mixed; boundary=" + BOUNDARY.encode()),
     ],
 )
@@ -146,6 +167,7 @@ def bodies(draw) -> tuple[bytes, bytes, bool | None]:
                 and bool(filename)  # "": a browser's form with no file chosen
                 and set(names) <= {"content-disposition", "content-type"}
                 and names.count("content-disposition") == 1
+                and names.count("content-type") <= 1
             )
     preamble = draw(st.sampled_from([b"", b"", b"", b"note\r\n"]))
     epilogue = draw(st.sampled_from([b"\r\n", b"", b"\r\nbye"]))
@@ -202,6 +224,8 @@ def header_values(draw) -> bytes:
 def test_plain_headers_are_read_as_the_general_parser_reads_them(value: bytes) -> None:
     kind, options = parse_options_header(value)
     boundary = options.get(b"boundary") if kind == b"multipart/form-data" else None
+    if options.keys() != {b"boundary"} or len(boundary or b"") > multipart.MAX_BOUNDARY:
+        boundary = None  # another parameter (a charset), or too long: the full parser's
     assert multipart.boundary_of(value) == (boundary or None)
     for field in (b"file", b"d.png"):
         named = kind == b"form-data" and options.get(b"name") == field
@@ -262,6 +286,22 @@ def test_errors_are_the_same_either_way(
     assert short.json() == full.json()
     # The first went the short cut's way (or was left by it); a second part never is.
     assert short_cuts == [short_cut, False]
+
+
+def test_the_first_content_type_is_read_as_starlette_reads_it(
+    client: TestClient, short_cuts: list[bool]
+) -> None:
+    """Two Content-Type headers: the first decides, on either path (a multipart body
+    under a text/plain one is no form)."""
+    content = body(part(png_bytes(stroke_digit()), FILE))
+    for query in ("", "?include_input=0"):  # the short cut's way, then the full parser's
+        response = client.post(
+            f"/predict{query}",
+            content=content,
+            headers=[("content-type", "text/plain"), ("content-type", CONTENT_TYPE.decode())],
+        )
+        assert response.status_code == 422, query
+    assert short_cuts == []
 
 
 def test_big_or_unsized_bodies_go_to_the_full_parser(
