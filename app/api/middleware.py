@@ -25,6 +25,22 @@ def declared_length(value: str | bytes) -> int | None:
     return int(significant or "0") if len(significant) <= LENGTH_DIGITS else 10**LENGTH_DIGITS
 
 
+def replayed(read: list[Message], receive: Receive, error: Exception | None = None) -> Receive:
+    """``receive`` again from the start: the messages already read (or made), then the
+    error reading stopped at, if any, then the rest as it comes."""
+    pending = iter(read)
+
+    async def replay() -> Message:
+        message = next(pending, None)
+        if message is not None:
+            return message
+        if error is not None:
+            raise error
+        return await receive()
+
+    return replay
+
+
 def _too_large(limit: int) -> str:
     return f"The request body is over the {limit:,}-byte limit (MAX_UPLOAD_BYTES)."
 

@@ -38,7 +38,7 @@ from starlette.requests import ClientDisconnect
 from app import __version__, observability, preprocessing
 from app.api.deps import PredictorDep, SettingsDep
 from app.api.errors import OIP_ROOT, error_content, status_for
-from app.api.middleware import LENGTH_DIGITS, declared_length
+from app.api.middleware import LENGTH_DIGITS, declared_length, replayed
 from app.api.oip_schemas import (
     InferenceRequest,
     InferenceResponse,
@@ -124,16 +124,8 @@ async def _json_part(request: Request) -> Request:
             400, f"Inference-Header-Content-Length {shown} does not fit the {len(body)}-byte body."
         )
     scope[BINARY] = body[length:]
-    sent = False
-
-    async def receive() -> dict:
-        nonlocal sent
-        if sent:
-            return await request.receive()
-        sent = True
-        return {"type": "http.request", "body": body[:length], "more_body": False}
-
-    return Request(scope, receive)
+    json_part = {"type": "http.request", "body": body[:length], "more_body": False}
+    return Request(scope, replayed([json_part], request.receive))
 
 
 class OipRoute(APIRoute):

@@ -14,7 +14,7 @@ from app import observability, preprocessing
 from app.api import multipart
 from app.api.deps import OneFile, PredictorDep, SettingsDep
 from app.api.errors import NOT_READY, UPLOAD_ERRORS, preprocessing_error_response, status_for
-from app.api.middleware import declared_length
+from app.api.middleware import declared_length, replayed
 from app.api.schemas import BatchItem, BatchItemError, BatchPrediction, Prediction
 from app.predictor import Predictor, Result
 
@@ -138,14 +138,14 @@ class PredictShortCut:
                 if message["type"] != "http.request" or not message.get("more_body", False):
                     break
         except Exception as error:  # a body limit's answer: FastAPI's handlers give it
-            await self.app(scope, _replayed(read, receive, error), send)
+            await self.app(scope, replayed(read, receive, error), send)
             return
         data = None  # a client gone mid-body: FastAPI answers that
         if read[-1]["type"] == "http.request":
             body = b"".join(message.get("body", b"") for message in read)
             data = multipart.single_file(body, content_type, b"file")
         if data is None:  # or not the usual upload
-            await self.app(scope, _replayed(read, receive), send)
+            await self.app(scope, replayed(read, receive), send)
             return
         if self._route is None:
             self._route = next(
@@ -169,22 +169,6 @@ class PredictShortCut:
             }
         )
         await send({"type": "http.response.body", "body": content})
-
-
-def _replayed(read: list[Message], receive: Receive, error: Exception | None = None) -> Receive:
-    """``receive`` again from the start: the messages already read, then the error
-    reading stopped at, if any, then the rest as it comes."""
-    pending = iter(read)
-
-    async def replay() -> Message:
-        message = next(pending, None)
-        if message is not None:
-            return message
-        if error is not None:
-            raise error
-        return await receive()
-
-    return replay
 
 
 async def predict(
