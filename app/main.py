@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__, memory
 from app.api import errors
+from app.api.files import Files
 from app.api.main import ROUTERS
 from app.api.middleware import BodySizeLimit, HeadAsGet
 from app.api.routes.pages import STATIC_DIR
@@ -111,5 +111,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", Files(directory=STATIC_DIR), name="static")
     return app

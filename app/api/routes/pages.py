@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+
+from app.api.files import File
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 
@@ -19,8 +20,8 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
-async def index() -> FileResponse:
-    return FileResponse(
+async def index() -> File:
+    return File(
         STATIC_DIR / "index.html",
         media_type="text/html",
         headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY},

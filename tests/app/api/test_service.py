@@ -66,6 +66,25 @@ def test_head_answers_as_get_without_the_body(client: TestClient) -> None:
     assert client.head("/nothing").status_code == 404
 
 
+def test_byte_ranges_of_the_page_and_its_files(client: TestClient) -> None:
+    """A good Range gets its bytes; a bad one a JSON error, as everything else."""
+    for path in ("/", "/static/app.js"):
+        whole = client.get(path).content
+        part = client.get(path, headers={"Range": "bytes=0-9"})
+        assert part.status_code == 206 and part.content == whole[:10], path
+        for bad in ("bytes=abc", "items=0-9", "bytes=9-2"):
+            refused = client.get(path, headers={"Range": bad})
+            assert refused.status_code == 400, (path, bad)
+            assert refused.json()["detail"].startswith("Bad Range header: "), (path, bad)
+        past = client.get(path, headers={"Range": f"bytes={len(whole)}-"})
+        assert past.status_code == 416, path
+        assert past.headers["content-range"] == f"bytes */{len(whole)}", path
+        assert str(len(whole)) in past.json()["detail"], path
+        # An If-Range naming another version: the whole file, whatever the range.
+        other = client.get(path, headers={"Range": "bytes=abc", "If-Range": '"other"'})
+        assert other.status_code == 200 and other.content == whole, path
+
+
 def test_docs_and_redoc_load_nothing_from_other_hosts(client: TestClient) -> None:
     for path in ("/docs", "/redoc"):
         page = client.get(path)
