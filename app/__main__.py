@@ -25,6 +25,7 @@ import uvicorn
 from app.config import get_settings
 from app.inference import ModelLoadError, prepare
 from app.observability import clear_multiprocess_dir, configure_logging, logging_config
+from app.protocol import JsonErrorsProtocol
 
 
 def _stopped(signum: int, frame: object) -> None:
@@ -53,6 +54,7 @@ def main() -> int:
         port=settings.port,
         workers=settings.workers,
         loop=settings.event_loop,
+        http=JsonErrorsProtocol,  # its own 400s in JSON, as the app's
         log_level=settings.log_level,
         log_config=logging_config(settings.log_level),  # applied in every worker
         access_log=False,  # the app logs one JSON line per request instead

@@ -256,3 +256,21 @@ def test_an_answer_before_the_body_is_read_closes_the_connection(
     with httpx.Client(base_url=server.url, timeout=FAST) as http:  # a read body: kept alive
         response = http.post("/predict", files={"file": ("d.png", encode(digit(), "PNG"))})
         assert response.status_code == 200 and "connection" not in response.headers
+
+
+@pytest.mark.slow
+def test_a_request_that_is_not_http_gets_a_json_400(server: LiveServer) -> None:
+    """uvicorn answers what it cannot parse itself: in JSON too, and the server goes on."""
+    requests = (
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nNo colon here\r\n\r\n",
+        request_head("/predict", b"Transfer-Encoding: chunked") + b"zz\r\n",
+    )
+    for raw in requests:
+        with contextlib.closing(connect(server)) as sock:
+            sock.sendall(raw)
+            status, headers, body = read_response(sock)
+        assert status == 400 and headers["content-type"] == JSON, body
+        assert headers["connection"] == "close" and len(headers["x-request-id"]) == 32
+        assert "not HTTP/1.1" in httpx.Response(status, content=body).json()["detail"]
+    assert httpx.get(f"{server.url}/health/ready", timeout=FAST).status_code == 200
