@@ -25,6 +25,14 @@ SPECK_FRACTION = 0.05  # ink blobs lighter than this share of the largest are no
 LONG_FRACTION = 0.2  # ... unless this long against it (a hairline's piece)
 INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
 PART_REACH = 2.0  # ... with the pieces cut by the frame that meet them, no larger than this
+# A neighbour's strokes cut by a tight crop's side weigh at most NEIGHBOUR_MASS against the
+# digit, are at least NEIGHBOUR_HEIGHT as tall, and overlap its columns by at most
+# NEIGHBOUR_OVERLAP of its width; a digit under NEIGHBOUR_MIN_HEIGHT px (a 16×16 scan) has
+# its own pieces a pixel or two apart, and is left as it is.
+NEIGHBOUR_MASS = 0.8
+NEIGHBOUR_HEIGHT = 0.4
+NEIGHBOUR_OVERLAP = 0.15
+NEIGHBOUR_MIN_HEIGHT = 24
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 WINDOW_MARGIN = 4  # halos around the strokes' box where a joined blob's faint edge may run
 WINDOW_SHARE = 0.5  # a window over this share of the image: the whole image instead
@@ -146,10 +154,47 @@ def _digit_strokes(
             keep |= (candidates > 0) & (extents >= LONG_FRACTION * reach)
             if prefer_inside:  # the digit's own pieces cut by the frame stay with it
                 keep |= touching & _meeting(boxes, keep)
+        if keep.sum() > 1:  # but not a neighbour's, cut by the crop
+            boxes = ndimage.find_objects(labels, count)
+            keep &= ~_cut_neighbours(boxes, masses, left, (whole[1], whole[3]))
         if not keep.all():
             strokes = np.isin(labels, np.flatnonzero(keep) + 1)
             count = 0  # something was dropped: clear what lies away from the strokes
     return strokes, count
+
+
+def _cut_neighbours(
+    boxes: list[tuple[slice, slice]], masses: np.ndarray, left: int, shape: tuple[int, int]
+) -> np.ndarray:
+    """Which blobs are a neighbour's strokes cut by the left or right edge of a tight
+    crop (a digit cut from a line of writing): on a side the heaviest blob leaves
+    clear, the blobs wholly beside it, one of them running into the edge, together
+    lighter than it and a digit's height against it (a digit's own pieces overlap
+    its columns: a 5's bar, a 4's stem). ``boxes`` lie in a window ``left`` columns
+    into an image of ``shape``."""
+    main = int(np.argmax(masses))
+    rows = boxes[main][0]
+    cut = np.zeros(len(boxes), dtype=bool)
+    if rows.stop - rows.start < NEIGHBOUR_MIN_HEIGHT:
+        return cut  # see NEIGHBOUR_MIN_HEIGHT
+    near = halo(shape)  # an edge reached but for its anti-aliased rim
+    starts = np.array([box[1].start for box in boxes]) + left  # in the image's columns
+    stops = np.array([box[1].stop for box in boxes]) + left
+    first, end, width = starts[main], stops[main], shape[1]
+    overlap = NEIGHBOUR_OVERLAP * (end - first)
+    for beside, at_edge, clear in (
+        (stops <= first + overlap, starts <= near, first > near),
+        (starts >= end - overlap, stops >= width - near, end < width - near),
+    ):
+        beside[main] = False
+        if not (clear and (beside & at_edge).any()):
+            continue
+        top = min(boxes[i][0].start for i in np.flatnonzero(beside))
+        bottom = max(boxes[i][0].stop for i in np.flatnonzero(beside))
+        tall = bottom - top >= NEIGHBOUR_HEIGHT * (rows.stop - rows.start)
+        if tall and masses[beside].sum() <= NEIGHBOUR_MASS * masses[main]:
+            cut |= beside
+    return cut
 
 
 def _meeting(boxes: list[tuple[slice, slice]], kept: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@
 Two families of uploads, each sent as a PNG through the service's own code:
 
 - **rendered** from MNIST validation digits (never the test set): tight crops whose
-  ink touches 1–4 edges, faint pencil photos in uneven light, box-normalised 16×16
+  ink touches 1–4 edges, crops cut from a line of writing (the next digit's strokes
+  cut by the left or right edge), faint pencil photos in uneven light, box-normalised 16×16
   digits (stretched, binarised or grey; at 16 px or enlarged), marker and hairline
   strokes, slanted writing;
 - **real** writers MNIST never saw (``model.realdigits``): pendigits' test writers
@@ -81,6 +82,26 @@ def faint_photo(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
+def cut_from_line(digit: np.ndarray, neighbour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cut tightly from a line of writing (a register, a form's row): the strokes of
+    the next digit (left or right), cut by the edge, come with it."""
+    side = int(rng.integers(56, 160))
+    ink, other = (d.cropped(_mnist_ink(x, side), level=0.2) for x in (digit, neighbour))
+    shown = int(rng.integers(2, max(3, other.shape[1] // 3) + 1))  # its columns in the crop
+    gap = int(rng.integers(2, side // 12 + 1))
+    height = max(ink.shape[0], other.shape[0]) + int(rng.integers(0, side // 8 + 1))
+    sheet = np.zeros((height, ink.shape[1] + gap + shown), dtype=np.float32)
+    left = bool(rng.random() < 0.5)  # which side the neighbour is on
+    part = other[:, -shown:] if left else other[:, :shown]
+    rows = [int(rng.integers(0, height - x.shape[0] + 1)) for x in (ink, part)]
+    columns = (shown + gap, 0) if left else (0, ink.shape[1] + gap)
+    for x, row, column in zip((ink, part), rows, columns, strict=True):
+        sheet[row : row + x.shape[0], column : column + x.shape[1]] = x
+    margin = int(rng.integers(0, 12))  # the side away from the neighbour
+    sheet = d.padded(sheet, 0, 0, *((0, margin) if left else (margin, 0)))
+    return d.on_paper(sheet, dark_ink=bool(rng.random() < 0.7))
+
+
 def _box16(digit: np.ndarray) -> np.ndarray:
     return d.box_normalised(digit.astype(np.float32) / 255.0, 16)
 
@@ -128,10 +149,15 @@ def mnist_test(mnist: data.Mnist, count: int) -> Iterator[Sample]:
 
 def rendered(digits: data.Split, count: int, seed: int) -> Iterator[Sample]:
     rng = np.random.default_rng(seed)
+    total = min(count, len(digits.labels))
     for kind, render in RENDERED.items():
-        for index in range(min(count, len(digits.labels))):
+        for index in range(total):
             label = int(digits.labels[index])
             yield Sample(kind, label, png(render(digits.images[index], rng)))
+    for index in range(total):  # the next digit of the split is the neighbour
+        neighbour = digits.images[(index + 1) % len(digits.labels)]
+        grey = cut_from_line(digits.images[index], neighbour, rng)
+        yield Sample("cut from a line", int(digits.labels[index]), png(grey))
 
 
 def _pen_samples(pen: list[realdigits.PenDigit], count: int) -> Iterator[Sample]:

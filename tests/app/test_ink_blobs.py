@@ -76,3 +76,69 @@ def test_a_faint_blob_running_out_of_the_window_is_followed(
     assert outcomes[0] is None, "the trail runs out of the strokes' box"
     np.testing.assert_array_equal(windowed, whole)
     assert windowed[156, 280] > 0 and windowed[240, 22] == 0
+
+
+def ring(ink: np.ndarray, rows: slice, columns: slice, width: float) -> None:
+    """Draw an upright ring (a 0) filling ``rows`` × ``columns`` of ``ink``."""
+    r, c = np.mgrid[0 : ink.shape[0], 0 : ink.shape[1]].astype(np.float32)
+    centre_r, centre_c = (rows.start + rows.stop - 1) / 2, (columns.start + columns.stop - 1) / 2
+    radius_r, radius_c = (rows.stop - rows.start) / 2, (columns.stop - columns.start) / 2
+    distance = np.hypot((r - centre_r) / radius_r, (c - centre_c) / radius_c)
+    inside = (distance <= 1) & (distance >= 1 - width / min(radius_r, radius_c))
+    ink[inside] = 1.0
+
+
+def crop_with(*pieces: tuple[slice, slice], rows: slice = slice(0, 64)) -> np.ndarray:
+    """A tight crop, 64 × 56: a 0 (in ``rows``: touching the top and bottom) clear of
+    both sides, and solid ``pieces`` (rows, columns)."""
+    ink = np.zeros((64, 56), dtype=np.float32)
+    ring(ink, rows, slice(10, 42), 6)
+    for piece_rows, columns in pieces:
+        ink[piece_rows, columns] = 1.0
+    return ink
+
+
+def kept(ink: np.ndarray) -> np.ndarray:
+    return ink_blobs.digit_ink(preprocessing.InkStrength(ink.copy(), ink >= 0.5, noisy=False))
+
+
+@pytest.mark.parametrize("columns", [slice(50, 56), slice(0, 5)], ids=["right", "left"])
+def test_a_neighbours_strokes_cut_by_the_crop_are_dropped(columns: slice) -> None:
+    """A digit cut from a line of writing: the next digit's stroke, cut by the edge
+    beside it, is not part of it (it turned a 0 into "0)", an 8 into "8(")."""
+    ink = crop_with((slice(8, 50), columns))
+    assert not kept(ink)[:, columns].any()
+    np.testing.assert_array_equal(kept(ink)[:, 10:42], ink[:, 10:42])
+
+
+def test_a_neighbour_in_pieces_goes_whole() -> None:
+    """The neighbour's strokes, broken: one piece at the edge, one not quite."""
+    ink = crop_with((slice(6, 30), slice(52, 56)), (slice(34, 52), slice(47, 51)))
+    assert not kept(ink)[:, 44:].any()
+
+
+@pytest.mark.parametrize(
+    ("pieces", "rows"),
+    [
+        # Short: a broken-off end of the digit's own stroke.
+        ([(slice(0, 12), slice(48, 56))], slice(0, 64)),
+        # Nearly as heavy as the digit: the other half of a broken 0.
+        ([(slice(0, 64), slice(43, 56))], slice(0, 64)),
+        # Reaching under the digit, into its columns: a stroke of its own.
+        ([(slice(56, 60), slice(30, 56)), (slice(20, 60), slice(52, 56))], slice(0, 50)),
+    ],
+    ids=["short", "heavy", "under it"],
+)
+def test_the_digits_own_pieces_at_the_edge_stay(
+    pieces: list[tuple[slice, slice]], rows: slice
+) -> None:
+    ink = crop_with(*pieces, rows=rows)
+    np.testing.assert_array_equal(kept(ink), ink)
+
+
+def test_a_small_crop_is_left_as_it_is() -> None:
+    """Under NEIGHBOUR_MIN_HEIGHT px (a 16×16 scan) a digit's own pieces lie a pixel
+    or two apart: nothing is taken for a neighbour's."""
+    ink = crop_with((slice(8, 50), slice(50, 56)))[::4, ::4].copy()  # 16 × 14
+    assert ink[:, -2:].any()
+    np.testing.assert_array_equal(kept(ink), ink)

@@ -27,7 +27,7 @@ CLAIMED = {
     "optdigits": 0.99,
     "load_digits": 0.99,
 }
-CLAIMED_OTHERWISE = 0.98  # tight crops, marker, slant
+CLAIMED_OTHERWISE = 0.98  # tight crops, cut from a line, marker, slant
 MAX_REFUSED = 0.03  # real digits refused, per kind
 MAX_NON_DIGITS_ANSWERED = 0.05  # per kind of non-digit
 MIN_AUROC = 0.99
