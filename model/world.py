@@ -83,8 +83,7 @@ def faint_photo(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def cut_from_line(digit: np.ndarray, neighbour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Cut tightly from a line of writing (a register, a form's row): the strokes of
-    the next digit (left or right), cut by the edge, come with it."""
+    """Cut tightly from a line of writing: the next digit's strokes, cut by the edge."""
     side = int(rng.integers(56, 160))
     ink, other = (d.cropped(_mnist_ink(x, side), level=0.2) for x in (digit, neighbour))
     shown = int(rng.integers(2, max(3, other.shape[1] // 3) + 1))  # its columns in the crop
@@ -93,9 +92,9 @@ def cut_from_line(digit: np.ndarray, neighbour: np.ndarray, rng: np.random.Gener
     sheet = np.zeros((height, ink.shape[1] + gap + shown), dtype=np.float32)
     left = bool(rng.random() < 0.5)  # which side the neighbour is on
     part = other[:, -shown:] if left else other[:, :shown]
-    rows = [int(rng.integers(0, height - x.shape[0] + 1)) for x in (ink, part)]
     columns = (shown + gap, 0) if left else (0, ink.shape[1] + gap)
-    for x, row, column in zip((ink, part), rows, columns, strict=True):
+    for x, column in zip((ink, part), columns, strict=True):
+        row = int(rng.integers(0, height - x.shape[0] + 1))
         sheet[row : row + x.shape[0], column : column + x.shape[1]] = x
     margin = int(rng.integers(0, 12))  # the side away from the neighbour
     sheet = d.padded(sheet, 0, 0, *((0, margin) if left else (margin, 0)))
@@ -155,8 +154,7 @@ def rendered(digits: data.Split, count: int, seed: int) -> Iterator[Sample]:
             label = int(digits.labels[index])
             yield Sample(kind, label, png(render(digits.images[index], rng)))
     for index in range(total):  # the next digit of the split is the neighbour
-        neighbour = digits.images[(index + 1) % len(digits.labels)]
-        grey = cut_from_line(digits.images[index], neighbour, rng)
+        grey = cut_from_line(digits.images[index], digits.images[(index + 1) % total], rng)
         yield Sample("cut from a line", int(digits.labels[index]), png(grey))
 
 
