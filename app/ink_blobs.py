@@ -144,18 +144,17 @@ def _digit_strokes(
         prefer_inside = inside_mass.max() >= INSIDE_DOMINANCE * masses.max()
         candidates = inside_mass if prefer_inside else masses
         keep = candidates >= SPECK_FRACTION * candidates.max()
+        boxes = ndimage.find_objects(labels, count)
         if not keep.all():
             # A hairline broken where the pen skipped: its pieces are light but long
             # (against the heaviest blob's longer side), where specks and grain are
             # small every way.
-            boxes = ndimage.find_objects(labels, count)
             extents = np.array([max(s.stop - s.start for s in blob) for blob in boxes])
             reach = extents[int(np.argmax(candidates))]
             keep |= (candidates > 0) & (extents >= LONG_FRACTION * reach)
             if prefer_inside:  # the digit's own pieces cut by the frame stay with it
                 keep |= touching & _meeting(boxes, keep)
         if keep.sum() > 1:  # but not a neighbour's, cut by the crop
-            boxes = ndimage.find_objects(labels, count)
             keep &= ~_cut_neighbours(boxes, masses, left, (whole[1], whole[3]))
         if not keep.all():
             strokes = np.isin(labels, np.flatnonzero(keep) + 1)
