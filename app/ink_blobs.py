@@ -173,10 +173,13 @@ def _cut_neighbours(
     into an image of ``shape``."""
     main = int(np.argmax(masses))
     rows = boxes[main][0]
+    height = rows.stop - rows.start
     cut = np.zeros(len(boxes), dtype=bool)
-    if rows.stop - rows.start < NEIGHBOUR_MIN_HEIGHT:
+    if height < NEIGHBOUR_MIN_HEIGHT:
         return cut  # see NEIGHBOUR_MIN_HEIGHT
     near = halo(shape)  # an edge reached but for its anti-aliased rim
+    tops = np.array([box[0].start for box in boxes])
+    bottoms = np.array([box[0].stop for box in boxes])
     starts = np.array([box[1].start for box in boxes]) + left  # in the image's columns
     stops = np.array([box[1].stop for box in boxes]) + left
     first, end, width = starts[main], stops[main], shape[1]
@@ -188,9 +191,7 @@ def _cut_neighbours(
         beside[main] = False
         if not (clear and (beside & at_edge).any()):
             continue
-        top = min(boxes[i][0].start for i in np.flatnonzero(beside))
-        bottom = max(boxes[i][0].stop for i in np.flatnonzero(beside))
-        tall = bottom - top >= NEIGHBOUR_HEIGHT * (rows.stop - rows.start)
+        tall = bottoms[beside].max() - tops[beside].min() >= NEIGHBOUR_HEIGHT * height
         if tall and masses[beside].sum() <= NEIGHBOUR_MASS * masses[main]:
             cut |= beside
     return cut
