@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from app import ink_blobs, preprocessing
+from app import ink_blobs, preprocessing, rules
 
 MAX_COMPONENTS = 512  # blobs considered after specks are dropped (the heaviest)
 HEAVY = 0.1  # the pen is measured on blobs of at least this share of the heaviest's mass
@@ -54,7 +54,9 @@ def find(ink: np.ndarray, strokes: np.ndarray, pen: float | None = None) -> tupl
     mass = _masses(ink, labels, slices) if few else ink_blobs.label_masses(ink, labels, count)
     if pen is None:
         heavy = ids[mass >= HEAVY * mass.max()] if count else ids
-        pen = _pen_width(_blobs_mask(labels, slices, heavy) if few else np.isin(labels, heavy))
+        pen = ink_blobs.pen_width(
+            _blobs_mask(labels, slices, heavy) if few else np.isin(labels, heavy)
+        )
     size = np.maximum(extents[:, 2] - extents[:, 0], extents[:, 3] - extents[:, 1])
     keep = np.flatnonzero(size >= 0.7 * pen)
     if keep.size == 0:
@@ -85,13 +87,6 @@ def _blobs_mask(labels: np.ndarray, slices: list, numbers: np.ndarray) -> np.nda
     return mask
 
 
-def _pen_width(strokes: np.ndarray) -> float:
-    """The strokes' typical width: twice their area over their outline's length."""
-    inner = ~ink_blobs.dilated(~strokes, 1)
-    outline = int(np.count_nonzero(strokes)) - int(np.count_nonzero(inner & strokes))
-    return 2.0 * np.count_nonzero(strokes) / max(outline, 1)
-
-
 def line_height(blobs: Blobs, pen: float) -> float:
     """The height of the line's digits: the median of the tall components' heights,
     leaving out long flat ones (rules) and specks under two pen widths high when
@@ -103,19 +98,6 @@ def line_height(blobs: Blobs, pen: float) -> float:
     return float(np.median(heights[heights >= 0.5 * heights.max()]))
 
 
-def _long_runs(mask: np.ndarray, length: int) -> np.ndarray:
-    """The pixels of ``mask`` in horizontal runs at least ``length`` long."""
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
-    padded[:, 1:-1] = mask
-    steps = np.diff(padded, axis=1)
-    starts, ends = np.argwhere(steps == 1), np.argwhere(steps == -1)  # same order
-    long = ends[:, 1] - starts[:, 1] >= length
-    runs = np.zeros_like(mask)
-    for (row, start), (_, end) in zip(starts[long], ends[long], strict=True):
-        runs[row, start:end] = True
-    return runs
-
-
 def without_rules(strokes: np.ndarray, blobs: Blobs, height: float) -> np.ndarray | None:
     """The strokes with rules (ruled paper, underlines, boxes) erased, or None if
     there are none. Where a stroke crosses a rule, the crossing is kept."""
@@ -123,13 +105,10 @@ def without_rules(strokes: np.ndarray, blobs: Blobs, height: float) -> np.ndarra
     if not (blobs.width >= length).any():
         return None
     # Let a rule drift a row or two (a slightly tilted page) and still be one run.
-    band = strokes.copy()
-    band[1:] |= strokes[:-1]
-    band[:-1] |= strokes[1:]
-    rules = _long_runs(band, length) & strokes
-    if not rules.any():
+    lines = rules.drifting(strokes, length)
+    if not lines.any():
         return None
-    kept = strokes & ~rules
+    kept = strokes & ~lines
     reach = max(3, round(0.2 * height))
     crossing = ndimage.binary_closing(kept, structure=np.ones((reach, 1), dtype=bool))
-    return kept | (rules & crossing)
+    return kept | (lines & crossing)

@@ -13,6 +13,10 @@ from app import levels
 
 BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is one class
 CORNER = 0.1  # where ink touches the border, corner squares of this share of the side say too
+# A line all round the image this thin (a share of the shorter side, 3 px at least) is a
+# frame (a form's box cut at its edge), not the paper: the ring inside it says instead.
+FRAME = 0.04
+FRAME_MIN_SIDE = 32  # no frame on a smaller image: a box-normalised digit's strokes lie there
 EVEN_PAPER_SPREAD = 8.0  # the light varies when the paper's level differs this much by side
 CLEAN_PAPER_SPREAD = 3.0  # ... and its clean quartile by this much
 FLATTEN_MIN_SIDE = 56  # images at least this big get a per-pixel background
@@ -34,6 +38,33 @@ def corners_dark(grey: np.ndarray, threshold: float) -> float:
     return float(np.count_nonzero(corners <= threshold)) / corners.size
 
 
+def ring(grey: np.ndarray, depth: int) -> np.ndarray:
+    """The pixels ``depth`` pixels in from the image's sides (0: its border)."""
+    inner = grey[depth : grey.shape[0] - depth, depth : grey.shape[1] - depth]
+    return np.concatenate([inner[0], inner[-1], inner[1:-1, 0], inner[1:-1, -1]])
+
+
+def frame_depth(shape: tuple[int, ...]) -> int:
+    """How thick a line all round the image may be to be a frame (FRAME); 0 on an
+    image under FRAME_MIN_SIDE a side."""
+    if min(shape) < FRAME_MIN_SIDE:
+        return 0
+    return max(3, round(FRAME * min(shape)))
+
+
+def inside_frame(grey: np.ndarray, threshold: float, border_dark: bool) -> np.ndarray | None:
+    """The ring just inside a frame, when the image's border (mostly dark if
+    ``border_dark``) is one: a ring at most ``frame_depth`` in shows mostly the other
+    class of Otsu's two. (A heavy digit within a thin margin of paper may too: then
+    the corners, paper, have their say as ever.)"""
+    for depth in range(1, frame_depth(grey.shape) + 1):
+        inside = ring(grey, depth)
+        other = np.count_nonzero((inside <= threshold) != border_dark) / inside.size
+        if other >= BORDER_MAJORITY:
+            return inside
+    return None
+
+
 def pen_ink(ink: float, threshold: float) -> bool:
     """Whether ink at level ``ink`` lies SHADOW_INK or more past Otsu's threshold:
     a pen's, which no shadow or scene reaches."""
@@ -47,7 +78,10 @@ def side(
     threshold between paper and ink.
 
     Otsu splits the pixels into a dark and a light class. The paper is the class
-    the border shows, when most of the border shows one. Where ink touches the
+    the border shows, when most of the border shows one; but a border of the
+    image's lesser class may be a thin frame (a form's box cut at its edge): when a
+    ring just inside it shows the other class, that ring stands for the border
+    (``inside_frame``). Where ink touches the
     border, the corners have a say: a digit that fills its frame (box-normalised,
     heavy strokes) can cover most of the border, but rarely the corners, so when
     most of the corners show the other class, that is the paper. With neither
@@ -58,6 +92,16 @@ def side(
     threshold = levels.otsu(ascending)
     dark = border <= threshold
     border_dark = float(np.count_nonzero(dark)) / border.size
+    split = int(np.searchsorted(ascending, threshold, side="right"))  # the dark class's size
+    # A border of the image's lesser class all round it may be a frame around the paper.
+    if (border_dark >= BORDER_MAJORITY and 2 * split < ascending.size) or (
+        border_dark <= 1.0 - BORDER_MAJORITY and 2 * split > ascending.size
+    ):
+        inside = inside_frame(grey, threshold, border_dark >= BORDER_MAJORITY)
+        if inside is not None:
+            border = inside
+            dark = border <= threshold
+            border_dark = float(np.count_nonzero(dark)) / border.size
     by_border = border_dark >= BORDER_MAJORITY or border_dark <= 1.0 - BORDER_MAJORITY
     paper_is_dark = border_dark >= BORDER_MAJORITY if by_border else None
     if 0.0 < border_dark < 1.0:  # ink touches the border
@@ -69,7 +113,6 @@ def side(
     if by_border:
         shades = np.sort(border[dark == paper_is_dark])
     else:
-        split = int(np.searchsorted(ascending, threshold, side="right"))
         if paper_is_dark is None:
             paper_is_dark = split >= ascending.size - split
         shades = ascending[:split] if paper_is_dark else ascending[split:]

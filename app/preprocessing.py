@@ -10,13 +10,15 @@ cameras, canvases and apps do to them:
    the strokes (canvas drawings are dark or light strokes on nothing); a faint
    photo (under 64 grey levels) loses the light that varies gently over it (a
    quadratic surface fitted to its paper), and is blank if only noise is left;
-3. polarity: the paper is what the border shows, unless ink touches the border
-   and the corners show the other class (a digit filling its frame), or, when
-   neither decides, the class (of Otsu's two) that covers more of the image; ink
-   becomes bright on dark;
+3. polarity: the paper is what the border shows (or, past a thin frame round
+   the image, what the ring inside it shows), unless ink touches the border and
+   the corners show the other class (a digit filling its frame), or, when neither
+   decides, the class (of Otsu's two) that covers more of the image; ink becomes
+   bright on dark;
 4. uneven light removed on larger images whose paper varies (a morphological
    background estimate);
-5. ink found against noise: an Otsu threshold, connected components (strokes
+5. ink found against noise: an Otsu threshold, printed lines erased (ruled or
+   squared paper, a form's box: ``app.rules``), connected components (strokes
    joined through their faint pixels, as hysteresis does), specks dropped, marks
    cut by the edge dropped when a digit lies inside the frame (``app.ink_blobs``);
 6. crop to the ink, grow hairline strokes to MNIST's width (``app.strokes``),
@@ -261,8 +263,7 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
         darkest, brightest = levels.quantile(ordered, 0.001), levels.quantile(ordered, 0.999)
         if _only_noise(ordered):
             raise NoDigitError("No digit found: the image is blank or a single colour.")
-    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
-    paper_is_dark, paper_shades, threshold = paper.side(ordered, border, grey)
+    paper_is_dark, paper_shades, threshold = paper.side(ordered, paper.ring(grey, 0), grey)
     background = levels.quantile(paper_shades, 0.5)
     if max(background - darkest, brightest - background) < MIN_CONTRAST:
         raise NoDigitError("No digit found: the image is blank or a single colour.")

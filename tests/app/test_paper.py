@@ -36,11 +36,11 @@ def test_the_corners_overrule_a_border_the_ink_covers(dark_ink: bool) -> None:
 
 @pytest.mark.parametrize("dark_ink", [True, False])
 def test_corners_have_no_say_where_no_ink_touches_the_border(dark_ink: bool) -> None:
-    """One level all round (as ``app.fast_path`` takes it): the border decides, even
-    with ink in most of each corner square just inside it."""
+    """One level all round (as ``app.fast_path`` takes it), the image's larger class:
+    the border decides, even with ink in most of each corner square just inside it."""
     grey = np.full((100, 100), 235.0 if dark_ink else 20.0, dtype=np.float32)
     grey[1:-1, 1:-1] = 20.0 if dark_ink else 235.0  # ink up to the border, not on it
-    grey[30:70, 30:70] = 235.0 if dark_ink else 20.0
+    grey[15:85, 15:85] = 235.0 if dark_ink else 20.0
     assert (paper.corners_dark(grey, 128.0) >= paper.BORDER_MAJORITY) == dark_ink
     paper_is_dark, _, _ = side(grey)
     assert paper_is_dark is not dark_ink
@@ -55,3 +55,29 @@ def test_a_per_pixel_paper_at_the_inks_level_took_in_strokes() -> None:
     assert took_in_strokes(backdrop - 70.0, False, 150.0, 20.0)  # 120 of 130: a stroke
     assert took_in_strokes(backdrop + 130.0, True, 100.0, 240.0)  # light ink, 130 of 140
     assert not took_in_strokes(backdrop, False, 50.0, 50.0)
+
+
+@pytest.mark.parametrize("dark_ink", [True, False])
+def test_a_heavy_digit_within_a_thin_margin_is_no_frame(dark_ink: bool) -> None:
+    """A heavy 0 filling the image but for a pixel of paper all round: the rings just
+    inside the border are mostly ink, as a frame's inside is paper, but the corners
+    are paper (``paper.inside_frame``): the border still decides."""
+    rows, columns = np.mgrid[0:60, 0:60]
+    distance = np.minimum(rows, 59 - rows) + np.minimum(columns, 59 - columns)
+    ink = (np.minimum(rows, 59 - rows) >= 1) & (np.minimum(columns, 59 - columns) >= 1)
+    ink &= distance >= 8  # the corners cut off
+    ink[20:40, 20:40] = False  # the hole
+    grey = np.where(ink == dark_ink, 20.0, 235.0).astype(np.float32)
+    assert ((paper.ring(grey, 1) < 128) == dark_ink).mean() >= paper.BORDER_MAJORITY
+    paper_is_dark, _, _ = side(grey)
+    assert paper_is_dark is not dark_ink
+
+
+def test_a_small_box_normalised_digit_has_no_frame() -> None:
+    """A 16×16 digit's strokes run along its edges a pixel in: no frame there."""
+    grey = np.full((16, 16), 235.0, dtype=np.float32)
+    grey[1:-1, 1:-1] = 20.0  # a heavy block of ink a pixel inside the border
+    grey[6:10, 6:10] = 235.0
+    assert paper.frame_depth(grey.shape) == 0
+    assert paper.inside_frame(grey, 128.0, border_dark=False) is None
+    assert paper.frame_depth((32, 40)) >= 3

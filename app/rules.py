@@ -1,0 +1,150 @@
+"""Printed lines on the paper: ruled and squared paper, a form's box, an underline.
+
+Handwriting is often written on printed lines, and a digit cropped from an
+exercise book or a form's cell brings them along; left in, they join the digit's
+strokes and the network sees a grid, a frame or a bar. ``long_runs`` and
+``drifting`` find straight horizontal runs of ink that wobble by a row either way
+(``app.components`` erases a line of digits' rules with them too).
+
+``across`` tells which lines to erase from an upload of one digit (step 5 of
+``app.preprocessing``, in ``app.ink_blobs.digit_ink``). A **rule** runs, straight,
+across at least RULE_SPAN of the image, horizontally or upright; runs on past the
+writing left without the lines by RULE_MARGIN of the image (and 2 px) at both
+ends; and is thin: the ink across it, at the lower quartile along it, is at most
+RULE_THINNESS of the writing's pen. A digit's own straight stroke fails one of
+these: a tight crop's 7 or 5 has its stem or body at its bar's end, and a bar is
+as thick as the pen. A **box** round the writing (a line on each of its four sides)
+need only run past it and be thinner than FRAME_THINNESS of the pen. Upright lines
+count only beside flat ones (a box, a grid): alone, a straight upright stroke is
+more likely a digit's (a 4's stem beside a shorter arm). Where a stroke crosses a
+line or lies on it, the ink across it is thicker than the line: that stays.
+Images under MIN_SIDE a side hold no rules: a 16×16 scan's strokes are as thin as
+one. Lines that drift by more than a row or two across the image (on a 200 px
+image, a page turned by more than about half a degree) are not found, and stay.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from app import ink_blobs
+
+RULE_SPAN = 0.75  # a rule runs across at least this share of the image ...
+RULE_MARGIN = 0.04  # ... past the writing by this share of it and 2 px at both ends,
+RULE_THINNESS = 0.5  # ... and is at most this share of the writing's pen width thick;
+FRAME_THINNESS = 0.75  # but a box round the writing need only be this thin, and past it
+MIN_SIDE = 32  # no rule in a smaller image
+
+
+def long_runs(mask: np.ndarray, length: int) -> np.ndarray:
+    """The pixels of ``mask`` in horizontal runs at least ``length`` long."""
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    steps = np.diff(padded, axis=1)
+    starts, ends = np.argwhere(steps == 1), np.argwhere(steps == -1)  # same order
+    long = ends[:, 1] - starts[:, 1] >= length
+    runs = np.zeros_like(mask)
+    for (row, start), (_, end) in zip(starts[long], ends[long], strict=True):
+        runs[row, start:end] = True
+    return runs
+
+
+def drifting(mask: np.ndarray, length: int) -> np.ndarray:
+    """The pixels of ``mask`` on horizontal lines at least ``length`` long that drift
+    by a row or two (a slightly tilted page)."""
+    band = mask.copy()
+    band[1:] |= mask[:-1]
+    band[:-1] |= mask[1:]
+    return long_runs(band, length) & mask
+
+
+def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
+    """The pixels of the rules to erase from an upload of one digit (its ink and
+    stroke maps), crossings left out; None when there are none."""
+    height, width = strokes.shape
+    if min(height, width) < MIN_SIDE:
+        return None
+    faint = strokes | (ink > ink_blobs.FAINT_INK)
+    wide, tall = round(RULE_SPAN * width), round(RULE_SPAN * height)
+    # Most uploads have no three rows this full: none of the cost below.
+    rows = np.count_nonzero(faint, axis=1)
+    if (rows[:-2] + rows[1:-1] + rows[2:]).max() < wide:
+        return None
+    flat = drifting(faint, wide)
+    if not flat.any():
+        return None
+    upright = drifting(faint.T, tall).T
+    # The writing: the strokes off the lines and their next pixel across (where a
+    # tilted line leaves its band of rows, as its ends may).
+    rest = strokes & ~ink_blobs.dilated(flat, 1) & ~ink_blobs.dilated(upright, 1)
+    box = ink_blobs.bounds(rest)
+    if box is None:
+        return None  # nothing but lines
+    pen = ink_blobs.pen_width(rest)
+    flat_lines = _Lines(flat, faint, axis=1)
+    upright_lines = _Lines(upright, faint, axis=0)
+    if flat_lines.frame(box[:2], box[2:]) and upright_lines.frame(box[2:], box[:2]):
+        margins, thinnest = (1.0, 1.0), FRAME_THINNESS * pen  # a box around the digit
+    else:
+        margins, thinnest = (2 + RULE_MARGIN * width, 2 + RULE_MARGIN * height), RULE_THINNESS * pen
+    flat = flat_lines.rules(box[2:], margins[0], thinnest)
+    if not flat.any():
+        return None
+    return flat | upright_lines.rules(box[:2], margins[1], thinnest)
+
+
+class _Lines:
+    """Straight lines of one orientation, running along ``axis``: each one's box,
+    and how thick the ink (``faint``) is across it: the lower quartile along it (a
+    stroke that crosses it or runs along it makes it thicker there)."""
+
+    def __init__(self, lines: np.ndarray, faint: np.ndarray, axis: int):
+        self.axis = axis
+        self.labels, _ = ndimage.label(lines, structure=ink_blobs.EIGHT_NEIGHBOURS)
+        self.boxes = ndimage.find_objects(self.labels)
+        self.runs = _run_lengths(faint, 1 - axis)  # each pixel's ink across the lines
+        thick = []
+        for number, box in enumerate(self.boxes, start=1):
+            own = np.where(self.labels[box] == number, self.runs[box], np.inf)
+            thinnest = own.min(axis=1 - axis)  # at each place along the line
+            thick.append(float(np.percentile(thinnest[np.isfinite(thinnest)], 25)))
+        self.thick = np.array([0.0, *thick])  # by label
+
+    def frame(self, across: tuple[int, int], along: tuple[int, int]) -> bool:
+        """Whether a line lies at each side of the writing (its first and end index
+        ``across`` the lines), each as long as the writing ``along`` them."""
+        sides = [False, False]
+        reach = 0.25 * (across[1] - across[0])
+        for box in self.boxes:
+            lies, runs = box[1 - self.axis], box[self.axis]
+            if runs.start < along[0] and runs.stop > along[1]:
+                middle = (lies.start + lies.stop) / 2
+                sides[0] |= middle <= across[0] + reach
+                sides[1] |= middle >= across[1] - reach
+        return all(sides)
+
+    def rules(self, extent: tuple[int, int], margin: float, thinnest: float) -> np.ndarray:
+        """The pixels of the lines that run past ``extent`` (the writing's first and
+        end index along them) by ``margin`` at both ends, at most ``thinnest`` thick;
+        but where the ink across them is thicker than they are (a stroke crosses them,
+        or lies on them), which stays."""
+        keep = np.zeros(len(self.boxes) + 1, dtype=bool)
+        for number, box in enumerate(self.boxes, start=1):
+            along = box[self.axis]
+            keep[number] = (
+                self.thick[number] <= thinnest
+                and along.start <= extent[0] - margin
+                and along.stop >= extent[1] + margin
+            )
+        return keep[self.labels] & (self.runs <= self.thick[self.labels] + 1)
+
+
+def _run_lengths(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Each pixel's run of ``mask`` along ``axis`` (0 off the mask)."""
+    runs = np.moveaxis(mask, axis, 0)
+    size = runs.shape[0]
+    index = np.arange(size).reshape(-1, *([1] * (runs.ndim - 1)))
+    last_off = np.maximum.accumulate(np.where(runs, -1, index), axis=0)
+    next_off = np.minimum.accumulate(np.where(runs, size, index)[::-1], axis=0)[::-1]
+    return np.moveaxis(np.where(runs, next_off - last_off - 1, 0), 0, axis)

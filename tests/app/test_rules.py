@@ -1,0 +1,141 @@
+"""app.rules: printed lines under and around one digit are erased, its own strokes kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from app import fast_path, paper, preprocessing, rules
+from tests.conftest import png_bytes
+
+PEN = 9
+FOUR = [((60, 30), (40, 95), (100, 95)), ((85, 55), (85, 130))]  # a 4 in two strokes
+LEFT_FOUR = [[(x - 30, y) for x, y in stroke] for stroke in FOUR]
+
+
+def sheet(
+    size: tuple[int, int] = (150, 160),
+    strokes=FOUR,
+    pen: int = PEN,
+    rows: tuple[int, ...] = (),
+    columns: tuple[int, ...] = (),
+    box: tuple[int, int, int, int] | None = None,
+    line: int = 1,
+    level: float = 170.0,
+    tilt: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grey levels of dark ``strokes`` over printed lines ``line`` px wide at
+    ``level`` (full ``rows`` and ``columns``, drifting ``tilt`` px as the page is
+    turned, or a ``box``) on white paper, and the mask of the strokes alone."""
+    width, height = size
+    printed, written = Image.new("L", size, 0), Image.new("L", size, 0)
+    draw = ImageDraw.Draw(printed)
+    for row in rows:
+        draw.line([(0, row), (width, row + tilt)], fill=255, width=line)
+    for column in columns:
+        draw.line([(column + tilt, 0), (column, height)], fill=255, width=line)
+    if box is not None:
+        draw.rectangle(box, outline=255, width=line)
+    for stroke in strokes:
+        ImageDraw.Draw(written).line(stroke, fill=255, width=pen, joint="curve")
+    lines, ink = (np.asarray(image) > 127 for image in (printed, written))
+    grey = np.where(lines, level, 245.0)
+    return np.where(ink, 30.0, grey).astype(np.float32), ink
+
+
+def erased(grey: np.ndarray) -> np.ndarray | None:
+    strength = preprocessing.ink_strength(grey)
+    return rules.across(strength.ink, strength.strokes)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        {"rows": (20, 60, 100, 140)},  # ruled paper
+        {"rows": (20, 60, 100, 140), "tilt": 2},  # ... on a page a little askew
+        {"rows": (15, 45, 75, 105, 135), "columns": (10, 40, 70, 100, 130)},  # squared
+        {
+            "size": (116, 184),
+            "rows": tuple(range(15, 184, 26)),
+            "columns": tuple(range(10, 116, 26)),
+            "tilt": 2,
+            "line": 3,
+            "level": 150.0,
+        },
+        {"box": (8, 12, 140, 150)},  # a form's box
+        {"size": (90, 160), "strokes": LEFT_FOUR, "box": (2, 16, 84, 150)},  # ... filled
+        {"box": (0, 0, 149, 159), "line": 2, "level": 90.0},  # ... cut at its edge
+    ],
+    ids=["ruled", "tilted", "squared", "tilted squares", "box", "filled box", "box at the edge"],
+)
+def test_printed_lines_are_erased_but_where_the_strokes_cross(lines: dict) -> None:
+    grey, ink = sheet(**lines)
+    printed = (grey == lines.get("level", 170.0)) & ~ink
+    found = erased(grey)
+    assert found is not None
+    assert found[printed].mean() > 0.85  # all but where a stroke crosses or lies on them
+    assert not (found & ink).any()  # none of the 4's strokes, though lines run under them
+
+
+def test_the_digit_reads_as_on_plain_paper() -> None:
+    """The network's input of the 4 on squared paper is the one on plain paper's."""
+    plain, _ = sheet()
+    squared, _ = sheet(rows=(15, 45, 75, 105, 135), columns=(10, 40, 70, 100, 130), level=110.0)
+    inputs = [
+        preprocessing.preprocess(png_bytes(grey.astype(np.uint8))) for grey in (plain, squared)
+    ]
+    assert np.abs(inputs[0] - inputs[1]).mean() < 0.01
+
+
+@pytest.mark.parametrize("mirrored", [False, True], ids=["7", "a bar with its stroke first"])
+def test_a_digits_own_straight_stroke_stays(mirrored: bool) -> None:
+    """A tight crop of a 7, its bar written thinner than its stem: the bar runs the
+    whole width, as a rule does, but the stem meets it at its end: the bar does not
+    run on past the writing."""
+    bar, _ = sheet((120, 160), [((0, 3), (119, 3))], pen=2)
+    stem, _ = sheet((120, 160), [((117, 3), (40, 159))], pen=7)
+    grey = np.minimum(bar, stem)
+    assert erased(grey[:, ::-1] if mirrored else grey) is None
+
+
+def test_a_line_as_thick_as_the_pen_is_a_stroke() -> None:
+    """The same line, printed thinner than the pen, is a rule."""
+    bar = [((0, 80), (149, 80))]
+    assert erased(sheet(strokes=FOUR + bar)[0]) is None
+    assert erased(sheet(strokes=FOUR, rows=(80,), line=2)[0]) is not None
+
+
+def test_upright_lines_count_beside_flat_ones_only() -> None:
+    """An upright line alone may be a digit's stem; beside a flat rule, it is a rule."""
+    assert erased(sheet(columns=(20, 130))[0]) is None
+    found = erased(sheet(rows=(140,), columns=(20, 130))[0])
+    assert found is not None and found[:, 20].mean() > 0.9
+
+
+def test_small_images_hold_no_rules() -> None:
+    grey, _ = sheet((28, 28), [((8, 4), (14, 24))], pen=3, rows=(20,))
+    assert erased(grey) is None
+
+
+@pytest.mark.parametrize("dark_ink", [True, False])
+def test_a_frame_round_the_image_is_not_the_paper(dark_ink: bool) -> None:
+    """A form's box cut at its edge: a line all round, the paper inside it; the fast
+    path leaves it to the general path, which reads a 4."""
+    four = [((20, 10), (14, 36), (40, 36)), ((32, 20), (32, 50))]
+    plain, _ = sheet((56, 60), four, pen=4)
+    grey = plain.copy()
+    grey[:2], grey[-2:], grey[:, :2], grey[:, -2:] = 30.0, 30.0, 30.0, 30.0
+    if not dark_ink:
+        grey, plain = 255.0 - grey, 255.0 - plain
+    border = paper.ring(grey, 0)
+    assert ((border < 128) == dark_ink).all()
+    paper_is_dark, _, _ = paper.side(np.sort(grey, axis=None), border, grey)
+    assert paper_is_dark is not dark_ink
+    data = png_bytes(grey.astype(np.uint8))
+    assert fast_path.input_and_ink(data, preprocessing.Limits()) is None
+    framed, alone = (
+        preprocessing.preprocess(data),
+        preprocessing.preprocess(png_bytes(plain.astype(np.uint8))),
+    )
+    assert np.abs(framed - alone).mean() < 0.01
