@@ -6,21 +6,21 @@
 
 Two families of uploads, each sent as a PNG through the service's own code:
 
-- **rendered** from MNIST validation digits (never the test set): tight crops whose
-  ink touches 1–4 edges, crops cut from a line of writing (the next digit's strokes
-  cut by the left or right edge), faint pencil photos in uneven light, box-normalised 16×16
-  digits (stretched, binarised or grey; at 16 px or enlarged), marker and hairline
-  strokes, slanted writing;
+- **rendered** from MNIST validation digits (never the test set): tight crops whose ink
+  touches 1–4 edges, crops cut from a line of writing (the next digit's strokes cut by
+  the left or right edge), faint pencil photos in uneven light, box-normalised 16×16 digits
+  (stretched, binarised or grey; at 16 px or enlarged), marker and hairline strokes,
+  slanted writing, digits on squared or ruled paper or in a form's box (``model.printed``);
 - **real** writers MNIST never saw (``model.realdigits``): pendigits' test writers
   drawn like the page's canvas (but the 4s recorded without their stem), optdigits'
   validation bitmaps, and scikit-learn's ``load_digits`` (optdigits' other 13
   writers, 8×8) in both polarities, with and without a margin. ``load_digits`` is
   for evaluation only, never training.
 
-Also the upload kinds of ``model.uploads``, MNIST test digits as PNG files, and
-non-digits kept apart from training (``not_digits``). Prints, per kind of digit,
-the share read correctly, the share refused (422) and the expected calibration
-error; per kind of non-digit, the share answered 200; and the digit score's AUROC.
+Also the upload kinds of ``model.uploads``, MNIST test digits as PNG files, and non-digits
+kept apart from training (``not_digits``). Prints, per kind of digit, the share read
+correctly, the share refused (422) and the expected calibration error; per kind of
+non-digit, the share answered 200; and the digit score's AUROC.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from app import calibration
-from model import data, realdigits
+from model import data, printed, realdigits
 from model import distort as d
 
 Render = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -53,8 +53,7 @@ class Sample:
 
 
 def png(pixels: np.ndarray, mode: str = "L") -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode).save(buffer, format="PNG")
+    Image.fromarray(pixels, mode).save(buffer := io.BytesIO(), format="PNG")
     return buffer.getvalue()
 
 
@@ -126,6 +125,7 @@ RENDERED: dict[str, Render] = {
             pad=24,
         )
     ),
+    **printed.RENDERED,
 }
 
 
