@@ -7,16 +7,19 @@ strokes and the network sees a grid, a frame or a bar. ``long_runs`` and
 (``app.components`` erases a line of digits' rules with them too).
 
 ``across`` tells which lines to erase from an upload of one digit (step 5 of
-``app.preprocessing``, in ``app.ink_blobs.digit_ink``). A **rule** runs, straight,
+``app.preprocessing``, in ``app.ink_blobs.digit_ink``) or of a line of digits
+(``app.segmentation``, before its components). A **rule** runs, straight,
 across at least RULE_SPAN of the image, horizontally or upright; runs on past the
 writing left without the lines by RULE_MARGIN of the image (and 2 px) at both
 ends; and is thin: the ink across it, at the lower quartile along it, is at most
 RULE_THINNESS of the writing's pen. A digit's own straight stroke fails one of
 these: a tight crop's 7 or 5 has its stem or body at its bar's end, and a bar is
 as thick as the pen. A **box** round the writing (a line on each of its four sides)
-need only run past it and be thinner than FRAME_THINNESS of the pen. Upright lines
-count only beside flat ones (a box, a grid): alone, a straight upright stroke is
-more likely a digit's (a 4's stem beside a shorter arm). Where a stroke crosses a
+need only be about as long as it (FRAME_SLACK: a digit written past its box) and
+thinner than FRAME_THINNESS of the pen. Upright lines count only beside flat ones
+(a box, a grid): alone, a straight upright stroke is more likely a digit's (a 4's
+stem beside a shorter arm); one running from a flat line to the next is a side of a
+form's boxes in a row (a comb), however short. Where a stroke crosses a
 line or lies on it, the ink across it is thicker than the line: that stays.
 Images under MIN_SIDE a side hold no rules: a 16×16 scan's strokes are as thin as
 one. Lines that drift by more than a row or two across the image (on a 200 px
@@ -24,6 +27,8 @@ image, a page turned by more than about half a degree) are not found, and stay.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 from scipy import ndimage
@@ -33,7 +38,8 @@ from app import ink_blobs
 RULE_SPAN = 0.75  # a rule runs across at least this share of the image ...
 RULE_MARGIN = 0.04  # ... past the writing by this share of it and 2 px at both ends,
 RULE_THINNESS = 0.5  # ... and is at most this share of the writing's pen width thick;
-FRAME_THINNESS = 0.75  # but a box round the writing need only be this thin, and past it
+FRAME_THINNESS = 0.75  # but a box round the writing need only be this thin,
+FRAME_SLACK = 0.1  # and as long as the writing but this share of it at either end
 MIN_SIDE = 32  # no rule in a smaller image
 
 
@@ -60,8 +66,8 @@ def drifting(mask: np.ndarray, length: int) -> np.ndarray:
 
 
 def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
-    """The pixels of the rules to erase from an upload of one digit (its ink and
-    stroke maps), crossings left out; None when there are none."""
+    """The pixels of the rules to erase from an upload of a digit or a line of
+    digits (its ink and stroke maps), crossings left out; None when there are none."""
     height, width = strokes.shape
     if min(height, width) < MIN_SIDE:
         return None
@@ -74,7 +80,15 @@ def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
     flat = drifting(faint, wide)
     if not flat.any():
         return None
+    flat_lines = _Lines(flat, faint, axis=1)
+    # Upright lines as tall as RULE_SPAN of the image, and those from one flat line to
+    # the next (the sides of a form's boxes in a row, a comb), however short.
     upright = drifting(faint.T, tall).T
+    gap = flat_lines.least_gap()
+    if gap < tall:
+        short = _Lines(drifting(faint.T, gap).T & ~upright, faint, axis=0)
+        upright |= short.where(flat_lines.joined)
+    upright_lines = _Lines(upright, faint, axis=0)
     # The writing: the strokes off the lines and their next pixel across (where a
     # tilted line leaves its band of rows, as its ends may).
     rest = strokes & ~ink_blobs.dilated(flat, 1) & ~ink_blobs.dilated(upright, 1)
@@ -82,10 +96,10 @@ def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
     if box is None:
         return None  # nothing but lines
     pen = ink_blobs.pen_width(rest)
-    flat_lines = _Lines(flat, faint, axis=1)
-    upright_lines = _Lines(upright, faint, axis=0)
     if flat_lines.frame(box[:2], box[2:]) and upright_lines.frame(box[2:], box[:2]):
-        margins, thinnest = (1.0, 1.0), FRAME_THINNESS * pen  # a box around the digit
+        # Boxes round the writing: their sides need only be about as long as it.
+        margins = (-FRAME_SLACK * (box[3] - box[2]), -FRAME_SLACK * (box[1] - box[0]))
+        thinnest = FRAME_THINNESS * pen
     else:
         margins, thinnest = (2 + RULE_MARGIN * width, 2 + RULE_MARGIN * height), RULE_THINNESS * pen
     flat = flat_lines.rules(box[2:], margins[0], thinnest)
@@ -111,14 +125,39 @@ class _Lines:
             thick.append(float(np.percentile(thinnest[np.isfinite(thinnest)], 25)))
         self.thick = np.array([0.0, *thick])  # by label
 
+    def least_gap(self) -> int:
+        """The fewest rows between two of these (flat) lines one above the other,
+        their thickness left out; a huge number when there are not two."""
+        boxes = sorted(self.boxes, key=lambda box: box[0].start)
+        gaps = [b[0].start - a[0].stop for a, b in itertools.pairwise(boxes)]
+        return max(3, min(gaps)) if gaps else 1 << 30
+
+    def joined(self, upright: tuple[slice, slice]) -> bool:
+        """Whether an upright line (its box) runs from one of these flat lines to
+        another: its top and its foot each within 2 px of one, which reaches it."""
+        rows, columns = upright
+        ends = [False, False]
+        for lies, runs in self.boxes:
+            if runs.start - 2 <= columns.start and columns.stop <= runs.stop + 2:
+                ends[0] |= lies.start - 2 <= rows.start <= lies.stop + 2
+                ends[1] |= lies.start - 2 <= rows.stop - 1 <= lies.stop + 2
+        return all(ends)
+
+    def where(self, wanted) -> np.ndarray:
+        """The pixels of the lines whose box is ``wanted``."""
+        keep = np.array([False, *(wanted(box) for box in self.boxes)])
+        return keep[self.labels]
+
     def frame(self, across: tuple[int, int], along: tuple[int, int]) -> bool:
         """Whether a line lies at each side of the writing (its first and end index
-        ``across`` the lines), each as long as the writing ``along`` them."""
+        ``across`` the lines), each about as long as the writing ``along`` them (but
+        FRAME_SLACK of it at either end: a digit written past its box)."""
         sides = [False, False]
         reach = 0.25 * (across[1] - across[0])
+        slack = FRAME_SLACK * (along[1] - along[0])
         for box in self.boxes:
             lies, runs = box[1 - self.axis], box[self.axis]
-            if runs.start < along[0] and runs.stop > along[1]:
+            if runs.start < along[0] + slack and runs.stop > along[1] - slack:
                 middle = (lies.start + lies.stop) / 2
                 sides[0] |= middle <= across[0] + reach
                 sides[1] |= middle >= across[1] - reach

@@ -5,9 +5,10 @@ Classic over-segmentation, in two halves around the network's answers:
 ``propose`` (no network)
 1. the ink of the whole line: ``preprocessing.ink_strength``, every mark kept (a
    decimal point must survive to be told apart from a digit);
-2. components (``app.components``): the stroke blobs, specks dropped, at most
-   MAX_COMPONENTS of them; rules (ruled paper, an underline, a form's box) erased
-   except where a stroke crosses them; the line's digit height H;
+2. components (``app.components``): printed lines across the image erased first
+   (squared paper, a form's row of boxes: ``app.rules``), the stroke blobs, specks
+   dropped, at most MAX_COMPONENTS of them; rules (ruled paper, an underline, a
+   form's box) erased except where a stroke crosses them; the line's digit height H;
 3. marks: a component under MARK_HEIGHT × H that does not sit over a digit (a
    decimal point, a comma, a dash) is no digit: it is listed, with its box, and
    skipped;
@@ -39,7 +40,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from app import components, orientation, preprocessing
+from app import components, orientation, preprocessing, rules
 from app.candidates import Box, Group, Slant, fewest_digits
 from app.splits import Mark, Proposal
 
@@ -204,6 +205,10 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
     scale = (width / decoded.width, height / decoded.height)
     strength = preprocessing.ink_strength(preprocessing.grey_levels(decoded))
     ink, strokes = strength.ink, strength.strokes
+    lines = rules.across(ink, strokes)  # a form's boxes, squared paper
+    if lines is not None:
+        strokes = strokes & ~lines
+        ink[lines] = 0.0
     blobs, pen = components.find(ink, strokes)
     line = components.line_height(blobs, pen)
     cleaned = components.without_rules(strokes, blobs, line)

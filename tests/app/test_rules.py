@@ -66,8 +66,18 @@ def erased(grey: np.ndarray) -> np.ndarray | None:
         {"box": (8, 12, 140, 150)},  # a form's box
         {"size": (90, 160), "strokes": LEFT_FOUR, "box": (2, 16, 84, 150)},  # ... filled
         {"box": (0, 0, 149, 159), "line": 2, "level": 90.0},  # ... cut at its edge
+        {"size": (84, 160), "strokes": LEFT_FOUR, "box": (2, 15, 68, 150)},  # ... written past
     ],
-    ids=["ruled", "tilted", "squared", "tilted squares", "box", "filled box", "box at the edge"],
+    ids=[
+        "ruled",
+        "tilted",
+        "squared",
+        "tilted squares",
+        "box",
+        "filled box",
+        "box at the edge",
+        "box written past",
+    ],
 )
 def test_printed_lines_are_erased_but_where_the_strokes_cross(lines: dict) -> None:
     grey, ink = sheet(**lines)
@@ -139,3 +149,17 @@ def test_a_frame_round_the_image_is_not_the_paper(dark_ink: bool) -> None:
         preprocessing.preprocess(png_bytes(plain.astype(np.uint8))),
     )
     assert np.abs(framed - alone).mean() < 0.01
+
+
+def test_a_box_may_fall_short_of_writing_that_runs_past_it() -> None:
+    """A box's sides need reach the writing's ends but for FRAME_SLACK of it: a digit
+    written past its box (the last of a row of boxes) leaves the box a box."""
+    flat = np.zeros((100, 100), dtype=bool)
+    flat[10, 10:90] = flat[90, 10:90] = True
+    lines = rules._Lines(flat, flat, axis=1)
+    writing = (20, 80), (8, 95)  # its rows and columns: past the lines by 2 and 5 px
+    assert lines.frame(*writing)
+    assert not lines.frame((20, 80), (0, 100))  # past them by a tenth: no box
+    slack = rules.FRAME_SLACK * (95 - 8)
+    assert lines.rules(writing[1], -slack, 1.0).sum() == 160
+    assert not lines.rules(writing[1], 1.0, 1.0).any()

@@ -195,6 +195,25 @@ def test_rules_under_and_around_the_digits_are_no_digits(client: TestClient) -> 
     assert body["other"] == []
 
 
+@pytest.mark.parametrize("past", [0, 14], ids=["within", "the last digit written past"])
+def test_a_forms_boxes_round_the_digits_are_no_digits(client: TestClient, past: int) -> None:
+    """One digit to a box, side by side (a postcode on a form): the boxes' sides,
+    shorter than the image is high, are no 1s, even where a digit runs past its box."""
+    image, drawn = draw_number("2745", gap=0.4)
+    draw = ImageDraw.Draw(image)
+    advance = drawn[1][0] - drawn[0][0]
+    top, bottom = drawn[0][1] - 14, drawn[0][3] + 14
+    sides = [
+        drawn[0][0] - (advance - (drawn[0][2] - drawn[0][0])) / 2 + i * advance for i in range(5)
+    ]
+    sides[-1] -= past
+    for x in sides:
+        draw.line([(x, top), (x, bottom)], fill=90, width=2)
+    for y in (top, bottom):
+        draw.line([(sides[0], y), (sides[-1], y)], fill=90, width=2)
+    assert read(client, image)["number"] == "2745"
+
+
 def test_a_speck_beside_digits_that_all_sit_on_a_rule(client: TestClient) -> None:
     """The digits and the rule are one wide blob: a speck must not pass for the line."""
     image, drawn = draw_number("2025", gap=0.4)
