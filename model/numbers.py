@@ -9,9 +9,9 @@ box-normalised to 16×16 as postal and form scans hold digits (stretched to fill
 its box, every other one binarised), written with gaps from wide to none, with or
 without touching pairs (strokes that meet or overlap), a baseline that drifts, a
 slant, sometimes on ruled lines, and rendered as a canvas drawing, a scan or a
-phone photo:
+phone photo; with ``--boxes``, one digit to a box of a form's row of boxes, scanned:
 
-    python -m model.numbers [--count 600] [--source pendigits|box16] [--url http://127.0.0.1:8000]
+    python -m model.numbers [--count 600] [--source pendigits|box16] [--boxes] [--url http://127.0.0.1:8000]
 
 String accuracy (every digit right, none missing or extra) by length, by kind
 and by touching pairs. ``--speed`` times a 6-digit number in a 600×150 PNG
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from model import data, distort, realdigits, uploads
 
@@ -153,6 +153,41 @@ def numbers(digits: data.Split, count: int, seed: int = 0) -> Iterator[Number]:
         yield Number(text, kind, spacing, render(coverage, baseline, kind, rng))
 
 
+def in_boxes(images: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """The digits written one to a box of a form's row of boxes (a comb: a postcode,
+    a date), scanned: grey levels, the boxes' lines 1–2 px, printed grey or black."""
+    cell = round(HEIGHT * rng.uniform(0.9, 1.3))
+    tall = round(cell * rng.uniform(1.1, 1.4))
+    margin = HEIGHT // 4
+    width, height = cell * len(images) + 2 * margin, tall + 2 * margin
+    coverage = np.zeros((height, width), dtype=np.float32)
+    lines = Image.new("L", (width, height), 0)
+    thickness = int(rng.integers(1, 3))
+    for index, image in enumerate(images):
+        left = margin + index * cell
+        box = (left, margin, left + cell, margin + tall)
+        ImageDraw.Draw(lines).rectangle(box, outline=255, width=thickness)
+        ink = _digit_ink(image, round(tall * rng.uniform(0.6, 0.8)), rng.uniform(-0.1, 0.2))
+        top = margin + (tall - ink.shape[0]) // 2 + int(rng.integers(-4, 5))
+        column = left + max(0, (cell - ink.shape[1]) // 2 + int(rng.integers(-4, 5)))
+        region = coverage[top : top + ink.shape[0], column : column + ink.shape[1]]
+        np.maximum(region, ink[: region.shape[0], : region.shape[1]], out=region)
+    printed = np.asarray(lines, dtype=np.float32) / 255.0
+    paper = 245.0 - (245.0 - rng.uniform(40, 170)) * printed
+    pixels = paper * (1 - coverage) + rng.uniform(15, 60) * coverage
+    return np.clip(pixels + rng.normal(0, 2, pixels.shape), 0, 255).astype(np.uint8)
+
+
+def boxed_numbers(digits: data.Split, count: int, seed: int = 0) -> Iterator[Number]:
+    """`count` numbers of 2–8 digits written in a form's boxes (``in_boxes``)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        chosen = rng.integers(0, len(digits.labels), int(rng.integers(2, 9)))
+        pixels = in_boxes([digits.images[i] for i in chosen], rng)
+        text = "".join(str(int(digits.labels[i])) for i in chosen)
+        yield Number(text, "form boxes", "boxed", uploads.encode(Image.fromarray(pixels), "PNG"))
+
+
 def pen_digits(count: int = 3000, as_recorded: bool = False) -> data.Split:
     """The first ``count`` digits of the pendigits test writers, drawn with a round
     pen as white ink on black, as MNIST stores its digits; unless ``as_recorded``,
@@ -244,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", action="store_true", help="time the in-process reading")
     sources = ("mnist", "pendigits", "pendigits-as-recorded", "box16")
     parser.add_argument("--source", choices=sources, default="mnist")
+    parser.add_argument("--boxes", action="store_true", help="written in a form's boxes")
     args = parser.parse_args(argv)
     if args.source.startswith("pendigits"):
         digits = pen_digits(as_recorded=args.source == "pendigits-as-recorded")
@@ -268,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
 
     totals: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     started = time.perf_counter()
-    for index, number in enumerate(numbers(digits, args.count, args.seed)):
+    written = boxed_numbers if args.boxes else numbers
+    for index, number in enumerate(written(digits, args.count, args.seed)):
         if args.save:
             from pathlib import Path
 
