@@ -81,10 +81,10 @@ def side(
     the border shows, when most of the border shows one; but a border of the
     image's lesser class may be a thin frame (a form's box cut at its edge): when a
     ring just inside it shows the other class, that ring stands for the border
-    (``inside_frame``). Where ink touches the
-    border, the corners have a say: a digit that fills its frame (box-normalised,
-    heavy strokes) can cover most of the border, but rarely the corners, so when
-    most of the corners show the other class, that is the paper. With neither
+    (``inside_frame``). Where ink touches the border, the corners have a say: a
+    digit that fills its frame (box-normalised, heavy strokes) can cover most of
+    the border, but rarely the corners, so when most of the corners show the other
+    class, that is the paper. With neither
     deciding, the paper is the class that covers more of the image (ink rarely
     covers half of it). Of the paper's class, the shades nearer the paper's own than
     the threshold are the paper: the rest are the strokes' anti-aliased edges.

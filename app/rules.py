@@ -8,22 +8,22 @@ strokes and the network sees a grid, a frame or a bar. ``long_runs`` and
 
 ``across`` tells which lines to erase from an upload of one digit (step 5 of
 ``app.preprocessing``, in ``app.ink_blobs.digit_ink``) or of a line of digits
-(``app.segmentation``, before its components). A **rule** runs, straight,
-across at least RULE_SPAN of the image, horizontally or upright; runs on past the
-writing left without the lines by RULE_MARGIN of the image (and 2 px) at both
-ends; and is thin: the ink across it, at the lower quartile along it, is at most
-RULE_THINNESS of the writing's pen. A digit's own straight stroke fails one of
-these: a tight crop's 7 or 5 has its stem or body at its bar's end, and a bar is
-as thick as the pen. A **box** round the writing (a line on each of its four sides)
-need only be about as long as it (FRAME_SLACK: a digit written past its box) and
-thinner than FRAME_THINNESS of the pen. Upright lines count only beside flat ones
-(a box, a grid): alone, a straight upright stroke is more likely a digit's (a 4's
-stem beside a shorter arm); one running from a flat line to the next is a side of a
-form's boxes in a row (a comb), however short. Where a stroke crosses a
-line or lies on it, the ink across it is thicker than the line: that stays.
-Images under MIN_SIDE a side hold no rules: a 16×16 scan's strokes are as thin as
-one. Lines that drift by more than a row or two across the image (on a 200 px
-image, a page turned by more than about half a degree) are not found, and stay.
+(``app.segmentation``, before its components). A **rule** runs, straight, across at
+least RULE_SPAN of the image, horizontally or upright; runs on past the writing
+left without the lines by RULE_MARGIN of the image (and 2 px) at both ends; and is
+thin: the ink across it, at the lower quartile along it, is at most RULE_THINNESS
+of the writing's pen. A digit's own straight stroke fails one of these: a tight
+crop's 7 or 5 has its stem or body at its bar's end, and a bar is as thick as the
+pen. A **box** round the writing (a line on each of its four sides) need only be
+about as long as it (FRAME_SLACK: a digit written past its box) and thinner than
+FRAME_THINNESS of the pen. Upright lines count only beside flat ones (a box, a
+grid): alone, a straight upright stroke is more likely a digit's (a 4's stem beside
+a shorter arm); one running from a flat line to the next is a side of a form's
+boxes in a row (a comb), however short. Where a stroke crosses a line or lies on
+it, the ink across it is thicker than the line: that stays. Images under MIN_SIDE
+a side hold no rules: a 16×16 scan's strokes are as thin as one. Lines that drift
+by more than a row or two across the image (on a 200 px image, a page turned by
+more than about half a degree) are not found, and stay.
 """
 
 from __future__ import annotations
@@ -62,7 +62,11 @@ def drifting(mask: np.ndarray, length: int) -> np.ndarray:
     band = mask.copy()
     band[1:] |= mask[:-1]
     band[:-1] |= mask[1:]
-    return long_runs(band, length) & mask
+    runs = np.zeros_like(mask)
+    rows = np.flatnonzero(np.count_nonzero(band, axis=1) >= length)  # most have none
+    if rows.size:
+        runs[rows] = long_runs(band[rows], length)
+    return runs & mask
 
 
 def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
@@ -73,10 +77,6 @@ def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
         return None
     faint = strokes | (ink > ink_blobs.FAINT_INK)
     wide, tall = round(RULE_SPAN * width), round(RULE_SPAN * height)
-    # Most uploads have no three rows this full: none of the cost below.
-    rows = np.count_nonzero(faint, axis=1)
-    if (rows[:-2] + rows[1:-1] + rows[2:]).max() < wide:
-        return None
     flat = drifting(faint, wide)
     if not flat.any():
         return None
