@@ -28,6 +28,7 @@ more than about half a degree) are not found, and stay.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -41,6 +42,7 @@ RULE_THINNESS = 0.5  # ... and is at most this share of the writing's pen width 
 FRAME_THINNESS = 0.75  # but a box round the writing need only be this thin,
 FRAME_SLACK = 0.1  # and as long as the writing but this share of it at either end
 MIN_SIDE = 32  # no rule in a smaller image
+MAX_LINES = 128  # more lines of one orientation than this: noise, not paper (bounds the cost)
 
 
 def long_runs(mask: np.ndarray, length: int) -> np.ndarray:
@@ -81,14 +83,19 @@ def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
     if not flat.any():
         return None
     flat_lines = _Lines(flat, faint, axis=1)
+    if len(flat_lines.boxes) > MAX_LINES:
+        return None  # noise, not paper
     # Upright lines as tall as RULE_SPAN of the image, and those from one flat line to
     # the next (the sides of a form's boxes in a row, a comb), however short.
     upright = drifting(faint.T, tall).T
     gap = flat_lines.least_gap()
     if gap < tall:
         short = _Lines(drifting(faint.T, gap).T & ~upright, faint, axis=0)
-        upright |= short.where(flat_lines.joined)
+        if len(short.boxes) <= MAX_LINES:
+            upright |= short.where(flat_lines.joined)
     upright_lines = _Lines(upright, faint, axis=0)
+    if len(upright_lines.boxes) > MAX_LINES:
+        return None
     # The writing: the strokes off the lines and their next pixel across (where a
     # tilted line leaves its band of rows, as its ends may).
     rest = strokes & ~ink_blobs.dilated(flat, 1) & ~ink_blobs.dilated(upright, 1)
@@ -114,16 +121,24 @@ class _Lines:
     stroke that crosses it or runs along it makes it thicker there)."""
 
     def __init__(self, lines: np.ndarray, faint: np.ndarray, axis: int):
-        self.axis = axis
+        self.axis, self._faint = axis, faint
         self.labels, _ = ndimage.label(lines, structure=ink_blobs.EIGHT_NEIGHBOURS)
         self.boxes = ndimage.find_objects(self.labels)
-        self.runs = _run_lengths(faint, 1 - axis)  # each pixel's ink across the lines
-        thick = []
+
+    @functools.cached_property
+    def runs(self) -> np.ndarray:
+        """Each pixel's run of ink across the lines."""
+        return _run_lengths(self._faint, 1 - self.axis)
+
+    @functools.cached_property
+    def thick(self) -> np.ndarray:
+        """Each line's thickness, by label (0: none)."""
+        thick = [0.0]
         for number, box in enumerate(self.boxes, start=1):
             own = np.where(self.labels[box] == number, self.runs[box], np.inf)
-            thinnest = own.min(axis=1 - axis)  # at each place along the line
+            thinnest = own.min(axis=1 - self.axis)  # at each place along the line
             thick.append(float(np.percentile(thinnest[np.isfinite(thinnest)], 25)))
-        self.thick = np.array([0.0, *thick])  # by label
+        return np.array(thick)
 
     def least_gap(self) -> int:
         """The fewest rows between two of these (flat) lines one above the other,

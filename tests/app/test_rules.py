@@ -163,3 +163,12 @@ def test_a_box_may_fall_short_of_writing_that_runs_past_it() -> None:
     slack = rules.FRAME_SLACK * (95 - 8)
     assert lines.rules(writing[1], -slack, 1.0).sum() == 160
     assert not lines.rules(writing[1], 1.0, 1.0).any()
+
+
+def test_more_lines_than_paper_has_are_left_alone() -> None:
+    """Over MAX_LINES lines of one orientation is noise, not paper: nothing is erased
+    (and the work stays bounded)."""
+    grey, _ = sheet((150, 420), rows=tuple(range(2, 420, 3)))
+    assert len(range(2, 420, 3)) > rules.MAX_LINES
+    assert erased(grey) is None
+    assert erased(sheet((150, 420), rows=tuple(range(2, 420, 30)))[0]) is not None
