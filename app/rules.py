@@ -19,8 +19,11 @@ about as long as it (FRAME_SLACK: a digit written past its box) and thinner than
 FRAME_THINNESS of the pen. Upright lines count only beside flat ones (a box, a
 grid): alone, a straight upright stroke is more likely a digit's (a 4's stem beside
 a shorter arm); one running from a flat line to the next is a side of a form's
-boxes in a row (a comb), however short. Where a stroke crosses a line or lies on
-it, the ink across it is thicker than the line: that stays. Images under MIN_SIDE
+boxes in a row (a comb), however short. With no rule across RULE_SPAN of the image,
+a closed box narrower than that (a 1's cell cropped with paper round it) is looked
+for among the dark strokes: lines across BOX_SPAN of it, each running from a line
+of the other orientation to another. Where a stroke crosses a line or lies on it,
+the ink across it is thicker than the line: that stays. Images under MIN_SIDE
 a side hold no rules: a 16×16 scan's strokes are as thin as one. Lines that drift
 by more than a row or two across the image (on a 200 px image, a page turned by
 more than about half a degree) are not found, and stay.
@@ -41,6 +44,7 @@ RULE_MARGIN = 0.04  # ... past the writing by this share of it and 2 px at both 
 RULE_THINNESS = 0.5  # ... and is at most this share of the writing's pen width thick;
 FRAME_THINNESS = 0.75  # but a box round the writing need only be this thin,
 FRAME_SLACK = 0.1  # and as long as the writing but this share of it at either end
+BOX_SPAN = 0.4  # a box round the writing narrower than RULE_SPAN: its sides this long
 MIN_SIDE = 32  # no rule in a smaller image
 MAX_LINES = 128  # more lines of one orientation than this: noise, not paper (bounds the cost)
 
@@ -80,19 +84,24 @@ def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
     faint = strokes | (ink > ink_blobs.FAINT_INK)
     wide, tall = round(RULE_SPAN * width), round(RULE_SPAN * height)
     flat = drifting(faint, wide)
-    if not flat.any():
-        return None
-    flat_lines = _Lines(flat, faint, axis=1)
-    if len(flat_lines.boxes) > MAX_LINES:
-        return None  # noise, not paper
-    # Upright lines as tall as RULE_SPAN of the image, and those from one flat line to
-    # the next (the sides of a form's boxes in a row, a comb), however short.
-    upright = drifting(faint.T, tall).T
-    gap = flat_lines.least_gap()
-    if gap < tall:
-        short = _Lines(drifting(faint.T, gap).T & ~upright, faint, axis=0)
-        if len(short.boxes) <= MAX_LINES:
-            upright |= short.where(flat_lines.joined)
+    if flat.any():
+        flat_lines = _Lines(flat, faint, axis=1)
+        if len(flat_lines.boxes) > MAX_LINES:
+            return None  # noise, not paper
+        # Upright lines as tall as RULE_SPAN of the image, and those from one flat line
+        # to the next (the sides of a form's boxes in a row, a comb), however short.
+        upright = drifting(faint.T, tall).T
+        gap = flat_lines.least_gap()
+        if gap < tall:
+            short = _Lines(drifting(faint.T, gap).T & ~upright, faint, axis=0)
+            if len(short.boxes) <= MAX_LINES:
+                upright |= short.where(flat_lines.joined)
+    else:
+        closed = _closed_box(strokes, faint)
+        if closed is None:
+            return None
+        flat, upright = closed
+        flat_lines = _Lines(flat, faint, axis=1)
     upright_lines = _Lines(upright, faint, axis=0)
     if len(upright_lines.boxes) > MAX_LINES:
         return None
@@ -113,6 +122,26 @@ def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
     if not flat.any():
         return None
     return flat | upright_lines.rules(box[:2], margins[1], thinnest)
+
+
+def _closed_box(strokes: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A box shorter than RULE_SPAN of the image (a narrow digit's cell cropped with
+    paper round it): flat and upright lines of ``strokes`` (a form's box is printed
+    dark) across BOX_SPAN of it or more, each running from a line of the other
+    orientation to another; their pixels, or None."""
+    height, width = strokes.shape
+    flat_mask = drifting(strokes, round(BOX_SPAN * width))
+    if not flat_mask.any():
+        return None  # most uploads: none of the cost below
+    upright_mask = drifting(strokes.T, round(BOX_SPAN * height)).T
+    if not upright_mask.any():
+        return None
+    flat = _Lines(flat_mask, faint, axis=1)
+    upright = _Lines(upright_mask, faint, axis=0)
+    if not (2 <= len(flat.boxes) <= MAX_LINES and 2 <= len(upright.boxes) <= MAX_LINES):
+        return None
+    ends, sides = flat.where(upright.joined), upright.where(flat.joined)
+    return (ends, sides) if ends.any() and sides.any() else None
 
 
 class _Lines:
@@ -147,15 +176,16 @@ class _Lines:
         gaps = [b[0].start - a[0].stop for a, b in itertools.pairwise(boxes)]
         return max(3, min(gaps)) if gaps else 1 << 30
 
-    def joined(self, upright: tuple[slice, slice]) -> bool:
-        """Whether an upright line (its box) runs from one of these flat lines to
-        another: its top and its foot each within 2 px of one, which reaches it."""
-        rows, columns = upright
+    def joined(self, other: tuple[slice, slice]) -> bool:
+        """Whether a line of the other orientation (its box) runs from one of these
+        lines to another: each of its ends within 2 px of one, which reaches it."""
+        along, position = other[1 - self.axis], other[self.axis]
         ends = [False, False]
-        for lies, runs in self.boxes:
-            if runs.start - 2 <= columns.start and columns.stop <= runs.stop + 2:
-                ends[0] |= lies.start - 2 <= rows.start <= lies.stop + 2
-                ends[1] |= lies.start - 2 <= rows.stop - 1 <= lies.stop + 2
+        for box in self.boxes:
+            lies, runs = box[1 - self.axis], box[self.axis]
+            if runs.start - 2 <= position.start and position.stop <= runs.stop + 2:
+                ends[0] |= lies.start - 2 <= along.start <= lies.stop + 2
+                ends[1] |= lies.start - 2 <= along.stop - 1 <= lies.stop + 2
         return all(ends)
 
     def where(self, wanted) -> np.ndarray:

@@ -67,6 +67,7 @@ def erased(grey: np.ndarray) -> np.ndarray | None:
         {"size": (90, 160), "strokes": LEFT_FOUR, "box": (2, 16, 84, 150)},  # ... filled
         {"box": (0, 0, 149, 159), "line": 2, "level": 90.0},  # ... cut at its edge
         {"size": (84, 160), "strokes": LEFT_FOUR, "box": (2, 15, 68, 150)},  # ... written past
+        {"box": (30, 20, 110, 145), "level": 90.0},  # ... narrower than RULE_SPAN
     ],
     ids=[
         "ruled",
@@ -77,6 +78,7 @@ def erased(grey: np.ndarray) -> np.ndarray | None:
         "filled box",
         "box at the edge",
         "box written past",
+        "narrow box",
     ],
 )
 def test_printed_lines_are_erased_but_where_the_strokes_cross(lines: dict) -> None:
