@@ -46,10 +46,9 @@ Box = tuple[int, int, int, int]  # top, bottom, left, right (exclusive)
 def digit_ink(strength: InkStrength) -> np.ndarray:
     """The ink of the digit's blobs (specks and marks cut by the edge at 0), in place."""
     ink, strokes = strength.ink, strength.strokes
-    lines = rules.across(ink, strokes)  # printed lines the digit is written on
-    if lines is not None:
-        strokes = strokes & ~lines
-        ink[lines] = 0.0
+    without_lines = rules.erase(ink, strokes)  # printed lines the digit is written on
+    if without_lines is not None:
+        strokes = without_lines
     margin = halo(ink.shape)
     whole = (0, ink.shape[0], 0, ink.shape[1])
     box = _window(strokes, WINDOW_MARGIN * margin) if ink.size >= WINDOW_MIN_PIXELS else None
@@ -57,7 +56,7 @@ def digit_ink(strength: InkStrength) -> np.ndarray:
     if found is None:  # no window worth it, or a blob ran out of it
         box, found = whole, _digit_strokes(ink, strokes, whole, whole)
     kept, count = found
-    if count != 1 or strength.noisy or lines is not None:  # clear away from the strokes
+    if count != 1 or strength.noisy or without_lines is not None:  # clear away from strokes
         if box == whole:
             ink[~dilated(kept, margin)] = 0.0
         else:

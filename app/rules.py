@@ -75,6 +75,16 @@ def drifting(mask: np.ndarray, length: int) -> np.ndarray:
     return runs & mask
 
 
+def erase(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
+    """Erase the rules ``across`` finds: their ink goes to 0, in place; the strokes
+    without them, or None when there are none (nothing changed)."""
+    lines = across(ink, strokes)
+    if lines is None:
+        return None
+    ink[lines] = 0.0
+    return strokes & ~lines
+
+
 def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
     """The pixels of the rules to erase from an upload of a digit or a line of
     digits (its ink and stroke maps), crossings left out; None when there are none."""

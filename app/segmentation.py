@@ -205,10 +205,9 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
     scale = (width / decoded.width, height / decoded.height)
     strength = preprocessing.ink_strength(preprocessing.grey_levels(decoded))
     ink, strokes = strength.ink, strength.strokes
-    lines = rules.across(ink, strokes)  # a form's boxes, squared paper
-    if lines is not None:
-        strokes = strokes & ~lines
-        ink[lines] = 0.0
+    without_lines = rules.erase(ink, strokes)  # a form's boxes, squared paper
+    if without_lines is not None:
+        strokes = without_lines
     blobs, pen = components.find(ink, strokes)
     line = components.line_height(blobs, pen)
     cleaned = components.without_rules(strokes, blobs, line)
