@@ -128,27 +128,20 @@ def _png_grey(data: bytes, limits: preprocessing.Limits) -> np.ndarray | None:
     for side in (pixels[:width], pixels[-width:], pixels[::width], pixels[width - 1 :: width]):
         if side.count(paper) != len(side):
             return None
+    grey = np.frombuffer(pixels, dtype=np.uint8).reshape(height, width)
     # Nor a frame round the image: the general path looks past one (``paper.side``),
     # where the border's class, and so its level, covers under half the image.
-    if 2 * pixels.count(paper) < len(pixels) and _framed(pixels, width, height, paper):
+    if 2 * pixels.count(paper) < len(pixels) and _framed(grey):
         return None
-    return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width)
+    return grey
 
 
-def _framed(pixels: bytes, width: int, height: int, paper: bytes) -> bool:
-    """Whether a ring at most ``paper.frame_depth`` in shows the border's level
-    (``paper``) on at most 1 - BORDER_MAJORITY of it, as a frame's inside does."""
-    for depth in range(1, paper_side.frame_depth((height, width)) + 1):
-        first, last = depth * width + depth, (height - 1 - depth) * width + depth
-        inner = width - 2 * depth
-        ring = (
-            pixels[first : first + inner],
-            pixels[last : last + inner],
-            pixels[first + width : last : width],
-            pixels[first + inner - 1 + width : last + inner - 1 : width],
-        )
-        size = sum(len(side) for side in ring)
-        if sum(side.count(paper) for side in ring) <= (1 - paper_side.BORDER_MAJORITY) * size:
+def _framed(grey: np.ndarray) -> bool:
+    """Whether a ring at most ``paper.frame_depth`` in shows the border's level on at
+    most 1 - BORDER_MAJORITY of it, as a frame's inside does."""
+    for depth in range(1, paper_side.frame_depth(grey.shape) + 1):
+        ring = paper_side.ring(grey, depth)
+        if np.count_nonzero(ring == grey[0, 0]) <= (1 - paper_side.BORDER_MAJORITY) * ring.size:
             return True
     return False
 
