@@ -295,6 +295,11 @@ def annotate(scope: Scope, **fields: Any) -> None:
         log_fields.update(fields)
 
 
+def new_request_id() -> str:
+    """A request ID for a request that brought none: 32 random hex digits."""
+    return os.urandom(16).hex()
+
+
 def request_id(scope: Scope) -> str | None:
     return scope.get(REQUEST_ID)
 
@@ -343,7 +348,7 @@ class ObservabilityMiddleware:
                     rid = value.decode("ascii")
                 break
         if rid is None:
-            rid = os.urandom(16).hex()
+            rid = new_request_id()
         id_header = (REQUEST_ID_HEADER, rid.encode("ascii"))
         fields: dict[str, Any] = {}
         scope[REQUEST_ID] = rid
@@ -418,5 +423,6 @@ __all__ = [
     "clear_multiprocess_dir",
     "configure_logging",
     "logging_config",
+    "new_request_id",
     "request_id",
 ]

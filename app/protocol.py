@@ -10,9 +10,10 @@ its warning.
 from __future__ import annotations
 
 import json
-import os
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from app.observability import REQUEST_ID_HEADER, new_request_id
 
 # What uvicorn says ("Invalid HTTP request received."), and what to do about it.
 HINT = "its request line, a header or its chunked framing is not HTTP/1.1 (RFC 9112)"
@@ -27,7 +28,7 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         head += [
             b"content-type: application/json\r\n",
             b"content-length: %d\r\n" % len(body),
-            b"x-request-id: %s\r\n" % os.urandom(16).hex().encode(),  # as every answer
+            REQUEST_ID_HEADER + b": %s\r\n" % new_request_id().encode(),  # as every answer
             b"connection: close\r\n\r\n",
         ]
         self.transport.write(b"".join(head) + body)
