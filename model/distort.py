@@ -21,6 +21,11 @@ def resized(ink: np.ndarray, width: int, height: int, resample=Image.Resampling.
     return np.clip(np.asarray(image.resize((max(1, width), max(1, height)), resample)), 0, 1)
 
 
+def mnist_ink(digit: np.ndarray, size: int = 112) -> np.ndarray:
+    """An MNIST digit (uint8, ink bright) as an ink image ``size`` px square."""
+    return resized(digit.astype(np.float32) / 255.0, size, size)
+
+
 def enlarged(ink: np.ndarray, factor: int, resample=Image.Resampling.NEAREST) -> np.ndarray:
     height, width = ink.shape
     return resized(ink, width * factor, height * factor, resample)

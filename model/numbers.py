@@ -106,7 +106,9 @@ def compose(
     return sheet, baseline
 
 
-def _paper(coverage: np.ndarray, rng: np.random.Generator, paper: float = 245.0) -> np.ndarray:
+def _paper(
+    coverage: np.ndarray, rng: np.random.Generator, paper: float | np.ndarray = 245.0
+) -> np.ndarray:
     ink = rng.uniform(15, 60)
     return paper * (1 - coverage) + ink * coverage + rng.normal(0, 2, coverage.shape)
 
@@ -173,9 +175,8 @@ def in_boxes(images: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
         region = coverage[top : top + ink.shape[0], column : column + ink.shape[1]]
         np.maximum(region, ink[: region.shape[0], : region.shape[1]], out=region)
     printed = np.asarray(lines, dtype=np.float32) / 255.0
-    paper = 245.0 - (245.0 - rng.uniform(40, 170)) * printed
-    pixels = paper * (1 - coverage) + rng.uniform(15, 60) * coverage
-    return np.clip(pixels + rng.normal(0, 2, pixels.shape), 0, 255).astype(np.uint8)
+    pixels = _paper(coverage, rng, paper=245.0 - (245.0 - rng.uniform(40, 170)) * printed)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
 def boxed_numbers(digits: data.Split, count: int, seed: int = 0) -> Iterator[Number]:

@@ -21,7 +21,7 @@ PAPER = 245.0
 
 def _ink(digit: np.ndarray, rng: np.random.Generator, margin: tuple[int, int]) -> np.ndarray:
     """The digit's ink at 70–160 px high, with a margin of ``margin`` px around it."""
-    ink = d.cropped(d.resized(digit.astype(np.float32) / 255.0, 112, 112), level=0.2)
+    ink = d.cropped(d.mnist_ink(digit), level=0.2)
     scale = rng.uniform(70, 160) / ink.shape[0]
     ink = d.resized(ink, round(ink.shape[1] * scale), round(ink.shape[0] * scale))
     return d.padded(ink, *(int(m) for m in rng.integers(margin[0], margin[1] + 1, 4)))

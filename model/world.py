@@ -57,13 +57,9 @@ def png(pixels: np.ndarray, mode: str = "L") -> bytes:
     return buffer.getvalue()
 
 
-def _mnist_ink(digit: np.ndarray, size: int = 112) -> np.ndarray:
-    return d.resized(digit.astype(np.float32) / 255.0, size, size)
-
-
 def tight_crop(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Cut close around the ink: 1 to 4 edges touch it, the others keep a margin."""
-    ink = d.cropped(_mnist_ink(digit, int(rng.integers(56, 160))), level=0.2)
+    ink = d.cropped(d.mnist_ink(digit, int(rng.integers(56, 160))), level=0.2)
     touching = rng.permutation(4)[: int(rng.integers(1, 5))]
     margins = [0 if side in touching else int(rng.integers(3, 12)) for side in range(4)]
     return d.on_paper(d.padded(ink, *margins), dark_ink=bool(rng.random() < 0.7))
@@ -73,7 +69,7 @@ def faint_photo(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A pencil digit photographed in a lamp's light: 25–60 grey levels of ink on
     paper whose light varies by up to 40 levels across the page, sensor noise."""
     side = int(rng.integers(60, 300))
-    ink = d.padded(_mnist_ink(digit, side), *(int(m) for m in rng.integers(0, side // 2 + 1, 4)))
+    ink = d.padded(d.mnist_ink(digit, side), *(int(m) for m in rng.integers(0, side // 2 + 1, 4)))
     rows, columns = np.mgrid[0 : ink.shape[0], 0 : ink.shape[1]].astype(np.float32)
     angle, scale = rng.uniform(0, 2 * np.pi), rng.uniform(0, 40) / max(ink.shape)
     paper = rng.uniform(150, 230) - scale * (np.cos(angle) * columns + np.sin(angle) * rows)
@@ -84,7 +80,7 @@ def faint_photo(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def cut_from_line(digit: np.ndarray, neighbour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Cut tightly from a line of writing: the next digit's strokes, cut by the edge."""
     side = int(rng.integers(56, 160))
-    ink, other = (d.cropped(_mnist_ink(x, side), level=0.2) for x in (digit, neighbour))
+    ink, other = (d.cropped(d.mnist_ink(x, side), level=0.2) for x in (digit, neighbour))
     shown = int(rng.integers(2, max(3, other.shape[1] // 3) + 1))  # its columns in the crop
     gap = int(rng.integers(2, side // 12 + 1))
     height = max(ink.shape[0], other.shape[0]) + int(rng.integers(0, side // 8 + 1))
@@ -114,12 +110,12 @@ RENDERED: dict[str, Render] = {
         d.enlarged(_box16(digit), 4, Image.Resampling.BILINEAR)
     ),
     "marker": lambda digit, rng: d.on_paper(
-        d.padded(d.restroked(_mnist_ink(digit), int(rng.integers(6, 12))), 8, 8, 8, 8)
+        d.padded(d.restroked(d.mnist_ink(digit), int(rng.integers(6, 12))), 8, 8, 8, 8)
     ),
-    "hairline": lambda digit, rng: d.on_paper(d.restroked(_mnist_ink(digit), -20)),
+    "hairline": lambda digit, rng: d.on_paper(d.restroked(d.mnist_ink(digit), -20)),
     "slanted": lambda digit, rng: d.on_paper(
         d.affine(
-            _mnist_ink(digit),
+            d.mnist_ink(digit),
             rng.uniform(-15, 15),
             rng.choice([-1, 1]) * rng.uniform(0.25, 0.45),
             pad=24,

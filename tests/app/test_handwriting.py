@@ -169,7 +169,7 @@ def test_real_digits_cropped_to_touch_all_four_edges(
 ) -> None:
     images, labels = held_out(mnist)
     contents = [
-        world.png(distort.on_paper(distort.cropped(world._mnist_ink(image), level=0.2), dark_ink))
+        world.png(distort.on_paper(distort.cropped(distort.mnist_ink(image), level=0.2), dark_ink))
         for image in images
     ]
     answers = read_many(client, contents)
@@ -220,5 +220,5 @@ def test_a_heavy_light_digit_along_a_side_is_not_flattened_away(client: TestClie
     then took in its strokes (refused: "too faint"). The paper is one level again."""
     digits = uploads.held_out_digits(mnist)
     assert digits.labels[922] == 8
-    ink = distort.cropped(world._mnist_ink(digits.images[922], 157), level=0.2)
+    ink = distort.cropped(distort.mnist_ink(digits.images[922], 157), level=0.2)
     assert read(client, world.png(distort.on_paper(ink, dark_ink=False))) == 8
