@@ -20,14 +20,13 @@ def frame_filling_square(dark_ink: bool) -> np.ndarray:
 
 
 def side(grey: np.ndarray) -> tuple[bool, np.ndarray, float]:
-    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
-    return paper.side(np.sort(grey, axis=None), border, grey)
+    return paper.side(np.sort(grey, axis=None), paper.ring(grey, 0), grey)
 
 
 @pytest.mark.parametrize("dark_ink", [True, False])
 def test_the_corners_overrule_a_border_the_ink_covers(dark_ink: bool) -> None:
     grey = frame_filling_square(dark_ink)
-    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    border = paper.ring(grey, 0)
     assert ((border < 128) == dark_ink).mean() >= paper.BORDER_MAJORITY  # the border says ink
     paper_is_dark, shades, _ = side(grey)
     assert paper_is_dark is not dark_ink
