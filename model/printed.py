@@ -3,8 +3,8 @@
 An exercise book's squares or rules, or a form's cell, come along with a digit
 cropped from them. Each renderer takes an MNIST digit (uint8, ink bright) and
 draws it, dark ink, over lines printed lighter and thinner than the pen (a form's
-box darker), on a page that may lie tilted by up to half a degree; grey uint8 for
-``model.world``.
+box darker), on a page that may lie turned by up to TILT degrees (a phone held a
+little askew); grey uint8 for ``model.world``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from model import distort as d
 
 PAPER = 245.0
+TILT = 3.0  # degrees either way
 
 
 def _ink(digit: np.ndarray, rng: np.random.Generator, margin: tuple[int, int]) -> np.ndarray:
@@ -25,6 +26,11 @@ def _ink(digit: np.ndarray, rng: np.random.Generator, margin: tuple[int, int]) -
     scale = rng.uniform(70, 160) / ink.shape[0]
     ink = d.resized(ink, round(ink.shape[1] * scale), round(ink.shape[0] * scale))
     return d.padded(ink, *(int(m) for m in rng.integers(margin[0], margin[1] + 1, 4)))
+
+
+def _slope(rng: np.random.Generator) -> float:
+    """A page turned by up to TILT degrees: its flat lines' rise per column."""
+    return float(np.tan(np.radians(rng.uniform(-TILT, TILT))))
 
 
 def _lines(
@@ -39,7 +45,7 @@ def _lines(
     height, width = shape
     image = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(image)
-    slope = np.tan(np.radians(rng.uniform(-0.5, 0.5)))
+    slope = _slope(rng)
     thickness = int(rng.integers(1, 3))
     start = rng.integers(0, spacing, 2)
     if across:
@@ -81,8 +87,10 @@ def form_box(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     height, width = ink.shape
     image = Image.new("L", (width, height), 0)
     inset, thickness = int(rng.integers(0, 13)), int(rng.integers(1, 3))
-    box = (inset, inset, width - 1 - inset, height - 1 - inset)
-    ImageDraw.Draw(image).rectangle(box, outline=255, width=thickness)
+    slope, middle = _slope(rng), np.array([(width - 1) / 2, (height - 1) / 2])
+    corners = np.array([(0, 0), (1, 0), (1, 1), (0, 1), (0, 0)]) * (middle * 2 - 2 * inset) + inset
+    turned = (corners - middle) @ np.array([[1, slope], [-slope, 1]]) + middle
+    ImageDraw.Draw(image).line([tuple(p) for p in turned], fill=255, width=thickness, joint="curve")
     lines = np.asarray(image, dtype=np.float32) / 255.0
     return _written(ink, lines, rng.uniform(40, 140), rng)
 
