@@ -4,7 +4,9 @@ Handwriting is often written on printed lines, and a digit cropped from an
 exercise book or a form's cell brings them along; left in, they join the digit's
 strokes and the network sees a grid, a frame or a bar. ``long_runs`` and
 ``drifting`` find straight horizontal runs of ink that wobble by a row either way
-(``app.components`` erases a line of digits' rules with them too).
+(``app.components`` erases a line of digits' rules with them too), on a page
+turned by a few degrees too: ``tilt`` finds how far its lines rise, and
+``drifting`` shifts each column by that much to look for them level.
 
 ``across`` tells which lines to erase from an upload of one digit (step 5 of
 ``app.preprocessing``, in ``app.ink_blobs.digit_ink``) or of a line of digits
@@ -24,9 +26,9 @@ a closed box narrower than that (a 1's cell cropped with paper round it) is look
 for among the dark strokes: lines across BOX_SPAN of it, each running from a line
 of the other orientation to another. Where a stroke crosses a line or lies on it,
 the ink across it is thicker than the line: that stays. Images under MIN_SIDE
-a side hold no rules: a 16×16 scan's strokes are as thin as one. Lines that drift
-by more than a row or two across the image (on a 200 px image, a page turned by
-more than about half a degree) are not found, and stay.
+a side hold no rules: a 16×16 scan's strokes are as thin as one. Flat and upright
+lines are each looked for at their own slope (a photo's perspective turns them
+apart); a page turned by more than about 7 degrees keeps its lines.
 """
 
 from __future__ import annotations
@@ -47,31 +49,60 @@ FRAME_SLACK = 0.1  # and as long as the writing but this share of it at either e
 BOX_SPAN = 0.4  # a box round the writing narrower than RULE_SPAN: its sides this long
 MIN_SIDE = 32  # no rule in a smaller image
 MAX_LINES = 128  # more lines of one orientation than this: noise, not paper (bounds the cost)
+STRIP = 8  # columns: a line rising a row in this many (7 degrees) is still followed
+CUT_THICKNESS = 3.0  # px: a line's piece a turned page's corner cut short
+PIECE_ROWS = 8  # a printed line: ink within a row of at most this many rows of a strip
 
 
 def long_runs(mask: np.ndarray, length: int) -> np.ndarray:
     """The pixels of ``mask`` in horizontal runs at least ``length`` long."""
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
+    height, width = mask.shape
+    padded = np.zeros((height, width + 2), dtype=np.int8)
     padded[:, 1:-1] = mask
     steps = np.diff(padded, axis=1)
-    starts, ends = np.argwhere(steps == 1), np.argwhere(steps == -1)  # same order
-    long = ends[:, 1] - starts[:, 1] >= length
-    runs = np.zeros_like(mask)
-    for (row, start), (_, end) in zip(starts[long], ends[long], strict=True):
-        runs[row, start:end] = True
-    return runs
+    starts, ends = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)  # same order
+    long = ends - starts >= length  # flat indices into (height, width + 1): same row
+    marks = np.zeros(height * (width + 1), dtype=np.int8)
+    marks[starts[long]] = 1
+    marks[ends[long]] = -1
+    return np.cumsum(marks, dtype=np.int8).reshape(height, width + 1)[:, :width] > 0
 
 
-def drifting(mask: np.ndarray, length: int) -> np.ndarray:
-    """The pixels of ``mask`` on horizontal lines at least ``length`` long that drift
-    by a row or two (a slightly tilted page)."""
+def drifting(mask: np.ndarray, length: int, rise: float = 0.0) -> np.ndarray:
+    """The pixels of ``mask`` on horizontal lines at least ``length`` long that rise
+    by ``rise`` rows a column (a turned page, as ``tilt`` finds it) and wobble by a
+    row either way. A turned page's lines are looked for with its columns shifted
+    up or down to make them level, each pixel moved whole, then shifted back."""
+    height, width = mask.shape
+    lifts = np.round(rise * (np.arange(width) - (width - 1) / 2)).astype(np.intp)
+    lift = int(np.abs(lifts).max()) if width else 0
+    if lift == 0:
+        return _level(mask, length)
+    index = (np.arange(height)[:, None] - lifts + lift, np.arange(width))
+    level = np.zeros((height + 2 * lift, width), dtype=bool)
+    level[index] = mask
+    return _level(level, length, stepped=True)[index]
+
+
+def _level(mask: np.ndarray, length: int, stepped: bool = False) -> np.ndarray:
+    """``drifting`` on a level page; ``stepped``: one made level by shifting its
+    columns, where a line steps a row up or down at each rounding (and may leave a
+    pixel's gap there)."""
     band = mask.copy()
     band[1:] |= mask[:-1]
     band[:-1] |= mask[1:]
     runs = np.zeros_like(mask)
     rows = np.flatnonzero(np.count_nonzero(band, axis=1) >= length)  # most have none
     if rows.size:
-        runs[rows] = long_runs(band[rows], length)
+        if not stepped:
+            runs[rows] = long_runs(band[rows], length)
+            return runs & mask
+        rows_band = band[rows]
+        rows_band[:, 1:-1] |= rows_band[:, :-2] & rows_band[:, 2:]  # a pixel's gap
+        found = long_runs(rows_band, length)
+        for off in (-1, 0, 1):  # and the line's pixels a row off
+            inside = (rows + off >= 0) & (rows + off < len(mask))
+            runs[rows[inside] + off] |= found[inside]
     return runs & mask
 
 
@@ -92,32 +123,38 @@ def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
     if min(height, width) < MIN_SIDE:
         return None
     faint = strokes | (ink > ink_blobs.FAINT_INK)
+    rise = tilt(faint)  # the flat lines' slope, and the upright ones' (columns a row)
+    lean = 0.0 if rise is None else (tilt(faint.T) or 0.0)  # no flat piece: no rule
+    rise = rise or 0.0
     wide, tall = round(RULE_SPAN * width), round(RULE_SPAN * height)
-    flat = drifting(faint, wide)
+    flat = drifting(faint, wide, rise)
     if flat.any():
-        flat_lines = _Lines(flat, faint, axis=1)
+        flat_lines = _Lines(flat, faint, 1, rise)
         if len(flat_lines.boxes) > MAX_LINES:
             return None  # noise, not paper
         # Upright lines as tall as RULE_SPAN of the image, and those from one flat line
         # to the next (the sides of a form's boxes in a row, a comb), however short.
-        upright = drifting(faint.T, tall).T
+        upright = drifting(faint.T, tall, lean).T
         gap = flat_lines.least_gap()
         if gap < tall:
-            short = _Lines(drifting(faint.T, gap).T & ~upright, faint, axis=0)
+            short = _Lines(drifting(faint.T, gap, lean).T & ~upright, faint, 0, lean)
             if len(short.boxes) <= MAX_LINES:
                 upright |= short.where(flat_lines.joined)
     else:
-        closed = _closed_box(strokes, faint)
+        closed = _closed_box(strokes, faint, rise, lean)
         if closed is None:
             return None
         flat, upright = closed
-        flat_lines = _Lines(flat, faint, axis=1)
-    upright_lines = _Lines(upright, faint, axis=0)
+        flat_lines = _Lines(flat, faint, 1, rise)
+    upright_lines = _Lines(upright, faint, 0, lean)
     if len(upright_lines.boxes) > MAX_LINES:
         return None
     # The writing: the strokes off the lines and their next pixel across (where a
     # tilted line leaves its band of rows, as its ends may).
     rest = strokes & ~ink_blobs.dilated(flat, 1) & ~ink_blobs.dilated(upright, 1)
+    cut = _Cut(rest) if rise or lean else None  # a turned page's lines its corners cut
+    if cut is not None:
+        rest = rest & ~cut.pieces
     box = ink_blobs.bounds(rest)
     if box is None:
         return None  # nothing but lines
@@ -131,36 +168,129 @@ def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
     flat = flat_lines.rules(box[2:], margins[0], thinnest)
     if not flat.any():
         return None
-    return flat | upright_lines.rules(box[:2], margins[1], thinnest)
+    found = flat | upright_lines.rules(box[:2], margins[1], thinnest)
+    return found if cut is None else found | cut.thinner_than(thinnest)
 
 
-def _closed_box(strokes: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def tilt(faint: np.ndarray) -> float | None:
+    """How far the page's printed lines rise per column (a page turned by up to
+    about 7 degrees): the slope of the thin straight pieces of ``faint`` across
+    RULE_SPAN of the image, else of two or more across BOX_SPAN of it (a box's
+    sides); 0.0 when that drifts by under a row across the image or there are no
+    two such; None when there is no such piece at all. Found in STRIP-column
+    strips: where every column of a strip has ink within a row of a row, a line
+    passes; a piece is such places strip after strip, a row apart."""
+    height, width = faint.shape
+    band = faint.copy()
+    band[1:] |= faint[:-1]
+    band[:-1] |= faint[1:]
+    full = np.packbits(band, axis=1) == 255  # STRIP (8) columns a byte
+    thin = full & ~_in_runs_over(full, PIECE_ROWS)  # a thick stroke is no printed line
+    long, wide = max(BOX_SPAN * width, 3 * STRIP) - STRIP, RULE_SPAN * width - 2 * STRIP
+    columns = np.flatnonzero(np.diff(thin.any(axis=0), prepend=False, append=False))
+    if not columns.size or (columns[1::2] - columns[::2]).max() * STRIP < long:
+        return None  # no piece could be that long: most uploads
+    labels, _ = ndimage.label(thin, structure=ink_blobs.EIGHT_NEIGHBOURS)
+    rises, across_it = [], []
+    for number, box in enumerate(ndimage.find_objects(labels), start=1):
+        if (box[1].stop - box[1].start) * STRIP < long:
+            continue
+        piece = labels[box] == number
+        if len(rises) >= MAX_LINES:
+            break  # noise
+        # The piece's ink: in its rows of each strip and the next row either way.
+        own = np.zeros((piece.shape[0] + 2, piece.shape[1]), dtype=bool)
+        own[:-2] |= piece
+        own[1:-1] |= piece
+        own[2:] |= piece
+        top, bottom = box[0].start - 1, box[0].stop + 1
+        own = np.repeat(own[max(0, -top) : own.shape[0] - max(0, bottom - height)], STRIP, axis=1)
+        left = box[1].start * STRIP
+        ys, xs = np.nonzero(
+            own & faint[max(0, top) : min(bottom, height), left : left + own.shape[1]]
+        )
+        xs = xs - xs.mean()
+        rises.append(float(xs @ (ys - ys.mean()) / max(float(xs @ xs), 1.0)))
+        across_it.append((box[1].stop - box[1].start) * STRIP >= wide)
+    if not rises:
+        return None
+    chosen = np.array(rises)[across_it] if any(across_it) else np.array(rises)
+    if len(chosen) < 2 and not any(across_it):
+        return 0.0  # one short piece: a stroke as likely as a box's side
+    rise = float(np.median(chosen))
+    return rise if abs(rise) * width >= 1.0 else 0.0
+
+
+def _in_runs_over(mask: np.ndarray, most: int) -> np.ndarray:
+    """The pixels of ``mask`` in runs down its columns longer than ``most``."""
+    height = mask.shape[0]
+    if height <= most:
+        return np.zeros_like(mask)
+    starts = mask[: height - most].copy()  # where a run of most + 1 begins
+    for step in range(1, most + 1):
+        starts &= mask[step : height - most + step]
+    inside = np.zeros_like(mask)
+    for step in range(most + 1):
+        inside[step : height - most + step] |= starts
+    return inside
+
+
+def _closed_box(
+    strokes: np.ndarray, faint: np.ndarray, rise: float, lean: float
+) -> tuple[np.ndarray, np.ndarray] | None:
     """A box shorter than RULE_SPAN of the image (a narrow digit's cell cropped with
     paper round it): flat and upright lines of ``strokes`` (a form's box is printed
     dark) across BOX_SPAN of it or more, each running from a line of the other
     orientation to another; their pixels, or None."""
     height, width = strokes.shape
-    flat_mask = drifting(strokes, round(BOX_SPAN * width))
+    flat_mask = drifting(strokes, round(BOX_SPAN * width), rise)
     if not flat_mask.any():
         return None  # most uploads: none of the cost below
-    upright_mask = drifting(strokes.T, round(BOX_SPAN * height)).T
+    upright_mask = drifting(strokes.T, round(BOX_SPAN * height), lean).T
     if not upright_mask.any():
         return None
-    flat = _Lines(flat_mask, faint, axis=1)
-    upright = _Lines(upright_mask, faint, axis=0)
+    flat = _Lines(flat_mask, faint, 1, rise)
+    upright = _Lines(upright_mask, faint, 0, lean)
     if not (2 <= len(flat.boxes) <= MAX_LINES and 2 <= len(upright.boxes) <= MAX_LINES):
         return None
     ends, sides = flat.where(upright.joined), upright.where(flat.joined)
     return (ends, sides) if ends.any() and sides.any() else None
 
 
-class _Lines:
-    """Straight lines of one orientation, running along ``axis``: each one's box,
-    and how thick the ink (``faint``) is across it: the lower quartile along it (a
-    stroke that crosses it or runs along it makes it thicker there)."""
+class _Cut:
+    """Pieces of printed lines a turned page's corners cut short: on a level page a
+    line runs across the image or not at all, but turned, a line near the top or
+    bottom (or a side) leaves through the image's edge after part of its length. The
+    components of ``rest`` within 2 px of the image's edge, at most CUT_THICKNESS
+    thick (their area over their length); left in the writing, they would make it
+    reach the edge and fail every line's margins. Erased when thinner than a rule."""
 
-    def __init__(self, lines: np.ndarray, faint: np.ndarray, axis: int):
-        self.axis, self._faint = axis, faint
+    def __init__(self, rest: np.ndarray):
+        labels, _ = ndimage.label(rest, structure=ink_blobs.EIGHT_NEIGHBOURS)
+        height, width = rest.shape
+        self._labels, self._thickness = labels, [np.inf]
+        for number, box in enumerate(ndimage.find_objects(labels), start=1):
+            rows, columns = box
+            edge = min(rows.start, columns.start, height - rows.stop, width - columns.stop) <= 2
+            length = max(_length(rows), _length(columns))
+            area = np.count_nonzero(labels[box] == number) if edge else 0
+            thick = area / length if area else np.inf
+            self._thickness.append(thick if thick <= CUT_THICKNESS else np.inf)
+        self._thickness = np.array(self._thickness)
+        self.pieces = np.isfinite(self._thickness)[labels]
+
+    def thinner_than(self, thinnest: float) -> np.ndarray:
+        return (self._thickness <= thinnest)[self._labels]
+
+
+class _Lines:
+    """Straight lines of one orientation, running along ``axis`` and sloping by
+    ``slope`` (rows a column, or columns a row): each one's box, and how thick the
+    ink (``faint``) is across it: the lower quartile along it (a stroke that crosses
+    it or runs along it makes it thicker there)."""
+
+    def __init__(self, lines: np.ndarray, faint: np.ndarray, axis: int, slope: float = 0.0):
+        self.axis, self._faint, self.slope = axis, faint, abs(slope)
         self.labels, _ = ndimage.label(lines, structure=ink_blobs.EIGHT_NEIGHBOURS)
         self.boxes = ndimage.find_objects(self.labels)
 
@@ -181,19 +311,24 @@ class _Lines:
 
     def least_gap(self) -> int:
         """The fewest rows between two of these (flat) lines one above the other,
-        their thickness left out; a huge number when there are not two."""
+        their thickness left out (their drift too, when they slope: the gap is
+        then the least between their boxes); a huge number when there are not two."""
         boxes = sorted(self.boxes, key=lambda box: box[0].start)
         gaps = [b[0].start - a[0].stop for a, b in itertools.pairwise(boxes)]
+        if self.slope:  # sloping lines' boxes overlap, as do a line's pieces: not a gap
+            gaps = [gap for gap in gaps if gap >= 3]
         return max(3, min(gaps)) if gaps else 1 << 30
 
     def joined(self, other: tuple[slice, slice]) -> bool:
         """Whether a line of the other orientation (its box) runs from one of these
-        lines to another: each of its ends within 2 px of one, which reaches it."""
+        lines to another: each of its ends within 2 px of one, which reaches it (a
+        sloping line's box is wider than the line by its drift: as these lines')."""
         along, position = other[1 - self.axis], other[self.axis]
+        slack = 2 + round(self.slope * _length(along))
         ends = [False, False]
         for box in self.boxes:
             lies, runs = box[1 - self.axis], box[self.axis]
-            if runs.start - 2 <= position.start and position.stop <= runs.stop + 2:
+            if runs.start - slack <= position.start and position.stop <= runs.stop + slack:
                 ends[0] |= lies.start - 2 <= along.start <= lies.stop + 2
                 ends[1] |= lies.start - 2 <= along.stop - 1 <= lies.stop + 2
         return all(ends)
@@ -232,6 +367,10 @@ class _Lines:
                 and along.stop >= extent[1] + margin
             )
         return keep[self.labels] & (self.runs <= self.thick[self.labels] + 1)
+
+
+def _length(span: slice) -> int:
+    return span.stop - span.start
 
 
 def _run_lengths(mask: np.ndarray, axis: int) -> np.ndarray:
