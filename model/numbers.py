@@ -8,8 +8,9 @@ with ``--source pendigits-as-recorded``), or, with ``--source box16``, a held-ou
 box-normalised to 16×16 as postal and form scans hold digits (stretched to fill
 its box, every other one binarised), written with gaps from wide to none, with or
 without touching pairs (strokes that meet or overlap), a baseline that drifts, a
-slant, sometimes on ruled lines, and rendered as a canvas drawing, a scan or a
-phone photo; with ``--boxes``, one digit to a box of a form's row of boxes, scanned:
+slant, sometimes on ruled lines (the page turned by up to 3°), and rendered as a
+canvas drawing, a scan or a phone photo; with ``--boxes``, one digit to a box of a
+form's row of boxes, scanned:
 
     python -m model.numbers [--count 600] [--source pendigits|box16] [--boxes] [--url http://127.0.0.1:8000]
 
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from model import data, distort, realdigits, uploads
+from model import data, distort, printed, realdigits, uploads
 
 HEIGHT = 96  # a digit's ink height on the sheet, before its own jitter
 KINDS = ("canvas", "scan", "photo", "ruled")
@@ -113,18 +114,29 @@ def _paper(
     return paper * (1 - coverage) + ink * coverage + rng.normal(0, 2, coverage.shape)
 
 
-def render(coverage: np.ndarray, baseline: int, kind: str, rng: np.random.Generator) -> bytes:
-    """The written number as an upload of one of KINDS."""
+def render(
+    coverage: np.ndarray, baseline: int, kind: str, rng: np.random.Generator, rise: float = 0.0
+) -> bytes:
+    """The written number as an upload of one of KINDS; ruled paper's lines rise by
+    ``rise`` rows a column (the page turned)."""
     if kind == "canvas":  # dark strokes on transparency, PNG
         rgba = np.zeros((*coverage.shape, 4), dtype=np.uint8)
         rgba[..., :3] = 17
         rgba[..., 3] = np.clip(coverage * 255, 0, 255).astype(np.uint8)
         return uploads.encode(Image.fromarray(rgba, "RGBA"), "PNG")
-    if kind == "ruled":  # a scan of ruled paper: the baseline and the line above
+    if kind == "ruled":  # ruled paper, turned a little: the baseline and the line above
         pixels = _paper(coverage, rng)
+        height, width = pixels.shape
+        columns = np.arange(width)
+        drift = rise * (columns - width / 2)
         for row in (baseline + int(rng.integers(1, 6)), baseline - int(1.6 * HEIGHT)):
-            if 0 <= row < pixels.shape[0] - 3:
-                pixels[row : row + 3] = np.minimum(pixels[row : row + 3], rng.uniform(120, 170))
+            if not 0 <= row < height - 3:
+                continue
+            level = rng.uniform(120, 170)
+            for rows in np.round(row + drift).astype(np.intp) + np.arange(3)[:, None]:
+                inside = (rows >= 0) & (rows < height)
+                at = (rows[inside], columns[inside])
+                pixels[at] = np.minimum(pixels[at], level)
         image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L")
         return uploads.encode(image, "PNG")
     if kind == "scan":
@@ -145,14 +157,16 @@ def render(coverage: np.ndarray, baseline: int, kind: str, rng: np.random.Genera
 def numbers(digits: data.Split, count: int, seed: int = 0) -> Iterator[Number]:
     """`count` numbers of 2–8 digits, kinds and spacings in turn."""
     rng = np.random.default_rng(seed)
+    turns = np.random.default_rng((seed, 1))  # apart: the numbers stay those of before
     for index in range(count):
+        rise = printed.turned(turns)
         length = int(rng.integers(2, 9))
         chosen = rng.integers(0, len(digits.labels), length)
         kind = KINDS[index % len(KINDS)]
         spacing = SPACINGS[(index // len(KINDS)) % len(SPACINGS)]
         coverage, baseline = compose([digits.images[i] for i in chosen], spacing, rng)
         text = "".join(str(int(digits.labels[i])) for i in chosen)
-        yield Number(text, kind, spacing, render(coverage, baseline, kind, rng))
+        yield Number(text, kind, spacing, render(coverage, baseline, kind, rng, rise))
 
 
 def in_boxes(images: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:

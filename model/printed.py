@@ -28,7 +28,7 @@ def _ink(digit: np.ndarray, rng: np.random.Generator, margin: tuple[int, int]) -
     return d.padded(ink, *(int(m) for m in rng.integers(margin[0], margin[1] + 1, 4)))
 
 
-def _slope(rng: np.random.Generator) -> float:
+def turned(rng: np.random.Generator) -> float:
     """A page turned by up to TILT degrees: its flat lines' rise per column."""
     return float(np.tan(np.radians(rng.uniform(-TILT, TILT))))
 
@@ -45,7 +45,7 @@ def _lines(
     height, width = shape
     image = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(image)
-    slope = _slope(rng)
+    slope = turned(rng)
     thickness = int(rng.integers(1, 3))
     start = rng.integers(0, spacing, 2)
     if across:
@@ -87,10 +87,11 @@ def form_box(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     height, width = ink.shape
     image = Image.new("L", (width, height), 0)
     inset, thickness = int(rng.integers(0, 13)), int(rng.integers(1, 3))
-    slope, middle = _slope(rng), np.array([(width - 1) / 2, (height - 1) / 2])
+    slope, middle = turned(rng), np.array([(width - 1) / 2, (height - 1) / 2])
     corners = np.array([(0, 0), (1, 0), (1, 1), (0, 1), (0, 0)]) * (middle * 2 - 2 * inset) + inset
-    turned = (corners - middle) @ np.array([[1, slope], [-slope, 1]]) + middle
-    ImageDraw.Draw(image).line([tuple(p) for p in turned], fill=255, width=thickness, joint="curve")
+    outline = (corners - middle) @ np.array([[1, slope], [-slope, 1]]) + middle
+    draw = ImageDraw.Draw(image)
+    draw.line([tuple(point) for point in outline], fill=255, width=thickness, joint="curve")
     lines = np.asarray(image, dtype=np.float32) / 255.0
     return _written(ink, lines, rng.uniform(40, 140), rng)
 
