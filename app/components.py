@@ -98,14 +98,17 @@ def line_height(blobs: Blobs, pen: float) -> float:
     return float(np.median(heights[heights >= 0.5 * heights.max()]))
 
 
-def without_rules(strokes: np.ndarray, blobs: Blobs, height: float) -> np.ndarray | None:
+def without_rules(
+    strokes: np.ndarray, blobs: Blobs, height: float, rise: float = 0.0
+) -> np.ndarray | None:
     """The strokes with rules (ruled paper, underlines, boxes) erased, or None if
-    there are none. Where a stroke crosses a rule, the crossing is kept."""
+    there are none; on a page turned so that they rise ``rise`` rows a column
+    (``rules.tilt``). Where a stroke crosses a rule, the crossing is kept."""
     length = max(3, round(RULE_LENGTH * height))
     if not (blobs.width >= length).any():
         return None
-    # Let a rule drift a row or two (a slightly tilted page) and still be one run.
-    lines = rules.drifting(strokes, length)
+    # Let a rule drift a row or two (and follow a turned page's slope) and still be one run.
+    lines = rules.drifting(strokes, length, rise)
     if not lines.any():
         return None
     kept = strokes & ~lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 
 import numpy as np
 import pytest
@@ -189,6 +190,29 @@ def test_rules_under_and_around_the_digits_are_no_digits(client: TestClient) -> 
     bottom = drawn[0][3] + 4
     draw.line([(0, bottom), (image.width, bottom)], fill=0, width=4)  # ruled paper, touching
     draw.line([(0, 12), (image.width, 14)], fill=0, width=3)  # the rule above, apart
+    body = read(client, image)
+    assert body["number"] == "2025"
+    check_boxes(body, drawn)
+    assert body["other"] == []
+
+
+@pytest.mark.parametrize("turn", [-3.0, 3.0])
+@pytest.mark.parametrize("cropped", [False, True], ids=["with paper round", "cropped close"])
+def test_the_rules_of_a_turned_page_are_no_digits(
+    client: TestClient, turn: float, cropped: bool
+) -> None:
+    """Ruled paper photographed askew: the rules rise across the image, past the row
+    or two a level rule may wobble, and still are no digits; cropped close to the
+    writing too, where they run past it by less than a rule of one digit's upload."""
+    image, drawn = draw_number("2025", gap=0.4)
+    if cropped:
+        left, right = drawn[0][0] - 6, drawn[-1][2] + 6
+        image = image.crop((left, 0, right, image.height))
+        drawn = [(a - left, b, c - left, d) for a, b, c, d in drawn]
+    draw = ImageDraw.Draw(image)
+    rise = math.tan(math.radians(turn)) * image.width / 2
+    for y in (drawn[0][3] + 6, drawn[0][1] - 10):  # the baseline's rule and the one above
+        draw.line([(0, y - rise), (image.width, y + rise)], fill=110, width=3)
     body = read(client, image)
     assert body["number"] == "2025"
     check_boxes(body, drawn)
