@@ -24,7 +24,8 @@ a shorter arm); one running from a flat line to the next is a side of a form's
 boxes in a row (a comb), however short. With no rule across RULE_SPAN of the image,
 a closed box narrower than that (a 1's cell cropped with paper round it) is looked
 for among the dark strokes: lines across BOX_SPAN of it, each running from a line
-of the other orientation to another. Where a stroke crosses a line or lies on it,
+of the other orientation to another (or past it by OVERRUN: a form's lines may
+cross at the corners). Where a stroke crosses a line or lies on it,
 the ink across it is thicker than the line: that stays. Images under MIN_SIDE
 a side hold no rules: a 16×16 scan's strokes are as thin as one. Flat and upright
 lines are each looked for at their own slope (a photo's perspective turns them
@@ -47,6 +48,7 @@ RULE_THINNESS = 0.5  # ... and is at most this share of the writing's pen width 
 FRAME_THINNESS = 0.75  # but a box round the writing need only be this thin,
 FRAME_SLACK = 0.1  # and as long as the writing but this share of it at either end
 BOX_SPAN = 0.4  # a box round the writing narrower than RULE_SPAN: its sides this long
+OVERRUN = 0.15  # ... and each may run past its corners by this share of its length
 MIN_SIDE = 32  # no rule in a smaller image
 MAX_LINES = 128  # more lines of one orientation than this: noise, not paper (bounds the cost)
 STRIP = 8  # columns: a line rising a row in this many (7 degrees) is still followed
@@ -127,7 +129,7 @@ def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
     lean = 0.0 if rise is None else (tilt(faint.T) or 0.0)  # no flat piece: no rule
     rise = rise or 0.0
     wide, tall = round(RULE_SPAN * width), round(RULE_SPAN * height)
-    flat = drifting(faint, wide, rise)
+    flat, found = drifting(faint, wide, rise), None
     if flat.any():
         flat_lines = _Lines(flat, faint, 1, rise)
         if len(flat_lines.boxes) > MAX_LINES:
@@ -139,20 +141,26 @@ def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
         if gap < tall:
             short = _Lines(drifting(faint.T, gap, lean).T & ~upright, faint, 0, lean)
             if len(short.boxes) <= MAX_LINES:
-                upright |= short.where(flat_lines.joined)
-    else:
+                upright |= short.where(flat_lines.joined_by(short))
+        found = _erasable(strokes, flat_lines, _Lines(upright, faint, 0, lean))
+    if found is None:  # none of those, or no rule among them: a box narrower than that?
         closed = _closed_box(strokes, faint, rise, lean)
-        if closed is None:
-            return None
-        flat, upright = closed
-        flat_lines = _Lines(flat, faint, 1, rise)
-    upright_lines = _Lines(upright, faint, 0, lean)
+        if closed is not None:
+            found = _erasable(strokes, *closed)
+    return found
+
+
+def _erasable(strokes: np.ndarray, flat_lines: _Lines, upright_lines: _Lines) -> np.ndarray | None:
+    """Of these lines, the rules to erase (see ``across``), or None."""
+    height, width = strokes.shape
     if len(upright_lines.boxes) > MAX_LINES:
         return None
+    flat, upright = flat_lines.labels > 0, upright_lines.labels > 0
     # The writing: the strokes off the lines and their next pixel across (where a
     # tilted line leaves its band of rows, as its ends may).
     rest = strokes & ~ink_blobs.dilated(flat, 1) & ~ink_blobs.dilated(upright, 1)
-    cut = _Cut(rest) if rise or lean else None  # a turned page's lines its corners cut
+    turned = flat_lines.slope or upright_lines.slope
+    cut = _Cut(rest) if turned else None  # a turned page's lines its corners cut short
     if cut is not None:
         rest = rest & ~cut.pieces
     box = ink_blobs.bounds(rest)
@@ -237,11 +245,11 @@ def _in_runs_over(mask: np.ndarray, most: int) -> np.ndarray:
 
 def _closed_box(
     strokes: np.ndarray, faint: np.ndarray, rise: float, lean: float
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> tuple[_Lines, _Lines] | None:
     """A box shorter than RULE_SPAN of the image (a narrow digit's cell cropped with
     paper round it): flat and upright lines of ``strokes`` (a form's box is printed
     dark) across BOX_SPAN of it or more, each running from a line of the other
-    orientation to another; their pixels, or None."""
+    orientation to another: the flat and the upright ones, or None."""
     height, width = strokes.shape
     flat_mask = drifting(strokes, round(BOX_SPAN * width), rise)
     if not flat_mask.any():
@@ -253,8 +261,11 @@ def _closed_box(
     upright = _Lines(upright_mask, faint, 0, lean)
     if not (2 <= len(flat.boxes) <= MAX_LINES and 2 <= len(upright.boxes) <= MAX_LINES):
         return None
-    ends, sides = flat.where(upright.joined), upright.where(flat.joined)
-    return (ends, sides) if ends.any() and sides.any() else None
+    ends = flat.where(upright.joined_by(flat, OVERRUN))
+    sides = upright.where(flat.joined_by(upright, OVERRUN))
+    if not (ends.any() and sides.any()):
+        return None
+    return _Lines(ends, faint, 1, rise), _Lines(sides, faint, 0, lean)
 
 
 class _Cut:
@@ -319,19 +330,25 @@ class _Lines:
             gaps = [gap for gap in gaps if gap >= 3]
         return max(3, min(gaps)) if gaps else 1 << 30
 
-    def joined(self, other: tuple[slice, slice]) -> bool:
-        """Whether a line of the other orientation (its box) runs from one of these
-        lines to another: each of its ends within 2 px of one, which reaches it (a
-        sloping line's box is wider than the line by its drift: as these lines')."""
-        along, position = other[1 - self.axis], other[self.axis]
-        slack = 2 + round(self.slope * _length(along))
-        ends = [False, False]
-        for box in self.boxes:
-            lies, runs = box[1 - self.axis], box[self.axis]
-            if runs.start - slack <= position.start and position.stop <= runs.stop + slack:
-                ends[0] |= lies.start - 2 <= along.start <= lies.stop + 2
-                ends[1] |= lies.start - 2 <= along.stop - 1 <= lies.stop + 2
-        return all(ends)
+    def joined_by(self, others: _Lines, overrun: float = 0.0):
+        """Whether a line of ``others`` (the other orientation; its box) runs from one
+        of these lines to another: each of its ends within 2 px of one (or past it by
+        ``overrun`` of its length: a form's lines may cross at a box's corners), which
+        reaches it (a sloping line's box is wider than the line by its drift)."""
+
+        def joined(other: tuple[slice, slice]) -> bool:
+            along, position = other[1 - self.axis], other[self.axis]
+            slack = 2 + round(others.slope * _length(along))
+            past = round(overrun * _length(along))
+            ends = [False, False]
+            for box in self.boxes:
+                lies, runs = box[1 - self.axis], box[self.axis]
+                if runs.start - slack <= position.start and position.stop <= runs.stop + slack:
+                    ends[0] |= lies.start - 2 - past <= along.start <= lies.stop + 2
+                    ends[1] |= lies.start - 2 <= along.stop - 1 <= lies.stop + 2 + past
+            return all(ends)
+
+        return joined
 
     def where(self, wanted) -> np.ndarray:
         """The pixels of the lines whose box is ``wanted``."""

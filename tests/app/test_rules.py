@@ -257,3 +257,16 @@ def test_pieces_of_one_sloping_line_are_not_a_gap_between_lines() -> None:
     found = rules._Lines(lines, lines, 1, slope=8 / 150)
     assert len(found.boxes) >= 3
     assert found.least_gap() >= 20
+
+
+def test_a_narrow_box_whose_one_side_overruns_its_corner() -> None:
+    """A box narrower than RULE_SPAN whose bottom line runs on past the corner (as a
+    form's lines cross at their corners) to RULE_SPAN of the image: no rule, but
+    still the box."""
+    grey, ink = sheet(box=(24, 20, 130, 145), level=90.0)
+    grey[145, 8:24] = 90.0  # the overrun: the bottom line now spans 122 of 150 px
+    printed = (grey == 90.0) & ~ink
+    found = erased(grey)
+    assert found is not None
+    assert found[printed].mean() > 0.85
+    assert not (found & ink).any()
