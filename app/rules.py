@@ -201,7 +201,7 @@ def tilt(faint: np.ndarray) -> float | None:
     labels, _ = ndimage.label(thin, structure=ink_blobs.EIGHT_NEIGHBOURS)
     rises, across_it = [], []
     for number, box in enumerate(ndimage.find_objects(labels), start=1):
-        if (box[1].stop - box[1].start) * STRIP < long:
+        if _length(box[1]) * STRIP < long:
             continue
         piece = labels[box] == number
         if len(rises) >= MAX_LINES:
@@ -219,7 +219,7 @@ def tilt(faint: np.ndarray) -> float | None:
         )
         xs = xs - xs.mean()
         rises.append(float(xs @ (ys - ys.mean()) / max(float(xs @ xs), 1.0)))
-        across_it.append((box[1].stop - box[1].start) * STRIP >= wide)
+        across_it.append(_length(box[1]) * STRIP >= wide)
     if not rises:
         return None
     chosen = np.array(rises)[across_it] if any(across_it) else np.array(rises)
@@ -277,17 +277,18 @@ class _Cut:
     reach the edge and fail every line's margins. Erased when thinner than a rule."""
 
     def __init__(self, rest: np.ndarray):
-        labels, _ = ndimage.label(rest, structure=ink_blobs.EIGHT_NEIGHBOURS)
-        height, width = rest.shape
-        self._labels, self._thickness = labels, [np.inf]
-        for number, box in enumerate(ndimage.find_objects(labels), start=1):
-            rows, columns = box
-            edge = min(rows.start, columns.start, height - rows.stop, width - columns.stop) <= 2
-            length = max(_length(rows), _length(columns))
-            area = np.count_nonzero(labels[box] == number) if edge else 0
-            thick = area / length if area else np.inf
-            self._thickness.append(thick if thick <= CUT_THICKNESS else np.inf)
-        self._thickness = np.array(self._thickness)
+        labels, count = ndimage.label(rest, structure=ink_blobs.EIGHT_NEIGHBOURS)
+        edge = np.ones_like(rest)
+        edge[3:-3, 3:-3] = False
+        areas = np.bincount(labels.ravel(), minlength=count + 1)
+        boxes = ndimage.find_objects(labels)
+        self._labels, self._thickness = labels, np.full(count + 1, np.inf)
+        touching = np.unique(labels[edge])
+        for number in touching[touching > 0]:
+            rows, columns = boxes[number - 1]
+            thick = areas[number] / max(_length(rows), _length(columns))
+            if thick <= CUT_THICKNESS:
+                self._thickness[number] = thick
         self.pieces = np.isfinite(self._thickness)[labels]
 
     def thinner_than(self, thinnest: float) -> np.ndarray:
@@ -331,8 +332,8 @@ class _Lines:
         return max(3, min(gaps)) if gaps else 1 << 30
 
     def joined_by(self, others: _Lines, overrun: float = 0.0):
-        """Whether a line of ``others`` (the other orientation; its box) runs from one
-        of these lines to another: each of its ends within 2 px of one (or past it by
+        """The test whether a line of ``others`` (the other orientation; its box) runs
+        from one of these lines to another: each of its ends within 2 px of one (or past it by
         ``overrun`` of its length: a form's lines may cross at a box's corners), which
         reaches it (a sloping line's box is wider than the line by its drift)."""
 
