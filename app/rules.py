@@ -5,8 +5,9 @@ exercise book or a form's cell brings them along; left in, they join the digit's
 strokes and the network sees a grid, a frame or a bar. ``long_runs`` and
 ``drifting`` find straight horizontal runs of ink that wobble by a row either way
 (``app.components`` erases a line of digits' rules with them too), on a page
-turned by a few degrees too: ``tilt`` finds how far its lines rise, and
-``drifting`` shifts each column by that much to look for them level.
+turned by a few degrees too: ``turned`` finds how far its lines rise and lean
+(``tilt``, for each orientation), and ``drifting`` shifts each column by that much
+to look for them level.
 
 ``across`` tells which lines to erase from an upload of one digit (step 5 of
 ``app.preprocessing``, in ``app.ink_blobs.digit_ink``) or of a line of digits
@@ -108,26 +109,29 @@ def _level(mask: np.ndarray, length: int, stepped: bool = False) -> np.ndarray:
     return runs & mask
 
 
-def erase(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
+def erase(
+    ink: np.ndarray, strokes: np.ndarray, slopes: tuple[float, float] | None = None
+) -> np.ndarray | None:
     """Erase the rules ``across`` finds: their ink goes to 0, in place; the strokes
     without them, or None when there are none (nothing changed)."""
-    lines = across(ink, strokes)
+    lines = across(ink, strokes, slopes)
     if lines is None:
         return None
     ink[lines] = 0.0
     return strokes & ~lines
 
 
-def across(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray | None:
+def across(
+    ink: np.ndarray, strokes: np.ndarray, slopes: tuple[float, float] | None = None
+) -> np.ndarray | None:
     """The pixels of the rules to erase from an upload of a digit or a line of
-    digits (its ink and stroke maps), crossings left out; None when there are none."""
+    digits (its ink and stroke maps), crossings left out; None when there are none.
+    ``slopes``: the page's, as ``turned`` finds them (found here if not given)."""
     height, width = strokes.shape
     if min(height, width) < MIN_SIDE:
         return None
     faint = strokes | (ink > ink_blobs.FAINT_INK)
-    rise = tilt(faint)  # the flat lines' slope, and the upright ones' (columns a row)
-    lean = 0.0 if rise is None else (tilt(faint.T) or 0.0)  # no flat piece: no rule
-    rise = rise or 0.0
+    rise, lean = slopes if slopes is not None else turned(faint)
     wide, tall = round(RULE_SPAN * width), round(RULE_SPAN * height)
     flat, found = drifting(faint, wide, rise), None
     if flat.any():
@@ -159,8 +163,8 @@ def _erasable(strokes: np.ndarray, flat_lines: _Lines, upright_lines: _Lines) ->
     # The writing: the strokes off the lines and their next pixel across (where a
     # tilted line leaves its band of rows, as its ends may).
     rest = strokes & ~ink_blobs.dilated(flat, 1) & ~ink_blobs.dilated(upright, 1)
-    turned = flat_lines.slope or upright_lines.slope
-    cut = _Cut(rest) if turned else None  # a turned page's lines its corners cut short
+    askew = flat_lines.slope or upright_lines.slope
+    cut = _Cut(rest) if askew else None  # a turned page's lines its corners cut short
     if cut is not None:
         rest = rest & ~cut.pieces
     box = ink_blobs.bounds(rest)
@@ -178,6 +182,14 @@ def _erasable(strokes: np.ndarray, flat_lines: _Lines, upright_lines: _Lines) ->
         return None
     found = flat | upright_lines.rules(box[:2], margins[1], thinnest)
     return found if cut is None else found | cut.thinner_than(thinnest)
+
+
+def turned(faint: np.ndarray) -> tuple[float, float]:
+    """How far a turned page's flat lines rise (rows a column) and its upright ones
+    lean (columns a row), from the ink (``faint``); 0.0 each on a level page."""
+    rise = tilt(faint)
+    lean = 0.0 if rise is None else (tilt(faint.T) or 0.0)  # no flat piece: no rule
+    return rise or 0.0, lean
 
 
 def tilt(faint: np.ndarray) -> float | None:

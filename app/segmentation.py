@@ -205,13 +205,13 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
     scale = (width / decoded.width, height / decoded.height)
     strength = preprocessing.ink_strength(preprocessing.grey_levels(decoded))
     ink, strokes = strength.ink, strength.strokes
-    rise = rules.tilt(strokes | (ink > ink_blobs.FAINT_INK)) or 0.0  # the page turned
-    without_lines = rules.erase(ink, strokes)  # a form's boxes, squared paper
+    slopes = rules.turned(strokes | (ink > ink_blobs.FAINT_INK))  # of a page askew
+    without_lines = rules.erase(ink, strokes, slopes)  # a form's boxes, squared paper
     if without_lines is not None:
         strokes = without_lines
     blobs, pen = components.find(ink, strokes)
     line = components.line_height(blobs, pen)
-    cleaned = components.without_rules(strokes, blobs, line, rise)
+    cleaned = components.without_rules(strokes, blobs, line, slopes[0])
     if cleaned is not None:
         if not cleaned.any():
             raise preprocessing.NoDigitError("No digit found: only lines, no writing.")
