@@ -122,7 +122,7 @@ def _digit_strokes(
     if count > 1:
         # Strokes broken where the pen was faint (a hairline beside a heavy blot)
         # are one blob through their faint pixels.
-        faint, faint_count = ndimage.label(strokes | (ink > FAINT_INK), structure=EIGHT_NEIGHBOURS)
+        faint, faint_count = ndimage.label(with_faint(ink, strokes), structure=EIGHT_NEIGHBOURS)
         held = np.zeros(faint_count + 1, dtype=bool)
         held[faint[strokes]] = True
         # The joined blobs are the faint blobs holding strokes, numbered in order
@@ -227,6 +227,11 @@ def label_masses(ink: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
     """The ink of each of the labels 1..count (float64), as ``ndimage.sum_labels``
     gives it, in half its time."""
     return np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)[1:]
+
+
+def with_faint(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+    """The strokes and the fainter ink that bridges them (over FAINT_INK)."""
+    return strokes | (ink > FAINT_INK)
 
 
 def pen_width(strokes: np.ndarray) -> float:

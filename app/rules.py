@@ -91,9 +91,7 @@ def _level(mask: np.ndarray, length: int, stepped: bool = False) -> np.ndarray:
     """``drifting`` on a level page; ``stepped``: one made level by shifting its
     columns, where a line steps a row up or down at each rounding (and may leave a
     pixel's gap there)."""
-    band = mask.copy()
-    band[1:] |= mask[:-1]
-    band[:-1] |= mask[1:]
+    band = _rows_either_way(mask)
     runs = np.zeros_like(mask)
     rows = np.flatnonzero(np.count_nonzero(band, axis=1) >= length)  # most have none
     if rows.size:
@@ -130,7 +128,7 @@ def across(
     height, width = strokes.shape
     if min(height, width) < MIN_SIDE:
         return None
-    faint = strokes | (ink > ink_blobs.FAINT_INK)
+    faint = ink_blobs.with_faint(ink, strokes)
     rise, lean = slopes if slopes is not None else turned(faint)
     wide, tall = round(RULE_SPAN * width), round(RULE_SPAN * height)
     flat, found = drifting(faint, wide, rise), None
@@ -201,10 +199,7 @@ def tilt(faint: np.ndarray) -> float | None:
     strips: where every column of a strip has ink within a row of a row, a line
     passes; a piece is such places strip after strip, a row apart."""
     height, width = faint.shape
-    band = faint.copy()
-    band[1:] |= faint[:-1]
-    band[:-1] |= faint[1:]
-    full = np.packbits(band, axis=1) == 255  # STRIP (8) columns a byte
+    full = np.packbits(_rows_either_way(faint), axis=1) == 255  # STRIP (8) columns a byte
     thin = full & ~_in_runs_over(full, PIECE_ROWS)  # a thick stroke is no printed line
     long, wide = max(BOX_SPAN * width, 3 * STRIP) - STRIP, RULE_SPAN * width - 2 * STRIP
     columns = np.flatnonzero(np.diff(thin.any(axis=0), prepend=False, append=False))
@@ -219,10 +214,7 @@ def tilt(faint: np.ndarray) -> float | None:
         if len(rises) >= MAX_LINES:
             break  # noise
         # The piece's ink: in its rows of each strip and the next row either way.
-        own = np.zeros((piece.shape[0] + 2, piece.shape[1]), dtype=bool)
-        own[:-2] |= piece
-        own[1:-1] |= piece
-        own[2:] |= piece
+        own = _rows_either_way(np.pad(piece, ((1, 1), (0, 0))))
         top, bottom = box[0].start - 1, box[0].stop + 1
         own = np.repeat(own[max(0, -top) : own.shape[0] - max(0, bottom - height)], STRIP, axis=1)
         left = box[1].start * STRIP
@@ -239,6 +231,14 @@ def tilt(faint: np.ndarray) -> float | None:
         return 0.0  # one short piece: a stroke as likely as a box's side
     rise = float(np.median(chosen))
     return rise if abs(rise) * width >= 1.0 else 0.0
+
+
+def _rows_either_way(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with the pixels a row above and below each of its pixels."""
+    band = mask.copy()
+    band[1:] |= mask[:-1]
+    band[:-1] |= mask[1:]
+    return band
 
 
 def _in_runs_over(mask: np.ndarray, most: int) -> np.ndarray:

@@ -205,7 +205,7 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
     scale = (width / decoded.width, height / decoded.height)
     strength = preprocessing.ink_strength(preprocessing.grey_levels(decoded))
     ink, strokes = strength.ink, strength.strokes
-    slopes = rules.turned(strokes | (ink > ink_blobs.FAINT_INK))  # of a page askew
+    slopes = rules.turned(ink_blobs.with_faint(ink, strokes))  # of a page askew
     without_lines = rules.erase(ink, strokes, slopes)  # a form's boxes, squared paper
     if without_lines is not None:
         strokes = without_lines

@@ -202,7 +202,7 @@ def test_more_lines_than_paper_has_are_left_alone() -> None:
 
 def faint_of(grey: np.ndarray) -> np.ndarray:
     strength = preprocessing.ink_strength(grey)
-    return strength.strokes | (strength.ink > ink_blobs.FAINT_INK)
+    return ink_blobs.with_faint(strength.ink, strength.strokes)
 
 
 @pytest.mark.parametrize("drift", [-8, -3, 0, 5, 10])
