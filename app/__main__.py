@@ -24,7 +24,8 @@ import uvicorn
 
 from app.config import get_settings
 from app.inference import ModelLoadError, prepare
-from app.observability import clear_multiprocess_dir, configure_logging, logging_config
+from app.logs import configure_logging, logging_config
+from app.observability import clear_multiprocess_dir
 from app.protocol import JsonErrorsProtocol
 
 

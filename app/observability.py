@@ -4,12 +4,11 @@
   app (several apps in one process, as in the tests, never collide). With
   ``PROMETHEUS_MULTIPROC_DIR`` set (several workers), values go to files there
   and ``GET /metrics`` adds up all workers.
-- ``configure_logging`` / ``logging_config``: one JSON object per line on
-  stderr, for our loggers and uvicorn's.
 - ``ObservabilityMiddleware``: pure ASGI; gives each request an ``X-Request-ID``
   (the client's, if sane, else a new one) and echoes it, counts and times the
-  request by route template and status, and logs one line for it. Route
-  handlers add fields to that line (digit, confidence) with ``annotate``.
+  request by route template and status, and logs one line for it
+  (``app.logs``). Route handlers add fields to that line (digit, confidence) with
+  ``annotate``.
 
 No image bytes ever reach a log line or a label.
 """
@@ -19,16 +18,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import logging.config
 import os
 import re
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pythonjsonlogger.json
 from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,9 +37,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from pythonjsonlogger.core import RESERVED_ATTRS
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.logs import access_logger, request_record
 
 # The *_created series (when each counter was first used) are noise for this service.
 disable_created_metrics()
@@ -67,9 +64,6 @@ STAGE_BUCKETS = (
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
-
-access_logger = logging.getLogger("app.access")
-RENAMED = {"levelname": "level", "name": "logger", "process": "pid"}
 
 
 def multiprocess_dir() -> Path | None:
@@ -218,74 +212,7 @@ def clear_multiprocess_dir() -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Logs
-
-
-class JsonFormatter(pythonjsonlogger.json.JsonFormatter):
-    """One JSON object per line: time (ISO 8601, UTC), level, logger, pid, message,
-    and any extra fields.
-
-    The per-request line takes a fast path to the same object (it carries its
-    fields ready in ``record.request_fields``): python-json-logger's general path
-    costs some 20 µs a line, a noticeable share of a request that takes 300.
-    """
-
-    def __init__(self, **options: Any):
-        options.setdefault("fmt", "%(levelname)s %(name)s %(process)s %(message)s")
-        options.setdefault("rename_fields", RENAMED)
-        options.setdefault("timestamp", "time")
-        # uvicorn's colour-coded copy of each message is not for machines.
-        options.setdefault("reserved_attrs", [*RESERVED_ATTRS, "color_message", "request_fields"])
-        super().__init__(**options)
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = record.__dict__.get("request_fields")
-        if fields is None or record.exc_info or record.stack_info:
-            return super().format(record)
-        line = {
-            "level": record.levelname,
-            "logger": record.name,
-            "pid": record.process,
-            "message": record.getMessage(),
-            **fields,
-            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
-        }
-        try:
-            return json.dumps(line)  # the shared encoder: fastest
-        except TypeError:
-            return json.dumps(line, default=str)
-
-
-def logging_config(level: str = "info") -> dict:
-    """A ``logging.config.dictConfig`` dict: JSON lines on stderr for us and uvicorn.
-
-    Passed to uvicorn as its ``log_config``, so every worker process applies it.
-    """
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {
-            "json": {"()": "app.observability.JsonFormatter"},
-        },
-        "handlers": {
-            "stderr": {
-                "class": "logging.StreamHandler",
-                "formatter": "json",
-                "stream": "ext://sys.stderr",
-            }
-        },
-        "root": {"handlers": ["stderr"], "level": level.upper()},
-        "loggers": {
-            # uvicorn's own handlers replaced by ours; its access log by our request line.
-            "uvicorn": {"handlers": [], "level": level.upper(), "propagate": True},
-            "uvicorn.error": {"handlers": [], "propagate": True},
-            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-        },
-    }
-
-
-def configure_logging(level: str = "info") -> None:
-    logging.config.dictConfig(logging_config(level))
+# Request IDs and log fields
 
 
 def annotate(scope: Scope, **fields: Any) -> None:
@@ -394,13 +321,7 @@ class ObservabilityMiddleware:
                     "client": client[0] if client else None,
                     **fields,
                 }
-                # As logger.log(level, "request", extra=line), without its search
-                # of the stack for the caller (a third of the cost).
-                record = access_logger.makeRecord(
-                    access_logger.name, level, __file__, 0, "request", None, None, extra=line
-                )
-                record.request_fields = line
-                access_logger.handle(record)
+                access_logger.handle(request_record(level, line))
 
     def _route(self, scope: Scope, root_path: str) -> str:
         path = getattr(scope.get("route"), "path", None)
@@ -421,8 +342,6 @@ __all__ = [
     "ObservabilityMiddleware",
     "annotate",
     "clear_multiprocess_dir",
-    "configure_logging",
-    "logging_config",
     "new_request_id",
     "request_id",
 ]

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import logs
 from app.config import Settings
+from app.logs import JsonFormatter, access_logger, logging_config
 from app.main import create_app
-from app.observability import JsonFormatter, Metrics, access_logger, logging_config
+from app.observability import Metrics
 from tests.app.test_preprocessing import stroke_digit
 from tests.conftest import LiveServer, http_scope, png_bytes
 
@@ -349,3 +354,80 @@ def test_second_looks_are_counted(fresh: TestClient) -> None:
     )
     assert response.status_code == 200
     assert second_looks() == before + 1
+
+
+def test_the_request_record_is_what_make_record_makes() -> None:
+    fields = {"request_id": "r", "route": "/predict", "status": 200, "digit": 7}
+    made = access_logger.makeRecord(
+        "app.access", logging.INFO, logs.__file__, 0, "request", None, None, extra=fields
+    )
+    copied = logs.request_record(logging.INFO, fields)
+    timed = {"created", "msecs", "relativeCreated"}
+    assert set(copied.__dict__) == set(made.__dict__) | {"request_fields"}
+    for name, value in made.__dict__.items():
+        if name not in timed:
+            assert getattr(copied, name) == value, name
+    assert abs(copied.created - made.created) < 1.0
+    assert copied.msecs == int((copied.created - int(copied.created)) * 1000)
+    assert copied.getMessage() == "request" and copied.request_fields is fields
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_log_time_is_isoformat(seed: int) -> None:
+    formatter = JsonFormatter()
+    rng = np.random.default_rng(seed)
+    whole = rng.integers(1_600_000_000, 1_900_000_000)
+    # Whole seconds (no fraction shown), fractions that round up to the next second,
+    # and any others, within a second and across seconds.
+    stamps = [float(whole), whole + 0.9999996, whole + 1e-7, *(whole + rng.random(200) * 3)]
+    for created in stamps:
+        expected = datetime.fromtimestamp(created, tz=UTC).isoformat()
+        assert formatter.iso_time(created) == expected
+
+
+class CountedWrites(io.RawIOBase):
+    """A byte sink that counts the writes reaching it (a file's system calls)."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.writes.append(bytes(data))
+        return len(data)
+
+
+def turn_flushed() -> tuple[logging.Logger, CountedWrites]:
+    sink = CountedWrites()
+    stream = io.TextIOWrapper(io.BufferedWriter(sink), encoding="utf-8", line_buffering=True)
+    handler = logs.TurnFlushedHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"tests.turn_flushed.{id(sink)}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return logger, sink
+
+
+def test_lines_logged_on_the_event_loop_are_written_once_a_turn() -> None:
+    logger, sink = turn_flushed()
+
+    async def scenario() -> list[list[bytes]]:
+        seen = []
+        for number in range(3):
+            logger.info("line %d", number)
+        seen.append(list(sink.writes))  # none written yet
+        await asyncio.sleep(0)  # the loop's next turn
+        seen.append(list(sink.writes))
+        logger.warning("at once")
+        seen.append(list(sink.writes))
+        return seen
+
+    before, after_turn, after_warning = asyncio.run(scenario())
+    assert before == []
+    assert after_turn == [b"line 0\nline 1\nline 2\n"]
+    assert after_warning == [*after_turn, b"at once\n"]
+    logger.info("off the loop")  # no loop in this thread: written at once
+    assert sink.writes[-1] == b"off the loop\n"
