@@ -399,35 +399,53 @@ class CountedWrites(io.RawIOBase):
         return len(data)
 
 
-def turn_flushed() -> tuple[logging.Logger, CountedWrites]:
+def turn_flushed() -> tuple[logs.TurnFlushedHandler, CountedWrites]:
     sink = CountedWrites()
     stream = io.TextIOWrapper(io.BufferedWriter(sink), encoding="utf-8", line_buffering=True)
     handler = logs.TurnFlushedHandler(stream)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger(f"tests.turn_flushed.{id(sink)}")
-    logger.propagate = False
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    return logger, sink
+    handler.setFormatter(logging.Formatter("%(message)s %(id)s", defaults={"id": "-"}))
+    return handler, sink
 
 
-def test_lines_logged_on_the_event_loop_are_written_once_a_turn() -> None:
-    logger, sink = turn_flushed()
+def other(message: str, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord("uvicorn.error", level, "", 0, message, None, None)
+
+
+def test_request_lines_logged_on_the_event_loop_are_written_once_a_turn() -> None:
+    handler, sink = turn_flushed()
+
+    def request(number: int) -> None:
+        handler.handle(logs.request_record(logging.INFO, {"id": f"r{number}"}))
 
     async def scenario() -> list[list[bytes]]:
         seen = []
         for number in range(3):
-            logger.info("line %d", number)
+            request(number)
         seen.append(list(sink.writes))  # none written yet
         await asyncio.sleep(0)  # the loop's next turn
         seen.append(list(sink.writes))
-        logger.warning("at once")
+        request(3)
+        handler.handle(other("at once", logging.WARNING))  # after the line waiting
+        seen.append(list(sink.writes))
+        request(4)
+        handler.flush()  # as at exit
         seen.append(list(sink.writes))
         return seen
 
-    before, after_turn, after_warning = asyncio.run(scenario())
+    before, turned, warned, flushed = asyncio.run(scenario())
     assert before == []
-    assert after_turn == [b"line 0\nline 1\nline 2\n"]
-    assert after_warning == [*after_turn, b"at once\n"]
-    logger.info("off the loop")  # no loop in this thread: written at once
-    assert sink.writes[-1] == b"off the loop\n"
+    assert turned == [b"request r0\nrequest r1\nrequest r2\n"]
+    assert b"".join(warned[1:]) == b"request r3\nat once -\n"
+    assert flushed[-1] == b"request r4\n"
+    request(5)  # no loop in this thread: written at once
+    assert sink.writes[-1] == b"request r5\n"
+
+
+def test_other_lines_are_written_at_once() -> None:
+    handler, sink = turn_flushed()
+
+    async def scenario() -> list[bytes]:
+        handler.handle(other("started"))
+        return list(sink.writes)
+
+    assert asyncio.run(scenario()) == [b"started -\n"]
