@@ -51,13 +51,12 @@ Reject = Annotated[
 def _prediction(
     app: FastAPI, result: Result, predictor: Predictor, include_input: bool
 ) -> Prediction:
-    probabilities = [float(p) for p in result.probabilities]
-    app.state.metrics.observe_prediction(
-        result.digit, probabilities[result.digit], result.preprocess_seconds
-    )
+    probabilities = result.probabilities.tolist()  # Python floats, as float() makes them
+    digit = result.digit
+    app.state.metrics.observe_prediction(digit, probabilities[digit], result.preprocess_seconds)
     return Prediction(
-        digit=result.digit,
-        confidence=probabilities[result.digit],
+        digit=digit,
+        confidence=probabilities[digit],
         probabilities=probabilities,
         digit_score=round(result.digit_score, 6),
         model_version=predictor.classifier.version,
