@@ -18,12 +18,13 @@ fails only its own requests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-Predict = Callable[[np.ndarray], np.ndarray]
-Waiting = list[tuple[np.ndarray, "asyncio.Future[np.ndarray]"]]
+Predict = Callable[[np.ndarray], Sequence[Any]]  # a batch -> one answer per input, in order
+Waiting = list[tuple[np.ndarray, "asyncio.Future[Any]"]]
 
 
 class MicroBatcher:
@@ -54,8 +55,8 @@ class MicroBatcher:
         for _, future in waiting:
             future.cancel()
 
-    async def predict(self, image: np.ndarray) -> np.ndarray:
-        """One (28, 28, 1) input -> its (10,) probabilities."""
+    async def predict(self, image: np.ndarray) -> Any:
+        """One (28, 28, 1) input -> its answer: what ``predict`` gives for it."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("the batcher is not running")

@@ -30,6 +30,7 @@ from app.config import Settings
 from app.inference import DigitClassifier
 
 T = TypeVar("T")
+DigitReading = tuple[np.ndarray, float]  # (10,) calibrated probabilities, the digit score
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Predictor:
         self._on_inference = on_inference
         self._on_second_look = on_second_look
         self.batcher = MicroBatcher(
-            self._looked,
+            self._read_digits,
             max_size=settings.batch_max_size,
             max_wait=settings.batch_max_wait_ms / 1000.0,
             on_batch=on_batch,
@@ -103,16 +104,21 @@ class Predictor:
         temperature = self.classifier.temperature
         return second_look.outputs(batch, first, self._infer, temperature, self._on_second_look)
 
+    def _read_digits(self, batch: np.ndarray) -> list[DigitReading]:
+        """Single digits' inputs -> each one's calibrated probabilities and digit score
+        (the second look included), interpreted for the whole batch at once."""
+        probabilities, scores = self.classifier.interpret(self._looked(batch))
+        return list(zip(probabilities, scores.tolist(), strict=True))
+
     def _score(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Network inputs -> calibrated digit probabilities and digit scores (timed)."""
         return self.classifier.interpret(self._infer(batch))
 
     def _result(
-        self, data: bytes, outputs: np.ndarray, normalized: Normalized, reject: bool
+        self, data: bytes, reading: DigitReading, normalized: Normalized, reject: bool
     ) -> Result:
-        """Interpret one upload's outputs; refuse it when it does not look like a digit."""
-        probabilities, scores = self.classifier.interpret(outputs[np.newaxis])
-        score = float(scores[0])
+        """One upload's reading (``_read_digits``); refuse it when it does not look like a digit."""
+        probabilities, score = reading
         if reject:
             threshold = self.classifier.reject_below
             why = rejection.refusal(
@@ -120,7 +126,7 @@ class Predictor:
             )
             if why is not None:
                 raise rejection.NotADigitError(why)
-        return Result(probabilities[0], score, normalized.network_input, normalized.seconds)
+        return Result(probabilities, score, normalized.network_input, normalized.seconds)
 
     async def start(self) -> None:
         await self.batcher.start()
@@ -170,8 +176,8 @@ class Predictor:
         """Raises preprocessing.PreprocessingError, or rejection.NotADigitError when
         ``reject`` and the image does not look like one digit."""
         normalized = await self._normalize(data)
-        outputs = await self.batcher.predict(normalized.network_input)
-        return self._result(data, outputs, normalized, reject)
+        reading = await self.batcher.predict(normalized.network_input)
+        return self._result(data, reading, normalized, reject)
 
     async def infer(self, batch: np.ndarray) -> np.ndarray:
         """Network inputs (n, 28, 28, 1) -> the (n, 10) calibrated digit probabilities
@@ -206,9 +212,9 @@ class Predictor:
             except preprocessing.PreprocessingError as error:
                 outcomes.append(error)
         readable = [outcome for outcome in outcomes if isinstance(outcome, Normalized)]
-        outputs = iter(
+        readings = iter(
             await run_in_threadpool(
-                self._looked, np.stack([outcome.network_input for outcome in readable])
+                self._read_digits, np.stack([outcome.network_input for outcome in readable])
             )
             if readable
             else []
@@ -217,7 +223,7 @@ class Predictor:
         for data, outcome in zip(uploads, outcomes, strict=True):
             if isinstance(outcome, Normalized):
                 try:
-                    outcome = self._result(data, next(outputs), outcome, reject)
+                    outcome = self._result(data, next(readings), outcome, reject)
                 except rejection.NotADigitError as error:
                     outcome = error
             results.append(outcome)
