@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import re
 import time
 from collections.abc import Iterable
@@ -223,8 +224,12 @@ def annotate(scope: Scope, **fields: Any) -> None:
 
 
 def new_request_id() -> str:
-    """A request ID for a request that brought none: 32 random hex digits."""
-    return os.urandom(16).hex()
+    """A request ID for a request that brought none: 32 random hex digits.
+
+    From ``random`` (seeded from the OS at start, and again in a forked worker), not
+    from ``os.urandom``: an ID tells requests apart in logs and grants nothing, and
+    the system call each request cost 1.4 % of a worker's time under load."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def request_id(scope: Scope) -> str | None:

@@ -22,7 +22,7 @@ from app import logs
 from app.config import Settings
 from app.logs import JsonFormatter, access_logger, logging_config
 from app.main import create_app
-from app.observability import Metrics
+from app.observability import Metrics, new_request_id
 from tests.app.test_preprocessing import stroke_digit
 from tests.conftest import LiveServer, http_scope, png_bytes
 
@@ -449,3 +449,9 @@ def test_other_lines_are_written_at_once() -> None:
         return list(sink.writes)
 
     assert asyncio.run(scenario()) == [b"started -\n"]
+
+
+def test_new_request_ids_are_32_hex_digits_and_differ() -> None:
+    ids = [new_request_id() for _ in range(10_000)]  # some start with a 0: padded
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids)
+    assert len(set(ids)) == len(ids)
