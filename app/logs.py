@@ -165,7 +165,14 @@ class TurnFlushedHandler(logging.StreamHandler):
         stream = self.stream
         try:
             text = "".join(lines).encode(stream.encoding or "utf-8", stream.errors or "strict")
-            stream.buffer.write(text)
+            # Unbuffered (PYTHONUNBUFFERED, as in the image) the buffer is the file itself,
+            # whose write may take part of a long text.
+            rest = memoryview(text)
+            while rest:
+                written = stream.buffer.write(rest)
+                if not written:
+                    raise OSError(f"the log stream took none of {len(rest)} bytes")
+                rest = rest[written:]
         except RecursionError:
             raise
         except Exception:

@@ -386,17 +386,20 @@ def test_the_log_time_is_isoformat(seed: int) -> None:
 
 
 class CountedWrites(io.RawIOBase):
-    """A byte sink that counts the writes reaching it (a file's system calls)."""
+    """A byte sink that counts the writes reaching it (a file's system calls), taking
+    at most ``most`` bytes a write, as a pipe may."""
 
-    def __init__(self) -> None:
+    def __init__(self, most: int | None = None) -> None:
         self.writes: list[bytes] = []
+        self.most = most
 
     def writable(self) -> bool:
         return True
 
     def write(self, data) -> int:
-        self.writes.append(bytes(data))
-        return len(data)
+        taken = bytes(data[: self.most])
+        self.writes.append(taken)
+        return len(taken)
 
 
 def turn_flushed() -> tuple[logs.TurnFlushedHandler, CountedWrites]:
@@ -455,3 +458,20 @@ def test_new_request_ids_are_32_hex_digits_and_differ() -> None:
     ids = [new_request_id() for _ in range(10_000)]  # some start with a 0: padded
     assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_an_unbuffered_stream_gets_every_byte_of_a_turn() -> None:
+    """PYTHONUNBUFFERED (the image): stderr's buffer is the file, which may take part
+    of a write."""
+    sink = CountedWrites(most=10)
+    stream = io.TextIOWrapper(sink, encoding="utf-8", write_through=True)
+    handler = logs.TurnFlushedHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s %(id)s"))
+
+    async def scenario() -> None:
+        for number in range(3):
+            handler.handle(logs.request_record(logging.INFO, {"id": f"r{number}"}))
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert b"".join(sink.writes) == b"request r0\nrequest r1\nrequest r2\n"
