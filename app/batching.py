@@ -1,10 +1,12 @@
-"""Micro-batching: run concurrent single-image requests through the network together.
+"""Micro-batching: run concurrent single-image requests' work together.
 
 As TF Serving, Triton and BentoML do: requests queue up; when the network is free
 what is queued (up to ``max_size`` at a time) runs as one batch, after at most
 ``max_wait`` for more. With ``max_wait`` 0 nothing ever waits: a lone request
-runs at the event loop's next turn, and batches form from the requests whose
-preprocessing finished in the same turn, which under load is most of them.
+runs at the event loop's next turn, and batches form from the requests that
+queued in the same turn, which under load is most of them. What a request queues
+and what the batch does with it are the caller's (``app.predictor``: a network
+input, or a small PNG's bytes that the batch reads itself).
 
 The batch runs on the event loop itself, not in a thread: a batch of 32 takes
 about a millisecond, and the hop to a thread and back (and the GIL handoffs it
@@ -21,10 +23,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
-Predict = Callable[[np.ndarray], Sequence[Any]]  # a batch -> one answer per input, in order
-Waiting = list[tuple[np.ndarray, "asyncio.Future[Any]"]]
+Predict = Callable[[list[Any]], Sequence[Any]]  # the items -> one answer each, in order
+Waiting = list[tuple[Any, "asyncio.Future[Any]"]]
 
 
 class MicroBatcher:
@@ -55,14 +55,15 @@ class MicroBatcher:
         for _, future in waiting:
             future.cancel()
 
-    async def predict(self, image: np.ndarray) -> Any:
-        """One (28, 28, 1) input -> its answer: what ``predict`` gives for it."""
+    async def predict(self, item: Any) -> Any:
+        """One request's item (a network input, an upload) -> its answer: what
+        ``predict`` gives for it among the batch's."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("the batcher is not running")
         future = loop.create_future()
         waiting = self._waiting
-        waiting.append((image, future))
+        waiting.append((item, future))
         if self._due is None:
             self._due = (
                 loop.call_soon(self._run)
@@ -78,15 +79,13 @@ class MicroBatcher:
         """Run what is waiting, ``max_size`` at a time."""
         self._due = None
         waiting, self._waiting = self._waiting, []
-        live = [(image, future) for image, future in waiting if not future.done()]
+        live = [(item, future) for item, future in waiting if not future.done()]
         for start in range(0, len(live), self.max_size):
             self._run_batch(live[start : start + self.max_size])
 
     def _run_batch(self, batch: Waiting) -> None:
-        # A batch of one is its input with a new axis: no copy.
-        inputs = batch[0][0][np.newaxis] if len(batch) == 1 else np.stack([i for i, _ in batch])
         try:
-            outputs = self._predict(inputs)
+            outputs = self._predict([item for item, _ in batch])
         except Exception as error:
             for _, future in batch:
                 future.set_exception(error)

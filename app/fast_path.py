@@ -51,6 +51,16 @@ def preprocess(data: bytes, limits: preprocessing.Limits = DEFAULT_LIMITS) -> np
     return fast if fast is not None else preprocessing.preprocess(data, limits)
 
 
+def may_take(data: bytes) -> bool:
+    """Whether an upload may be a small clean PNG, from its first bytes alone: a PNG
+    signature, an IHDR of sides up to MAX_SIDE, in at most MAX_BYTES (``input_and_ink``
+    decides)."""
+    if len(data) > MAX_BYTES or not data.startswith(SIGNATURE) or data[12:16] != b"IHDR":
+        return False
+    width, height = struct.unpack_from(">II", data, 16) if len(data) >= 24 else (0, 0)
+    return MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE
+
+
 def small_clean_png(data: bytes, limits: preprocessing.Limits) -> np.ndarray | None:
     """The 28×28×1 input of a small clean PNG, or None when the upload needs the
     general path."""

@@ -23,7 +23,8 @@ class Recorder:
         self.sizes: list[int] = []
         self.fail_when = fail_when
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def __call__(self, items: list[np.ndarray]) -> np.ndarray:
+        batch = np.stack(items)
         self.sizes.append(len(batch))
         if self.fail_when(batch):
             raise RuntimeError("the network failed")

@@ -276,3 +276,14 @@ def test_quantiles_of_counts_equal_quantiles_of_every_value(seed: int) -> None:
     assert levels.quantiles_of_counts(
         np.arange(256, dtype=np.float32)[present], np.add.accumulate(counts[present]), fractions
     ) == [levels.quantile(ascending, fraction) for fraction in fractions]
+
+
+def test_may_take_reads_the_signature_and_the_header_alone() -> None:
+    small = png_bytes(mnist_like(3))
+    assert fast_path.may_take(small)
+    assert fast_path.may_take(png_bytes(np.zeros((3, 64), dtype=np.uint8)))
+    assert not fast_path.may_take(png_bytes(np.zeros((28, 65), dtype=np.uint8)))  # too wide
+    assert not fast_path.may_take(png_bytes(np.zeros((2, 28), dtype=np.uint8)))  # too thin
+    assert not fast_path.may_take(png_bytes(mnist_like(3), format="JPEG"))
+    assert not fast_path.may_take(small[:20])  # the header cut short
+    assert not fast_path.may_take(small + bytes(fast_path.MAX_BYTES))  # too long to read inline
