@@ -189,11 +189,11 @@ class Predictor:
     async def _normalize(self, data: bytes, fast: bool = True) -> Normalized:
         """Bytes -> the network input and what a refusal looks at (by the fast path
         where it can, unless not ``fast``); raises preprocessing.PreprocessingError."""
+        read = self._fast(data) if fast else None
+        if read is not None:
+            return read
         started = time.perf_counter()
-        fast = fast_path.input_and_ink(data, self.limits) if fast else None
-        network_input, ink, decoded = (
-            (*fast, None) if fast is not None else await self._prepare(data, self._read)
-        )
+        network_input, ink, decoded = await self._prepare(data, self._read)
         marks = rejection.marks_of(ink)
         return Normalized(network_input, marks, decoded, time.perf_counter() - started)
 
