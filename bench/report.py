@@ -241,7 +241,9 @@ def report(results: dict, args) -> str:
                 "bare: the service's preprocessing and network (LiteRT, batch of one) behind "
                 "a bare ASGI callable, no framework, log, metrics or batcher. bare / no-op: "
                 "what the work leaves of the HTTP ceiling; service / bare: what the rest of "
-                "the service costs. Medians of the paired rounds' ratios.",
+                "the service costs, less what its micro-batch saves by doing many requests' "
+                "work in a row (over 100 %: it saves more). Medians of the paired rounds' "
+                "ratios.",
             ]
     cold = results.get("cold")
     if cold or (load and load.get("rss_after_load")):
