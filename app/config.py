@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         "it is decoded) and costs no throughput beyond the CPU cores.",
     )
     batch_max_size: int = Field(
-        32, ge=1, description="Most single-image requests run through the network together."
+        32, ge=1, description="Most single-image requests read together (PNGs, then network)."
     )
     batch_max_wait_ms: float = Field(
         0.0,
