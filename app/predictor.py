@@ -130,9 +130,8 @@ class Predictor:
         path here, then every input through the network at once; None for an upload
         the fast path did not take."""
         normalized = [self._fast(item) for item in items]
-        ready = [item for item in normalized if item is not None]
-        stacked = np.stack([item.network_input for item in ready]) if ready else None
-        readings = iter(self._read_digits(stacked) if stacked is not None else ())
+        ready = [item.network_input for item in normalized if item is not None]
+        readings = iter(self._read_digits(np.stack(ready)) if ready else ())
         return [None if item is None else (item, next(readings)) for item in normalized]
 
     def _read_digits(self, batch: np.ndarray) -> list[DigitReading]:
