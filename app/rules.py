@@ -210,9 +210,9 @@ def tilt(faint: np.ndarray) -> float | None:
     for number, box in enumerate(ndimage.find_objects(labels), start=1):
         if _length(box[1]) * STRIP < long:
             continue
-        piece = labels[box] == number
         if len(rises) >= MAX_LINES:
             break  # noise
+        piece = labels[box] == number
         # The piece's ink: in its rows of each strip and the next row either way.
         own = _rows_either_way(np.pad(piece, ((1, 1), (0, 0))))
         top, bottom = box[0].start - 1, box[0].stop + 1
