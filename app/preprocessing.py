@@ -53,6 +53,7 @@ from app.ink_blobs import FAINT_INK, bounds, digit_ink, dilated, halo
 INPUT_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit in 20×20 ...
 CENTRE = INPUT_SIZE / 2  # ... and puts its centre of mass here (pixel-index coordinates)
+POSITIONS = np.arange(INPUT_SIZE)  # pixel indices along a side: the crop's, at most DIGIT_BOX
 ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", *heif.FORMATS)
 WORKING_SIZE = 512  # larger images are reduced to this before the pixel work
 GLANCE_SIZE = 200  # a photo is read at this size first ...
@@ -406,8 +407,8 @@ def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
     total = float(row_masses.sum())
     if total <= 0.0:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
-    centre_row = float(row_masses @ np.arange(height)) / total
-    centre_column = float(column_masses @ np.arange(width)) / total
+    centre_row = float(row_masses @ POSITIONS[:height]) / total
+    centre_column = float(column_masses @ POSITIONS[:width]) / total
     top = min(max(math.floor(CENTRE - centre_row + 0.5), 0), INPUT_SIZE - height)
     left = min(max(math.floor(CENTRE - centre_column + 0.5), 0), INPUT_SIZE - width)
     canvas = np.zeros((INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
