@@ -8,7 +8,8 @@ every pixel, a noise floor that is 0 on a one-level paper. Here the PNG's chunks
 are read with ``struct`` and inflated by Pillow's own decoder, and the
 statistics of ``preprocessing.ink_strength`` come from a 256-level histogram
 (``levels.otsu_of_counts``, ``levels.quantiles_of_counts``) and per-level
-lookup tables.
+lookup tables. A micro-batch's PNGs are read together (``inputs_and_inks``):
+each step for all of them in a row, their strokes labelled in one call.
 
 The answer is the general path's, bit for bit (tests hold it to
 ``preprocessing.normalize_digit`` on many inputs). Anything else, and any doubt
@@ -73,13 +74,24 @@ def input_and_ink(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """``preprocessing.input_and_ink`` of a small clean PNG, or None when the upload
     needs the general path."""
-    grey = _png_grey(data, limits)
-    if grey is None:
-        return None
-    strength = _ink_strength(grey)
-    if strength is None:
-        return None
-    ink = ink_blobs.digit_ink(strength)
+    return inputs_and_inks([data], limits)[0]
+
+
+def inputs_and_inks(
+    uploads: list[bytes], limits: preprocessing.Limits
+) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """``input_and_ink`` of each upload, step by step for all of them: 20 PNGs cost
+    96 against 157 µs each read in turn (``python -m bench.components``), the same
+    calls in a row running faster, and one labelling serving them all."""
+    greys = [_png_grey(data, limits) for data in uploads]
+    strengths = [None if grey is None else _ink_strength(grey) for grey in greys]
+    inks = iter(ink_blobs.digit_inks([strength for strength in strengths if strength is not None]))
+    return [None if strength is None else _fitted(next(inks)) for strength in strengths]
+
+
+def _fitted(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The network's input cut from the digit's ink, and the ink; None when there is
+    none (the general path says so)."""
     try:
         return preprocessing.fit_to_mnist(ink)[..., np.newaxis], ink
     except preprocessing.NoDigitError:

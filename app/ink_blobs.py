@@ -36,6 +36,8 @@ NEIGHBOUR_HEIGHT = 0.4
 NEIGHBOUR_OVERLAP = 0.15
 NEIGHBOUR_MIN_HEIGHT = 24
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+# Images stacked on a first axis: eight neighbours in an image, none across images.
+STACKED_EIGHT_NEIGHBOURS = np.pad(EIGHT_NEIGHBOURS[np.newaxis], ((1, 1), (0, 0), (0, 0)))
 WINDOW_MARGIN = 4  # halos around the strokes' box where a joined blob's faint edge may run
 WINDOW_SHARE = 0.5  # a window over this share of the image: the whole image instead
 WINDOW_MIN_PIXELS = 128 * 128  # smaller images (MNIST's, the fast path's) are looked at whole
@@ -62,6 +64,38 @@ def digit_ink(strength: InkStrength) -> np.ndarray:
         else:
             _clear_around(ink, kept, box, margin)
     return ink
+
+
+def digit_inks(strengths: list[InkStrength]) -> list[np.ndarray]:
+    """``digit_ink`` of each. The strokes of the images of one shape are labelled in
+    one call (a micro-batch's 28×28 PNGs: one call's overhead, not one each); an
+    image whose strokes make one blob, on no printed line and on clean paper, is
+    one ``digit_ink`` leaves as it is; the others go through it."""
+    shapes: dict[tuple[int, ...], list[int]] = {}
+    for index, strength in enumerate(strengths):
+        shapes.setdefault(strength.ink.shape, []).append(index)
+    lone = [False] * len(strengths)
+    for indices in shapes.values():
+        if len(indices) > 1:
+            blobs = _lone_blobs([strengths[index].strokes for index in indices])
+            for index, alone in zip(indices, blobs, strict=True):
+                lone[index] = alone
+    return [
+        strength.ink
+        if alone and not strength.noisy and rules.across(strength.ink, strength.strokes) is None
+        else digit_ink(strength)
+        for strength, alone in zip(strengths, lone, strict=True)
+    ]
+
+
+def _lone_blobs(strokes: list[np.ndarray]) -> list[bool]:
+    """Whether each stroke mask (all of one shape) is one blob, as ``_digit_strokes``
+    labels them: the masks stacked and labelled at once, no blob joining two."""
+    labels, _ = ndimage.label(np.array(strokes), structure=STACKED_EIGHT_NEIGHBOURS)
+    each = labels.reshape(len(strokes), -1)
+    highest = each.max(axis=1)
+    lowest = np.where(each > 0, each, highest.max() + 1).min(axis=1)
+    return ((highest > 0) & (highest == lowest)).tolist()
 
 
 def bounds(mask: np.ndarray) -> Box | None:

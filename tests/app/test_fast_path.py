@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 
-from app import fast_path, levels, paper, preprocessing
+from app import fast_path, ink_blobs, levels, paper, preprocessing
+from tests.app.test_rules import sheet
 from tests.conftest import png_bytes
 
 LIMITS = preprocessing.Limits()
@@ -287,3 +288,67 @@ def test_may_take_reads_the_signature_and_the_header_alone() -> None:
     assert not fast_path.may_take(png_bytes(mnist_like(3), format="JPEG"))
     assert not fast_path.may_take(small[:20])  # the header cut short
     assert not fast_path.may_take(small + bytes(fast_path.MAX_BYTES))  # too long to read inline
+
+
+FORM_FOUR = [((20, 10), (14, 36), (40, 36)), ((32, 20), (32, 50))]
+
+
+def batch_of_uploads() -> list[bytes]:
+    """A micro-batch's worth: MNIST-like digits of both polarities (some with a speck
+    apart: two blobs), canvas drawings of three sizes, a four in a form's box and one
+    whose stem runs into the box (one blob with its lines), and uploads the fast path
+    leaves to the general path (transparent, blank, corrupt)."""
+    boxed, _ = sheet((56, 60), FORM_FOUR, pen=4, box=(4, 4, 51, 55), line=2, level=90.0)
+    joined, _ = sheet(
+        (56, 60),
+        [FORM_FOUR[0], ((32, 20), (32, 56))],
+        pen=4,
+        box=(4, 4, 51, 55),
+        line=2,
+        level=90.0,
+    )
+    transparent = np.zeros((28, 28, 4), dtype=np.uint8)
+    transparent[..., 3] = np.maximum(mnist_like(1), 1)
+    corrupt = bytearray(png_bytes(mnist_like(2)))
+    corrupt[40] ^= 0xFF
+    return [
+        *(png_bytes(mnist_like(seed)) for seed in range(16)),
+        *(png_bytes(255 - mnist_like(seed)) for seed in range(16, 24)),
+        *(png_bytes(canvas_drawing(seed, side)) for seed, side in enumerate((32, 48, 64, 64))),
+        png_bytes(boxed.astype(np.uint8)),
+        png_bytes(joined.astype(np.uint8)),
+        png_bytes(transparent),
+        png_bytes(np.full((28, 28), 200, dtype=np.uint8)),
+        bytes(corrupt),
+    ]
+
+
+def test_uploads_read_together_get_each_ones_reading_alone() -> None:
+    """``inputs_and_inks``: each upload's input and ink as alone, bit for bit, and the
+    general path's input; None for each the general path must read."""
+    uploads = batch_of_uploads()
+    together = fast_path.inputs_and_inks(uploads, LIMITS)
+    assert len(together) == len(uploads)
+    for index, (data, read) in enumerate(zip(uploads, together, strict=True)):
+        alone = fast_path.input_and_ink(data, LIMITS)
+        assert (read is None) == (alone is None), index
+        if read is not None and alone is not None:
+            np.testing.assert_array_equal(read[0], alone[0])
+            np.testing.assert_array_equal(read[1], alone[1])
+            np.testing.assert_array_equal(read[0], general(data))
+    assert [read is None for read in together[-3:]] == [True, True, True]
+    assert sum(read is not None for read in together) == len(uploads) - 3
+
+
+def test_strokes_labelled_together_keep_each_images_blobs() -> None:
+    """``ink_blobs.digit_inks``: one blob each kept as it is, the others (specks, a
+    box's lines) as ``digit_ink`` keeps them; both kinds are in the batch."""
+    greys = [fast_path._png_grey(data, LIMITS) for data in batch_of_uploads()[:-3]]
+    strengths = [fast_path._ink_strength(grey) for grey in greys if grey is not None]
+    assert len(strengths) == len(greys)
+    copies = [preprocessing.InkStrength(s.ink.copy(), s.strokes.copy(), s.noisy) for s in strengths]
+    lone = ink_blobs._lone_blobs([s.strokes for s in strengths[:24]])  # the 28×28 ones
+    assert 0 < sum(lone) < len(lone)
+    assert ink_blobs._lone_blobs([s.strokes for s in strengths[-2:]]) == [False, True]
+    for kept, strength in zip(ink_blobs.digit_inks(strengths), copies, strict=True):
+        np.testing.assert_array_equal(kept, ink_blobs.digit_ink(strength))
