@@ -9,9 +9,9 @@ their video decoders cost milliseconds even for a small picture, and size their
 frame from the codec stream, which can be larger than the container declares (up
 to MAX_PIXELS: ``app.heif`` and libheif refuse larger frames). Small clean PNGs
 (most of them) take ``app.fast_path``, with the same answer, read in the
-micro-batch itself, one after another: under load the batch holds ~20 of them, and
-the same calls in a row cost less than each in its own request's turn
-(docs/performance.md). Single images reach the network through the micro-batcher.
+micro-batch itself, together: under load the batch holds ~20 of them, and each
+step's calls for all of them in a row cost less than each upload's in its own
+request's turn (docs/performance.md). Single images reach the network through the micro-batcher.
 """
 
 from __future__ import annotations
@@ -64,6 +64,14 @@ class Reading:
     preprocess_seconds: float
 
 
+def _normalized(read: tuple[np.ndarray, np.ndarray] | None, seconds: float) -> Normalized | None:
+    """The fast path's reading of an upload (``fast_path.input_and_ink``) as a batch item."""
+    if read is None:
+        return None
+    network_input, ink = read
+    return Normalized(network_input, rejection.marks_of(ink), None, seconds)
+
+
 class Predictor:
     def __init__(
         self,
@@ -106,22 +114,27 @@ class Predictor:
         temperature = self.classifier.temperature
         return second_look.outputs(batch, first, self._infer, temperature, self._on_second_look)
 
-    def _fast(self, item: bytes | Normalized) -> Normalized | None:
-        """A batch item as the network's input: an upload read by the fast path (None
-        where it needs the general path, or where the fast path failed: the general
-        path then answers, errors included), or one read already."""
-        if not isinstance(item, bytes):
-            return item
+    def _fast(self, data: bytes) -> Normalized | None:
+        """An upload read by the fast path; None where it needs the general path, or
+        where the fast path failed: the general path then answers, errors included."""
         started = time.perf_counter()
         try:
-            fast = fast_path.input_and_ink(item, self.limits)
+            read = fast_path.input_and_ink(data, self.limits)
         except Exception:  # one upload's fault stays its own: the general path answers
             return None
-        if fast is None:
-            return None
-        network_input, ink = fast
-        marks = rejection.marks_of(ink)
-        return Normalized(network_input, marks, None, time.perf_counter() - started)
+        return _normalized(read, time.perf_counter() - started)
+
+    def _fast_many(self, uploads: list[bytes]) -> list[Normalized | None]:
+        """``_fast`` of each upload, read together (``fast_path.inputs_and_inks``),
+        each taking an equal share of the time; read one by one when that fails, so
+        that one upload's fault stays its own."""
+        started = time.perf_counter()
+        try:
+            reads = fast_path.inputs_and_inks(uploads, self.limits)
+        except Exception:
+            return [self._fast(data) for data in uploads]
+        share = (time.perf_counter() - started) / len(uploads)
+        return [_normalized(read, share) for read in reads]
 
     def _read_batch(
         self, items: list[bytes | Normalized]
@@ -129,7 +142,9 @@ class Predictor:
         """The micro-batch's work: the small clean PNGs among ``items`` read by the fast
         path here, then every input through the network at once; None for an upload
         the fast path did not take."""
-        normalized = [self._fast(item) for item in items]
+        uploads = [item for item in items if isinstance(item, bytes)]
+        reads = iter(self._fast_many(uploads) if uploads else ())
+        normalized = [next(reads) if isinstance(item, bytes) else item for item in items]
         ready = [item.network_input for item in normalized if item is not None]
         readings = iter(self._read_digits(np.stack(ready)) if ready else ())
         return [None if item is None else (item, next(readings)) for item in normalized]

@@ -85,15 +85,17 @@ def test_the_fast_path_failing_on_one_upload_fails_none_of_the_others(
 ) -> None:
     named = uploads()
     bad = named["fast, light paper"]
-    real = fast_path.input_and_ink
+    real, batches = fast_path.inputs_and_inks, []
 
-    def failing(data: bytes, limits):
-        if data == bad:
+    def failing(contents: list[bytes], limits) -> list:
+        batches.append(len(contents))
+        if bad in contents:
             raise RuntimeError("a bug in the fast path")
-        return real(data, limits)
+        return real(contents, limits)
 
     expected = read_all(reader, list(named.values()), together=True)
-    monkeypatch.setattr(fast_path, "input_and_ink", failing)
+    monkeypatch.setattr(fast_path, "inputs_and_inks", failing)
     together = read_all(reader, list(named.values()), together=True)
     for name, got, want in zip(named, together, expected, strict=True):
         assert outcome(got) == outcome(want), name  # the general path read the bad one
+    assert batches[0] == 5 and batches[1:] == [1] * 5  # read together, then one by one
