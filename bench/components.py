@@ -5,7 +5,9 @@
 Decoding, the service's preprocessing (the fast path for small clean PNGs as
 the service takes it, the general path whole and step by step, a photo's steps
 on its first reading at 200 px where the service keeps it) on the 28×28
-PNG and the ~300 px JPEG photo of bench/inputs.py, the LiteRT classifier the
+PNG and the ~300 px JPEG photo of bench/inputs.py, the fast path on 20
+different 28×28 PNGs read together as a micro-batch reads them and one by one,
+the LiteRT classifier the
 service runs at batch 1 and batch 32, Keras ``model.predict`` and
 ``predict_on_batch`` as a naive server calls them, and how far LiteRT's
 probabilities are from Keras's. Each figure is the median of 7 timed repeats
@@ -32,13 +34,14 @@ from PIL import Image
 from app import fast_path, memory, precision, preprocessing
 from app.config import DEFAULT_MODEL_PATH
 from app.inference import load_classifier, probe_batch
-from bench.inputs import write_inputs
+from bench.inputs import training_pngs, write_inputs
 from bench.system import CpuWatch
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPEATS = 7
 MAX_DISTURBANCE = 10.0  # % of a core other processes may take while a step is timed
 ATTEMPTS = 4
+MICRO_BATCH = 20  # PNGs a micro-batch holds at 64 connections (docs/performance.md)
 
 
 def per_call_us(function: Callable[[], object], seconds: float) -> dict[str, float]:
@@ -136,6 +139,20 @@ def main(argv: list[str] | None = None) -> int:
         measure(f"{label}: ↳ ink_map", lambda g=grey: preprocessing.ink_map(g))
         ink = preprocessing.ink_map(grey)
         measure(f"{label}: ↳ fit_to_mnist", lambda k=ink: preprocessing.fit_to_mnist(k))
+
+    # A micro-batch's PNGs under load (~20 at 64 connections) read together, as the
+    # service reads them, and the same PNGs one by one.
+    batch_pngs = training_pngs(MICRO_BATCH)
+    measure(
+        f"{MICRO_BATCH} PNGs 28×28: fast_path.inputs_and_inks, together, per image",
+        lambda: fast_path.inputs_and_inks(batch_pngs, limits),
+        per=MICRO_BATCH,
+    )
+    measure(
+        f"{MICRO_BATCH} PNGs 28×28: fast_path.input_and_ink, one by one, per image",
+        lambda: [fast_path.input_and_ink(data, limits) for data in batch_pngs],
+        per=MICRO_BATCH,
+    )
 
     one = preprocessing.preprocess(png)[np.newaxis]
     photo_input = preprocessing.preprocess(jpeg)[np.newaxis]

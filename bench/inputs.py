@@ -73,6 +73,16 @@ def training_digit() -> tuple[np.ndarray, str, int | None]:
     )
 
 
+def training_pngs(count: int) -> list[bytes]:
+    """``count`` different digits as 28×28 PNGs: MNIST training images from the one
+    ``training_digit`` sends on, if available, else the drawn one shifted."""
+    try:
+        images = _mnist_training_digits().images[MNIST_TRAIN_INDEX : MNIST_TRAIN_INDEX + count]
+    except Exception:  # no MNIST on this machine
+        images = [np.roll(drawn_digit(), shift % 5 - 2, axis=shift % 2) for shift in range(count)]
+    return [_encode(Image.fromarray(image), "PNG") for image in images]
+
+
 def number_png() -> bytes:
     """A 6-digit number in a 600×150 PNG, of MNIST training digits if available."""
     from model import data, numbers
