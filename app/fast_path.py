@@ -231,11 +231,12 @@ def _ink_strength(grey: np.ndarray) -> preprocessing.InkStrength | None:
         ink_levels, ink_counts = ink_levels[::-1], ink_counts[::-1]
     if float(ink_levels[-1]) < preprocessing.MIN_CONTRAST:
         return None  # too faint: the general path says so
-    threshold = max(levels.otsu_of_counts(ink_levels, ink_counts), 0.0)
-    is_stroke = ink_levels > threshold
+    # The strokes are the levels over Otsu's threshold: those after its split.
+    split = levels.otsu_split(ink_levels, ink_counts)
+    threshold = max(float(ink_levels[split]), 0.0)
     (peak,) = levels.quantiles_of_counts(
-        ink_levels[is_stroke],
-        np.add.accumulate(ink_counts[is_stroke]),
+        ink_levels[split + 1 :],
+        np.add.accumulate(ink_counts[split + 1 :]),
         (preprocessing.STROKE_CORE_QUANTILE,),
     )
     full = preprocessing.unit_clipped(contrast / peak)  # as ink_strength does, its floor being 0

@@ -4,6 +4,7 @@ what an image shows, from its histogram (``rough_extent``)."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import numpy as np
@@ -113,8 +114,15 @@ def otsu_of_counts(ascending: np.ndarray, counts: np.ndarray) -> float:
     there: every other split scores above 0, so the same one wins. Written for a
     small image's few dozen levels, where each numpy call's overhead is the cost.
     """
+    return float(ascending[otsu_split(ascending, counts)])
+
+
+def otsu_split(ascending: np.ndarray, counts: np.ndarray) -> int:
+    """Where ``otsu_of_counts`` splits the levels: the index of the threshold's level;
+    where any two levels differ, every level after it is higher (the ink) and every
+    level up to it no higher."""
     if ascending.size < 2:
-        return float(ascending[0])
+        return 0
     below = np.add.accumulate(counts, dtype=np.float64)
     cumulative = np.add.accumulate(ascending * counts, dtype=np.float64)
     count, total = below[-1], cumulative[-1]
@@ -122,7 +130,7 @@ def otsu_of_counts(ascending: np.ndarray, counts: np.ndarray) -> float:
     above = count - below
     between = below * above * (cumulative / below - (total - cumulative) / above) ** 2
     between *= ascending[1:] != ascending[:-1]
-    return float(ascending[int(between.argmax())])
+    return int(between.argmax())
 
 
 def quantiles_of_counts(
@@ -130,19 +138,20 @@ def quantiles_of_counts(
 ) -> list[float]:
     """``[quantile(np.repeat(ascending, counts), f) for f in fractions]`` bit for bit,
     from the levels and their running counts (``np.add.accumulate(counts)``), without
-    the repeat: one search finds every rank."""
+    the repeat: a binary search finds each rank."""
     size = int(running[-1])
-    ranks, weights = [], []
+    ranks = running.tolist()
+    quantiles = []
     for fraction in fractions:
+        # As ``quantile`` reads the repeated levels at its two ranks.
         position = fraction * (size - 1)
         below = int(position)
-        ranks += [below, min(below + 1, size - 1)]
-        weights.append(position - below)
-    shown = ascending[np.searchsorted(running, ranks, side="right")]
-    return [
-        float(shown[2 * i] * (1.0 - weight) + shown[2 * i + 1] * weight)
-        for i, weight in enumerate(weights)
-    ]
+        above = min(below + 1, size - 1)
+        weight = position - below
+        low = ascending[bisect.bisect_right(ranks, below)]
+        high = ascending[bisect.bisect_right(ranks, above)]
+        quantiles.append(float(low * (1.0 - weight) + high * weight))
+    return quantiles
 
 
 def rough_extent(grey: np.ndarray, counts: Sequence[int] | np.ndarray | None = None) -> int:

@@ -268,6 +268,11 @@ def test_otsu_of_counts_equals_otsu_over_every_value(seed: int) -> None:
     assert levels.otsu_of_counts(contrast[present], counts[present]) == levels.otsu(
         np.sort(preprocessing.ink_contrast(ascending, 90.0, dark_ink=False))
     )
+    # The split: the levels over the threshold are those after it, equal ones or not.
+    split = levels.otsu_split(contrast[present], counts[present])
+    over = contrast[present] > levels.otsu_of_counts(contrast[present], counts[present])
+    if len(set(contrast[present].tolist())) > 1:
+        assert over.tolist() == [index > split for index in range(present.size)]
 
 
 @pytest.mark.parametrize("seed", range(20))
