@@ -81,7 +81,7 @@ def inputs_and_inks(
     uploads: list[bytes], limits: preprocessing.Limits
 ) -> list[tuple[np.ndarray, np.ndarray] | None]:
     """``input_and_ink`` of each upload, step by step for all of them: 20 PNGs cost
-    96 against 157 µs each read in turn (``python -m bench.components``), the same
+    92 against 144 µs each read in turn (``python -m bench.components``), the same
     calls in a row running faster, and one labelling serving them all."""
     greys = [_png_grey(data, limits) for data in uploads]
     strengths = [None if grey is None else _ink_strength(grey) for grey in greys]

@@ -11,7 +11,8 @@ to MAX_PIXELS: ``app.heif`` and libheif refuse larger frames). Small clean PNGs
 (most of them) take ``app.fast_path``, with the same answer, read in the
 micro-batch itself, together: under load the batch holds ~20 of them, and each
 step's calls for all of them in a row cost less than each upload's in its own
-request's turn (docs/performance.md). Single images reach the network through the micro-batcher.
+request's turn (docs/performance.md). Single images reach the network through the
+micro-batcher.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class Predictor:
         started = time.perf_counter()
         try:
             reads = fast_path.inputs_and_inks(uploads, self.limits)
-        except Exception:
+        except Exception:  # one upload's fault: each alone, so that it stays its own
             return [self._fast(data) for data in uploads]
         share = (time.perf_counter() - started) / len(uploads)
         return [_normalized(read, share) for read in reads]

@@ -7,10 +7,9 @@ the service takes it, the general path whole and step by step, a photo's steps
 on its first reading at 200 px where the service keeps it) on the 28×28
 PNG and the ~300 px JPEG photo of bench/inputs.py, the fast path on 20
 different 28×28 PNGs read together as a micro-batch reads them and one by one,
-the LiteRT classifier the
-service runs at batch 1 and batch 32, Keras ``model.predict`` and
-``predict_on_batch`` as a naive server calls them, and how far LiteRT's
-probabilities are from Keras's. Each figure is the median of 7 timed repeats
+the LiteRT classifier the service runs at batch 1 and batch 32, Keras
+``model.predict`` and ``predict_on_batch`` as a naive server calls them, and how
+far LiteRT's probabilities are from Keras's. Each figure is the median of 7 timed repeats
 (each repeat runs the call for about ``--seconds``), per image.
 Writes bench/results/components-latest.json.
 """
