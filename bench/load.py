@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.inputs import Input
 from bench.servers import Server, make_server, wait_idle, wait_quiet
@@ -17,6 +18,40 @@ from bench.system import CpuWatch, pinned, rss_mb
 BENCH_DIR = Path(__file__).resolve().parent
 CONNECTION_ERRORS = ("connect", "read", "write", "timeout")
 READ_CONNECTIONS = (1, 64)  # the /read row's cells
+# The service's own histograms (app/observability.py) read around each of its runs, and
+# the unit each mean is reported in.
+SERVICE_HISTOGRAMS = {
+    "digits_preprocess_seconds": ("preprocess_us", 1e6),  # per upload
+    "digits_inference_seconds": ("inference_us", 1e6),  # per network call
+    "digits_batch_size": ("batch_size", 1.0),  # requests per micro-batch
+}
+
+
+def scrape(url: str) -> str:
+    """The service's /metrics exposition."""
+    return httpx.get(f"{url}/metrics", timeout=10.0).text
+
+
+def histogram_totals(exposition: str) -> dict[str, tuple[float, float]]:
+    """The sum and count of each of SERVICE_HISTOGRAMS in a Prometheus exposition."""
+    totals = {}
+    for family in text_string_to_metric_families(exposition):
+        if family.name in SERVICE_HISTOGRAMS:
+            sums = [s.value for s in family.samples if s.name == f"{family.name}_sum"]
+            counts = [s.value for s in family.samples if s.name == f"{family.name}_count"]
+            totals[family.name] = (sum(sums), sum(counts))
+    return totals
+
+
+def histogram_means(before: dict, after: dict) -> dict[str, float | None]:
+    """Each histogram's mean over what was observed between two ``histogram_totals``."""
+    means: dict[str, float | None] = {}
+    for name, (key, unit) in SERVICE_HISTOGRAMS.items():
+        total_after, count_after = after.get(name, (0.0, 0.0))
+        total_before, count_before = before.get(name, (0.0, 0.0))
+        count = count_after - count_before
+        means[key] = round((total_after - total_before) / count * unit, 1) if count else None
+    return means
 
 
 def run_wrk(
@@ -79,6 +114,7 @@ def measure_cell(
     for attempt in range(retries + 1):
         waited = wait_quiet(server, max_disturbance, quiet_timeout)
         load_before = os.getloadavg()[0]
+        observed = histogram_totals(scrape(server.url)) if server.name == "service" else None
         with CpuWatch(server.workers()) as watch:
             result = run_wrk(
                 server.url,
@@ -95,6 +131,9 @@ def measure_cell(
             load_before=round(load_before, 2),
             waited_for_quiet_s=round(waited, 1),
         )
+        if observed is not None:  # what the service's own metrics saw during the run
+            after = histogram_totals(scrape(server.url))
+            result["service_metrics"] = histogram_means(observed, after)
         attempts.append(result)
         if watch.other_cpu_percent <= max_disturbance or attempt == retries:
             break
@@ -122,6 +161,11 @@ def combine_rounds(rounds: list[dict]) -> dict:
     cell["attempts"] = sum(r["attempts"] for r in rounds)
     cell["other_cpu_percent"] = max(r["other_cpu_percent"] for r in rounds)
     cell["disturbed"] = any(r["disturbed"] for r in rounds)
+    if all("service_metrics" in r for r in rounds):  # each mean: the median of the rounds'
+        cell["service_metrics"] = {}
+        for key in rounds[0]["service_metrics"]:
+            values = [r["service_metrics"][key] for r in rounds]
+            cell["service_metrics"][key] = None if None in values else statistics.median(values)
     return cell
 
 

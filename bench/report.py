@@ -118,6 +118,25 @@ def floor_table(cells: list[dict]) -> list[str]:
     return lines
 
 
+def service_metrics_table(cells: list[dict]) -> list[str]:
+    """What the service's own metrics saw during its runs (``bench.load.SERVICE_HISTOGRAMS``)."""
+    lines = [
+        "| image | conns | preprocessing µs per upload | network µs per call | requests a batch |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for cell in cells:
+        seen = cell.get("service_metrics")
+        if cell["server"] != "service" or not seen:
+            continue
+        figures = [seen["preprocess_us"], seen["inference_us"], seen["batch_size"]]
+        lines.append(
+            f"| {image_label(cell['image'])} | {cell['connections']} | "
+            + " | ".join("–" if figure is None else fmt(figure) for figure in figures)
+            + " |"
+        )
+    return lines
+
+
 Row = tuple[str, str, str, bool | None]
 
 
@@ -244,6 +263,18 @@ def report(results: dict, args) -> str:
                 "the service costs, less what its micro-batch saves by doing many requests' "
                 "work in a row (over 100 %: it saves more). Medians of the paired rounds' "
                 "ratios.",
+            ]
+        if "service" in args.servers:
+            lines += [
+                "",
+                "### The service's own metrics under the load",
+                "",
+                *service_metrics_table(load["cells"]),
+                "",
+                "The means of `digits_preprocess_seconds`, `digits_inference_seconds` and "
+                "`digits_batch_size` over each run (its /metrics read before and after), "
+                "medians of the rounds: in place, among the other requests' work, each step "
+                "costs more than alone (`python -m bench.components`).",
             ]
     cold = results.get("cold")
     if cold or (load and load.get("rss_after_load")):

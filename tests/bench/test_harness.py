@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from app.observability import Metrics
 from bench.inputs import write_inputs
-from bench.load import combine_rounds, ratio
-from bench.report import floor_table, load_table, targets
+from bench.load import combine_rounds, histogram_means, histogram_totals, ratio
+from bench.report import floor_table, load_table, service_metrics_table, targets
 from bench.soak import soak_check
 from tests.conftest import require
 
@@ -106,6 +108,29 @@ def test_the_bare_server_gets_its_own_table_between_the_noop_and_the_service() -
     assert floor_table(cells)[2] == "| 28×28 PNG | 64 | 1,000.0 | 0.50 | 1.00 | 50% | 60% | 0 |"
     main = load_table(cells, ["noop", "bare", "service"])
     assert "bare" not in main[0] and main[2].count("|") == main[0].count("|")
+
+
+def test_the_service_metrics_of_a_run_are_the_means_of_what_it_observed() -> None:
+    """Read from the service's own exposition before and after: what came between."""
+    metrics = Metrics(CollectorRegistry())
+    metrics.observe_prediction(3, 0.9, preprocess_seconds=0.5)  # before the run
+    metrics.observe_batch(1)
+    before = histogram_totals(metrics.exposition().decode())
+    for seconds in (0.000100, 0.000140):
+        metrics.observe_prediction(7, 0.99, preprocess_seconds=seconds)
+    metrics.observe_inference(0.002)
+    for size in (20, 24):
+        metrics.observe_batch(size)
+    means = histogram_means(before, histogram_totals(metrics.exposition().decode()))
+    assert means == {"preprocess_us": 120.0, "inference_us": 2000.0, "batch_size": 22.0}
+    assert histogram_means(before, before) == dict.fromkeys(means)  # nothing observed
+
+    rounds = [
+        {**measured(1000, 1), "service_metrics": {**means, "preprocess_us": us}}
+        for us in (90, 130, 110)
+    ]
+    cell = {**combine_rounds(rounds), "server": "service", "image": "png", "connections": 64}
+    assert service_metrics_table([cell])[2] == "| 28×28 PNG | 64 | 110.0 | 2,000.0 | 22.0 |"
 
 
 def test_each_target_is_a_floor_or_a_ceiling_and_says_whether_it_is_met() -> None:
