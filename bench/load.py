@@ -1,4 +1,5 @@
-"""Load generation: wrk against one server, a cell measured in rounds, every server in turn."""
+"""Load generation: wrk against one server, a cell measured in rounds, every server in turn;
+the service's own metrics read around each of its runs."""
 
 from __future__ import annotations
 
