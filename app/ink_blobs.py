@@ -45,18 +45,23 @@ WINDOW_MIN_PIXELS = 128 * 128  # smaller images (MNIST's, the fast path's) are l
 Box = tuple[int, int, int, int]  # top, bottom, left, right (exclusive)
 
 
-def digit_ink(strength: InkStrength) -> np.ndarray:
-    """The ink of the digit's blobs (specks and marks cut by the edge at 0), in place."""
+def digit_ink(strength: InkStrength, one_blob: bool = False) -> np.ndarray:
+    """The ink of the digit's blobs (specks and marks cut by the edge at 0), in place.
+    ``one_blob``: the strokes are known to make one blob (``digit_inks`` labelled them
+    with other images'), and are not labelled again unless printed lines come off them."""
     ink, strokes = strength.ink, strength.strokes
     without_lines = rules.erase(ink, strokes)  # printed lines the digit is written on
     if without_lines is not None:
-        strokes = without_lines
+        strokes, one_blob = without_lines, False
     margin = halo(ink.shape)
     whole = (0, ink.shape[0], 0, ink.shape[1])
-    box = _window(strokes, WINDOW_MARGIN * margin) if ink.size >= WINDOW_MIN_PIXELS else None
-    found = None if box is None else _digit_strokes(ink, strokes, box, whole)
-    if found is None:  # no window worth it, or a blob ran out of it
-        box, found = whole, _digit_strokes(ink, strokes, whole, whole)
+    if one_blob:
+        box, found = whole, (strokes, 1)
+    else:
+        box = _window(strokes, WINDOW_MARGIN * margin) if ink.size >= WINDOW_MIN_PIXELS else None
+        found = None if box is None else _digit_strokes(ink, strokes, box, whole)
+        if found is None:  # no window worth it, or a blob ran out of it
+            box, found = whole, _digit_strokes(ink, strokes, whole, whole)
     kept, count = found
     if count != 1 or strength.noisy or without_lines is not None:  # clear away from strokes
         if box == whole:
@@ -67,10 +72,9 @@ def digit_ink(strength: InkStrength) -> np.ndarray:
 
 
 def digit_inks(strengths: list[InkStrength]) -> list[np.ndarray]:
-    """``digit_ink`` of each. The strokes of the images of one shape are labelled in
-    one call (a micro-batch's 28×28 PNGs: one call's overhead, not one each); an
-    image whose strokes make one blob, on no printed line and on clean paper, is
-    one ``digit_ink`` leaves as it is; the others go through it."""
+    """``digit_ink`` of each, the strokes of the images of one shape labelled in one
+    call (a micro-batch's 28×28 PNGs: one call's overhead, not one each): each
+    image's ``digit_ink`` is told whether its strokes make one blob."""
     shapes: dict[tuple[int, ...], list[int]] = {}
     for index, strength in enumerate(strengths):
         shapes.setdefault(strength.ink.shape, []).append(index)
@@ -80,12 +84,7 @@ def digit_inks(strengths: list[InkStrength]) -> list[np.ndarray]:
             blobs = _lone_blobs([strengths[index].strokes for index in indices])
             for index, alone in zip(indices, blobs, strict=True):
                 lone[index] = alone
-    return [
-        strength.ink
-        if alone and not strength.noisy and rules.across(strength.ink, strength.strokes) is None
-        else digit_ink(strength)
-        for strength, alone in zip(strengths, lone, strict=True)
-    ]
+    return [digit_ink(strength, alone) for strength, alone in zip(strengths, lone, strict=True)]
 
 
 def _lone_blobs(strokes: list[np.ndarray]) -> list[bool]:
