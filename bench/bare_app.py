@@ -15,7 +15,7 @@ it beside the no-op: bare / no-op is what the image work and the network leave o
 the HTTP ceiling, and service / bare is what everything else the service does
 (routing, errors, the request log, metrics) costs, less what its micro-batch saves
 under load by doing the work of many requests in a row (reading their small PNGs,
-calibrating their outputs): at 64 connections the service has done 99-106 % of
+calibrating their outputs): at 64 connections the service has done 99-134 % of
 this server's rate since that moved into the batch (docs/performance.md).
 """
 
