@@ -25,9 +25,9 @@ import struct
 import zlib
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import PngImagePlugin
 
-from app import ink_blobs, levels, preprocessing
+from app import ink_blobs, levels, pillow_core, preprocessing
 from app import paper as paper_side
 from app.paper import may_even
 
@@ -136,15 +136,9 @@ def _png_grey(data: bytes, limits: preprocessing.Limits) -> np.ndarray | None:
     if not idat:
         return None
     width, height, mode = header[0], header[1], MODES[header[3]]
-    try:
-        image = Image.frombytes(mode, (width, height), b"".join(idat), "zip", mode)
-    except (ValueError, OSError):  # truncated or corrupt: the general path says so
+    pixels = pillow_core.inflated_grey(b"".join(idat), mode, width, height)
+    if pixels is None:
         return None
-    if mode in ("LA", "RGBA") and image.getchannel("A").getextrema() != (255, 255):
-        return None  # transparency is composited: the general path does it
-    if mode != "L":
-        image = image.convert("L")
-    pixels = image.tobytes()
     # One grey level all round the border (checked on the bytes: cheaper than numpy).
     paper = pixels[:1]
     for side in (pixels[:width], pixels[-width:], pixels[::width], pixels[width - 1 :: width]):

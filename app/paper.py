@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from app import levels
+from app import levels, pillow_core
 
 BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is one class
 CORNER = 0.1  # where ink touches the border, corner squares of this share of the side say too
@@ -183,9 +183,7 @@ def _reduced(grey: np.ndarray) -> np.ndarray:
     height, width = grey.shape
     scale = BACKGROUND_SIDE / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(
-        Image.fromarray(grey, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32
-    )
+    return pillow_core.resized(grey, size, Image.Resampling.BOX)
 
 
 def evened(grey: np.ndarray, noisiest: float = np.inf) -> np.ndarray | None:
@@ -227,6 +225,4 @@ def background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
     morphology = ndimage.grey_closing if dark_ink else ndimage.grey_opening
     small = morphology(small, size=(13, 13), mode="nearest")
     small = ndimage.uniform_filter(small, size=7, mode="nearest")
-    return np.asarray(
-        Image.fromarray(small, mode="F").resize((width, height), Image.Resampling.BILINEAR)
-    )
+    return pillow_core.resized(small, (width, height), Image.Resampling.BILINEAR)

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from app import av1, heif, levels, orientation, paper, strokes
+from app import av1, heif, levels, orientation, paper, pillow_core, strokes
 from app.ink_blobs import FAINT_INK, bounds, digit_ink, dilated, halo
 
 INPUT_SIZE = 28
@@ -396,11 +396,7 @@ def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
     scale = DIGIT_BOX / max(height, width)
     if scale != 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        crop = np.asarray(
-            Image.fromarray(crop.astype(np.float32), mode="F").resize(
-                size, Image.Resampling.LANCZOS
-            )
-        )
+        crop = pillow_core.resized(crop, size, Image.Resampling.LANCZOS)
         crop = unit_clipped(crop)
     height, width = crop.shape
     row_masses, column_masses = crop.sum(axis=1), crop.sum(axis=0)
