@@ -5,8 +5,8 @@ wraps each of its C functions in Python that checks modes, looks up codecs and
 builds ``Image`` objects. For images this small that wrapping costs more than the
 work, and the code it runs slows the numpy steps after it (the CPU's caches hold
 less of theirs). Through ``Image.frombytes``, ``convert`` and ``tobytes`` a PNG's
-inflating took 10.6 µs alone and 25 µs more in the fast path than its steps
-alone; through these calls, 4.2 and 12 (best of five runs of 3,000).
+inflating took 10.6 µs alone and added 25 to the fast path's other steps; through
+these calls, 4.2 and 6-11 (best of five runs of 3,000 calls each).
 
 The calls are those Pillow's image plugins make (its handbook, "Writing your own
 file codec in C"): a codec by name from ``Image.core``, ``setimage`` with the
