@@ -5,8 +5,8 @@ side, 8-bit grey, RGB or opaque RGBA, one grey level all round the border. For
 them ``app.preprocessing`` does work that cannot change the answer: Pillow's
 PNG plugin and EXIF reading, sorting every pixel twice, two Otsu thresholds over
 every pixel, a noise floor that is 0 on a one-level paper. Here the PNG's chunks
-are read with ``struct`` and inflated by Pillow's own decoder, and the
-statistics of ``preprocessing.ink_strength`` come from a 256-level histogram
+are read with ``struct`` and inflated by Pillow's own decoder (``app.pillow_core``),
+and the statistics of ``preprocessing.ink_strength`` come from a 256-level histogram
 (``levels.otsu_of_counts``, ``levels.quantiles_of_counts``) and per-level
 lookup tables. A micro-batch's PNGs are read together (``inputs_and_inks``):
 each step for all of them in a row, their strokes labelled in one call.
@@ -81,8 +81,8 @@ def inputs_and_inks(
     uploads: list[bytes], limits: preprocessing.Limits
 ) -> list[tuple[np.ndarray, np.ndarray] | None]:
     """``input_and_ink`` of each upload, step by step for all of them: 20 PNGs cost
-    92 against 144 µs each read in turn (``python -m bench.components``), the same
-    calls in a row running faster, and one labelling serving them all."""
+    78-90 against 114-138 µs each read in turn (``python -m bench.components``), the
+    same calls in a row running faster, and one labelling serving them all."""
     greys = [_png_grey(data, limits) for data in uploads]
     strengths = [None if grey is None else _ink_strength(grey) for grey in greys]
     inks = iter(ink_blobs.digit_inks([strength for strength in strengths if strength is not None]))
