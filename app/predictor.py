@@ -129,6 +129,8 @@ class Predictor:
         """``_fast`` of each upload, read together (``fast_path.inputs_and_inks``),
         each taking an equal share of the time; read one by one when that fails, so
         that one upload's fault stays its own."""
+        if not uploads:
+            return []
         started = time.perf_counter()
         try:
             reads = fast_path.inputs_and_inks(uploads, self.limits)
@@ -144,7 +146,7 @@ class Predictor:
         path here, then every input through the network at once; None for an upload
         the fast path did not take."""
         uploads = [item for item in items if isinstance(item, bytes)]
-        reads = iter(self._fast_many(uploads) if uploads else ())
+        reads = iter(self._fast_many(uploads))
         normalized = [next(reads) if isinstance(item, bytes) else item for item in items]
         ready = [item.network_input for item in normalized if item is not None]
         readings = iter(self._read_digits(np.stack(ready)) if ready else ())
@@ -255,7 +257,7 @@ class Predictor:
         """Each upload's result or its own error, in order; one network call for all.
         The small clean PNGs are read together, as a micro-batch reads them."""
         outcomes: list[Normalized | preprocessing.PreprocessingError] = []
-        for data, read in zip(uploads, self._fast_many(uploads) if uploads else [], strict=True):
+        for data, read in zip(uploads, self._fast_many(uploads), strict=True):
             try:
                 if read is None:  # not a small clean PNG
                     read = await self._normalize(data, fast=False)
