@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage
 
 from app import ink_blobs, preprocessing
 
@@ -142,3 +143,35 @@ def test_a_small_crop_is_left_as_it_is() -> None:
     ink = crop_with((slice(8, 50), slice(50, 56)))[::4, ::4].copy()  # 16 × 14
     assert ink[:, -2:].any()
     np.testing.assert_array_equal(kept(ink), ink)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    st.integers(1, 64),
+    st.integers(1, 64),
+    st.floats(0.0, 1.0),
+    st.integers(0, 2**32 - 1),
+)
+def test_blob_count_is_labels_count(height: int, width: int, share: float, seed: int) -> None:
+    """Runs joined row to row count the blobs ndimage.label finds with eight
+    neighbours: diagonal touches, U shapes joined at the bottom, rings, one-pixel
+    rows and columns, masks empty and full."""
+    mask = np.random.default_rng(seed).random((height, width)) < share
+    _, expected = ndimage.label(mask, structure=ink_blobs.EIGHT_NEIGHBOURS)
+    assert ink_blobs.blob_count(mask) == expected
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (["#.#", ".#."], 1),  # a V: two runs joined by the one below
+        (["#.#", "#.#", "###"], 1),  # a U: joined at the bottom
+        (["###", "#.#", "###"], 1),  # a ring: the last join closes it, no new blob
+        (["#..", "..#"], 2),  # two columns apart
+        (["#.", ".#"], 1),  # a diagonal touch
+        (["#", ".", "#"], 2),
+    ],
+)
+def test_blob_count_of_shapes(rows: list[str], expected: int) -> None:
+    mask = np.array([[c == "#" for c in row] for row in rows])
+    assert ink_blobs.blob_count(mask) == expected
