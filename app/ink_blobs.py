@@ -41,9 +41,12 @@ STACKED_EIGHT_NEIGHBOURS = np.pad(EIGHT_NEIGHBOURS[np.newaxis], ((1, 1), (0, 0),
 WINDOW_MARGIN = 4  # halos around the strokes' box where a joined blob's faint edge may run
 WINDOW_SHARE = 0.5  # a window over this share of the image: the whole image instead
 WINDOW_MIN_PIXELS = 128 * 128  # smaller images (MNIST's, the fast path's) are looked at whole
-# Masks up to this size are first counted by their runs (``blob_count``): most digits'
-# strokes are one blob, and then ``ndimage.label`` is not needed.
+# Masks up to this size and this many runs are first counted by their runs
+# (``blob_count``): most digits' strokes are one blob, and then ``ndimage.label`` is
+# not needed. MNIST's strokes make 25 runs (median; at most 42 of 2,000 training
+# digits); a noise mask's hundreds would cost ms in Python, against label's 30 µs.
 COUNT_MAX_PIXELS = 64 * 64
+COUNT_MAX_RUNS = 96
 
 Box = tuple[int, int, int, int]  # top, bottom, left, right (exclusive)
 
@@ -100,16 +103,20 @@ def _lone_blobs(strokes: list[np.ndarray]) -> list[bool]:
     return ((highest > 0) & (highest == lowest)).tolist()
 
 
-def blob_count(mask: np.ndarray) -> int:
+def blob_count(mask: np.ndarray, most_runs: int) -> int | None:
     """How many blobs ``ndimage.label(mask, structure=EIGHT_NEIGHBOURS)`` finds, by
-    joining the mask's runs to those they touch in the row above (union-find): for
-    small masks, where label's fixed cost is the most of its 12 µs a call and it slows
-    the fast path's other steps by as much again; this, 10 µs on a 28×28 digit."""
+    joining the mask's runs to those they touch in the row above (union-find); None
+    when it has over ``most_runs`` runs. For small masks, where label's fixed cost is
+    the most of its 12 µs a call and it slows the fast path's other steps by as much
+    again; this, 10 µs on a 28×28 digit."""
     height, width = mask.shape
     stride = width + 1  # each row and a column of background, in one line
     flat = np.zeros(height * stride + 1, dtype=bool)
     flat[1:].reshape(height, stride)[:, :width] = mask
-    edges = (flat[1:] != flat[:-1]).nonzero()[0].tolist()  # each run's start and end
+    edges = (flat[1:] != flat[:-1]).nonzero()[0]  # each run's start and end
+    if edges.size > 2 * most_runs:
+        return None
+    edges = edges.tolist()
     parent = list(range(len(edges) // 2))  # runs joined to a run above them
     blobs = len(parent)
     above: list[tuple[int, int, int]] = []  # the row above's runs, a row on: run, start, end
@@ -190,7 +197,7 @@ def _digit_strokes(
     joined through faint pixels reaches a side of the box inside the image."""
     top, bottom, left, right = box
     ink, strokes = ink[top:bottom, left:right], strokes[top:bottom, left:right]
-    if strokes.size <= COUNT_MAX_PIXELS and blob_count(strokes) == 1:
+    if strokes.size <= COUNT_MAX_PIXELS and blob_count(strokes, COUNT_MAX_RUNS) == 1:
         return strokes, 1
     labels, count = ndimage.label(strokes, structure=EIGHT_NEIGHBOURS)
     if count > 1:

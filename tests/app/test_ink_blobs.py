@@ -158,7 +158,14 @@ def test_blob_count_is_labels_count(height: int, width: int, share: float, seed:
     rows and columns, masks empty and full."""
     mask = np.random.default_rng(seed).random((height, width)) < share
     _, expected = ndimage.label(mask, structure=ink_blobs.EIGHT_NEIGHBOURS)
-    assert ink_blobs.blob_count(mask) == expected
+    assert ink_blobs.blob_count(mask, mask.size) == expected
+
+
+def test_blob_count_leaves_many_runs_to_label() -> None:
+    """A noise mask's runs are not joined in Python (ms): label counts them."""
+    checkers = np.indices((64, 64)).sum(axis=0) % 2 == 1
+    assert ink_blobs.blob_count(checkers, ink_blobs.COUNT_MAX_RUNS) is None
+    assert ink_blobs.blob_count(checkers[:3], ink_blobs.COUNT_MAX_RUNS) == 1
 
 
 @pytest.mark.parametrize(
@@ -174,4 +181,4 @@ def test_blob_count_is_labels_count(height: int, width: int, share: float, seed:
 )
 def test_blob_count_of_shapes(rows: list[str], expected: int) -> None:
     mask = np.array([[c == "#" for c in row] for row in rows])
-    assert ink_blobs.blob_count(mask) == expected
+    assert ink_blobs.blob_count(mask, mask.size) == expected
