@@ -107,8 +107,8 @@ def blob_count(mask: np.ndarray, most_runs: int) -> int | None:
     """How many blobs ``ndimage.label(mask, structure=EIGHT_NEIGHBOURS)`` finds, by
     joining the mask's runs to those they touch in the row above (union-find); None
     when it has over ``most_runs`` runs. For small masks, where label's fixed cost is
-    the most of its 12 µs a call and it slows the fast path's other steps by as much
-    again; this, 10 µs on a 28×28 digit."""
+    the most of its 12 µs a call, and it slows the fast path's other steps by twice
+    that (docs/performance.md); this takes 10 µs on a 28×28 digit."""
     height, width = mask.shape
     stride = width + 1  # each row and a column of background, in one line
     flat = np.zeros(height * stride + 1, dtype=bool)
@@ -119,10 +119,11 @@ def blob_count(mask: np.ndarray, most_runs: int) -> int | None:
     edges = edges.tolist()
     parent = list(range(len(edges) // 2))  # runs joined to a run above them
     blobs = len(parent)
-    above: list[tuple[int, int, int]] = []  # the row above's runs, a row on: run, start, end
+    # The row above's runs (index, start, end), their columns moved down to this row's.
+    above: list[tuple[int, int, int]] = []
     here: list[tuple[int, int, int]] = []
     row = -2
-    for run, (start, end) in enumerate(zip(edges[::2], edges[1::2])):
+    for run, (start, end) in enumerate(zip(edges[::2], edges[1::2], strict=True)):
         at = start // stride
         if at != row:
             above = here if at == row + 1 else []
