@@ -42,6 +42,11 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts"
 CARD_NAME = "model_card.json"
 STEPS_PER_EXECUTION = 8
 REFUSE_SHARE = 0.002  # the share of validation digits the not-a-digit threshold refuses
+# Distillation (--teacher): the loss is SOFT_WEIGHT of the teacher's outputs softened by
+# TEMPERATURE (as Hinton et al. 2015; their gradients scaled back by its square) and the
+# rest the labels' cross-entropy.
+TEMPERATURE = 4.0
+SOFT_WEIGHT = 0.7
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -82,6 +87,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--render-only", action="store_true", help="render and save the --extras, then stop"
+    )
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        help="distil from this .keras network: it sees each augmented batch as the student does",
     )
     args = parser.parse_args(argv)
     if args.split_seed is None:
@@ -180,6 +190,37 @@ def rendered_extras(args: argparse.Namespace, training, validation, mnist) -> tu
     return extras, held, seconds
 
 
+def distillation_loss(labels, outputs):
+    """The student's loss (``--teacher``): ``outputs`` hold its probabilities, then the
+    teacher's."""
+    from keras import ops
+
+    from model.network import NUM_CLASSES
+
+    student, teacher = outputs[:, :NUM_CLASSES], ops.stop_gradient(outputs[:, NUM_CLASSES:])
+    hard = ops.sparse_categorical_crossentropy(labels, student)
+    soft_student, soft_teacher = _softened(student), _softened(teacher)
+    divergence = ops.sum(soft_teacher * (ops.log(soft_teacher) - ops.log(soft_student)), -1)
+    return (1.0 - SOFT_WEIGHT) * hard + SOFT_WEIGHT * TEMPERATURE**2 * divergence
+
+
+def _softened(probabilities):
+    """Softmax outputs as at TEMPERATURE: the softmax of their logs divided by it."""
+    from keras import ops
+
+    logits = ops.log(ops.clip(probabilities, 1e-7, 1.0)) / TEMPERATURE
+    return ops.clip(ops.softmax(logits), 1e-7, 1.0)
+
+
+def accuracy(labels, outputs):
+    """The student's accuracy (``--teacher``), under the usual metric's name."""
+    import keras
+
+    from model.network import NUM_CLASSES
+
+    return keras.metrics.sparse_categorical_accuracy(labels, outputs[:, :NUM_CLASSES])
+
+
 def train(args: argparse.Namespace) -> dict:
     import keras
 
@@ -220,15 +261,23 @@ def train(args: argparse.Namespace) -> dict:
     model.summary()
     inputs = keras.Input(shape=network.INPUT_SHAPE)
     augmented = inputs if args.no_augment else network.RandomAffine(seed=args.seed)(inputs)
-    trainer = keras.Model(inputs, model(augmented))
+    loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    if args.teacher:  # the student's outputs, then the frozen teacher's
+        teacher = keras.saving.load_model(args.teacher, compile=False)
+        teacher.trainable = False
+        outputs = keras.layers.Concatenate()([model(augmented), teacher(augmented)])
+        loss, metrics = distillation_loss, [accuracy]
+    else:
+        outputs = model(augmented)
+    trainer = keras.Model(inputs, outputs)
     steps = args.epochs * int(np.ceil(len(y_train) / args.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, steps, warmup_target=args.learning_rate, warmup_steps=max(1, steps // 20)
     )
     trainer.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=loss,
+        metrics=metrics,
         # Several batches per compiled call: the same updates, less Python between
         # them (what keeps an accelerator busy with a network this small).
         steps_per_execution=STEPS_PER_EXECUTION,
@@ -245,7 +294,11 @@ def train(args: argparse.Namespace) -> dict:
         validation_data=(x_val, y_val),
         callbacks=[
             keras.callbacks.ModelCheckpoint(
-                best_weights, monitor="val_accuracy", save_best_only=True, save_weights_only=True
+                best_weights,
+                monitor="val_accuracy",
+                mode="max",
+                save_best_only=True,
+                save_weights_only=True,
             )
         ],
         verbose=2,
@@ -295,6 +348,9 @@ def train(args: argparse.Namespace) -> dict:
         "training": {
             "command": "python -m model.train " + " ".join(sys.argv[1:]),
             "architecture": args.arch,
+            "teacher": None
+            if args.teacher is None
+            else {"file": args.teacher.name, "sha256": data.sha256_of(args.teacher)},
             "epochs": args.epochs,
             "best_epoch": best_epoch,
             "batch_size": args.batch_size,

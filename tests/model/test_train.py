@@ -148,3 +148,37 @@ def test_metrics_on_a_known_case() -> None:
     assert result["confusion_matrix"][2][1] == 1
     assert result["per_class_accuracy"]["2"] == 0.5
     assert result["per_class_accuracy"]["3"] is None  # no 3 among the labels
+
+
+def test_distillation_loss_pulls_the_student_to_the_teacher() -> None:
+    """--teacher: with the student's outputs the teacher's, only the labels' share of
+    the cross-entropy is left; a student unlike the teacher costs more, even where
+    both are right."""
+    rng = np.random.default_rng(0)
+    teacher = rng.dirichlet(np.ones(11), 8).astype(np.float32)
+    labels = teacher.argmax(axis=1)
+    sharp = np.eye(11, dtype=np.float32)[labels] * 0.98 + 0.02 / 11  # right, but not alike
+
+    def loss(student: np.ndarray) -> np.ndarray:
+        return np.asarray(train.distillation_loss(labels, np.concatenate([student, teacher], 1)))
+
+    cross_entropy = -np.log(teacher[np.arange(8), labels])
+    np.testing.assert_allclose(loss(teacher), (1 - train.SOFT_WEIGHT) * cross_entropy, rtol=1e-4)
+    assert np.all(loss(sharp) > loss(teacher))
+
+
+@pytest.mark.slow
+def test_a_student_records_its_teacher(
+    tiny_run: tuple[Path, dict], mnist: data.Mnist, tmp_path: Path
+) -> None:
+    out, card = tiny_run
+    teacher = out / card["file"]
+    args = ["--arch", "digitnet_small", "--teacher", str(teacher), "--mnist-only"]
+    args += ["--epochs", "1", "--limit", "300", "--validation-size", "200"]
+    assert train.main([*args, "--out", str(tmp_path), "--data", str(mnist.folder)]) == 0
+    student = json.loads((tmp_path / train.CARD_NAME).read_text())
+    assert student["training"]["teacher"] == {"file": teacher.name, "sha256": card["sha256"]}
+    assert student["parameters"] < card["parameters"] / 3
+    assert load_classifier(tmp_path / student["file"], engine="litert").predict(
+        np.zeros((1, 28, 28, 1), dtype=np.float32)
+    ).shape == (1, 10)
