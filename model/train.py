@@ -1,7 +1,7 @@
 """Train a digit classifier on MNIST and write the model the service ships with.
 
     python -m model.train [--arch digitnet] [--epochs 20] [--data DIR] [--realdigits DIR]
-                          [--out model/artifacts]
+                          [--teacher PATH] [--out model/artifacts]
 
 Setup, prepare the data (a seeded validation split carved from the 60,000 training
 images picks the best epoch; ``--split-seed`` keeps another run's, so that a network
@@ -11,7 +11,8 @@ world variants of the training digits, pendigits' and optdigits' training writer
 non-digits as an eleventh class, build the model, train with on-the-fly affine
 augmentation, calibrate (temperature and the not-a-digit threshold, on the validation
 split), evaluate once on the 10,000 test images, and write ``<out>/<arch>.keras`` with
-``model_card.json`` and two plots beside it.
+``model_card.json`` and two plots beside it. With ``--teacher``, the network learns from
+that network's outputs as well as the labels (distillation: ``distillation_loss``).
 
 Runs on the CPU with TensorFlow; with ``KERAS_BACKEND=jax`` on a GPU as well.
 """
