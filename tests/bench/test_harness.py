@@ -157,9 +157,14 @@ def test_each_target_is_a_floor_or_a_ceiling_and_says_whether_it_is_met() -> Non
     assert rows["errors (all service cells)"] == ("0", "0", True)
     assert rows["cold start to ready (`python -m app`, median)"] == ("≤ 2.00 s", "1.20 s", True)
     assert rows["RSS per worker (after load; soak max)"] == ("≤ 200 MB", "141 MB", True)
+    assert not any("JPEG" in target for target in rows)  # no photo measured, no row
     results["load"]["cells"][2]["p99_ms"] = 60.0  # three times its p50
+    photos = [cell("service", 320, 5.0, connections=1), cell("service", 280, 200.0)]
+    results["load"]["cells"] += [{**photo, "image": "jpeg"} for photo in photos]
     rows = {target: (required, shown, met) for target, required, shown, met in targets(results)}
     assert rows["p99 / p50 (64 conns, PNG)"] == ("≤ 2.5×", "3.0×", False)
+    assert rows["300 px JPEG photo, req/s at 1 connection"] == ("≥ 300", "320", True)
+    assert rows["300 px JPEG photo, req/s at 64 connections"] == ("≥ 300", "280", False)
 
 
 @pytest.mark.slow
