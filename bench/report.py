@@ -19,6 +19,7 @@ TARGETS = {
     "cold_start_s": 2.0,
     "rss_mb": 200.0,
 }
+FLOORS = {"share_of_noop", "times_naive", "photo_rps"}  # more is better; the rest ceilings
 
 
 def fmt(value: float, digits: int = 1) -> str:
@@ -142,9 +143,9 @@ Row = tuple[str, str, str, bool | None]
 
 
 def against(target: str, value: float, key: str, shown: Callable[[float], str]) -> Row:
-    """One row: ``value`` against ``TARGETS[key]``, a floor for ratios, a ceiling otherwise."""
+    """One row: ``value`` against ``TARGETS[key]``, a floor for FLOORS, a ceiling otherwise."""
     limit = TARGETS[key]
-    floor = key in ("share_of_noop", "times_naive", "photo_rps")
+    floor = key in FLOORS
     met = value >= limit if floor else value <= limit
     return (target, f"{'≥' if floor else '≤'} {shown(limit)}", shown(value), met)
 
