@@ -12,6 +12,7 @@ import functools
 import math
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,6 +45,19 @@ class Candidate:
     box: Box  # in the upload's pixels
     width: float  # along the writing's slant, in line heights
     height: float
+
+
+class Piece(NamedTuple):
+    """Part of one stroke component: all of it, or the part between two cuts."""
+
+    label: int
+    first: float  # where it starts along the slant (a sheared column): its cut or ink
+    end: float  # where it ends
+    ink_first: float  # the sheared column of its first pixel
+    ink_end: float  # past its last
+    top: int  # its component's box's corner
+    left: int
+    mask: np.ndarray  # its pixels within that box
 
 
 @dataclass(frozen=True)
@@ -84,7 +98,7 @@ def any_piece(piece_of: np.ndarray, strokes: np.ndarray, margin: int) -> np.ndar
     return mask
 
 
-def component_runs(pieces: list[tuple[int, float, float]]) -> list[tuple[int, int]]:
+def component_runs(pieces: list[Piece]) -> list[tuple[int, int]]:
     """Each component's pieces, first..last, where they are consecutive (pieces are
     (label, first sheared column, end), left to right)."""
     runs = []
@@ -101,7 +115,7 @@ def widest(first: int, last: int, components: Collection[tuple[int, int]]) -> fl
     return COMPONENT_MAX_WIDTH if (first, last) in components else MAX_WIDTH
 
 
-def fewest_digits(pieces: list[tuple[int, float, float]], line: float) -> int:
+def fewest_digits(pieces: list[Piece], line: float) -> int:
     """The fewest digits a group's pieces can be read as, before any candidate is
     made: each digit a run of up to MAX_PIECES pieces, or a component or the whole
     group, whatever its pieces, if no wider than ``widest`` allows."""
@@ -129,7 +143,7 @@ class Group:
         self,
         number: int,
         group: list[int],
-        pieces: list[tuple[int, float, float]],
+        pieces: list[Piece],
         gaps: list[float],
         blobs: components.Blobs,
         strength: preprocessing.InkStrength,
@@ -149,16 +163,25 @@ class Group:
         left = max(0, min(int(blobs.left[i]) for i in group) - margin)
         right = min(ink.shape[1], max(int(blobs.right[i]) for i in group) + margin)
         self.corner = (top, left)
-        labels = blobs.labels[top:bottom, left:right]
-        piece_of = np.full(labels.shape, -1, dtype=np.int32)
-        columns = slant.columns(top, bottom, left, right)
+        piece_of = np.full((bottom - top, right - left), -1, dtype=np.int32)
         self.extents = []  # each piece's rows and columns in the window, ends exclusive
-        for position, (label, start, end) in enumerate(pieces):
-            own = (labels == label) & (columns >= start) & (columns < end)
-            piece_of[own] = position
-            sheared = columns[own]
-            self.extents.append((*ink_blobs.bounds(own), sheared.min(), sheared.max() + 1))
+        for position, piece in enumerate(pieces):
+            rows, columns = piece.mask.shape
+            row0, column0 = piece.top - top, piece.left - left
+            piece_of[row0 : row0 + rows, column0 : column0 + columns][piece.mask] = position
+            row_start, row_end, col_start, col_end = ink_blobs.bounds(piece.mask)
+            self.extents.append(
+                (
+                    row0 + row_start,
+                    row0 + row_end,
+                    column0 + col_start,
+                    column0 + col_end,
+                    piece.ink_first,
+                    piece.ink_end,
+                )
+            )
         self.components = component_runs(pieces)
+        self.labels = [piece.label for piece in pieces]  # each piece's component
         self._piece_of, self._strokes = piece_of, strokes[top:bottom, left:right]
         self.ink = ink[top:bottom, left:right]
 

@@ -18,7 +18,9 @@ Classic over-segmentation, in two halves around the network's answers:
    (a 5's or a 7's bar, a 2's flat base written apart), join it;
 5. pieces: each component of a group, a wide one (touching digits) cut along the
    writing's slant at the minima of its ink profile and where digits of even width
-   would meet, but never through solid ink (SOLID);
+   would meet, but never through solid ink (SOLID); straight along the slant, or
+   (a variant tried where a split cuts through ink) bent to cross as little ink as
+   it can (``_bent``);
 6. candidates: runs of up to MAX_PIECES consecutive pieces, and each component
    and each group whole however many pieces it was cut into, each normalised by
    ``preprocessing.fit_to_mnist`` exactly as /predict normalises one digit. At
@@ -41,7 +43,7 @@ from PIL import Image
 from scipy import ndimage
 
 from app import components, ink_blobs, orientation, preprocessing, rules
-from app.candidates import Box, Group, Slant, fewest_digits
+from app.candidates import Box, Group, Piece, Slant, fewest_digits
 from app.splits import Mark, Proposal
 
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
@@ -53,6 +55,8 @@ CUT_SPACING = 0.08  # cuts at least this many line heights apart
 # over a tenth of it): that slices a block, such as a 1 stretched to fill its box as
 # postal and form scans hold digits, into 1s; two digits do not meet so.
 SOLID = 0.85
+PATH_REACH = 0.3  # a cut bends up to this many line heights from straight
+PATH_BEND = 0.01  # cost per column bent, per row, against an ink pixel's 1
 MAX_SLANT = 0.6  # the steepest lean of the writing considered, columns per row
 SLANT_STRIP = 0.5  # the slant is measured within strips this many line heights wide
 
@@ -161,40 +165,83 @@ def _slant(groups: list[list[int]], blobs: components.Blobs, line: float) -> Sla
     return Slant(slope, (min(tops) + max(bottoms)) / 2)
 
 
+def _bent(mask: np.ndarray, straight: np.ndarray, line: float) -> np.ndarray:
+    """Cuts bent to cross as little ink as they can. Each cut (a row of ``straight``:
+    per row of the component's box, the first column right of it) may move a column
+    a row, up to PATH_REACH line heights from straight, each column away costing
+    PATH_BEND a row against an ink pixel's 1: the cheapest path down the rows, by
+    dynamic programming, all cuts at once. Two overlapping digits part where their
+    strokes meet, not where a straight line slices the one leaning into the other."""
+    count, rows = straight.shape
+    reach = max(1, round(PATH_REACH * line))
+    offsets = np.arange(-reach, reach + 1)
+    columns = straight[:, :, np.newaxis] + offsets  # (cuts, rows, offsets)
+    inside = (columns >= 0) & (columns < mask.shape[1])
+    cost = np.zeros(columns.shape, np.float32)
+    cost[inside] = mask[np.nonzero(inside)[1], columns[inside]]
+    cost += PATH_BEND * np.abs(offsets)
+    total = cost[:, 0]
+    moves = np.zeros(columns.shape, np.int8)  # how each row's offset was reached
+    for row in range(1, rows):
+        from_left = np.concatenate([np.full((count, 1), np.inf), total[:, :-1]], axis=1)
+        from_right = np.concatenate([total[:, 1:], np.full((count, 1), np.inf)], axis=1)
+        best = np.minimum(total, np.minimum(from_left, from_right))  # straight on ties
+        moves[:, row] = np.where(best == total, 0, np.where(best == from_left, 1, -1))
+        total = cost[:, row] + best
+    at = np.argmin(total, axis=1)
+    path = np.empty((count, rows), np.int64)
+    for row in range(rows - 1, -1, -1):
+        path[:, row] = at
+        at = at - moves[np.arange(count), row, at]
+    return straight + offsets[path]
+
+
 def _pieces(
-    group: list[int], blobs: components.Blobs, line: float, slant: Slant
-) -> tuple[list[tuple[int, float, float]], list[float]]:
-    """A group's pieces as (label, first sheared column, end), left to right, and the
-    gap before each, in line heights (0 where pieces overlap)."""
+    group: list[int], blobs: components.Blobs, line: float, slant: Slant, bent: bool = False
+) -> tuple[list[Piece], list[float]]:
+    """A group's pieces, left to right, and the gap before each, in line heights (0
+    where pieces overlap). Its wide components are cut (``_cuts``) along the slant,
+    or, if ``bent``, along paths bent to cross as little ink as they can (``_bent``)."""
     pieces = []
     for index in group:
         label = int(blobs.ids[index])
         top, bottom = int(blobs.top[index]), int(blobs.bottom[index])
         left, right = int(blobs.left[index]), int(blobs.right[index])
-        sheared = slant.columns(top, bottom, left, right)[
-            blobs.labels[top:bottom, left:right] == label
-        ]
-        first, end = float(sheared.min()), float(sheared.max()) + 1
-        columns, held = [first, end], [1]  # a piece's bounds, and how many pixels it holds
+        mask = blobs.labels[top:bottom, left:right] == label
+        sheared = slant.columns(top, bottom, left, right)
+        own = sheared[mask]
+        first, end = float(own.min()), float(own.max()) + 1
+        cuts = []
         if end - first > WIDE * line:
-            bins = np.floor(sheared - first).astype(np.int64)
-            profile = np.bincount(bins, minlength=int(end - first))
-            cuts = _cuts(profile, line)
-            columns = [first, *(first + c for c in cuts), end]
+            bins = np.floor(own - first).astype(np.int64)
+            cuts = _cuts(np.bincount(bins, minlength=int(end - first)), line)
+        if not cuts:
+            pieces.append(Piece(label, first, end, first, end, top, left, mask))
+            continue
+        # Per cut, per row: the first column right of it; bent paths kept in order.
+        paths = np.stack([(sheared < first + c).sum(axis=1) for c in cuts])
+        if bent:
+            paths = np.maximum.accumulate(_bent(mask, paths, line), axis=0)
+        rows, width = mask.shape
+        columns = np.arange(width)
+        sides = [np.zeros(rows, np.int64), *paths, np.full(rows, width)]
+        bounds = [first, *(first + c for c in cuts), end]
+        for after, before, span in zip(sides, sides[1:], itertools.pairwise(bounds), strict=False):
+            part = mask & (columns >= after[:, np.newaxis]) & (columns < before[:, np.newaxis])
+            held = sheared[part]
             # Along a steep slant a stroke's neighbouring pixels lie over a column
             # apart: two cuts in such a gap leave a piece with no pixel, dropped.
-            held = np.add.reduceat(profile, [0, *cuts])
-        pieces += [
-            (label, start, stop)
-            for (start, stop), count in zip(itertools.pairwise(columns), held, strict=True)
-            if count
-        ]
-    pieces.sort(key=lambda piece: piece[1] + piece[2])  # by their middle
+            if held.size:
+                inked = float(held.min()), float(held.max()) + 1
+                # Where it lies along the slant: between its cuts, or its ink if bent.
+                start, stop = inked if bent else span
+                pieces.append(Piece(label, start, stop, *inked, top, left, part))
+    pieces.sort(key=lambda piece: piece.first + piece.end)  # by their middle
     gaps = [0.0]  # before the first piece: none
-    reach = pieces[0][2]
+    reach = pieces[0].end
     for after in pieces[1:]:
-        gaps.append(max(0.0, after[1] - reach) / line)
-        reach = max(reach, after[2])
+        gaps.append(max(0.0, after.first - reach) / line)
+        reach = max(reach, after.end)
     return pieces, gaps
 
 
@@ -242,9 +289,9 @@ def propose(image: Image.Image, max_digits: int) -> Proposal:
     ]
     drawn = (blobs, strength, strokes, line, scale)
 
-    def tilted(group: Group, number: int, tilt: float) -> Group:
+    def tilted(group: Group, number: int, tilt: float, bent: bool) -> Group:
         other = Slant(slant.slope + tilt, slant.middle)
-        other_pieces, other_gaps = _pieces(group.members, blobs, line, other)
+        other_pieces, other_gaps = _pieces(group.members, blobs, line, other, bent)
         return Group(number, group.members, other_pieces, other_gaps, *drawn, other)
 
     return Proposal(

@@ -14,11 +14,13 @@
    candidate's likelihood is its top digit probability times its digit score (the
    network's 1 - p(not a digit)), so fragments and unions of two digits, which the
    network learnt are no digit, lose to whole digits;
-9. a group whose components were cut and whose best split has a digit not read
-   surely is cut again along other slants (TILTS: touching digits that lean unlike
-   the line, or overlap, often part along one of them), every run of each variant's
-   pieces in a last batch; the best split of any variant, less TILT_COST for its
-   change of slant, wins.
+9. a group whose components were cut is cut again, every run of each variant's
+   pieces in a last batch: along bent paths (BENT: overlapping digits part where
+   their strokes meet, not where a straight line slices one) where its best split
+   cuts through a component or has a digit not read surely; along other slants too
+   (TILTS: touching digits that lean unlike the line often part along one of them)
+   where it has such a digit. The best split of the group and those variants, less
+   TILT_COST for a change of slant, wins.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ SHORT_PENALTY = 6.0  # log-prior per line height of height short of 0.55
 GAP_COST = 10.0  # log-prior per line height of gap inside one digit
 PIECE_COST = 0.4  # log-prior per digit: a split must be worth it
 # A group whose best split has a digit not read surely is also cut along these other
-# slants, relative to the line's: touching digits that lean unlike the line, or
-# overlap, often part along one of them.
+# slants, relative to the line's: touching digits that lean unlike the line often part
+# along one of them.
 TILTS = (-0.3, -0.15, 0.15, 0.3)
+TILTED = tuple((tilt, False) for tilt in TILTS)  # variants: (slope change, bent)
+BENT = ((0.0, True),)  # the line's slant, cuts bent (``app.segmentation._bent``)
 TILT_COST = 1.5  # log-prior per unit of slope between a variant's cuts and the line's
 
 
@@ -70,16 +74,18 @@ class Digit:
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
-Tilt = Callable[[Group, int, float], Group]  # a group, a new number, a slope change -> recut
+# A group, a new number, a slope change and whether bent -> the group cut so.
+Tilt = Callable[[Group, int, float, bool], Group]
 
 
 class Proposal:
     """A line's candidate digits, made as they are needed (see the module docstring).
 
     ``groups`` are the line's, left to right. A group whose components are cut and
-    whose best split has a digit not read surely gains variants (``tilt``: its
-    strokes cut along another slant, TILTS), appended to ``groups``, every run of
-    their pieces a candidate; then the best split of any variant wins."""
+    whose best split cuts through one or has a digit not read surely gains variants
+    (``tilt``: its strokes cut along bent paths or another slant, step 9), appended
+    to ``groups``, every run of their pieces a candidate; then the best split of the
+    group and its variants wins."""
 
     def __init__(self, groups: list[Group], marks: list[Mark], tilt: Tilt | None = None):
         self.groups = list(groups)
@@ -90,6 +96,7 @@ class Proposal:
         self._parted: set[int] = set()  # groups with their components whole made
         self._made: dict[int, set[tuple[int, int]]] = {}
         self._tilt = tilt
+        self._bent: set[int] = set()  # the variants cut along bent paths
         self._variants = {group.number: [group.number] for group in groups}  # the line's
         self._tiltable: list[int] = []  # line's groups with every run made, no variants yet
         for group in groups:
@@ -143,7 +150,7 @@ class Proposal:
         for number in list(self._pending):
             added += self._rest(number, [])
         for number in self._tiltable:
-            added += self._tilted(number)
+            added += self._tilted(number, BENT + TILTED)
         self._tiltable = []
         return self._stacked(added)
 
@@ -156,17 +163,27 @@ class Proposal:
             self._tiltable.append(number)
         return self._add(group.runs(self._made[number], kept))
 
-    def _tilted(self, number: int) -> list[np.ndarray]:
-        """The group's variants (TILTS), every run of each; their inputs."""
+    def _tilted(self, number: int, tilts: Iterable[tuple[float, bool]]) -> list[np.ndarray]:
+        """The group's variants, each cut along its slant (the line's plus ``tilt``),
+        bent or straight; every run of each; their inputs."""
         assert self._tilt is not None
         added = []
-        for tilt in TILTS:
-            variant = self._tilt(self.groups[number], len(self.groups), tilt)
+        for tilt, bent in tilts:
+            variant = self._tilt(self.groups[number], len(self.groups), tilt, bent)
             self.groups.append(variant)
             self._variants[number].append(variant.number)
             self._made[variant.number] = set()
+            if bent:
+                self._bent.add(variant.number)
             added += self._add(variant.runs())
         return added
+
+    def _wanted(self, number: int, path: list[int], log_scores: np.ndarray) -> list[bool]:
+        """Which variants of a line's group its best split ``path`` calls for: the
+        bent one where that split cuts through a component or is unsure, the other
+        slants where it is unsure (module docstring, step 9)."""
+        unsure = not self._sure(path, log_scores)
+        return [unsure or self._cuts(number, path), unsure]
 
     def read(self, score: Scorer) -> list[Digit]:
         """The digits, left to right, scoring candidates with ``score`` (network inputs
@@ -189,15 +206,16 @@ class Proposal:
             log_scores = _log_likelihoods(probabilities, digit_scores)
             if self._pending:
                 batch = self._advance(log_scores)
-            elif self._tiltable:  # every run made: variants of the groups read unsurely
+            elif self._tiltable:  # every run made: variants where the best split calls for them
                 ends = self._ends()
-                unsure = [
-                    number
-                    for number in self._tiltable
-                    if not self._sure(self._best_split(number, ends, log_scores)[1], log_scores)
-                ]
+                added = []
+                for number in self._tiltable:
+                    bent, tilted = self._wanted(
+                        number, self._best_split(number, ends, log_scores)[1], log_scores
+                    )
+                    added += self._tilted(number, BENT * bent + TILTED * tilted)
                 self._tiltable = []
-                batch = self._stacked([i for n in unsure for i in self._tilted(n)])
+                batch = self._stacked(added)
             else:
                 return self.choose(probabilities, digit_scores)
 
@@ -234,8 +252,8 @@ class Proposal:
     def choose(
         self, probabilities: np.ndarray, digit_scores: np.ndarray | None = None
     ) -> list[Digit]:
-        """The digits, left to right: per group, the best split into the candidates made
-        (where a digit of it is not read surely, the best of its variants' splits).
+        """The digits, left to right: per group, the best split into the candidates made,
+        or a better one of the variants its split calls for (``_wanted``).
 
         ``probabilities`` (n, 10) are the classifier's for every candidate;
         ``digit_scores`` (n,) how much each looks like one digit at all (a network's
@@ -246,18 +264,33 @@ class Proposal:
         digits = []
         for number, variants in self._variants.items():
             path = self._best_split(number, ends, log_scores)[1]
-            if len(variants) > 1 and not self._sure(path, log_scores):
+            bent, tilted = self._wanted(number, path, log_scores)
+            considered = [number] + [
+                n for n in variants[1:] if (bent if n in self._bent else tilted)
+            ]
+            if len(considered) > 1:
                 # Each variant's best split, less its change of slant's cost; the first
                 # of equals.
                 slope = self.groups[number].slant.slope
-                tilted = [self._best_split(n, ends, log_scores) for n in variants]
+                splits = [self._best_split(n, ends, log_scores) for n in considered]
                 totals = [
                     total - TILT_COST * abs(self.groups[n].slant.slope - slope)
-                    for (total, _), n in zip(tilted, variants, strict=True)
+                    for (total, _), n in zip(splits, considered, strict=True)
                 ]
-                path = tilted[int(np.argmax(totals))][1]
+                path = splits[int(np.argmax(totals))][1]
             digits += [Digit(probabilities[i], inputs[i], self.candidates[i].box) for i in path]
         return digits
+
+    def _cuts(self, number: int, path: list[int]) -> bool:
+        """Whether a split of the group takes part of a component (a cut through ink)."""
+        labels = self.groups[number].labels
+        for index in path:
+            candidate = self.candidates[index]
+            taken = set(labels[candidate.first : candidate.last + 1])
+            rest = labels[: candidate.first] + labels[candidate.last + 1 :]
+            if taken.intersection(rest):
+                return True
+        return False
 
     def _sure(self, path: list[int], log_scores: np.ndarray) -> bool:
         """Whether each digit of a split (its candidates) is surely one on its own: any

@@ -132,6 +132,28 @@ def test_a_wide_component_is_cut_into_pieces() -> None:
     assert any(abs(box.x + box.width - middle) < 30 for box in boxes)
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_a_bent_cut_crosses_no_more_ink_than_the_straight_one(seed: int) -> None:
+    """A bent cut strays from its straight line by at most a column a row and
+    PATH_REACH line heights in all, and crosses no more ink than that line does."""
+    rng = np.random.default_rng(seed)
+    rows, width, line = int(rng.integers(5, 80)), int(rng.integers(5, 120)), 40.0
+    mask = rng.random((rows, width)) < rng.uniform(0.05, 0.6)
+    lean = rng.uniform(-0.5, 0.5, (3, 1)) * np.arange(rows)
+    straight = np.clip(rng.integers(0, width, (3, 1)) + lean.astype(np.int64), 0, width)
+    bent = segmentation._bent(mask, straight, line)
+    strayed = bent - straight
+    assert np.abs(np.diff(strayed, axis=1)).max(initial=0) <= 1
+    assert np.abs(strayed).max() <= round(segmentation.PATH_REACH * line)
+
+    def crossed(path: np.ndarray) -> int:
+        inside = (path >= 0) & (path < width)
+        return int(mask[np.arange(rows)[inside], path[inside]].sum())
+
+    for cut in range(3):
+        assert crossed(bent[cut]) <= crossed(straight[cut])
+
+
 def finely_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cut every wide component every CUT_SPACING line heights, as an uneven stroke
     can be: many more pieces than one digit's MAX_PIECES."""
@@ -280,10 +302,11 @@ def test_a_group_read_surely_whole_is_not_cut() -> None:
     group = proposal.groups[0]
     assert len(group.components) == 2
     assert batches[:2] == [1, 2] and batches[2] >= 1
-    # Its best split unsure, a group whose strokes are cut is cut along other slants.
+    # Its best split unsure, a group whose strokes are cut is cut along bent paths
+    # and other slants.
     cut = group.count > len(group.members)
     assert len(proposal.pieces) == 1
-    assert len(proposal.groups) == 1 + cut * len(splits.TILTS)
+    assert len(proposal.groups) == 1 + cut * (1 + len(splits.TILTS))
     assert len(batches) == 3 + cut
 
 
@@ -294,7 +317,7 @@ def test_another_slant_is_read_only_where_the_lines_split_is_unsure() -> None:
     image, _ = draw_number("17", gap=-0.3)
     every = propose(image)
     assert len(every.pieces) == 1
-    assert len(every.groups) == 1 + len(splits.TILTS)  # cut: its variants are made
+    assert len(every.groups) == 2 + len(splits.TILTS)  # cut: its variants are made
     line = np.array([c.group == 0 for c in every.candidates])
     variants = np.eye(10, dtype=np.float32)[7][np.newaxis].repeat(len(line), axis=0)
     for certainty, expected in ((1.0, 1), (0.3, 7)):

@@ -114,6 +114,15 @@ def test_a_narrow_touching_pair_is_split(client: TestClient, text: str, gap: flo
     check_boxes(body, drawn)
 
 
+def test_overlapping_digits_part_along_a_bent_cut(client: TestClient) -> None:
+    """A 4 whose bar runs into the 5 beside it: cut straight, the 5 lost its bar
+    and the 4 read as 1 ("15"); the cut bent around the bar parts them."""
+    image, drawn = draw_number("45", gap=-0.3)
+    body = read(client, image)
+    assert body["number"] == "45"
+    check_boxes(body, drawn)
+
+
 def test_groups_apart_are_one_number(client: TestClient) -> None:
     """A phone number's spaces do not break the reading."""
     left, _ = draw_number("01", gap=0.3)
