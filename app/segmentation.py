@@ -218,16 +218,20 @@ def _pieces(
         if not cuts:
             pieces.append(Piece(label, first, end, first, end, top, left, mask))
             continue
-        # Per cut, per row: the first column right of it; bent paths kept in order.
-        paths = np.stack([(sheared < first + c).sum(axis=1) for c in cuts])
+        # Each pixel's piece: how many cuts lie left of it (straight: by its sheared
+        # column, as float32 compares; bent: by each row's first column right of a cut).
         if bent:
+            paths = np.stack([(sheared < first + c).sum(axis=1) for c in cuts])
             paths = np.maximum.accumulate(_bent(mask, paths, line), axis=0)
-        rows, width = mask.shape
-        columns = np.arange(width)
-        sides = [np.zeros(rows, np.int64), *paths, np.full(rows, width)]
+            columns = np.arange(mask.shape[1])
+            piece_of = (columns >= paths[:, :, np.newaxis]).sum(axis=0)
+        else:
+            piece_of = np.searchsorted(
+                np.array([first + c for c in cuts], np.float32), sheared, "right"
+            )
         bounds = [first, *(first + c for c in cuts), end]
-        for after, before, span in zip(sides, sides[1:], itertools.pairwise(bounds), strict=False):
-            part = mask & (columns >= after[:, np.newaxis]) & (columns < before[:, np.newaxis])
+        for number, span in enumerate(itertools.pairwise(bounds)):
+            part = mask & (piece_of == number)
             held = sheared[part]
             # Along a steep slant a stroke's neighbouring pixels lie over a column
             # apart: two cuts in such a gap leave a piece with no pixel, dropped.
