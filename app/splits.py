@@ -178,12 +178,12 @@ class Proposal:
             added += self._add(variant.runs())
         return added
 
-    def _wanted(self, number: int, path: list[int], log_scores: np.ndarray) -> list[bool]:
+    def _wanted(self, number: int, path: list[int], log_scores: np.ndarray) -> tuple[bool, bool]:
         """Which variants of a line's group its best split ``path`` calls for: the
         bent one where that split cuts through a component or is unsure, the other
         slants where it is unsure (module docstring, step 9)."""
         unsure = not self._sure(path, log_scores)
-        return [unsure or self._cuts(number, path), unsure]
+        return unsure or self._cuts(number, path), unsure
 
     def read(self, score: Scorer) -> list[Digit]:
         """The digits, left to right, scoring candidates with ``score`` (network inputs

@@ -311,9 +311,10 @@ def test_a_group_read_surely_whole_is_not_cut() -> None:
 
 
 def test_another_slant_is_read_only_where_the_lines_split_is_unsure() -> None:
-    """Touching digits, one component cut into pieces: its variants (cut along other
-    slants) are read, and the best of their splits wins, only where a digit of the
-    split at the line's slant is not read surely."""
+    """Touching digits, one component cut into pieces: its variants cut along other
+    slants are read, and the best of their splits wins, only where a digit of the
+    split at the line's slant is not read surely (the bent variant, read too where
+    that split cuts through a stroke, as here, loses a tie to the line's)."""
     image, _ = draw_number("17", gap=-0.3)
     every = propose(image)
     assert len(every.pieces) == 1
