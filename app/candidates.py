@@ -99,8 +99,8 @@ def any_piece(piece_of: np.ndarray, strokes: np.ndarray, margin: int) -> np.ndar
 
 
 def component_runs(pieces: list[Piece]) -> list[tuple[int, int]]:
-    """Each component's pieces, first..last, where they are consecutive (pieces are
-    (label, first sheared column, end), left to right)."""
+    """Each component's pieces, first..last, where they are consecutive (the pieces
+    left to right)."""
     runs = []
     for label in dict.fromkeys(piece[0] for piece in pieces):
         positions = [i for i, piece in enumerate(pieces) if piece[0] == label]
