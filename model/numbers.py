@@ -1,18 +1,19 @@
 """Whole numbers as people write them, composed from held-out digits.
 
-Measures POST /read's segmentation and reading: numbers of 2–8 digits, each
-digit a validation digit that ``model.train`` holds out (never the test set) or,
-with ``--source pendigits``, a digit of the 14 pendigits test writers drawn with a
-round pen (``model.realdigits``; their 4s recorded without a stem left out, kept
-with ``--source pendigits-as-recorded``), or, with ``--source box16``, a held-out digit
-box-normalised to 16×16 as postal and form scans hold digits (stretched to fill
-its box, every other one binarised), written with gaps from wide to none, with or
-without touching pairs (strokes that meet or overlap), a baseline that drifts, a
-slant, sometimes on ruled lines (the page turned by up to 3°), and rendered as a
-canvas drawing, a scan or a phone photo; with ``--boxes``, one digit to a box of a
-form's row of boxes, scanned:
+Measures POST /read's segmentation and reading: numbers of 2–8 digits (or each of N,
+``--length N``), each digit a validation digit that ``model.train`` holds out (never
+the test set) or, with ``--source pendigits``, a digit of the 14 pendigits test
+writers drawn with a round pen (``model.realdigits``; their 4s recorded without a
+stem left out, kept with ``--source pendigits-as-recorded``), or, with ``--source
+box16``, a held-out digit box-normalised to 16×16 as postal and form scans hold
+digits (stretched to fill its box, every other one binarised), written with gaps
+from wide to none, with or without touching pairs (strokes that meet or overlap), a
+baseline that drifts, a slant, sometimes on ruled lines (the page turned by up to
+3°), and rendered as a canvas drawing, a scan or a phone photo; with ``--boxes``,
+one digit to a box of a form's row of boxes, scanned:
 
-    python -m model.numbers [--count 600] [--source pendigits|box16] [--boxes] [--url http://127.0.0.1:8000]
+    python -m model.numbers [--count 600] [--source pendigits|box16] [--boxes] [--length 4]
+        [--url http://127.0.0.1:8000]
 
 String accuracy (every digit right, none missing or extra) by length, by kind
 and by touching pairs. ``--speed`` times a 6-digit number in a 600×150 PNG
@@ -154,14 +155,16 @@ def render(
     return uploads.encode(image, "JPEG", quality=int(rng.integers(75, 93)), exif=exif)
 
 
-def numbers(digits: data.Split, count: int, seed: int = 0) -> Iterator[Number]:
-    """`count` numbers of 2–8 digits, kinds and spacings in turn."""
+def numbers(
+    digits: data.Split, count: int, seed: int = 0, length: int | None = None
+) -> Iterator[Number]:
+    """`count` numbers of 2–8 digits (or each of ``length``), kinds and spacings in turn."""
     rng = np.random.default_rng(seed)
     turns = np.random.default_rng((seed, 1))  # apart: the numbers stay those of before
     for index in range(count):
         rise = printed.turned(turns)
-        length = int(rng.integers(2, 9))
-        chosen = rng.integers(0, len(digits.labels), length)
+        drawn = int(rng.integers(2, 9))  # drawn either way: the default numbers stay
+        chosen = rng.integers(0, len(digits.labels), length or drawn)
         kind = KINDS[index % len(KINDS)]
         spacing = SPACINGS[(index // len(KINDS)) % len(SPACINGS)]
         coverage, baseline = compose([digits.images[i] for i in chosen], spacing, rng)
@@ -295,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     sources = ("mnist", "pendigits", "pendigits-as-recorded", "box16")
     parser.add_argument("--source", choices=sources, default="mnist")
     parser.add_argument("--boxes", action="store_true", help="written in a form's boxes")
+    parser.add_argument("--length", type=int, help="every number this many digits (default 2-8)")
     args = parser.parse_args(argv)
     if args.source.startswith("pendigits"):
         digits = pen_digits(as_recorded=args.source == "pendigits-as-recorded")
@@ -319,8 +323,11 @@ def main(argv: list[str] | None = None) -> int:
 
     totals: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     started = time.perf_counter()
-    written = boxed_numbers if args.boxes else numbers
-    for index, number in enumerate(written(digits, args.count, args.seed)):
+    if args.boxes:
+        written = boxed_numbers(digits, args.count, args.seed)
+    else:
+        written = numbers(digits, args.count, args.seed, args.length)
+    for index, number in enumerate(written):
         if args.save:
             from pathlib import Path
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -83,3 +84,18 @@ def test_numbers_once_misread(held_out: data.Split, read, source: str, seed: int
 def test_a_two_with_a_long_tail(held_out: data.Split, read) -> None:
     number = list(numbers.numbers(held_out, 400, 1))[399]
     assert read(number.content) == number.text
+
+
+def test_numbers_of_one_length() -> None:
+    """``--length N``: every number N digits long, kinds and spacings still in turn;
+    without it the numbers are those of before, whatever the lengths asked of another."""
+    images = np.zeros((10, 28, 28), dtype=np.uint8)
+    for label in range(10):
+        images[label, 4:24, 10 + label // 2 : 14 + label // 2] = 255  # a bar each
+    digits = data.Split(images, np.arange(10, dtype=np.uint8))
+    fixed = list(numbers.numbers(digits, 9, seed=3, length=4))
+    assert [len(number.text) for number in fixed] == [4] * 9
+    assert {number.spacing for number in fixed} == set(numbers.SPACINGS)
+    drawn = [number.text for number in numbers.numbers(digits, 9, seed=3)]
+    assert len({len(text) for text in drawn}) > 1
+    assert drawn == [number.text for number in numbers.numbers(digits, 9, seed=3, length=None)]
