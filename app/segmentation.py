@@ -47,6 +47,9 @@ from app.candidates import Box, Group, Piece, Slant, fewest_digits
 from app.splits import Mark, Proposal
 
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
+# A short stroke over a digit for this share of its width is part of it (a 5's bar
+# written apart may run on well right of its body).
+OVER = 0.3
 FOOT_BELOW = 0.3  # a piece of a digit lies within its group's box, give or take this many H
 NEAR = 0.15  # components closer than this many line heights are one group
 WIDE = 0.4  # a component wider than this many line heights may hold touching digits (11)
@@ -132,7 +135,7 @@ def _groups(blobs: components.Blobs, line: float) -> tuple[list[list[int]], list
             # No higher than a whole digit's top: a 7's or a 5's bar over a short stem.
             high = centre_row < min(top, bottom - line) - FOOT_BELOW * line
             within = centre_row <= bottom + FOOT_BELOW * line and not high
-            if overlap >= 0.5 * (right - left) and within and (flat or not low):
+            if overlap >= OVER * (right - left) and within and (flat or not low):
                 # Part of the digit (a 5's bar) if it weighs something; else grain on it.
                 if blobs.mass[index] >= components.HEAVY * max(blobs.mass[i] for i in group):
                     group.append(index)

@@ -354,6 +354,20 @@ def test_the_slant_of_touching_digits_is_not_tilted_by_their_baseline() -> None:
         ([(0.05, -0.05), (0.95, -0.05)], [(0.75, 0.3), (0.35, 1.0)]),
         # A 2 whose base was written apart, below the end of its curve.
         ([(0.1, 1.0), (0.95, 1.0)], [(0.1, 0.25), (0.3, 0.02), (0.9, 0.25), (0.3, 0.8)]),
+        # A 5 whose bar, written apart, runs on well right of its body (over it for
+        # 40 % of its length).
+        (
+            [(0.55, 0.0), (1.6, -0.04)],
+            [
+                (0.2, 0.05),
+                (0.15, 0.45),
+                (0.6, 0.4),
+                (0.9, 0.6),
+                (0.85, 0.9),
+                (0.5, 1.0),
+                (0.1, 0.9),
+            ],
+        ),
     ],
 )
 def test_a_digits_detached_bar_is_part_of_it_not_a_mark(bar: list, body: list) -> None:
