@@ -221,17 +221,16 @@ def _pieces(
         if not cuts:
             pieces.append(Piece(label, first, end, first, end, top, left, mask))
             continue
-        # Each pixel's piece: how many cuts lie left of it (straight: by its sheared
-        # column, as float32 compares; bent: by each row's first column right of a cut).
+        # Each pixel's piece: how many cuts lie left of it along the slant (float32
+        # compares). Bent: each cut's first column right of it, per row, moved by
+        # ``_bent``, and the pieces counted again from those columns.
+        piece_of = np.searchsorted(
+            np.array([first + c for c in cuts], np.float32), sheared, "right"
+        )
         if bent:
-            paths = np.stack([(sheared < first + c).sum(axis=1) for c in cuts])
-            paths = np.maximum.accumulate(_bent(mask, paths, line), axis=0)
-            columns = np.arange(mask.shape[1])
-            piece_of = (columns >= paths[:, :, np.newaxis]).sum(axis=0)
-        else:
-            piece_of = np.searchsorted(
-                np.array([first + c for c in cuts], np.float32), sheared, "right"
-            )
+            cut = np.arange(len(cuts))[:, np.newaxis, np.newaxis]
+            paths = np.maximum.accumulate(_bent(mask, (piece_of <= cut).sum(axis=2), line), axis=0)
+            piece_of = (np.arange(mask.shape[1]) >= paths[:, :, np.newaxis]).sum(axis=0)
         bounds = [first, *(first + c for c in cuts), end]
         for number, span in enumerate(itertools.pairwise(bounds)):
             part = mask & (piece_of == number)
