@@ -1,8 +1,9 @@
-"""From the network's eleven outputs to what the service answers.
+"""From the network's outputs to what the service answers.
 
 The network's softmax has eleven outputs: the ten digits, then "not a digit"
 (trained by outlier exposure on letters, symbols, scribbles, textures, scenes and
-numbers of several digits). The service answers
+numbers of several digits); a twelfth, "whole", says whether a candidate digit cut
+by /read is one whole digit (``candidate_score``). The service answers
 
 - ``probabilities``: the softmax over the ten digits alone, with temperature
   scaling fitted on the validation split so that a confidence of 0.9 is right
@@ -20,6 +21,11 @@ import numpy as np
 
 NUM_DIGITS = 10
 TINY = 1e-30  # float32 softmax outputs can underflow to 0; their log stays finite
+WHOLE = NUM_DIGITS + 1  # the "whole" output's index, in a network that has it
+# How much "whole" weighs in a candidate's score (candidate_score): at 0.5, /read's
+# numbers (model.numbers --count 600, MNIST seed 7's touching pairs and pendigits
+# seed 3's) read best; at 1 and over, whole digits written apart start to lose.
+WHOLE_WEIGHT = 0.5
 
 
 def digit_logits(outputs: np.ndarray) -> np.ndarray:
@@ -48,6 +54,18 @@ def digit_score(outputs: np.ndarray) -> np.ndarray:
     if outputs.shape[1] <= NUM_DIGITS:
         return np.ones(outputs.shape[0], dtype=np.float32)
     return (1.0 - outputs[:, NUM_DIGITS]).astype(np.float32)
+
+
+def candidate_score(outputs: np.ndarray) -> np.ndarray:
+    """(n,) how much each of /read's candidate digits looks like one whole digit: the
+    digit score times the network's "whole" output (the twelfth: one whole digit as
+    /read cuts them, no piece of one nor parts of two; ``model.wholes``) to the power
+    WHOLE_WEIGHT; the digit score alone for a network without that output."""
+    score = digit_score(outputs)
+    if outputs.shape[1] <= WHOLE:
+        return score
+    whole = np.maximum(outputs[:, WHOLE].astype(np.float32), np.float32(TINY))
+    return score * whole**WHOLE_WEIGHT
 
 
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:

@@ -185,6 +185,11 @@ class Group:
         self._piece_of, self._strokes = piece_of, strokes[top:bottom, left:right]
         self.ink = ink[top:bottom, left:right]
 
+    def pixels(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows and columns, in the decoded image, of pieces first..last's strokes."""
+        rows, columns = np.nonzero((self._piece_of >= first) & (self._piece_of <= last))
+        return rows + self.corner[0], columns + self.corner[1]
+
     @functools.cached_property
     def near(self) -> np.ndarray:
         """Each window pixel's piece (``nearest_piece``): made only once a run of

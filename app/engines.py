@@ -1,7 +1,8 @@
 """How the network is run: the LiteRT interpreter (what the service uses) or Keras.
 
 An engine takes a (n, 28, 28, 1) float32 batch and returns the network's (n, 11)
-outputs. ``app.inference`` chooses, checks and loads one.
+outputs, or (n, 12) with its "whole" output (``model.wholes``). ``app.inference``
+chooses, checks and loads one.
 """
 
 from __future__ import annotations
@@ -35,15 +36,19 @@ class LiteRTEngine:
             input_index = interpreter.get_input_details()[0]["index"]
             interpreter.resize_tensor_input(input_index, [size, *INPUT_SHAPE])
             interpreter.allocate_tensors()
-            output_index = interpreter.get_output_details()[0]["index"]
-            self._runners[size] = (interpreter, input_index, output_index)
+            # The eleven outputs first, then "whole" where the network has it (converted
+            # apart: ``app.inference.separated``).
+            outputs = sorted(interpreter.get_output_details(), key=lambda d: -d["shape"][-1])
+            self._runners[size] = (interpreter, input_index, [d["index"] for d in outputs])
             size *= 2
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        interpreter, input_index, output_index = self._runners[len(batch)]
+        interpreter, input_index, output_indices = self._runners[len(batch)]
         interpreter.set_tensor(input_index, batch)
         interpreter.invoke()
-        return interpreter.get_tensor(output_index).copy()
+        if len(output_indices) == 1:
+            return interpreter.get_tensor(output_indices[0]).copy()
+        return np.concatenate([interpreter.get_tensor(i) for i in output_indices], axis=1)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         results, start = [], 0
@@ -53,8 +58,8 @@ class LiteRTEngine:
             results.append(self._run(batch[start : start + size]))
             start += size
         if not results:
-            interpreter, _, output_index = self._runners[1]
-            width = interpreter.get_tensor(output_index).shape[-1]
+            interpreter, _, output_indices = self._runners[1]
+            width = sum(interpreter.get_tensor(i).shape[-1] for i in output_indices)
             return np.zeros((0, width), dtype=np.float32)
         return results[0] if len(results) == 1 else np.concatenate(results)
 

@@ -100,7 +100,8 @@ class DigitClassifier:
         self.reject_below = float(fitted.get("reject_below", 0.0))
 
     def outputs(self, batch: np.ndarray) -> np.ndarray:
-        """(n, 28, 28, 1) float32 in [0, 1] -> the network's (n, 11) softmax outputs."""
+        """(n, 28, 28, 1) float32 in [0, 1] -> the network's (n, 11) softmax outputs, and
+        its (n,) "whole" output after them where it has one (n, 12)."""
         batch = np.ascontiguousarray(batch, dtype=np.float32).reshape((-1, *INPUT_SHAPE))
         with self._lock:
             return self.engine(batch)
@@ -110,6 +111,14 @@ class DigitClassifier:
         return (
             calibration.digit_probabilities(outputs, self.temperature),
             calibration.digit_score(outputs),
+        )
+
+    def interpret_candidates(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Network outputs for /read's candidate digits -> (n, 10) calibrated digit
+        probabilities, (n,) candidate scores (``calibration.candidate_score``)."""
+        return (
+            calibration.digit_probabilities(outputs, self.temperature),
+            calibration.candidate_score(outputs),
         )
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -175,7 +184,7 @@ def _convert(model_path: Path) -> tuple[bytes, np.ndarray, float, str]:
     import tensorflow as tf
 
     model = keras.saving.load_model(model_path, compile=False)
-    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(separated(model)).convert()
     expected = np.asarray(model.predict_on_batch(probe_batch()), dtype=np.float32)
     difference = probe_difference(LiteRTEngine(flatbuffer), expected)
     if not difference <= TOLERANCE:
@@ -184,6 +193,18 @@ def _convert(model_path: Path) -> tuple[bytes, np.ndarray, float, str]:
             "set INFERENCE_ENGINE=keras"
         )
     return flatbuffer, expected, difference, f"tensorflow {tf.__version__}"
+
+
+def separated(model):
+    """For the converter: a model whose outputs end in one concatenation (the eleven
+    and "whole", ``model.wholes``) with them as separate outputs, which the engine
+    joins again. Concatenated in int8, the softmax would be requantised to the
+    joint scale (1/255 against its own 1/256), and the digits' probabilities change."""
+    last = model.layers[-1]
+    if type(last).__name__ != "Concatenate":
+        return model
+    keras = _import_keras("converting a model with several outputs")
+    return keras.Model(model.input, list(last.input), name=model.name)
 
 
 def probe_difference(engine: Engine, expected: np.ndarray) -> float:

@@ -75,6 +75,16 @@ def compose(
     images: list[np.ndarray], spacing: str, rng: np.random.Generator
 ) -> tuple[np.ndarray, int]:
     """Ink coverage in [0, 1] of the digits written left to right, and the baseline row."""
+    sheet, baseline, _ = placed(images, spacing, rng)
+    return sheet, baseline
+
+
+def placed(
+    images: list[np.ndarray], spacing: str, rng: np.random.Generator, overlap: float = 0.0
+) -> tuple[np.ndarray, int, list[tuple[int, int, np.ndarray]]]:
+    """``compose``'s sheet and baseline, and where each digit went: its ink's top
+    row, left column and coverage, on the sheet. A touching pair overlaps by
+    ``overlap`` of the second digit's width more."""
     slant = rng.uniform(-0.15, 0.3)
     drift = rng.uniform(-0.06, 0.06)  # of a digit's height, per digit
     inks = [_digit_ink(image, round(HEIGHT * rng.uniform(0.85, 1.1)), slant) for image in images]
@@ -85,6 +95,7 @@ def compose(
     sheet = np.zeros((height, width), dtype=np.float32)
     baseline = 2 * HEIGHT
     left = margin
+    places = []
     for index, ink in enumerate(inks):
         top = round(baseline + drift * HEIGHT * index + rng.normal(0, 2)) - ink.shape[0]
         if index:
@@ -93,6 +104,7 @@ def compose(
                 while left > margin and not _touches(sheet, ink, top, left):
                     left -= 2
                 left -= int(rng.integers(0, max(1, HEIGHT // 12)))
+                left = max(margin, left - round(overlap * ink.shape[1]))
             elif spacing == "wide":
                 left += round(HEIGHT * rng.uniform(0.25, 0.8))
             else:
@@ -102,10 +114,12 @@ def compose(
                     left += 2
         region = sheet[top : top + ink.shape[0], left : left + ink.shape[1]]
         np.maximum(region, ink, out=region)
+        places.append((top, left, ink))
         left += ink.shape[1]
     columns = np.flatnonzero(sheet.any(axis=0))
-    sheet = sheet[:, max(0, columns[0] - margin // 2) : columns[-1] + margin // 2]
-    return sheet, baseline
+    first = max(0, columns[0] - margin // 2)
+    sheet = sheet[:, first : columns[-1] + margin // 2]
+    return sheet, baseline, [(top, left - first, ink) for top, left, ink in places]
 
 
 def _paper(
@@ -243,7 +257,9 @@ def in_process_reader(classifier=None) -> Callable[[bytes], str | None]:
             proposal = segmentation.propose(image, settings.max_digits)
         except preprocessing.PreprocessingError:
             return None
-        digits = proposal.read(lambda inputs: classifier.interpret(classifier.outputs(inputs)))
+        digits = proposal.read(
+            lambda inputs: classifier.interpret_candidates(classifier.outputs(inputs))
+        )
         return "".join(str(digit.digit) for digit in digits)
 
     return read

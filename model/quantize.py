@@ -51,7 +51,7 @@ def quantised(model_path: Path, calibration: np.ndarray) -> bytes:
     import keras
     import tensorflow as tf
 
-    model = keras.saving.load_model(model_path, compile=False)
+    model = inference.separated(keras.saving.load_model(model_path, compile=False))
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: (

@@ -36,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from app import calibration
-from model import augment, data, realdigits, saved_extras
+from model import augment, data, realdigits, saved_extras, wholes
 from model.evaluate import as_network_input, evaluate
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts"
@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--render-only", action="store_true", help="render and save the --extras, then stop"
+    )
+    parser.add_argument(
+        "--whole-numbers",
+        type=int,
+        default=wholes.COUNT,
+        help="numbers whose /read candidates train the whole output (model.wholes)",
     )
     parser.add_argument(
         "--teacher",
@@ -266,7 +272,8 @@ def train(args: argparse.Namespace) -> dict:
     if args.teacher:  # the student's outputs, then the frozen teacher's
         teacher = keras.saving.load_model(args.teacher, compile=False)
         teacher.trainable = False
-        outputs = keras.layers.Concatenate()([model(augmented), teacher(augmented)])
+        taught = teacher(augmented)[:, : network.NUM_CLASSES]  # not its "whole" output
+        outputs = keras.layers.Concatenate()([model(augmented), taught])
         loss, metrics = distillation_loss, [accuracy]
     else:
         outputs = model(augmented)
@@ -326,6 +333,10 @@ def train(args: argparse.Namespace) -> dict:
         f"test accuracy {test['accuracy']:.4f} ({test['errors']} errors), loss {test['loss']:.4f}"
     )
 
+    # The "whole" output that /read scores its candidates with, on the frozen network.
+    whole = None
+    if not args.mnist_only:
+        whole = wholes.add(model_path, training, args.whole_numbers, wholes.EPOCHS, args.seed)
     sha256 = data.sha256_of(model_path)
     card = {
         "name": args.arch,
@@ -334,7 +345,7 @@ def train(args: argparse.Namespace) -> dict:
         "file": model_path.name,
         "file_bytes": model_path.stat().st_size,
         "sha256": sha256,
-        "parameters": int(shipped.count_params()),
+        "parameters": int(keras.saving.load_model(model_path, compile=False).count_params()),
         "input": {
             "shape": list(network.INPUT_SHAPE),
             "dtype": "float32",
@@ -343,6 +354,7 @@ def train(args: argparse.Namespace) -> dict:
             "layout": "digit fitted to 20x20, centred by centre of mass in 28x28 (as MNIST)",
         },
         "classes": [*range(network.NUM_CLASSES - 1), "not a digit"],
+        "whole": whole,
         "calibration": calibration,
         "test": test,
         "validation_accuracy": float(history["val_accuracy"][best_epoch - 1]),

@@ -161,6 +161,20 @@ def test_the_eleventh_output_does_not_change_the_digit_probabilities() -> None:
     assert calibration.digit_score(with_not_a_digit)[0] == pytest.approx(0.4)
 
 
+def test_a_candidate_scores_its_digit_score_times_its_whole_output_weighted() -> None:
+    """/read's candidates (``calibration.candidate_score``): the digit score alone from
+    eleven outputs; with the twelfth, "whole", times it to the power WHOLE_WEIGHT."""
+    digits = np.array([[0.5, 0.2, 0.1, 0.05, 0.05, 0.04, 0.03, 0.01, 0.01, 0.01]])
+    eleven = np.concatenate([digits * 0.8, [[0.2]]], axis=1).astype(np.float32)
+    assert calibration.candidate_score(eleven)[0] == pytest.approx(0.8)
+    for whole, expected in ((1.0, 0.8), (0.25, 0.8 * 0.25**calibration.WHOLE_WEIGHT)):
+        twelve = np.concatenate([eleven, [[whole]]], axis=1)
+        assert calibration.candidate_score(twelve)[0] == pytest.approx(expected, rel=1e-5)
+        assert calibration.digit_score(twelve)[0] == pytest.approx(0.8)  # /predict's: as ever
+        np.testing.assert_allclose(calibration.digit_probabilities(twelve), digits, rtol=1e-5)
+    assert 0 < calibration.WHOLE_WEIGHT < 1
+
+
 @pytest.mark.parametrize("temperature", [1 / 8, 0.7, 1.0, 1.144, 3.0, 8.0])
 def test_digit_probabilities_are_the_softmax_of_the_scaled_log_probabilities(
     temperature: float,

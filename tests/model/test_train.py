@@ -14,7 +14,7 @@ from tests.conftest import fonts
 
 CARD_FIELDS = {
     "name", "version", "file", "file_bytes", "sha256", "parameters", "input", "classes",
-    "test", "validation_accuracy", "training", "data", "versions", "date", "plots",
+    "whole", "test", "validation_accuracy", "training", "data", "versions", "date", "plots",
 }  # fmt: skip
 
 
@@ -23,6 +23,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, mnist: data.Mnist) -> tup
     fonts(training=True)  # the non-digits are drawn in them
     out = tmp_path_factory.mktemp("tiny")
     args = ["--epochs", "1", "--limit", "300", "--validation-size", "200", "--out", str(out)]
+    args += ["--whole-numbers", "30"]
     extras = ["--extras", str(out / "extras.npz")]  # rendered once, saved for reuse
     assert train.main([*args, *extras, "--data", str(mnist.folder)]) == 0
     return out, json.loads((out / train.CARD_NAME).read_text())
@@ -58,6 +59,8 @@ def test_writes_model_card_and_plots(tiny_run: tuple[Path, dict]) -> None:
     assert set(card["test"]["per_class_accuracy"]) == {str(d) for d in range(10)}
     for plot in card["plots"]:
         assert (out / plot).read_bytes().startswith(b"\x89PNG")
+    whole = card["whole"]  # the twelfth output, trained on 30 numbers' candidates
+    assert whole["numbers"] == 30 and min(whole["candidates"].values()) > 0
 
 
 @pytest.mark.slow
@@ -74,6 +77,7 @@ def test_trained_model_loads_in_the_service(tiny_run: tuple[Path, dict]) -> None
         assert classifier.version == card["version"]
         probabilities = classifier.predict(np.zeros((3, 28, 28, 1), dtype=np.float32))
         assert probabilities.shape == (3, 10)
+        assert classifier.outputs(np.zeros((3, 28, 28, 1), np.float32)).shape == (3, 12)
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
