@@ -159,8 +159,9 @@ class Predictor:
         return list(zip(probabilities, scores.tolist(), strict=True))
 
     def _score(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Network inputs -> calibrated digit probabilities and digit scores (timed)."""
-        return self.classifier.interpret(self._infer(batch))
+        """/read's candidates' inputs -> calibrated digit probabilities and candidate
+        scores (timed)."""
+        return self.classifier.interpret_candidates(self._infer(batch))
 
     def _result(
         self, data: bytes, reading: DigitReading, normalized: Normalized, reject: bool

@@ -42,7 +42,7 @@ VARIANTS = (
 )
 MIDDLE = (INPUT_SIZE - 1) / 2.0  # the turns and scales are about the middle pixel
 
-Run = Callable[[np.ndarray], np.ndarray]  # (n, 28, 28, 1) inputs -> (n, 11) network outputs
+Run = Callable[[np.ndarray], np.ndarray]  # (n, 28, 28, 1) inputs -> (n, 11 or 12) outputs
 
 
 def view(image: np.ndarray, degrees: float, scale: float, down: int, right: int) -> np.ndarray:
@@ -80,15 +80,17 @@ def unsure(outputs: np.ndarray, temperature: float) -> np.ndarray:
 def combined(outputs: np.ndarray) -> np.ndarray:
     """Several readings' (k, 11) network outputs -> one (11,) output: the digits'
     share the geometric mean of theirs to the power SHARPEN, the "not a digit" share
-    that of the least digit score. ``calibration`` then reads from it SHARPEN times
-    the mean of the readings' log probabilities (their calibrated probabilities'
-    geometric mean to that power, renormalised) and the least score."""
+    that of the least digit score (a twelfth output, "whole", their mean).
+    ``calibration`` then reads from it SHARPEN times the mean of the readings' log
+    probabilities (their calibrated probabilities' geometric mean to that power,
+    renormalised) and the least score."""
     logits = calibration.digit_logits(outputs).mean(axis=0)
     digits = np.exp(SHARPEN * (logits - logits.max()))
     score = float(calibration.digit_score(outputs).min())
     one = np.empty(outputs.shape[1], dtype=np.float32)
     one[: calibration.NUM_DIGITS] = digits * (score / float(digits.sum()))
-    one[calibration.NUM_DIGITS :] = 1.0 - score
+    one[calibration.NUM_DIGITS] = 1.0 - score
+    one[calibration.WHOLE :] = outputs[:, calibration.WHOLE :].mean(axis=0)  # if any
     return one
 
 

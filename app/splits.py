@@ -11,9 +11,10 @@
    part of one digit), go in a third batch;
 8. per group, the split into candidates that maximises the sum of
    log(likelihood) + log(shape prior): dynamic programming over the pieces. A
-   candidate's likelihood is its top digit probability times its digit score (the
-   network's 1 - p(not a digit)), so fragments and unions of two digits, which the
-   network learnt are no digit, lose to whole digits;
+   candidate's likelihood is its top digit probability times its candidate score
+   (the network's 1 - p(not a digit), times the square root of its "whole" output:
+   ``app.calibration.candidate_score``), so fragments and unions of two digits,
+   which the network learnt are not one whole digit, lose to whole digits;
 9. a group whose components were cut is cut again, every run of each variant's
    pieces in a last batch: along bent paths (BENT: overlapping digits part where
    their strokes meet, not where a straight line slices one) where its best split
@@ -187,23 +188,21 @@ class Proposal:
 
     def read(self, score: Scorer) -> list[Digit]:
         """The digits, left to right, scoring candidates with ``score`` (network inputs
-        -> their (n, 10) digit probabilities and (n,) digit scores, or None) in
+        -> their (n, 10) digit probabilities and (n,) candidate scores, or None) in
         batches: the first candidates, then for each group not read surely whole its
         components whole, then its other candidates, then variants of those whose best
         split is unsure (module docstring, step 7)."""
-        probabilities, digit_scores = np.zeros((0, 10), np.float32), None
+        probabilities, scores = np.zeros((0, 10), np.float32), None
         batch = self.inputs
         while True:
             if len(batch):
                 more_probabilities, more_scores = score(batch)
                 probabilities = np.concatenate([probabilities, more_probabilities])
                 if more_scores is not None:
-                    digit_scores = (
-                        more_scores
-                        if digit_scores is None
-                        else np.concatenate([digit_scores, more_scores])
+                    scores = (
+                        more_scores if scores is None else np.concatenate([scores, more_scores])
                     )
-            log_scores = _log_likelihoods(probabilities, digit_scores)
+            log_scores = _log_likelihoods(probabilities, scores)
             if self._pending:
                 batch = self._advance(log_scores)
             elif self._tiltable:  # every run made: variants where the best split calls for them
@@ -217,7 +216,7 @@ class Proposal:
                 self._tiltable = []
                 batch = self._stacked(added)
             else:
-                return self.choose(probabilities, digit_scores)
+                return self.choose(probabilities, scores)
 
     def _advance(self, log_scores: np.ndarray) -> np.ndarray:
         """Each pending group a step on, given the scores so far; the new inputs."""
@@ -249,17 +248,15 @@ class Proposal:
             - GAP_COST * sum(gaps)
         )
 
-    def choose(
-        self, probabilities: np.ndarray, digit_scores: np.ndarray | None = None
-    ) -> list[Digit]:
+    def choose(self, probabilities: np.ndarray, scores: np.ndarray | None = None) -> list[Digit]:
         """The digits, left to right: per group, the best split into the candidates made,
         or a better one of the variants its split calls for (``_wanted``).
 
         ``probabilities`` (n, 10) are the classifier's for every candidate;
-        ``digit_scores`` (n,) how much each looks like one digit at all (a network's
-        "not a digit" output), if the network has one. A candidate's likelihood is
-        its top probability times its digit score."""
-        log_scores = _log_likelihoods(probabilities, digit_scores)
+        ``scores`` (n,) how much each looks like one whole digit
+        (``app.calibration.candidate_score``), if the network says. A candidate's
+        likelihood is its top probability times its score."""
+        log_scores = _log_likelihoods(probabilities, scores)
         inputs, ends = self.inputs, self._ends()
         digits = []
         for number, variants in self._variants.items():
@@ -325,10 +322,10 @@ class Proposal:
         return best[group.count], path[::-1]
 
 
-def _log_likelihoods(probabilities: np.ndarray, digit_scores: np.ndarray | None) -> np.ndarray:
+def _log_likelihoods(probabilities: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
     likelihood = probabilities.max(axis=1)
-    if digit_scores is not None:
-        likelihood = likelihood * digit_scores
+    if scores is not None:
+        likelihood = likelihood * scores
     return np.log(np.maximum(likelihood, 1e-12))
 
 

@@ -65,7 +65,9 @@ def test_the_card_records_the_shipped_litert_model(model_path: Path) -> None:
     assert record["probe"]["seed"] == inference.PROBE_SEED
     outputs = np.asarray(record["probe"]["keras_outputs"])
     assert outputs.shape[0] == len(inference.probe_batch())
-    np.testing.assert_allclose(outputs.sum(axis=1), 1.0, atol=1e-5)  # softmax rows
+    softmax, whole = outputs[:, :11], outputs[:, 11:]  # and the "whole" output after them
+    np.testing.assert_allclose(softmax.sum(axis=1), 1.0, atol=1e-5)
+    assert whole.shape[1] == 1 and np.all((whole >= 0) & (whole <= 1))
 
 
 def test_the_shipped_model_is_served_without_converting(model_path: Path, tmp_path: Path) -> None:

@@ -73,6 +73,16 @@ def test_combined_is_the_sharpened_geometric_mean_of_the_readings_and_the_least_
     )
 
 
+def test_combined_keeps_a_whole_output_as_the_readings_mean():
+    rng = np.random.default_rng(1)
+    eleven = rng.dirichlet(np.ones(11), size=4).astype(np.float32)
+    whole = np.array([[0.2], [0.4], [0.6], [1.0]], dtype=np.float32)
+    one = second_look.combined(np.concatenate([eleven, whole], axis=1))
+    assert one.shape == (12,)
+    np.testing.assert_allclose(one[:11], second_look.combined(eleven), rtol=1e-6)
+    assert one[11] == pytest.approx(0.55)
+
+
 def ampersand() -> bytes:
     """A printed '&' in a font kept out of training, which the network reads as a 2
     at its first look (digit score ~0.9, top probability ~0.6)."""
