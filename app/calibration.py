@@ -22,10 +22,12 @@ import numpy as np
 NUM_DIGITS = 10
 TINY = 1e-30  # float32 softmax outputs can underflow to 0; their log stays finite
 WHOLE = NUM_DIGITS + 1  # the "whole" output's index, in a network that has it
-# How much "whole" weighs in a candidate's score (candidate_score): at 0.5, /read's
-# numbers (model.numbers --count 600, MNIST seed 7's touching pairs and pendigits
-# seed 3's) read best; at 1 and over, whole digits written apart start to lose.
-WHOLE_WEIGHT = 0.5
+# How much "whole" weighs in a candidate's score (candidate_score). /read's numbers
+# (model.numbers --count 600, MNIST seed 7, pendigits and box16 seed 3) read as many at
+# 0.25, 0.35 and 0.5, fewer at 1; over 0.35 a whole digit of an odd shape (whole ~0.3)
+# is no longer sure (splits), and its group is cut into every candidate: 2.7 times the
+# candidates for the 20 numbers of model.numbers --speed at 0.5, 1.1 times at 0.35.
+WHOLE_WEIGHT = 0.35
 
 
 def digit_logits(outputs: np.ndarray) -> np.ndarray:
