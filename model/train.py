@@ -10,8 +10,10 @@ and ``model.numbers`` measure on: the shipped model's, seed 1), add ``model.augm
 world variants of the training digits, pendigits' and optdigits' training writers, and
 non-digits as an eleventh class, build the model, train with on-the-fly affine
 augmentation, calibrate (temperature and the not-a-digit threshold, on the validation
-split), evaluate once on the 10,000 test images, and write ``<out>/<arch>.keras`` with
-``model_card.json`` and two plots beside it. With ``--teacher``, the network learns from
+split), evaluate once on the 10,000 test images, add the "whole" output that /read scores
+its candidates with (``model.wholes``, on ``--whole-numbers`` numbers; not with
+``--mnist-only``), and write ``<out>/<arch>.keras`` with ``model_card.json`` and two
+plots beside it. With ``--teacher``, the network learns from
 that network's outputs as well as the labels (distillation: ``distillation_loss``).
 
 Runs on the CPU with TensorFlow; with ``KERAS_BACKEND=jax`` on a GPU as well.

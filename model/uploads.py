@@ -220,7 +220,7 @@ def held_out_digits(mnist: data.Mnist, seed: int = 1, validation_size: int = 500
     card names another: then some of these digits are its training digits."""
     from app.config import get_settings
 
-    trained = _split_seed(get_settings().model_path)
+    trained = split_seed(get_settings().model_path)
     if trained is not None and trained != seed:
         print(
             f"warning: the model held out the digits of split seed {trained}, not {seed}: "
@@ -231,7 +231,7 @@ def held_out_digits(mnist: data.Mnist, seed: int = 1, validation_size: int = 500
     return data.train_validation_split(mnist.train, validation_size, seed)[1]
 
 
-def _split_seed(model_path: Path) -> int | None:
+def split_seed(model_path: Path) -> int | None:
     """The validation split's seed the model's card records (``app.inference.read_card``:
     only a card that describes this very file)."""
     from app.inference import file_sha256, read_card

@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     from app import inference
 
     mnist = data.load(args.data)
-    split_seed = uploads._split_seed(args.model) or 1
+    split_seed = uploads.split_seed(args.model) or 1
     training, _ = data.train_validation_split(mnist.train, 5000, split_seed)
     whole = add(args.model, training, args.count, args.epochs, args.seed)
     whole["command"] = " ".join(["python -m model.wholes", *(argv or sys.argv[1:])])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.inference import load_classifier
-from model import augment, data, evaluate, saved_extras, train
+from model import augment, data, evaluate, saved_extras, train, wholes
 from tests.conftest import fonts
 
 CARD_FIELDS = {
@@ -79,6 +80,29 @@ def test_trained_model_loads_in_the_service(tiny_run: tuple[Path, dict]) -> None
         assert probabilities.shape == (3, 10)
         assert classifier.outputs(np.zeros((3, 28, 28, 1), np.float32)).shape == (3, 12)
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_whole_output_trains_again_in_place(
+    tiny_run: tuple[Path, dict], mnist: data.Mnist, tmp_path: Path
+) -> None:
+    """``python -m model.wholes`` on a model that has the output: a new head in place of
+    the old one, the card updated to the new file, its LiteRT forms to be made again."""
+    import keras
+
+    out, card = tiny_run
+    for name in (card["file"], train.CARD_NAME):
+        shutil.copy(out / name, tmp_path / name)
+    model_file = tmp_path / card["file"]
+    args = ["--model", str(model_file), "--count", "6", "--epochs", "1", "--seed", "3"]
+    assert wholes.main([*args, "--data", str(mnist.folder)]) == 0
+    again = json.loads((tmp_path / train.CARD_NAME).read_text())
+    assert again["sha256"] == data.sha256_of(model_file) != card["sha256"]
+    assert again["version"] == card["version"][:-7] + again["sha256"][:7]
+    assert again["whole"]["numbers"] == 6 and "litert" not in again
+    assert again["parameters"] == card["parameters"]  # one head, not two
+    model = keras.saving.load_model(model_file, compile=False)
+    assert model.output_shape == (None, 12)
 
 
 @pytest.mark.slow
