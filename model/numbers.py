@@ -104,7 +104,8 @@ def placed(
                 while left > margin and not _touches(sheet, ink, top, left):
                     left -= 2
                 left -= int(rng.integers(0, max(1, HEIGHT // 12)))
-                left = max(margin, left - round(overlap * ink.shape[1]))
+                if overlap:
+                    left = max(margin, left - round(overlap * ink.shape[1]))
             elif spacing == "wide":
                 left += round(HEIGHT * rng.uniform(0.25, 0.8))
             else:
