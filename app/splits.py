@@ -12,7 +12,7 @@
 8. per group, the split into candidates that maximises the sum of
    log(likelihood) + log(shape prior): dynamic programming over the pieces. A
    candidate's likelihood is its top digit probability times its candidate score
-   (the network's 1 - p(not a digit), times the square root of its "whole" output:
+   (the network's 1 - p(not a digit), times its "whole" output to the power 0.35:
    ``app.calibration.candidate_score``), so fragments and unions of two digits,
    which the network learnt are not one whole digit, lose to whole digits;
 9. a group whose components were cut is cut again, every run of each variant's
