@@ -37,7 +37,7 @@ class LiteRTEngine:
             interpreter.resize_tensor_input(input_index, [size, *INPUT_SHAPE])
             interpreter.allocate_tensors()
             # The eleven outputs first, then "whole" where the network has it (converted
-            # apart: ``app.inference.separated``).
+            # apart: ``separated``).
             outputs = sorted(interpreter.get_output_details(), key=lambda d: -d["shape"][-1])
             self._runners[size] = (interpreter, input_index, [d["index"] for d in outputs])
             size *= 2
@@ -62,6 +62,17 @@ class LiteRTEngine:
             width = sum(interpreter.get_tensor(i).shape[-1] for i in output_indices)
             return np.zeros((0, width), dtype=np.float32)
         return results[0] if len(results) == 1 else np.concatenate(results)
+
+
+def separated(model):
+    """For the converter: a Keras model whose outputs end in one concatenation (the
+    eleven and "whole", ``model.wholes``) with them as separate outputs, which
+    ``LiteRTEngine`` joins again. Concatenated in int8, the softmax would be requantised
+    to the joint scale (1/255 against its own 1/256): other digit probabilities."""
+    last = model.layers[-1]
+    if type(last).__name__ != "Concatenate":
+        return model
+    return type(model)(model.input, list(last.input), name=model.name)  # a keras.Model
 
 
 class KerasEngine:

@@ -16,9 +16,7 @@ Keras and cached under the model's sha256. The card may also record an int8 form
 (``app.precision``: run where the CPU makes it faster), checked against the same
 Keras outputs within the distance recorded when it was made. ``INFERENCE_ENGINE=keras``
 runs the Keras model itself. Where TensorFlow is missing, asking for either stops the
-start with one error that says what to install.
-
-No web framework in here.
+start with one error that says what to install. No web framework in here.
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from app import calibration, precision
-from app.engines import INPUT_SHAPE, Engine, KerasEngine, LiteRTEngine
+from app.engines import INPUT_SHAPE, Engine, KerasEngine, LiteRTEngine, separated
 
 TOLERANCE = 1e-5
 INT8_STEP = 1 / 256  # one step of an int8 network's softmax output
@@ -100,26 +98,18 @@ class DigitClassifier:
         self.reject_below = float(fitted.get("reject_below", 0.0))
 
     def outputs(self, batch: np.ndarray) -> np.ndarray:
-        """(n, 28, 28, 1) float32 in [0, 1] -> the network's (n, 11) softmax outputs, and
-        its (n,) "whole" output after them where it has one (n, 12)."""
+        """(n, 28, 28, 1) float32 in [0, 1] -> the network's (n, 11) or (n, 12) outputs."""
         batch = np.ascontiguousarray(batch, dtype=np.float32).reshape((-1, *INPUT_SHAPE))
         with self._lock:
             return self.engine(batch)
 
-    def interpret(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Network outputs -> (n, 10) calibrated digit probabilities, (n,) digit scores."""
-        return (
-            calibration.digit_probabilities(outputs, self.temperature),
-            calibration.digit_score(outputs),
-        )
-
-    def interpret_candidates(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Network outputs for /read's candidate digits -> (n, 10) calibrated digit
-        probabilities, (n,) candidate scores (``calibration.candidate_score``)."""
-        return (
-            calibration.digit_probabilities(outputs, self.temperature),
-            calibration.candidate_score(outputs),
-        )
+    def interpret(
+        self, outputs: np.ndarray, candidates: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Network outputs -> (n, 10) calibrated digit probabilities, (n,) digit scores
+        (for /read's ``candidates``, ``calibration.candidate_score``)."""
+        score = calibration.candidate_score if candidates else calibration.digit_score
+        return calibration.digit_probabilities(outputs, self.temperature), score(outputs)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """(n, 28, 28, 1) float32 in [0, 1] -> (n, 10) calibrated digit probabilities."""
@@ -193,18 +183,6 @@ def _convert(model_path: Path) -> tuple[bytes, np.ndarray, float, str]:
             "set INFERENCE_ENGINE=keras"
         )
     return flatbuffer, expected, difference, f"tensorflow {tf.__version__}"
-
-
-def separated(model):
-    """For the converter: a model whose outputs end in one concatenation (the eleven
-    and "whole", ``model.wholes``) with them as separate outputs, which the engine
-    joins again. Concatenated in int8, the softmax would be requantised to the
-    joint scale (1/255 against its own 1/256), and the digits' probabilities change."""
-    last = model.layers[-1]
-    if type(last).__name__ != "Concatenate":
-        return model
-    keras = _import_keras("converting a model with several outputs")
-    return keras.Model(model.input, list(last.input), name=model.name)
 
 
 def probe_difference(engine: Engine, expected: np.ndarray) -> float:

@@ -161,7 +161,7 @@ class Predictor:
     def _score(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """/read's candidates' inputs -> calibrated digit probabilities and candidate
         scores (timed)."""
-        return self.classifier.interpret_candidates(self._infer(batch))
+        return self.classifier.interpret(self._infer(batch), candidates=True)
 
     def _result(
         self, data: bytes, reading: DigitReading, normalized: Normalized, reject: bool

@@ -259,7 +259,7 @@ def in_process_reader(classifier=None) -> Callable[[bytes], str | None]:
         except preprocessing.PreprocessingError:
             return None
         digits = proposal.read(
-            lambda inputs: classifier.interpret_candidates(classifier.outputs(inputs))
+            lambda inputs: classifier.interpret(classifier.outputs(inputs), candidates=True)
         )
         return "".join(str(digit.digit) for digit in digits)
 

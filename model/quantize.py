@@ -36,7 +36,7 @@ import numpy as np
 
 from app import inference
 from app.config import DEFAULT_MODEL_PATH
-from app.engines import LiteRTEngine
+from app.engines import LiteRTEngine, separated
 from app.inference import DigitClassifier, load_classifier
 from model import data, realdigits, world
 from model.evaluate import as_network_input
@@ -51,7 +51,7 @@ def quantised(model_path: Path, calibration: np.ndarray) -> bytes:
     import keras
     import tensorflow as tf
 
-    model = inference.separated(keras.saving.load_model(model_path, compile=False))
+    model = separated(keras.saving.load_model(model_path, compile=False))
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: (

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import inference, preprocessing, segmentation
-from app.engines import LiteRTEngine
+from app import preprocessing, segmentation
+from app.engines import LiteRTEngine, separated
 from model import numbers, quantize, wholes
 from tests.app.handwriting import draw_number
 
@@ -128,7 +128,7 @@ def test_the_head_joins_after_the_eleven_outputs(small_models) -> None:
 
 @pytest.mark.slow
 def test_litert_joins_the_outputs_and_int8_keeps_the_eleven_bit_for_bit(small_models) -> None:
-    """Converted apart (``inference.separated``), the engine joins the outputs again; in
+    """Converted apart (``engines.separated``), the engine joins the outputs again; in
     int8 the eleven are those of the network without the head (concatenated in the
     graph, the softmax would be requantised to the joint scale)."""
     import keras
@@ -137,7 +137,7 @@ def test_litert_joins_the_outputs_and_int8_keeps_the_eleven_bit_for_bit(small_mo
     eleven, twelve = small_models
     batch = np.random.default_rng(2).random((9, 28, 28, 1), dtype=np.float32)
     model = keras.saving.load_model(twelve)
-    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(inference.separated(model)).convert()
+    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(separated(model)).convert()
     engine = LiteRTEngine(flatbuffer)
     np.testing.assert_allclose(engine(batch), model.predict_on_batch(batch), atol=1e-5)
     assert engine(batch[:0]).shape == (0, 12)
