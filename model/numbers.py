@@ -232,14 +232,18 @@ def pen_digits(count: int = 3000, as_recorded: bool = False) -> data.Split:
     return data.Split(np.stack(images).astype(np.uint8), labels)
 
 
+def box_digit(image: np.ndarray, binary: bool) -> np.ndarray:
+    """A digit (uint8, ink bright) box-normalised to 16×16, as postal and form scans
+    hold it: stretched to fill the box; binarised if ``binary``."""
+    box = distort.box_normalised(image.astype(np.float32) / 255.0, 16)
+    return np.rint((distort.binarised(box, 0.35) if binary else box) * 255).astype(np.uint8)
+
+
 def box_digits(digits: data.Split, count: int = 3000) -> data.Split:
-    """The first ``count`` digits box-normalised to 16×16, as postal and form scans
-    hold them: stretched to fill the box, every other one binarised."""
-    images = []
-    for index, image in enumerate(digits.images[:count]):
-        box = distort.box_normalised(image.astype(np.float32) / 255.0, 16)
-        images.append(distort.binarised(box, 0.35) if index % 2 else box)
-    return data.Split(np.rint(np.stack(images) * 255).astype(np.uint8), digits.labels[:count])
+    """The first ``count`` digits box-normalised (``box_digit``), every other one
+    binarised."""
+    images = [box_digit(image, index % 2 == 1) for index, image in enumerate(digits.images[:count])]
+    return data.Split(np.stack(images), digits.labels[:count])
 
 
 def in_process_reader(classifier=None) -> Callable[[bytes], str | None]:

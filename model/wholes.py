@@ -41,7 +41,7 @@ from PIL import Image
 
 from app import preprocessing, segmentation
 from app.config import DEFAULT_MODEL_PATH
-from model import data, distort, numbers, realdigits, uploads
+from model import data, numbers, realdigits, uploads
 
 WHOLE_SHARE = 0.8  # whole: this much of one digit's strokes,
 OTHER_SHARE = 0.2  # and no more than this of any other (overlapping digits share some);
@@ -139,12 +139,8 @@ def _sources(rng: np.random.Generator, training: data.Split, pens: list) -> list
         return [np.rint(image * 255).astype(np.uint8) for image in drawn]
     images = [training.images[i] for i in rng.integers(0, len(training.labels), length)]
     if source < SOURCES["pendigits"] + SOURCES["box16"]:
-        boxes = (distort.box_normalised(image / 255.0, 16) for image in images)
         binary = rng.random() < 0.5
-        images = [
-            np.rint((distort.binarised(box, 0.35) if binary else box) * 255).astype(np.uint8)
-            for box in boxes
-        ]
+        images = [numbers.box_digit(image, binary) for image in images]
     return images
 
 
