@@ -102,8 +102,8 @@ def component_runs(pieces: list[Piece]) -> list[tuple[int, int]]:
     """Each component's pieces, first..last, where they are consecutive (the pieces
     left to right)."""
     runs = []
-    for label in dict.fromkeys(piece[0] for piece in pieces):
-        positions = [i for i, piece in enumerate(pieces) if piece[0] == label]
+    for label in dict.fromkeys(piece.label for piece in pieces):
+        positions = [i for i, piece in enumerate(pieces) if piece.label == label]
         if positions[-1] - positions[0] == len(positions) - 1:
             runs.append((positions[0], positions[-1]))
     return runs
@@ -124,7 +124,7 @@ def fewest_digits(pieces: list[Piece], line: float) -> int:
     runs = component_runs(pieces)
     for first, last in {(0, count - 1), *runs}:
         span = pieces[first : last + 1]
-        width = (max(piece[2] for piece in span) - min(piece[1] for piece in span)) / line
+        width = (max(piece.end for piece in span) - min(piece.first for piece in span)) / line
         if last - first >= MAX_PIECES and width <= widest(first, last, runs):
             longer.setdefault(last + 1, []).append(first)
     fewest = [0]  # fewest[k]: the first k pieces

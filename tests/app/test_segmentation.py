@@ -190,10 +190,14 @@ def test_a_digit_cut_into_many_pieces_is_still_a_candidate_whole(
 def test_the_fewest_digits_of_a_group() -> None:
     """A lower bound on the digits a group reads as: runs of up to MAX_PIECES pieces,
     or a component or the group whole, however many pieces, if narrow enough."""
-    stroke = [(1, 10.0 * i, 10.0 * i + 10) for i in range(7)]  # one stroke, 70 px wide
+
+    def piece(label: int, first: float) -> candidates.Piece:  # 10 px along the slant
+        return candidates.Piece(label, first, first + 10, first, first + 10, 0, 0, np.ones((1, 1)))
+
+    stroke = [piece(1, 10.0 * i) for i in range(7)]  # one stroke, 70 px wide
     assert candidates.fewest_digits(stroke, line=40.0) == 1  # 1.75 line heights
     assert candidates.fewest_digits(stroke, line=20.0) == 2  # 3.5: runs of 5 and 2
-    two = stroke + [(2, 70.0 + 10 * i, 80.0 + 10 * i) for i in range(7)]  # 140 px
+    two = stroke + [piece(2, 70.0 + 10 * i) for i in range(7)]  # 140 px
     assert candidates.fewest_digits(two, line=40.0) == 2  # each stroke whole
     assert candidates.fewest_digits(two, line=100.0) == 1  # the group whole
 
