@@ -39,8 +39,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app import preprocessing, segmentation
+from app import calibration, preprocessing, segmentation
 from app.config import DEFAULT_MODEL_PATH
+from app.engines import separated
 from model import data, numbers, realdigits, uploads
 
 WHOLE_SHARE = 0.8  # whole: this much of one digit's strokes,
@@ -222,12 +223,12 @@ def add(model_path: Path, training: data.Split, count: int, epochs: int, seed: i
     pens = realdigits.load().pen_train
     inputs, labels = examples(training, pens, count, seed)
     model = keras.saving.load_model(model_path, compile=False)
-    if type(model.layers[-1]).__name__ == "Concatenate":  # a head already: trained anew
-        model = keras.Model(model.input, model.layers[-1].input[0], name=model.name)
+    # The eleven outputs alone: a head it has already is trained anew.
+    model = keras.Model(model.input, separated(model).outputs[0], name=model.name)
     head, accuracy = fit(model, inputs, labels, epochs, seed)
     attach(model, head).save(model_path)
     return {
-        "output_index": 11,  # the twelfth output
+        "output_index": calibration.WHOLE,
         "meaning": "the input is one whole digit as /read cuts candidates, not a piece "
         "of one or parts of two (sigmoid)",
         "head": f"Dense {HIDDEN}, ReLU, Dense 1, sigmoid, on the frozen Flatten features",
