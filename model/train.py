@@ -336,9 +336,11 @@ def train(args: argparse.Namespace) -> dict:
     )
 
     # The "whole" output that /read scores its candidates with, on the frozen network.
-    whole = None
+    whole, parameters = None, int(shipped.count_params())
     if not args.mnist_only:
-        whole = wholes.add(model_path, training, args.whole_numbers, wholes.EPOCHS, args.seed)
+        whole, parameters = wholes.add(
+            model_path, training, args.whole_numbers, wholes.EPOCHS, args.seed
+        )
     sha256 = data.sha256_of(model_path)
     card = {
         "name": args.arch,
@@ -347,7 +349,7 @@ def train(args: argparse.Namespace) -> dict:
         "file": model_path.name,
         "file_bytes": model_path.stat().st_size,
         "sha256": sha256,
-        "parameters": int(keras.saving.load_model(model_path, compile=False).count_params()),
+        "parameters": parameters,
         "input": {
             "shape": list(network.INPUT_SHAPE),
             "dtype": "float32",

@@ -214,9 +214,11 @@ def fit(model, inputs: np.ndarray, labels: np.ndarray, epochs: int, seed: int) -
     return shipped, float((guessed == labels[held].astype(bool)).mean())
 
 
-def add(model_path: Path, training: data.Split, count: int, epochs: int, seed: int) -> dict:
+def add(
+    model_path: Path, training: data.Split, count: int, epochs: int, seed: int
+) -> tuple[dict, int]:
     """Train the head for the model at ``model_path`` and save the model with it there;
-    what to record in the card."""
+    what to record in the card, and the saved model's parameters."""
     import keras
 
     started = time.time()
@@ -226,8 +228,9 @@ def add(model_path: Path, training: data.Split, count: int, epochs: int, seed: i
     # The eleven outputs alone: a head it has already is trained anew.
     model = keras.Model(model.input, separated(model).outputs[0], name=model.name)
     head, accuracy = fit(model, inputs, labels, epochs, seed)
-    attach(model, head).save(model_path)
-    return {
+    joined = attach(model, head)
+    joined.save(model_path)
+    record = {
         "output_index": calibration.WHOLE,
         "meaning": "the input is one whole digit as /read cuts candidates, not a piece "
         "of one or parts of two (sigmoid)",
@@ -240,6 +243,7 @@ def add(model_path: Path, training: data.Split, count: int, epochs: int, seed: i
         "held_out_accuracy": round(accuracy, 4),
         "seconds": round(time.time() - started, 1),
     }
+    return record, int(joined.count_params())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,20 +260,18 @@ def main(argv: list[str] | None = None) -> int:
     mnist = data.load(args.data)
     split_seed = uploads.split_seed(args.model) or 1
     training, _ = data.train_validation_split(mnist.train, 5000, split_seed)
-    whole = add(args.model, training, args.count, args.epochs, args.seed)
+    whole, parameters = add(args.model, training, args.count, args.epochs, args.seed)
     whole["command"] = " ".join(["python -m model.wholes", *(argv or sys.argv[1:])])
     whole["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     print(json.dumps(whole, indent=2))
     card_path = args.model.parent / inference.CARD_NAME
     card = json.loads(card_path.read_text())
     sha256 = data.sha256_of(args.model)
-    import keras
-
     card.update(
         version=card["version"].rsplit("-", 1)[0] + "-" + sha256[:7],
         file_bytes=args.model.stat().st_size,
         sha256=sha256,
-        parameters=int(keras.saving.load_model(args.model, compile=False).count_params()),
+        parameters=parameters,
         whole=whole,
     )
     for stale in ("litert", "litert_int8"):  # of the model before: make convert, quantize

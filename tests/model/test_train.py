@@ -103,6 +103,7 @@ def test_the_whole_output_trains_again_in_place(
     assert again["parameters"] == card["parameters"]  # one head, not two
     model = keras.saving.load_model(model_file, compile=False)
     assert model.output_shape == (None, 12)
+    assert again["parameters"] == model.count_params()  # the saved model's
 
 
 @pytest.mark.slow
