@@ -5,6 +5,8 @@ steps 3 and 4). No web framework in here.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from PIL import Image
 from scipy import ndimage
@@ -71,11 +73,22 @@ def pen_ink(ink: float, threshold: float) -> bool:
     return abs(ink - threshold) >= SHADOW_INK
 
 
+class Paper(NamedTuple):
+    dark: bool  # the paper is the darker of Otsu's two classes
+    shades: np.ndarray  # its grey levels, sorted
+    threshold: float  # Otsu's, between paper and ink
+    sure: bool  # the border or the corners said which class is paper, not its size alone
+
+
 def side(
-    ascending: np.ndarray, border: np.ndarray, grey: np.ndarray
-) -> tuple[bool, np.ndarray, float]:
-    """Whether the paper is the dark side, its grey shades (sorted), and the
-    threshold between paper and ink.
+    ascending: np.ndarray,
+    border: np.ndarray,
+    grey: np.ndarray,
+    paper_dark: bool | None = None,
+) -> Paper:
+    """Which side is the paper, its grey shades, and the threshold between paper and
+    ink; ``paper_dark``: the side the caller takes for the paper (reading an image
+    the other way round, where it was not ``sure``), else found here.
 
     Otsu splits the pixels into a dark and a light class. The paper is the class
     the border shows, when most of the border shows one; but a border of the
@@ -84,10 +97,11 @@ def side(
     (``inside_frame``). Where ink touches the border, the corners have a say: a
     digit that fills its frame (box-normalised, heavy strokes) can cover most of
     the border, but rarely the corners, so when most of the corners show the other
-    class, that is the paper. With neither
-    deciding, the paper is the class that covers more of the image (ink rarely
-    covers half of it). Of the paper's class, the shades nearer the paper's own than
-    the threshold are the paper: the rest are the strokes' anti-aliased edges.
+    class, that is the paper. With neither deciding, the paper is the class that
+    covers more of the image (ink rarely covers half of it, but a digit stretched to
+    fill its frame may: ``preprocessing.readings`` then reads it both ways round).
+    Of the paper's class, the shades nearer the paper's own than the threshold are
+    the paper: the rest are the strokes' anti-aliased edges.
     """
     threshold = levels.otsu(ascending)
     dark = border <= threshold
@@ -110,6 +124,9 @@ def side(
         decided = corners_paper_dark or corners <= 1.0 - BORDER_MAJORITY
         if decided and paper_is_dark != corners_paper_dark:
             by_border, paper_is_dark = False, corners_paper_dark
+    sure = paper_is_dark is not None
+    if paper_dark is not None and paper_dark != paper_is_dark:
+        by_border, paper_is_dark = False, paper_dark
     if by_border:
         shades = np.sort(border[dark == paper_is_dark])
     else:
@@ -124,7 +141,7 @@ def side(
         kept = shades[: int(np.searchsorted(shades, middle, side="right"))]
     else:
         kept = shades[int(np.searchsorted(shades, middle, side="left")) :]
-    return paper_is_dark, kept if kept.size else shades, threshold
+    return Paper(paper_is_dark, kept if kept.size else shades, threshold, sure)
 
 
 def uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float, ink: float) -> bool:

@@ -37,7 +37,7 @@ An MNIST digit goes through unchanged. No web framework in here: errors are
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import functools
 import io
 import math
@@ -243,10 +243,14 @@ class InkStrength:
     ink: np.ndarray  # float32 in [0, 1], bright on dark
     strokes: np.ndarray  # bool: the pixels that are surely ink (over Otsu and the noise floor)
     noisy: bool  # the background is not clean (noise or flattened paper) away from the strokes
+    # Where a clean image leaves its paper in doubt (not ``paper.Paper.sure``): the
+    # ``paper_dark`` that reads it the other way round (``readings``); else None.
+    other_side: bool | None = None
 
 
-def ink_strength(grey: np.ndarray) -> InkStrength:
-    """Ink strength in [0, 1] per pixel and the stroke pixels; every mark is kept."""
+def ink_strength(grey: np.ndarray, paper_dark: bool | None = None) -> InkStrength:
+    """Ink strength in [0, 1] per pixel and the stroke pixels; every mark is kept.
+    ``paper_dark``: the paper's side, when the caller knows it (``paper.side``)."""
     ordered = levels.ascending(grey)
     darkest, brightest = levels.quantile(ordered, 0.001), levels.quantile(ordered, 0.999)
     if brightest - darkest < MIN_CONTRAST:
@@ -264,7 +268,8 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
         darkest, brightest = levels.quantile(ordered, 0.001), levels.quantile(ordered, 0.999)
         if _only_noise(ordered):
             raise NoDigitError("No digit found: the image is blank or a single colour.")
-    paper_is_dark, paper_shades, threshold = paper.side(ordered, paper.ring(grey, 0), grey)
+    found = paper.side(ordered, paper.ring(grey, 0), grey, paper_dark)
+    paper_is_dark, paper_shades, threshold = found.dark, found.shades, found.threshold
     background = levels.quantile(paper_shades, 0.5)
     if max(background - darkest, brightest - background) < MIN_CONTRAST:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
@@ -300,7 +305,9 @@ def ink_strength(grey: np.ndarray) -> InkStrength:
     stroke_values = np.sort(ink[strokes])
     peak = levels.quantile(stroke_values, STROKE_CORE_QUANTILE)
     ink = unit_clipped((ink - floor) / (peak - floor))
-    return InkStrength(ink, strokes, floor > 0.0 or backdrop is not None)
+    noisy = floor > 0.0 or backdrop is not None
+    doubt = not (found.sure or noisy or paper_dark is not None)
+    return InkStrength(ink, strokes, noisy, not paper_is_dark if doubt else None)
 
 
 def _only_noise(ordered: np.ndarray) -> bool:
@@ -426,8 +433,26 @@ def input_and_ink(image: Image.Image, photo: bool = False) -> tuple[np.ndarray, 
     """What ``decode`` gave -> the network's input, and the ink map it was cut from
     (``ink_map``: kept for a refusal to look at, rather than found again); ``image``
     is left as it was. ``photo``: it came in a camera's format (``is_photo``)."""
-    glanced = _glanced(image) if photo and max(image.size) > GLANCE_SIZE else None
-    ink = glanced if glanced is not None else ink_map(grey_levels(image))
+    return readings(image, photo)[0]
+
+
+def readings(image: Image.Image, photo: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``input_and_ink``'s reading, then, where a clean image that is no photo leaves
+    its paper's side in doubt (a digit stretched to fill its frame, ink on about half
+    its border and corners), its reading the other way round if that finds ink: the
+    caller keeps the one more like a digit (docs/preprocessing.md)."""
+    if photo and max(image.size) > GLANCE_SIZE and (glanced := _glanced(image)) is not None:
+        return [_as_input(glanced)]
+    grey = grey_levels(image)
+    strength = ink_strength(grey)
+    found = [_as_input(digit_ink(strength))]
+    if strength.other_side is not None and not photo:
+        with contextlib.suppress(NoDigitError):  # no ink that way round: the first stands
+            found.append(_as_input(digit_ink(ink_strength(grey, strength.other_side))))
+    return found
+
+
+def _as_input(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return fit_to_mnist(ink)[..., np.newaxis], ink
 
 
@@ -469,11 +494,3 @@ def _ink_side(ink: np.ndarray) -> int:
 def preprocess(data: bytes, limits: Limits = Limits()) -> np.ndarray:
     """Upload bytes -> the network's 28×28×1 float32 input in [0, 1]."""
     return normalize_digit(open_image(data, limits))
-
-
-def input_png_base64(network_input: np.ndarray) -> str:
-    """The 28×28 the network saw, as a base64 PNG (grey, white ink on black)."""
-    pixels = np.rint(network_input.reshape(INPUT_SIZE, INPUT_SIZE) * 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")

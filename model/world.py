@@ -337,36 +337,36 @@ def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
 
 
 def service_reader(classifier=None) -> Callable[[list[bytes]], list[Reading]]:
-    """The service's preprocessing, network and threshold, in-process."""
-    from app import second_look
-    from app.preprocessing import Limits, PreprocessingError, preprocess
+    """The service's preprocessing, network and threshold, in-process: each upload read
+    as ``/predict/batch`` reads it (``app.predictor.Predictor.predict_many``, run on an
+    event loop of its own in a thread of its own: the caller may be on one)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.config import Settings
+    from app.predictor import Predictor
+    from app.preprocessing import PreprocessingError
     from app.rejection import refusal
 
     if classifier is None:
         from app.inference import load_configured
 
         classifier = load_configured()
+    settings = Settings()
 
     def read(contents: list[bytes]) -> list[Reading]:
-        inputs: list[np.ndarray | None] = []
-        for content in contents:
-            try:
-                inputs.append(preprocess(content))
-            except PreprocessingError:
-                inputs.append(None)
-        readable = [x for x in inputs if x is not None]
-        if readable:
-            outputs = second_look.read(classifier, np.stack(readable))
-            probabilities, scores = classifier.interpret(outputs)
-        answers = iter(range(len(readable)))
+        predictor = Predictor(classifier, settings)  # its semaphore binds to one loop
+        reading = predictor.predict_many(contents, reject=False)
+        with ThreadPoolExecutor(1) as thread:
+            results = thread.submit(asyncio.run, reading).result()
         readings = []
-        for content, x in zip(contents, inputs, strict=True):
-            if x is None:
+        for content, result in zip(contents, results, strict=True):
+            if isinstance(result, PreprocessingError):
                 readings.append(Reading(None, 0.0, True))
                 continue
-            i = next(answers)
-            why = refusal(content, float(scores[i]), classifier.reject_below, Limits())
-            readings.append(Reading(probabilities[i], float(scores[i]), why is not None))
+            score = result.digit_score
+            why = refusal(content, score, classifier.reject_below, predictor.limits)
+            readings.append(Reading(result.probabilities, score, why is not None))
         return readings
 
     return read

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -222,3 +224,47 @@ def test_a_heavy_light_digit_along_a_side_is_not_flattened_away(client: TestClie
     assert digits.labels[922] == 8
     ink = distort.cropped(distort.mnist_ink(digits.images[922], 157), level=0.2)
     assert read(client, world.png(distort.on_paper(ink, dark_ink=False))) == 8
+
+
+def heavy_stretched_one(lean: float) -> np.ndarray:
+    """A 1 with a short flag and a foot, drawn with a heavy pen, stretched to fill
+    16×16 and binarised: ink on most of the image, about half its border and two of
+    its corners, so that nothing on the image says which side is the paper."""
+    image = Image.new("L", (28, 28), 0)
+    draw = ImageDraw.Draw(image)
+    top, bottom = (14 + 8 * lean, 4), (14 - 8 * lean, 24)
+    draw.line([top, bottom], fill=255, width=4)
+    draw.line([top, (top[0] - 5, top[1] + 4)], fill=255, width=4)
+    draw.line([(bottom[0] - 4, 24), (bottom[0] + 4, 24)], fill=255, width=4)
+    box = Image.fromarray(tight(np.asarray(image, dtype=np.float32) / 255.0))
+    return (np.asarray(box.resize((16, 16), Image.Resampling.BILINEAR)) > 0.35).astype(np.float32)
+
+
+@pytest.mark.parametrize("dark_ink", [True, False], ids=["dark on light", "light on dark"])
+@pytest.mark.parametrize("lean", [0.1, 0.2])
+def test_a_digit_that_leaves_its_paper_in_doubt_is_read_both_ways_round(
+    client: TestClient, lean: float, dark_ink: bool
+) -> None:
+    """Taken the larger class for paper, its strokes' surroundings read as a 7 or a 5
+    and were refused or misread; read the other way round too, the network keeps the
+    reading more like a digit (``preprocessing.readings``)."""
+    one = heavy_stretched_one(lean)
+    assert one.mean() > 0.5
+    upload = as_upload(one, dark_ink)
+    first, other = preprocessing.readings(preprocessing.open_image(upload))
+    assert (first[1] > 0.5).sum() < (other[1] > 0.5).sum()  # the ink is the larger class
+    assert read(client, upload) == 1
+    response = client.post("/predict?include_input=true", files={"file": ("1.png", upload)})
+    seen = preprocessing.open_image(base64.b64decode(response.json()["input_png"]))
+    assert difference(np.asarray(seen, np.float32)[..., None] / 255.0, other[0]) < 0.01
+
+
+def test_a_digit_on_its_paper_or_a_photo_is_read_one_way_round() -> None:
+    """Only a clean image that leaves its paper in doubt is read twice: not a digit
+    with a margin of paper, nor a photo (a scene would get two tries to look like one)."""
+    one = heavy_stretched_one(0.2)
+    image = preprocessing.open_image(as_upload(one))
+    assert len(preprocessing.readings(image)) == 2
+    assert len(preprocessing.readings(image, photo=True)) == 1
+    framed = preprocessing.open_image(as_upload(np.pad(one, 3)))
+    assert len(preprocessing.readings(framed)) == 1

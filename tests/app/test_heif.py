@@ -306,11 +306,11 @@ def test_heic_and_avif_are_decoded_off_the_event_loop(monkeypatch: pytest.Monkey
     """Even small ones: their decoders cost milliseconds, and size their frame from
     the codec stream, which the container's declared size does not bind."""
     threaded = threaded_images(monkeypatch)
-    reader = predictor.Predictor(None, Settings())  # normalize() needs no network
+    reader = predictor.Predictor(None, Settings())  # _normalize() needs no network
     small = stroke_digit(64).convert("RGB")
     for format in ("PNG", *FORMATS):
         asyncio.run(
-            reader.normalize(encode(small, format) if format != "PNG" else png_bytes(small))
+            reader._normalize(encode(small, format) if format != "PNG" else png_bytes(small))
         )
     assert [format for format, _ in threaded] == FORMATS
 

@@ -19,8 +19,8 @@ def frame_filling_square(dark_ink: bool) -> np.ndarray:
     return np.where(ink == dark_ink, 20.0, 235.0).astype(np.float32)
 
 
-def side(grey: np.ndarray) -> tuple[bool, np.ndarray, float]:
-    return paper.side(np.sort(grey, axis=None), paper.ring(grey, 0), grey)
+def side(grey: np.ndarray, paper_dark: bool | None = None) -> paper.Paper:
+    return paper.side(np.sort(grey, axis=None), paper.ring(grey, 0), grey, paper_dark)
 
 
 @pytest.mark.parametrize("dark_ink", [True, False])
@@ -28,9 +28,9 @@ def test_the_corners_overrule_a_border_the_ink_covers(dark_ink: bool) -> None:
     grey = frame_filling_square(dark_ink)
     border = paper.ring(grey, 0)
     assert ((border < 128) == dark_ink).mean() >= paper.BORDER_MAJORITY  # the border says ink
-    paper_is_dark, shades, _ = side(grey)
-    assert paper_is_dark is not dark_ink
-    assert np.all(shades == (20.0 if paper_is_dark else 235.0))
+    found = side(grey)
+    assert found.dark is not dark_ink and found.sure
+    assert np.all(found.shades == (20.0 if found.dark else 235.0))
 
 
 @pytest.mark.parametrize("dark_ink", [True, False])
@@ -41,8 +41,7 @@ def test_corners_have_no_say_where_no_ink_touches_the_border(dark_ink: bool) -> 
     grey[1:-1, 1:-1] = 20.0 if dark_ink else 235.0  # ink up to the border, not on it
     grey[15:85, 15:85] = 235.0 if dark_ink else 20.0
     assert (paper.corners_dark(grey, 128.0) >= paper.BORDER_MAJORITY) == dark_ink
-    paper_is_dark, _, _ = side(grey)
-    assert paper_is_dark is not dark_ink
+    assert side(grey).dark is not dark_ink
 
 
 def test_a_per_pixel_paper_at_the_inks_level_took_in_strokes() -> None:
@@ -68,8 +67,7 @@ def test_a_heavy_digit_within_a_thin_margin_is_no_frame(dark_ink: bool) -> None:
     ink[20:40, 20:40] = False  # the hole
     grey = np.where(ink == dark_ink, 20.0, 235.0).astype(np.float32)
     assert ((paper.ring(grey, 1) < 128) == dark_ink).mean() >= paper.BORDER_MAJORITY
-    paper_is_dark, _, _ = side(grey)
-    assert paper_is_dark is not dark_ink
+    assert side(grey).dark is not dark_ink
 
 
 def test_a_small_box_normalised_digit_has_no_frame() -> None:
@@ -80,3 +78,26 @@ def test_a_small_box_normalised_digit_has_no_frame() -> None:
     assert paper.frame_depth(grey.shape) == 0
     assert paper.inside_frame(grey, 128.0, border_dark=False) is None
     assert paper.frame_depth((32, 40)) >= 3
+
+
+def stretched_band() -> np.ndarray:
+    """A heavy leaning stroke stretched to fill 16×16 (a box-normalised 1): ink on
+    about half the border and on two of the four corners, and on most of the image."""
+    rows, columns = np.mgrid[0:16, 0:16]
+    ink = np.abs(0.8 * (rows - 7.5) + (columns - 7.5)) <= 5
+    return np.where(ink, 20.0, 235.0).astype(np.float32)
+
+
+def test_neither_border_nor_corners_leave_the_paper_in_doubt() -> None:
+    grey = stretched_band()
+    assert 0.25 < paper.corners_dark(grey, 128.0) < 0.75 and (grey < 128).mean() > 0.5
+    found = side(grey)
+    assert not found.sure and found.dark  # the larger class taken for paper: the ink
+    other = side(grey, paper_dark=False)  # read the other way round, as the caller asks
+    assert not other.dark and not other.sure and np.all(other.shades == 235.0)
+    assert found.threshold == other.threshold
+
+
+def test_a_paper_the_border_shows_is_sure() -> None:
+    grey = frame_filling_square(dark_ink=True)
+    assert side(grey).sure and side(np.pad(stretched_band(), 2, constant_values=235.0)).sure

@@ -30,10 +30,10 @@ def threaded_images(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[in
 def threaded_sizes(monkeypatch: pytest.MonkeyPatch, sides: list[int]) -> list[int]:
     """The sides, of those given, whose JPEG the default settings send to a thread."""
     threaded = threaded_images(monkeypatch)
-    reader = predictor.Predictor(None, Settings())  # normalize() needs no network
+    reader = predictor.Predictor(None, Settings())  # _normalize() needs no network
     for side in sides:
         photo = stroke_digit(side).convert("RGB")
-        asyncio.run(reader.normalize(png_bytes(photo, format="JPEG", quality=85)))
+        asyncio.run(reader._normalize(png_bytes(photo, format="JPEG", quality=85)))
     return [width for _, (width, _) in threaded]
 
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFile, ImageFilter
 
 from app import ink_blobs, levels, preprocessing
+from app.api.routes.predict import input_png_base64
 from app.orientation import upright_size
 from app.preprocessing import (
     EmptyImageError,
@@ -325,8 +326,10 @@ def test_a_photo_whose_digit_is_small_is_read_at_full_size(monkeypatch) -> None:
     sheet = Image.new("L", (500, 500), 235)
     sheet.paste(stroke_digit(100, width=10, paper=235), (300, 320))  # 29 px at the glance
     searched = []
-    ink_map = preprocessing.ink_map
-    monkeypatch.setattr(preprocessing, "ink_map", lambda g: searched.append(g.shape) or ink_map(g))
+    strength = preprocessing.ink_strength
+    monkeypatch.setattr(
+        preprocessing, "ink_strength", lambda g, *a: searched.append(g.shape) or strength(g, *a)
+    )
     network_input, ink, full = read_as_uploaded(png_bytes(sheet, "JPEG", quality=90))
     assert ink.shape == (500, 500)
     np.testing.assert_array_equal(network_input, full)
@@ -420,7 +423,7 @@ def test_noise_alone_is_not_a_digit() -> None:
 
 def test_input_png_round_trip() -> None:
     result = preprocess(png_bytes(stroke_digit()))
-    decoded = Image.open(io.BytesIO(base64.b64decode(preprocessing.input_png_base64(result))))
+    decoded = Image.open(io.BytesIO(base64.b64decode(input_png_base64(result))))
     assert decoded.size == (28, 28) and decoded.mode == "L"
     np.testing.assert_allclose(np.asarray(decoded) / 255.0, result[..., 0], atol=0.5 / 255)
 

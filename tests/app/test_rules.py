@@ -166,8 +166,7 @@ def test_a_frame_round_the_image_is_not_the_paper(dark_ink: bool) -> None:
         grey, plain = 255.0 - grey, 255.0 - plain
     border = paper.ring(grey, 0)
     assert ((border < 128) == dark_ink).all()
-    paper_is_dark, _, _ = paper.side(np.sort(grey, axis=None), border, grey)
-    assert paper_is_dark is not dark_ink
+    assert paper.side(np.sort(grey, axis=None), border, grey).dark is not dark_ink
     data = png_bytes(grey.astype(np.uint8))
     assert fast_path.input_and_ink(data, preprocessing.Limits()) is None
     framed, alone = (

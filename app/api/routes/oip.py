@@ -351,16 +351,13 @@ async def infer(
     tensor, binary = body.inputs[0], request.scope.get(BINARY)
     size = _batch_size(tensor, settings.max_batch_files)
     if tensor.name == "input":
-        batch = _network_inputs(tensor, binary)
-    else:
-        inputs = []
-        for index, data in enumerate(_image_files(tensor, binary)):
-            try:
-                inputs.append((await predictor.normalize(data))[0])
-            except preprocessing.PreprocessingError as error:
-                raise HTTPException(status_for(error), f"Image {index}: {error}") from None
-        batch = np.stack(inputs)
-    probabilities = await predictor.infer(batch)
+        probabilities = await predictor.infer(_network_inputs(tensor, binary))
+    else:  # read as /predict/batch reads them, none refused as not a digit
+        results = await predictor.predict_many(_image_files(tensor, binary), reject=False)
+        for index, result in enumerate(results):
+            if isinstance(result, preprocessing.PreprocessingError):
+                raise HTTPException(status_for(result), f"Image {index}: {result}")
+        probabilities = np.stack([result.probabilities for result in results])
     observability.annotate(
         request.scope, inputs=size, digits=[int(d) for d in probabilities.argmax(axis=1)]
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.routing import iter_route_contexts
+from PIL import Image
 from starlette.formparsers import MultiPartParser
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,6 +52,15 @@ Reject = Annotated[
 ]
 
 
+def input_png_base64(network_input: np.ndarray) -> str:
+    """The 28×28 the network saw, as a base64 PNG (grey, white ink on black)."""
+    side = preprocessing.INPUT_SIZE
+    pixels = np.rint(network_input.reshape(side, side) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def _prediction(
     app: FastAPI, result: Result, predictor: Predictor, include_input: bool
 ) -> Prediction:
@@ -60,7 +73,7 @@ def _prediction(
         probabilities=probabilities,
         digit_score=round(result.digit_score, 6),
         model_version=predictor.classifier.version,
-        input_png=preprocessing.input_png_base64(result.network_input) if include_input else None,
+        input_png=input_png_base64(result.network_input) if include_input else None,
     )
 
 

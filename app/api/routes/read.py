@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
 
-from app import observability, preprocessing
+from app import observability
 from app.api.deps import OneFile, PredictorDep
 from app.api.errors import NOT_READY, READ_ERRORS
-from app.api.routes.predict import IMAGE_FORMATS, IncludeInput
+from app.api.routes.predict import IMAGE_FORMATS, IncludeInput, input_png_base64
 from app.api.schemas import Box, NumberReading, OtherMark, ReadDigit
 
 router = APIRouter(tags=["read"])
@@ -49,9 +49,7 @@ async def read(
             confidence=digit.confidence,
             probabilities=[float(p) for p in digit.probabilities],
             box=Box(**vars(digit.box)),
-            input_png=preprocessing.input_png_base64(digit.network_input)
-            if include_input
-            else None,
+            input_png=input_png_base64(digit.network_input) if include_input else None,
         )
         for digit in reading.digits
     ]

@@ -21,6 +21,7 @@ from tritonclient.utils import InferenceServerException
 
 from app.api import errors
 from model.evaluate import as_network_input
+from tests.app.test_handwriting import heavy_stretched_one
 from tests.conftest import LiveServer, gone_mid_body, http_scope, png_bytes
 
 MODEL = "digitnet"
@@ -172,6 +173,19 @@ def test_images_in_shape_n_by_1_flat_or_nested(client: TestClient) -> None:
         assert response.status_code == 200, response.text
         read = np.array(response.json()["outputs"][0]["data"]).reshape(2, 10)
         assert list(read.argmax(axis=1)) == [1, 1]
+
+
+def test_an_image_is_read_as_predict_reads_it_either_way_round(client: TestClient) -> None:
+    """A heavy 1 stretched to fill its box leaves its paper in doubt: read both ways
+    round, as /predict reads it (``preprocessing.readings``)."""
+    upload = png_bytes((255 * (1 - heavy_stretched_one(0.2))).astype(np.uint8))
+    data = [base64.b64encode(upload).decode()]
+    response = infer_json(client, one_input("image", [1], "BYTES", data))
+    assert response.status_code == 200, response.text
+    predicted = client.post("/predict", files={"file": ("1.png", upload, "image/png")}).json()
+    read = response.json()["outputs"][0]["data"]
+    np.testing.assert_allclose(read, predicted["probabilities"], atol=1e-6)
+    assert int(np.argmax(read)) == predicted["digit"] == 1
 
 
 def test_nested_data_is_read_in_row_major_order(client: TestClient) -> None:
