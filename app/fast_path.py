@@ -93,7 +93,7 @@ def _fitted(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """The network's input cut from the digit's ink, and the ink; None when there is
     none (the general path says so)."""
     try:
-        return preprocessing.fit_to_mnist(ink)[..., np.newaxis], ink
+        return preprocessing.fit_to_mnist(ink, clean=True)[..., np.newaxis], ink
     except preprocessing.NoDigitError:
         return None
 

@@ -391,14 +391,14 @@ def unit_clipped(values: np.ndarray) -> np.ndarray:
     return np.minimum(clipped, 1.0, out=clipped)
 
 
-def fit_to_mnist(ink: np.ndarray) -> np.ndarray:
-    """Crop to the ink, grow hairlines (``app.strokes``), fit the longer side to 20 px,
-    centre by mass in 28×28."""
+def fit_to_mnist(ink: np.ndarray, clean: bool = False) -> np.ndarray:
+    """Crop to the ink, grow hairlines (``app.strokes``; blotted ones too if ``clean``),
+    fit the longer side to 20 px, centre by mass in 28×28."""
     box = bounds(ink)
     if box is None:
         raise NoDigitError("No digit found: the image is blank or a single colour.")
     top, bottom, left, right = box
-    crop = strokes.grown(ink[top:bottom, left:right], DIGIT_BOX)
+    crop = strokes.grown(ink[top:bottom, left:right], DIGIT_BOX, clean)
     height, width = crop.shape
     scale = DIGIT_BOX / max(height, width)
     if scale != 1.0:
@@ -442,18 +442,19 @@ def readings(image: Image.Image, photo: bool = False) -> list[tuple[np.ndarray, 
     its border and corners), its reading the other way round if that finds ink: the
     caller keeps the one more like a digit (docs/preprocessing.md)."""
     if photo and max(image.size) > GLANCE_SIZE and (glanced := _glanced(image)) is not None:
-        return [_as_input(glanced)]
+        return [_as_input(glanced, clean=False)]
     grey = grey_levels(image)
     strength = ink_strength(grey)
-    found = [_as_input(digit_ink(strength))]
+    clean = not (strength.noisy or photo)
+    found = [_as_input(digit_ink(strength), clean)]
     if strength.other_side is not None and not photo:
         with contextlib.suppress(NoDigitError):  # no ink that way round: the first stands
-            found.append(_as_input(digit_ink(ink_strength(grey, strength.other_side))))
+            found.append(_as_input(digit_ink(ink_strength(grey, strength.other_side)), clean))
     return found
 
 
-def _as_input(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return fit_to_mnist(ink)[..., np.newaxis], ink
+def _as_input(ink: np.ndarray, clean: bool) -> tuple[np.ndarray, np.ndarray]:
+    return fit_to_mnist(ink, clean)[..., np.newaxis], ink
 
 
 def _glanced(image: Image.Image) -> np.ndarray | None:

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from app.preprocessing import NoDigitError, fit_to_mnist, grey_levels, ink_map
+from app.preprocessing import NoDigitError, input_and_ink
 from model import distort as d
 from model.realdigits import PenDigit, draw
 
@@ -320,8 +320,7 @@ def network_input(grey: np.ndarray) -> np.ndarray | None:
     """Grey levels (uint8) -> the 28×28 the service would feed the network, or None
     where the service would refuse the image as blank."""
     try:
-        levels = grey_levels(Image.fromarray(grey, "L"))
-        return fit_to_mnist(ink_map(levels))
+        return input_and_ink(Image.fromarray(grey, "L"))[0][..., 0]
     except NoDigitError:
         return None
 

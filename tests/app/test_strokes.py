@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw
 from app import preprocessing, strokes
 from model.distort import cropped
 from tests.app.handwriting import draw_digit
+from tests.conftest import png_bytes
 
 
 def drawn(digit: str, size: int, pen: int) -> Image.Image:
@@ -73,3 +74,47 @@ def test_fine_stripes_are_not_grown_into_strokes():
     stripes[:, ::8] = 1.0
     assert strokes.measured_width(stripes) * preprocessing.DIGIT_BOX / 160 < strokes.HAIRLINE
     assert strokes.grown(stripes, preprocessing.DIGIT_BOX) is stripes
+
+
+def blotted(digit: str, pen: int = 2) -> Image.Image:
+    """A 6 or a 9 written with a fine pen, its loop filled in with ink (a blot): most of
+    its ink is the blot, most of its strokes' length the hairline."""
+    image = Image.new("L", (300, 300), 255)
+    draw = ImageDraw.Draw(image)
+    if digit == "6":
+        draw.line([(190, 30), (140, 70), (110, 140), (105, 200)], fill=0, width=pen)
+        draw.ellipse((115, 175, 185, 245), fill=0)
+    else:
+        draw.line([(195, 100), (185, 180), (160, 270)], fill=0, width=pen)
+        draw.ellipse((115, 55, 185, 125), fill=0)
+    return image
+
+
+@pytest.mark.parametrize("digit", ["6", "9"])
+def test_a_blotted_hairline_is_grown_on_a_clean_image_only(digit):
+    crop = cropped(preprocessing.ink_map(preprocessing.grey_levels(blotted(digit))), level=0.0)
+    scale = preprocessing.DIGIT_BOX / max(crop.shape)
+    assert strokes.measured_width(crop) * scale >= strokes.HAIRLINE  # the blot's ink
+    ridge = strokes.ridge_widths(crop > strokes.CORE) * scale
+    assert np.median(ridge) < strokes.HAIRLINE  # the strokes' length: a hairline
+    assert strokes.grown(crop, preprocessing.DIGIT_BOX) is crop  # a photo's: not grown
+    fitted = preprocessing.fit_to_mnist(crop, clean=True)
+    assert strokes.measured_width(fitted) >= 1.4  # the hairline as wide as MNIST's
+
+
+@pytest.mark.parametrize("digit", ["6", "9"])
+def test_a_blotted_hairline_digit_is_read(client, digit):
+    """Refused before (digit score 0.0: a blob and a faint line at 28×28)."""
+    upload = png_bytes(blotted(digit))
+    response = client.post("/predict", files={"file": ("digit.png", upload, "image/png")})
+    assert response.status_code == 200, response.text
+    assert response.json()["digit"] == int(digit)
+
+
+def test_ridge_widths_of_a_bar_and_a_line():
+    bar = np.zeros((30, 60), bool)
+    bar[10:15, 5:55] = True
+    assert np.median(strokes.ridge_widths(bar)) == pytest.approx(5.0, abs=1.0)
+    line = np.zeros((30, 60), bool)
+    line[12, 5:55] = True
+    assert np.all(strokes.ridge_widths(line) == 1.0)
