@@ -433,21 +433,23 @@ def input_and_ink(image: Image.Image, photo: bool = False) -> tuple[np.ndarray, 
     """What ``decode`` gave -> the network's input, and the ink map it was cut from
     (``ink_map``: kept for a refusal to look at, rather than found again); ``image``
     is left as it was. ``photo``: it came in a camera's format (``is_photo``)."""
-    return readings(image, photo)[0]
+    return readings(image, photo, both_ways=False)[0]
 
 
-def readings(image: Image.Image, photo: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``input_and_ink``'s reading, then, where a clean image that is no photo leaves
-    its paper's side in doubt (a digit stretched to fill its frame, ink on about half
-    its border and corners), its reading the other way round if that finds ink: the
-    caller keeps the one more like a digit (docs/preprocessing.md)."""
+def readings(
+    image: Image.Image, photo: bool = False, both_ways: bool = True
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``input_and_ink``'s reading, then, if ``both_ways`` and a clean image that is no
+    photo leaves its paper's side in doubt (a digit stretched to fill its frame, ink on
+    about half its border and corners), its reading the other way round if that finds
+    ink: the caller keeps the one more like a digit (docs/preprocessing.md)."""
     if photo and max(image.size) > GLANCE_SIZE and (glanced := _glanced(image)) is not None:
         return [_as_input(glanced, clean=False)]
     grey = grey_levels(image)
     strength = ink_strength(grey)
     clean = not (strength.noisy or photo)
     found = [_as_input(digit_ink(strength), clean)]
-    if strength.other_side is not None and not photo:
+    if both_ways and strength.other_side is not None and not photo:
         with contextlib.suppress(NoDigitError):  # no ink that way round: the first stands
             found.append(_as_input(digit_ink(ink_strength(grey, strength.other_side)), clean))
     return found

@@ -27,9 +27,10 @@ TARGET = 3.4  # ... to this width, so that once fitted they measure MNIST's medi
 MAX_LENGTH = 80
 # A clean image's strokes are a blotted hairline when at least this share of their ridge
 # is thinner than HAIRLINE, and their mean width at most BLOTTED_WIDTH: 1,000 hairline
-# digits (``model.world``) read 97.8 -> 98.3 %, refused 1.0 -> 0.5 %; 1 more of 6,000
-# scribbles and textures answered; every other kind the same. Photos and noisy images
-# are not grown so: their grain passes for hairlines (scenes answered 2.0 -> 8.0 %).
+# digits (``model.world``) read 97.8 -> 98.3 %, refused 1.0 -> 0.5 %; 2 more of the
+# 4,000 scribbles and textures of seeds 0 and 1 answered; every other kind the same.
+# Photos and noisy images are not grown so: their grain passes for hairlines (scenes
+# answered 2.0 -> 8.0 %).
 BLOTTED_SHARE = 0.7
 BLOTTED_WIDTH = 1.4
 

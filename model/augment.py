@@ -317,8 +317,9 @@ def several_digits(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def network_input(grey: np.ndarray) -> np.ndarray | None:
-    """Grey levels (uint8) -> the 28×28 the service would feed the network, or None
-    where the service would refuse the image as blank."""
+    """Grey levels (uint8) -> the 28×28 the service would feed the network (its first
+    reading: ``preprocessing.input_and_ink``), or None where the service would refuse
+    the image as blank."""
     try:
         return input_and_ink(Image.fromarray(grey, "L"))[0][..., 0]
     except NoDigitError:

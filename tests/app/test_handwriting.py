@@ -264,7 +264,9 @@ def test_a_digit_on_its_paper_or_a_photo_is_read_one_way_round() -> None:
     with a margin of paper, nor a photo (a scene would get two tries to look like one)."""
     one = heavy_stretched_one(0.2)
     image = preprocessing.open_image(as_upload(one))
-    assert len(preprocessing.readings(image)) == 2
-    assert len(preprocessing.readings(image, photo=True)) == 1
+    both = preprocessing.readings(image)
+    assert len(both) == 2 and len(preprocessing.readings(image, photo=True)) == 1
+    assert len(preprocessing.readings(image, both_ways=False)) == 1
+    np.testing.assert_array_equal(preprocessing.input_and_ink(image)[0], both[0][0])
     framed = preprocessing.open_image(as_upload(np.pad(one, 3)))
     assert len(preprocessing.readings(framed)) == 1
