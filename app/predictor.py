@@ -64,7 +64,7 @@ class Normalized:
     decoded: Image.Image | None  # a HEIC's or AVIF's decoded image, else None
     seconds: float  # a wait for a large-image slot included
     # The upload read the other way round, where it leaves the paper's side in doubt
-    # (``preprocessing.readings``): the reading more like a digit is kept.
+    # (``preprocessing.readings``): ``Predictor._read_normalized`` chooses between them.
     other: Normalized | None = None
 
 

@@ -447,9 +447,9 @@ def readings(
         return [_as_input(glanced, clean=False)]
     grey = grey_levels(image)
     strength = ink_strength(grey)
-    clean = not (strength.noisy or photo)
+    clean = not (strength.noisy or photo)  # other_side is None on a noisy image
     found = [_as_input(digit_ink(strength), clean)]
-    if both_ways and strength.other_side is not None and not photo:
+    if both_ways and clean and strength.other_side is not None:
         with contextlib.suppress(NoDigitError):  # no ink that way round: the first stands
             found.append(_as_input(digit_ink(ink_strength(grey, strength.other_side)), clean))
     return found
@@ -495,5 +495,6 @@ def _ink_side(ink: np.ndarray) -> int:
 
 
 def preprocess(data: bytes, limits: Limits = Limits()) -> np.ndarray:
-    """Upload bytes -> the network's 28×28×1 float32 input in [0, 1]."""
+    """Upload bytes -> the network's 28×28×1 float32 input in [0, 1] (the first of
+    ``readings``: the service may keep the other where the paper is in doubt)."""
     return normalize_digit(open_image(data, limits))
