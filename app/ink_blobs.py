@@ -28,11 +28,12 @@ LONG_FRACTION = 0.2  # ... unless this long against it (a hairline's piece)
 INSIDE_DOMINANCE = 0.1  # blobs inside the frame win when this heavy against the largest
 PART_REACH = 2.0  # ... with the pieces cut by the frame that meet them, no larger than this
 # A neighbour's strokes cut by a tight crop's side weigh at most NEIGHBOUR_MASS against the
-# digit, are at least NEIGHBOUR_HEIGHT as tall, and overlap its columns by at most
-# NEIGHBOUR_OVERLAP of its width; a digit under NEIGHBOUR_MIN_HEIGHT px (a 16×16 scan) has
-# its own pieces a pixel or two apart, and is left as it is.
+# digit, are at least NEIGHBOUR_HEIGHT as tall (the tip of the next digit's bulge is a
+# third of the height; a broken-off end of the digit's own stroke, less), and overlap its
+# columns by at most NEIGHBOUR_OVERLAP of its width; a digit under NEIGHBOUR_MIN_HEIGHT px
+# (a 16×16 scan) has its own pieces a pixel or two apart, and is left as it is.
 NEIGHBOUR_MASS = 0.8
-NEIGHBOUR_HEIGHT = 0.4
+NEIGHBOUR_HEIGHT = 0.3
 NEIGHBOUR_OVERLAP = 0.15
 NEIGHBOUR_MIN_HEIGHT = 24
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
