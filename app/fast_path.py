@@ -182,9 +182,9 @@ def _inert(kind: bytes, body: memoryview) -> bool:
 
 @functools.lru_cache(maxsize=512)  # every paper level, dark ink or light
 def _contrast(paper: int, dark_ink: bool) -> np.ndarray:
-    """``preprocessing.ink_contrast`` of every grey level on paper of level ``paper``
+    """``paper.ink_contrast`` of every grey level on paper of level ``paper``
     (read-only: it is shared)."""
-    contrast = preprocessing.ink_contrast(levels.WHOLE_LEVELS, float(paper), dark_ink)
+    contrast = paper_side.ink_contrast(levels.WHOLE_LEVELS, float(paper), dark_ink)
     contrast.flags.writeable = False
     return contrast
 

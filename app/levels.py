@@ -108,7 +108,7 @@ def otsu_of_counts(ascending: np.ndarray, counts: np.ndarray) -> float:
 
     The same threshold bit for bit when there are at most OTSU_SAMPLE pixels and
     their running sums are exact in float64, as for 8-bit grey levels and the ink
-    contrasts ``preprocessing.ink_contrast`` makes of them (multiples of 2**-23
+    contrasts ``paper.ink_contrast`` makes of them (multiples of 2**-23
     under 256): every split between different levels then sees the same sums, and
     the same arithmetic. A split inside a run of equal levels scores 0 here, -1
     there: every other split scores above 0, so the same one wins. Written for a

@@ -1,6 +1,7 @@
 """Where the paper is: which of Otsu's two classes is paper, its shades, and, for a
 photo, whether its light varies and its level per pixel (``app.preprocessing``'s
-steps 3 and 4). No web framework in here.
+steps 3 and 4); each pixel's ink against it and the paper's noise floor. No web
+framework in here.
 """
 
 from __future__ import annotations
@@ -243,3 +244,51 @@ def background(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
     small = morphology(small, size=(13, 13), mode="nearest")
     small = ndimage.uniform_filter(small, size=7, mode="nearest")
     return pillow_core.resized(small, (width, height), Image.Resampling.BILINEAR)
+
+
+def contrast(
+    grey: np.ndarray,
+    ordered: np.ndarray,
+    background: float,
+    paper_shades: np.ndarray,
+    dark_ink: bool,
+    backdrop: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Each pixel's ink against the paper (one level, or per pixel: ``backdrop``),
+    the same sorted, and the noise floor under which it is paper."""
+    if backdrop is not None:
+        ink = ink_contrast(grey, backdrop, dark_ink)
+        ordered = levels.ascending_fine(ink)
+        # Most of a photo is paper: the noise is what most pixels show.
+        median = levels.quantile(ordered, 0.5)
+        deviation = levels.median_distance(ordered, median)
+        return ink, ordered, noise_floor(median, deviation)
+    ink = ink_contrast(grey, background, dark_ink)
+    ordered = ink_contrast(ordered[::-1] if dark_ink else ordered, background, dark_ink)
+    # Measured on the paper alone (a marker digit cropped tight is mostly ink), in grey
+    # levels either side of its median, in the ink's units.
+    deviation = levels.median_distance(paper_shades, background)
+    if dark_ink:
+        deviation *= 255.0 / max(background, 1.0)
+    # Noise floor from the background's own spread: 0 for clean images like MNIST.
+    return ink, ordered, noise_floor(0.0, deviation)
+
+
+def noise_floor(median: float, deviation: float) -> float:
+    """Four standard deviations of the paper's noise past its median level."""
+    return median + 4.0 * levels.MAD_TO_SIGMA * deviation
+
+
+def ink_contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:
+    """How much ink each pixel shows, 0..255, against the paper's brightness.
+
+    Dark ink is measured as lost reflectance, 1 - grey/paper: light falling
+    unevenly on the page scales ink and paper alike, and this divides it out.
+    Light ink (screens, chalk) adds light, so it is measured as a difference.
+    """
+    if dark_ink:
+        ink = (paper - grey) * (255.0 / np.maximum(paper, 1.0))
+    else:
+        ink = grey - paper
+    # np.maximum, not np.clip: the same values at half the cost on a small image.
+    return np.maximum(ink, 0.0).astype(np.float32, copy=False)

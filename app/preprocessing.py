@@ -286,7 +286,7 @@ def ink_strength(grey: np.ndarray, paper_dark: bool | None = None) -> InkStrengt
         backdrop = paper.background(grey, dark_ink)
         if paper.took_in_strokes(backdrop, paper_is_dark, threshold, ink_level):
             backdrop = None  # strokes wider than its window (a bitmap's 1 enlarged)
-    measured = functools.partial(_contrast, grey, ordered, background, paper_shades, dark_ink)
+    measured = functools.partial(paper.contrast, grey, ordered, background, paper_shades, dark_ink)
     ink, ink_ordered, floor = measured(backdrop)
     if (
         backdrop is not None
@@ -311,12 +311,12 @@ def ink_strength(grey: np.ndarray, paper_dark: bool | None = None) -> InkStrengt
 
 
 def _only_noise(ordered: np.ndarray) -> bool:
-    """Whether nothing stands MIN_CONTRAST past the noise floor (as ``_contrast``
+    """Whether nothing stands MIN_CONTRAST past the noise floor (as ``paper.contrast``
     measures it on a photo: most pixels are paper) on either side of the median,
     nor MIN_CONTRAST past the median with a mass of pixels past the floor (a faint
     digit, large and blurred: its edges widen the spread the floor is measured by)."""
     median = levels.quantile(ordered, 0.5)
-    reach = _noise_floor(median, levels.median_distance(ordered, median)) - median
+    reach = paper.noise_floor(median, levels.median_distance(ordered, median)) - median
     darker = int(np.searchsorted(ordered, median - reach))  # pixels past the floor
     lighter = ordered.size - int(np.searchsorted(ordered, median + reach, side="right"))
     for farthest, past in (
@@ -330,58 +330,9 @@ def _only_noise(ordered: np.ndarray) -> bool:
     return True
 
 
-def _contrast(
-    grey: np.ndarray,
-    ordered: np.ndarray,
-    background: float,
-    paper_shades: np.ndarray,
-    dark_ink: bool,
-    backdrop: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Each pixel's ink against the paper (one level, or per pixel: ``backdrop``),
-    the same sorted, and the noise floor under which it is paper."""
-    if backdrop is not None:
-        ink = ink_contrast(grey, backdrop, dark_ink)
-        ordered = levels.ascending_fine(ink)
-        # Most of a photo is paper: the noise is what most pixels show.
-        median = levels.quantile(ordered, 0.5)
-        deviation = levels.median_distance(ordered, median)
-    else:
-        ink = ink_contrast(grey, background, dark_ink)
-        ordered = ink_contrast(ordered[::-1] if dark_ink else ordered, background, dark_ink)
-        # Measured on the paper alone (a marker digit cropped tight is mostly ink),
-        # in grey levels either side of its median, in the ink's units.
-        median = 0.0
-        deviation = levels.median_distance(paper_shades, background)
-        if dark_ink:
-            deviation *= 255.0 / max(background, 1.0)
-    # Noise floor from the background's own spread: 0 for clean images like MNIST.
-    return ink, ordered, _noise_floor(median, deviation)
-
-
-def _noise_floor(median: float, deviation: float) -> float:
-    """Four standard deviations of the paper's noise past its median level."""
-    return median + 4.0 * levels.MAD_TO_SIGMA * deviation
-
-
 def ink_map(grey: np.ndarray) -> np.ndarray:
     """Ink strength in [0, 1] per pixel, bright on dark, background and specks at 0."""
     return digit_ink(ink_strength(grey))
-
-
-def ink_contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:
-    """How much ink each pixel shows, 0..255, against the paper's brightness.
-
-    Dark ink is measured as lost reflectance, 1 - grey/paper: light falling
-    unevenly on the page scales ink and paper alike, and this divides it out.
-    Light ink (screens, chalk) adds light, so it is measured as a difference.
-    """
-    if dark_ink:
-        ink = (paper - grey) * (255.0 / np.maximum(paper, 1.0))
-    else:
-        ink = grey - paper
-    # np.maximum, not np.clip: the same values at half the cost on a small image.
-    return np.maximum(ink, 0.0).astype(np.float32, copy=False)
 
 
 def unit_clipped(values: np.ndarray) -> np.ndarray:

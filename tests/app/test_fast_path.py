@@ -258,15 +258,15 @@ def test_otsu_of_counts_equals_otsu_over_every_value(seed: int) -> None:
     values = np.arange(256, dtype=np.float32)
     assert levels.otsu_of_counts(values[present], counts[present]) == expected
     # The ink contrast of dark strokes: 255/paper times the levels under the paper.
-    contrast = preprocessing.ink_contrast(values, 231.0, dark_ink=True)
+    contrast = paper.ink_contrast(values, 231.0, dark_ink=True)
     ink_values, ink_counts = contrast[present][::-1], counts[present][::-1]
     assert levels.otsu_of_counts(ink_values, ink_counts) == levels.otsu(
-        np.sort(preprocessing.ink_contrast(ascending, 231.0, dark_ink=True))
+        np.sort(paper.ink_contrast(ascending, 231.0, dark_ink=True))
     )
     # Levels with equal neighbours (contrast clipped to 0 above a dark paper).
-    contrast = preprocessing.ink_contrast(values, 90.0, dark_ink=False)
+    contrast = paper.ink_contrast(values, 90.0, dark_ink=False)
     assert levels.otsu_of_counts(contrast[present], counts[present]) == levels.otsu(
-        np.sort(preprocessing.ink_contrast(ascending, 90.0, dark_ink=False))
+        np.sort(paper.ink_contrast(ascending, 90.0, dark_ink=False))
     )
     # The split: the levels over the threshold are those after it, equal ones or not.
     split = levels.otsu_split(contrast[present], counts[present])
