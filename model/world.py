@@ -10,7 +10,8 @@ Two families of uploads, each sent as a PNG through the service's own code:
   touches 1–4 edges, crops cut from a line of writing (the next digit's strokes cut by
   the left or right edge), faint pencil photos in uneven light, box-normalised 16×16 digits
   (stretched, binarised or grey; at 16 px or enlarged), marker and hairline strokes,
-  slanted writing, digits on squared or ruled paper or in a form's box (``model.printed``);
+  slanted writing, digits on squared or ruled paper or in a form's box (``model.printed``),
+  cropped from an old register's page (``model.aged``);
 - **real** writers MNIST never saw (``model.realdigits``): pendigits' test writers
   drawn like the page's canvas (but the 4s recorded without their stem), optdigits'
   validation bitmaps, and scikit-learn's ``load_digits`` (optdigits' other 13
@@ -39,7 +40,7 @@ import numpy as np
 from PIL import Image
 
 from app import calibration
-from model import data, printed, realdigits
+from model import aged, data, printed, realdigits
 from model import distort as d
 
 Render = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -145,13 +146,18 @@ def mnist_test(mnist: data.Mnist, count: int) -> Iterator[Sample]:
 def rendered(digits: data.Split, count: int, seed: int) -> Iterator[Sample]:
     rng = np.random.default_rng(seed)
     total = min(count, len(digits.labels))
-    for kind, render in RENDERED.items():
-        for index in range(total):
-            label = int(digits.labels[index])
-            yield Sample(kind, label, png(render(digits.images[index], rng)))
+    yield from _drawn(digits, total, RENDERED, rng)
     for index in range(total):  # the next digit of the split is the neighbour
         grey = cut_from_line(digits.images[index], digits.images[(index + 1) % total], rng)
         yield Sample("cut from a line", int(digits.labels[index]), png(grey))
+    # Kinds added since draw from a generator of their own: the others' draws stay.
+    yield from _drawn(digits, total, aged.RENDERED, np.random.default_rng([seed, 1]))
+
+
+def _drawn(digits: data.Split, total: int, kinds: dict[str, Render], rng) -> Iterator[Sample]:
+    for kind, render in kinds.items():
+        for index in range(total):
+            yield Sample(kind, int(digits.labels[index]), png(render(digits.images[index], rng)))
 
 
 def _pen_samples(pen: list[realdigits.PenDigit], count: int) -> Iterator[Sample]:
@@ -329,11 +335,8 @@ def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
     for value in np.unique(values):  # average ranks of ties
         tied = values == value
         ranks[tied] = ranks[tied].mean()
-    positive_ranks = ranks[: len(positives)].sum()
-    return float(
-        (positive_ranks - len(positives) * (len(positives) + 1) / 2)
-        / (len(positives) * len(negatives))
-    )
+    many, others = len(positives), len(negatives)
+    return float((ranks[:many].sum() - many * (many + 1) / 2) / (many * others))
 
 
 def service_reader(classifier=None) -> Callable[[list[bytes]], list[Reading]]:

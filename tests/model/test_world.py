@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -101,3 +102,10 @@ def test_the_second_look_reads_more_of_mnist_test(client: TestClient, mnist: dat
     assert report["count"] == 10_000 and 0 < report["looked at again"] < 200
     assert looked["accuracy"] > alone["accuracy"] and looked["accuracy"] >= 0.996
     assert looked["refused"] <= 0.001 and looked["ece"] <= 0.005
+
+
+def test_auroc_counts_ties_half() -> None:
+    """Each positive against each negative: above counts 1, a tie half."""
+    assert world.auroc(np.array([1.0, 2.0, 3.0]), np.array([0.0, 2.0])) == 4.5 / 6
+    assert world.auroc(np.array([0.9, 0.8]), np.array([0.1, 0.2, 0.8])) == 5.5 / 6
+    assert world.auroc(np.array([0.0]), np.array([1.0])) == 0.0
