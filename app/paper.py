@@ -29,6 +29,11 @@ SHADOW_INK = 96.0  # ink this far past Otsu's threshold is a pen's, not a shadow
 SMOOTH_LIGHT_SPAN = 64.0  # an image spanning fewer grey levels may be blank paper in uneven light
 FAINT_SPAN = 128.0  # one spanning fewer is evened too when its paper about the light's ...
 FAINT_NOISE = 6.0  # ... surface spreads less than this: a faint pencil, not a crop of ink
+# A photo's noise is measured on all its pixels when Otsu's paper class is at least this
+# share of them (most photos: the median 0.98), else on that class alone: an old
+# register's heavy digit cropped close, its strokes faded to every level, raised the
+# floor past most of them (docs/preprocessing.md).
+MOSTLY_PAPER = 0.9
 
 
 def corners_dark(grey: np.ndarray, threshold: float) -> float:
@@ -252,17 +257,23 @@ def contrast(
     background: float,
     paper_shades: np.ndarray,
     dark_ink: bool,
+    threshold: float,
     backdrop: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Each pixel's ink against the paper (one level, or per pixel: ``backdrop``),
     the same sorted, and the noise floor under which it is paper."""
     if backdrop is not None:
         ink = ink_contrast(grey, backdrop, dark_ink)
-        ordered = levels.ascending_fine(ink)
-        # Most of a photo is paper: the noise is what most pixels show.
-        median = levels.quantile(ordered, 0.5)
-        deviation = levels.median_distance(ordered, median)
-        return ink, ordered, noise_floor(median, deviation)
+        ordered_ink = levels.ascending_fine(ink)
+        # The noise is what most of a photo shows, its paper; where the ink covers
+        # much of it (a heavy digit cropped close), Otsu's paper class alone.
+        noise = ordered_ink
+        dark_class = int(np.searchsorted(ordered, threshold, side="right"))
+        if (ordered.size - dark_class if dark_ink else dark_class) < MOSTLY_PAPER * grey.size:
+            noise = levels.ascending_fine(ink[grey > threshold if dark_ink else grey <= threshold])
+        median = levels.quantile(noise, 0.5)
+        deviation = levels.median_distance(noise, median)
+        return ink, ordered_ink, noise_floor(median, deviation)
     ink = ink_contrast(grey, background, dark_ink)
     ordered = ink_contrast(ordered[::-1] if dark_ink else ordered, background, dark_ink)
     # Measured on the paper alone (a marker digit cropped tight is mostly ink), in grey
