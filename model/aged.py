@@ -17,7 +17,9 @@ from PIL import Image
 from model import distort as d
 
 
-def _smooth(shape: tuple[int, int], rng: np.random.Generator, low: float, high: float):
+def _smooth(
+    shape: tuple[int, int], rng: np.random.Generator, low: float, high: float
+) -> np.ndarray:
     """A field varying gently between ``low`` and ``high`` over ``shape``."""
     cells = rng.random((5, 5)).astype(np.float32)
     field = np.asarray(
@@ -28,7 +30,8 @@ def _smooth(shape: tuple[int, int], rng: np.random.Generator, low: float, high: 
 
 
 def old_register(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The digit 32–128 px high, 4–15 px of paper round it, scanned from an old book."""
+    """The digit drawn in a 32–128 px square, cropped to its ink with 4–15 px of paper
+    round it, as a scan of an old book shows it."""
     side = int(rng.integers(32, 129))
     ink = d.cropped(d.mnist_ink(digit, side), margin=int(rng.integers(4, 16)), level=0.05)
     height, width = ink.shape
