@@ -84,6 +84,7 @@ class Paper(NamedTuple):
     shades: np.ndarray  # its grey levels, sorted
     threshold: float  # Otsu's, between paper and ink
     sure: bool  # the border or the corners said which class is paper, not its size alone
+    share: float  # its class's share of the pixels
 
 
 def side(
@@ -147,7 +148,8 @@ def side(
         kept = shades[: int(np.searchsorted(shades, middle, side="right"))]
     else:
         kept = shades[int(np.searchsorted(shades, middle, side="left")) :]
-    return Paper(paper_is_dark, kept if kept.size else shades, threshold, sure)
+    share = (split if paper_is_dark else ascending.size - split) / ascending.size
+    return Paper(paper_is_dark, kept if kept.size else shades, threshold, sure, share)
 
 
 def uneven(grey: np.ndarray, paper_is_dark: bool, threshold: float, ink: float) -> bool:
@@ -255,22 +257,22 @@ def contrast(
     grey: np.ndarray,
     ordered: np.ndarray,
     background: float,
-    paper_shades: np.ndarray,
-    dark_ink: bool,
-    threshold: float,
+    found: Paper,
     backdrop: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Each pixel's ink against the paper (one level, or per pixel: ``backdrop``),
-    the same sorted, and the noise floor under which it is paper."""
+    """Each pixel's ink against the paper (``found`` by ``side`` at level ``background``,
+    or per pixel: ``backdrop``), the same sorted, and the noise floor under which it is
+    paper."""
+    dark_ink = not found.dark
     if backdrop is not None:
         ink = ink_contrast(grey, backdrop, dark_ink)
         ordered_ink = levels.ascending_fine(ink)
         # The noise is what most of a photo shows, its paper; where the ink covers
         # much of it (a heavy digit cropped close), Otsu's paper class alone.
         noise = ordered_ink
-        dark_class = int(np.searchsorted(ordered, threshold, side="right"))
-        if (ordered.size - dark_class if dark_ink else dark_class) < MOSTLY_PAPER * grey.size:
-            noise = levels.ascending_fine(ink[grey > threshold if dark_ink else grey <= threshold])
+        if found.share < MOSTLY_PAPER:
+            on_paper = grey <= found.threshold if found.dark else grey > found.threshold
+            noise = levels.ascending_fine(ink[on_paper])
         median = levels.quantile(noise, 0.5)
         deviation = levels.median_distance(noise, median)
         return ink, ordered_ink, noise_floor(median, deviation)
@@ -278,7 +280,7 @@ def contrast(
     ordered = ink_contrast(ordered[::-1] if dark_ink else ordered, background, dark_ink)
     # Measured on the paper alone (a marker digit cropped tight is mostly ink), in grey
     # levels either side of its median, in the ink's units.
-    deviation = levels.median_distance(paper_shades, background)
+    deviation = levels.median_distance(found.shades, background)
     if dark_ink:
         deviation *= 255.0 / max(background, 1.0)
     # Noise floor from the background's own spread: 0 for clean images like MNIST.

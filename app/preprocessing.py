@@ -286,9 +286,7 @@ def ink_strength(grey: np.ndarray, paper_dark: bool | None = None) -> InkStrengt
         backdrop = paper.background(grey, dark_ink)
         if paper.took_in_strokes(backdrop, paper_is_dark, threshold, ink_level):
             backdrop = None  # strokes wider than its window (a bitmap's 1 enlarged)
-    measured = functools.partial(
-        paper.contrast, grey, ordered, background, paper_shades, dark_ink, threshold
-    )
+    measured = functools.partial(paper.contrast, grey, ordered, background, found)
     ink, ink_ordered, floor = measured(backdrop)
     if (
         backdrop is not None

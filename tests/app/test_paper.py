@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import levels, paper
+from app import paper
 
 
 def frame_filling_square(dark_ink: bool) -> np.ndarray:
@@ -113,8 +113,9 @@ def test_the_noise_floor_of_a_photo_mostly_ink_is_the_papers() -> None:
     grey[:, :27] = rng.uniform(60.0, 185.0, (60, 27))
     grey = np.clip(np.rint(grey), 0, 255).astype(np.float32)
     ordered = np.sort(grey, axis=None)
-    threshold = levels.otsu(ordered)
+    found = paper.side(ordered, paper.ring(grey, 0), grey)
+    assert not found.dark and found.share < paper.MOSTLY_PAPER
     backdrop = np.full(grey.shape, 200.0, dtype=np.float32)
-    *_, floor = paper.contrast(grey, ordered, 200.0, ordered, True, threshold, backdrop)
+    *_, floor = paper.contrast(grey, ordered, 200.0, found, backdrop)
     paper_noise = 3.0 * 255.0 / 200.0  # a standard deviation, in ink units
     assert floor <= 4.0 * paper_noise
