@@ -19,22 +19,25 @@ class Engine(Protocol):
 
 
 class LiteRTEngine:
-    """The LiteRT interpreter, one per batch size in powers of two up to 64.
+    """The LiteRT interpreter, one per batch size in powers of two up to ``largest``
+    (64 for the digit network; inputs of ``input_shape``: its, or the pair reader's,
+    ``app.pairs``).
 
     A batch of 13 runs as 8 + 4 + 1: no padding computed, no tensor reallocated.
     """
 
-    LARGEST = 64
-
-    def __init__(self, flatbuffer: bytes):
+    def __init__(
+        self, flatbuffer: bytes, input_shape: tuple[int, ...] = INPUT_SHAPE, largest: int = 64
+    ):
         from ai_edge_litert.interpreter import Interpreter
 
         self._runners = {}
+        self.largest = largest
         size = 1
-        while size <= self.LARGEST:
+        while size <= largest:
             interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
             input_index = interpreter.get_input_details()[0]["index"]
-            interpreter.resize_tensor_input(input_index, [size, *INPUT_SHAPE])
+            interpreter.resize_tensor_input(input_index, [size, *input_shape])
             interpreter.allocate_tensors()
             # The eleven outputs first, then "whole" where the network has it (converted
             # apart: ``separated``).
@@ -54,7 +57,7 @@ class LiteRTEngine:
         results, start = [], 0
         while start < len(batch):
             remaining = len(batch) - start
-            size = min(self.LARGEST, 1 << (remaining.bit_length() - 1))
+            size = min(self.largest, 1 << (remaining.bit_length() - 1))
             results.append(self._run(batch[start : start + size]))
             start += size
         if not results:
