@@ -28,10 +28,12 @@ RUN pip install --no-cache-dir --no-deps --requirement deploy/requirements.txt \
     && pip check
 
 COPY app/ app/
-COPY model/artifacts/digitnet.keras model/artifacts/digitnet.tflite model/artifacts/digitnet.int8.tflite model/artifacts/model_card.json model/artifacts/
+COPY model/artifacts/digitnet.keras model/artifacts/digitnet.tflite model/artifacts/digitnet.int8.tflite model/artifacts/model_card.json model/artifacts/pairnet.tflite model/artifacts/pairnet_card.json model/artifacts/
 # Load the model as the service will: each shipped LiteRT file (float32 and int8) must be
-# the one the card records and give the outputs Keras recorded, or the build stops here.
+# the one the card records and give the outputs Keras recorded, and the pair reader /read
+# uses (app/pairs.py) the one its card records, or the build stops here.
 RUN python -m app.inference check model/artifacts/digitnet.keras \
+    && python -m app.pairs model/artifacts \
     && python -m compileall -q app
 
 # ---- runtime ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from app import __version__, memory
+from app import __version__, memory, pairs
 from app.api import errors
 from app.api.files import Files
 from app.api.main import ROUTERS
@@ -46,6 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             engine=settings.inference_engine,
             cache_dir=settings.model_cache_dir,
         )
+        pair_reader = pairs.load(settings.model_path.parent)
     except ModelLoadError as error:
         logger.critical("cannot start: %s", error)
         raise
@@ -63,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         on_batch=metrics.observe_batch,
         on_inference=metrics.observe_inference,
         on_second_look=metrics.observe_second_looks,
+        pair_reader=pair_reader,
     )
     await predictor.start()
     app.state.predictor = predictor

@@ -28,7 +28,16 @@ import numpy as np
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from app import fast_path, heif, preprocessing, rejection, second_look, segmentation, splits
+from app import (
+    fast_path,
+    heif,
+    pairs,
+    preprocessing,
+    rejection,
+    second_look,
+    segmentation,
+    splits,
+)
 from app.batching import MicroBatcher
 from app.config import Settings
 from app.inference import DigitClassifier
@@ -91,11 +100,14 @@ class Predictor:
         on_batch: Callable[[int], None] | None = None,
         on_inference: Callable[[float], None] | None = None,
         on_second_look: Callable[[int], None] | None = None,
+        pair_reader: pairs.PairReader | None = None,
     ):
         """``on_batch(size)`` after each micro-batch; ``on_inference(seconds)`` after
         each network call (micro-batches and /predict/batch calls), in its thread;
-        ``on_second_look(count)`` when inputs the network is unsure of are read again."""
+        ``on_second_look(count)`` when inputs the network is unsure of are read again.
+        ``pair_reader`` reads /read's touching digits whole too (``app.pairs``)."""
         self.classifier = classifier
+        self.pair_reader = pair_reader
         self.limits = preprocessing.Limits(max_pixels=settings.max_pixels)
         self.inline_max_pixels = settings.inline_max_pixels
         self.max_digits = settings.max_digits
@@ -272,7 +284,7 @@ class Predictor:
             data, lambda image: segmentation.propose(image, self.max_digits)
         )
         seconds = time.perf_counter() - started
-        digits = await run_in_threadpool(proposal.read, self._score)
+        digits = await run_in_threadpool(proposal.read, self._score, self.pair_reader)
         if len(digits) > self.max_digits:
             raise segmentation.TooManyDigitsError(
                 f"More than {self.max_digits} digits (MAX_DIGITS): {len(digits)} read."

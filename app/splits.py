@@ -21,7 +21,11 @@
    cuts through a component or has a digit not read surely; along other slants too
    (TILTS: touching digits that lean unlike the line often part along one of them)
    where it has such a digit. The best split of the group and those variants, less
-   TILT_COST for a change of slant, wins.
+   TILT_COST for a change of slant, wins;
+10. with a pair reader (``app.pairs``), each group whose best split cuts through a
+   stroke (touching digits) is read whole by it too, in one batch. Where it is sure
+   of a pair, the group is those two digits: their probabilities the reader's, their
+   boxes and inputs those of the group's best split into two candidates.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app import pairs
 from app.candidates import Box, Candidate, Group
 
 WIDEST = 1.5  # a digit wider than this many line heights (along the slant) is unlikely
@@ -73,6 +78,7 @@ class Digit:
 
 
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+PairScorer = Callable[[np.ndarray], np.ndarray]  # (n, 28, 56, 1) -> (n, 101): app.pairs
 
 
 # A group, a new number, a slope change and whether bent -> the group cut so.
@@ -100,6 +106,7 @@ class Proposal:
         self._bent: set[int] = set()  # the variants cut along bent paths
         self._variants = {group.number: [group.number] for group in groups}  # the line's
         self._tiltable: list[int] = []  # line's groups with every run made, no variants yet
+        self.pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # line group -> its pair
         for group in groups:
             self._start(group)
 
@@ -186,12 +193,13 @@ class Proposal:
         unsure = not self._sure(path, log_scores)
         return unsure or self._cuts(number, path), unsure
 
-    def read(self, score: Scorer) -> list[Digit]:
+    def read(self, score: Scorer, pair_reader: PairScorer | None = None) -> list[Digit]:
         """The digits, left to right, scoring candidates with ``score`` (network inputs
         -> their (n, 10) digit probabilities and (n,) candidate scores, or None) in
         batches: the first candidates, then for each group not read surely whole its
         components whole, then its other candidates, then variants of those whose best
-        split is unsure (module docstring, step 7)."""
+        split is unsure (module docstring, step 7); then ``pair_reader``, if given, on
+        the groups that call for it (step 10)."""
         probabilities, scores = np.zeros((0, 10), np.float32), None
         batch = self.inputs
         while True:
@@ -216,7 +224,27 @@ class Proposal:
                 self._tiltable = []
                 batch = self._stacked(added)
             else:
+                if pair_reader is not None:
+                    self._ask(pair_reader, log_scores)
                 return self.choose(probabilities, scores)
+
+    def _ask(self, pair_reader: PairScorer, log_scores: np.ndarray) -> None:
+        """Step 10: the pair reader on each line group whose best split cuts through
+        a stroke; its sure pairs kept in ``pairs``."""
+        ends = self._ends()
+        asked = [
+            number
+            for number in self._variants
+            if self._cuts(*self._chosen(number, ends, log_scores))
+        ]
+        if not asked:
+            return
+        groups = [self.groups[number] for number in asked]
+        inputs = np.stack([pairs.fit_pair(group.ink * group.reach) for group in groups])
+        for number, outputs in zip(asked, pair_reader(inputs[..., np.newaxis]), strict=True):
+            read = pairs.pair(outputs)
+            if read is not None:
+                self.pairs[number] = read
 
     def _advance(self, log_scores: np.ndarray) -> np.ndarray:
         """Each pending group a step on, given the scores so far; the new inputs."""
@@ -250,7 +278,9 @@ class Proposal:
 
     def choose(self, probabilities: np.ndarray, scores: np.ndarray | None = None) -> list[Digit]:
         """The digits, left to right: per group, the best split into the candidates made,
-        or a better one of the variants its split calls for (``_wanted``).
+        or a better one of the variants its split calls for (``_wanted``); for a group
+        read as a pair (``pairs``, step 10), its best split in two with the pair's
+        probabilities.
 
         ``probabilities`` (n, 10) are the classifier's for every candidate;
         ``scores`` (n,) how much each looks like one whole digit
@@ -259,24 +289,65 @@ class Proposal:
         log_scores = _log_likelihoods(probabilities, scores)
         inputs, ends = self.inputs, self._ends()
         digits = []
-        for number, variants in self._variants.items():
-            path = self._best_split(number, ends, log_scores)[1]
-            bent, tilted = self._wanted(number, path, log_scores)
-            considered = [number] + [
-                n for n in variants[1:] if (bent if n in self._bent else tilted)
-            ]
-            if len(considered) > 1:
-                # Each variant's best split, less its change of slant's cost; the first
-                # of equals.
-                slope = self.groups[number].slant.slope
-                splits = [self._best_split(n, ends, log_scores) for n in considered]
-                totals = [
-                    total - TILT_COST * abs(self.groups[n].slant.slope - slope)
-                    for (total, _), n in zip(splits, considered, strict=True)
-                ]
-                path = splits[int(np.argmax(totals))][1]
+        for number in self._variants:
+            path = self._chosen(number, ends, log_scores)[1]
+            if number in self.pairs:  # read as a pair (step 10): its split in two
+                two = self._split_in_two(number, ends, log_scores)
+                if two is not None:
+                    digits += [
+                        Digit(read, inputs[i], self.candidates[i].box)
+                        for read, i in zip(self.pairs[number], two, strict=True)
+                    ]
+                    continue
             digits += [Digit(probabilities[i], inputs[i], self.candidates[i].box) for i in path]
         return digits
+
+    def _chosen(
+        self, number: int, ends: dict[tuple[int, int], list[int]], log_scores: np.ndarray
+    ) -> tuple[int, list[int]]:
+        """A line group's best split, or a better one of the variants its split calls
+        for (``_wanted``), less their change of slant's cost; the first of equals: the
+        group (or variant) and its candidates."""
+        path = self._best_split(number, ends, log_scores)[1]
+        bent, tilted = self._wanted(number, path, log_scores)
+        considered = [number] + [
+            n for n in self._variants[number][1:] if (bent if n in self._bent else tilted)
+        ]
+        if len(considered) == 1:
+            return number, path
+        splits = [self._best_split(n, ends, log_scores) for n in considered]
+        totals = [
+            total - self._tilt_cost(number, n)
+            for (total, _), n in zip(splits, considered, strict=True)
+        ]
+        best = int(np.argmax(totals))
+        return considered[best], splits[best][1]
+
+    def _tilt_cost(self, number: int, variant: int) -> float:
+        return TILT_COST * abs(self.groups[variant].slant.slope - self.groups[number].slant.slope)
+
+    def _split_in_two(
+        self, number: int, ends: dict[tuple[int, int], list[int]], log_scores: np.ndarray
+    ) -> list[int] | None:
+        """A line group's best split into two candidates among those made, its own or
+        a variant's (less its change of slant's cost), or None where none has been
+        made."""
+        best: tuple[float, list[int] | None] = (-math.inf, None)
+        for variant in self._variants[number]:
+            last = self.groups[variant].count - 1
+            for second in ends.get((variant, last), ()):
+                start = self.candidates[second].first
+                for first in ends.get((variant, start - 1), ()) if start else ():
+                    if self.candidates[first].first != 0:
+                        continue
+                    total = (
+                        self._total(first, log_scores)
+                        + self._total(second, log_scores)
+                        - self._tilt_cost(number, variant)
+                    )
+                    if total > best[0]:
+                        best = (total, [first, second])
+        return best[1]
 
     def _cuts(self, number: int, path: list[int]) -> bool:
         """Whether a split of the group takes part of a component (a cut through ink)."""

@@ -248,13 +248,15 @@ def box_digits(digits: data.Split, count: int = 3000) -> data.Split:
 
 def in_process_reader(classifier=None) -> Callable[[bytes], str | None]:
     """The service's own reading, without HTTP: propose, then read with the network
-    (``classifier``, an ``app.inference.DigitClassifier``; default: the configured one)."""
-    from app import preprocessing, segmentation
+    (``classifier``, an ``app.inference.DigitClassifier``; default: the configured one)
+    and the pair reader shipped beside the configured model (``app.pairs``)."""
+    from app import pairs, preprocessing, segmentation
     from app.config import get_settings
     from app.inference import load_configured
 
     settings = get_settings()
     classifier = classifier or load_configured()
+    pair_reader = pairs.load(settings.model_path.parent)
 
     def read(content: bytes) -> str | None:
         try:
@@ -263,7 +265,8 @@ def in_process_reader(classifier=None) -> Callable[[bytes], str | None]:
         except preprocessing.PreprocessingError:
             return None
         digits = proposal.read(
-            lambda inputs: classifier.interpret(classifier.outputs(inputs), candidates=True)
+            lambda inputs: classifier.interpret(classifier.outputs(inputs), candidates=True),
+            pair_reader,
         )
         return "".join(str(digit.digit) for digit in digits)
 

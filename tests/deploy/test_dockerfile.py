@@ -139,6 +139,9 @@ def test_the_shipped_litert_model_is_copied_and_checked_not_converted(
     assert "model/artifacts/model_card.json" in sources, "it records what the .tflite must be"
     runs = " ".join(i.value for stage in parsed.stages for i in stage.all("RUN"))
     assert "python -m app.inference check model/artifacts/digitnet.keras" in runs
+    assert "model/artifacts/pairnet.tflite" in sources, "/read's pair reader"
+    assert "model/artifacts/pairnet_card.json" in sources, "it records what pairnet.tflite must be"
+    assert "python -m app.pairs model/artifacts" in runs
     assert "convert" not in runs, "the image has no TensorFlow to convert with"
 
 

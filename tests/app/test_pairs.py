@@ -1,0 +1,160 @@
+"""app.pairs: touching digits read whole by the pair reader, and /read's use of it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app import pairs, preprocessing, segmentation, splits
+from app.config import DEFAULT_MODEL_PATH
+from tests.app.handwriting import draw_number
+from tests.conftest import png_bytes
+
+SHIPPED = DEFAULT_MODEL_PATH.parent
+
+
+def one_hot(index: int, probability: float = 0.97) -> np.ndarray:
+    outputs = np.full(pairs.NOT_A_PAIR + 1, (1 - probability) / pairs.NOT_A_PAIR, np.float32)
+    outputs[index] = probability
+    return outputs
+
+
+def test_a_pairs_ink_is_fitted_into_its_box_its_shape_kept() -> None:
+    ink = np.zeros((90, 300), np.float32)
+    ink[20:70, 50:150] = 1.0  # 50 x 100 of ink: twice as wide as tall
+    fitted = pairs.fit_pair(ink)
+    assert fitted.shape == pairs.INPUT_SHAPE[:2]
+    rows = np.flatnonzero(fitted.max(axis=1) > 0.5)
+    columns = np.flatnonzero(fitted.max(axis=0) > 0.5)
+    assert rows[-1] - rows[0] + 1 == 24 and columns[-1] - columns[0] + 1 == 48
+    assert rows[0] == 2 and columns[0] == 4  # centred
+    assert not pairs.fit_pair(np.zeros((10, 10), np.float32)).any()
+
+
+def test_a_wide_line_is_fitted_by_its_width() -> None:
+    ink = np.zeros((40, 400), np.float32)
+    ink[10:30, :] = 1.0
+    columns = np.flatnonzero(pairs.fit_pair(ink).max(axis=0) > 0.5)
+    assert columns[-1] - columns[0] + 1 == 52
+
+
+def test_a_sure_pair_gives_each_digit_its_probabilities() -> None:
+    outputs = np.full(pairs.NOT_A_PAIR + 1, 0.03 / 99, np.float32)
+    outputs[37], outputs[38] = 0.92, 0.05  # "38" too: the second digit 7, or 8
+    first, second = pairs.pair(outputs)
+    assert int(first.argmax()) == 3 and first[3] > 0.95
+    assert int(second.argmax()) == 7 and 0.85 < second[7] < 0.95 and second[8] > 0.04
+    assert first.sum() == pytest.approx(1) and second.sum() == pytest.approx(1)
+
+
+def test_an_unsure_pair_or_no_pair_is_no_reading() -> None:
+    assert pairs.pair(one_hot(37, pairs.SURE - 0.05)) is None
+    assert pairs.pair(one_hot(pairs.NOT_A_PAIR)) is None
+
+
+def test_no_pair_reader_shipped_is_none(tmp_path: Path) -> None:
+    assert pairs.load(tmp_path) is None
+
+
+def test_a_pair_reader_unlike_its_card_stops_the_start(tmp_path: Path) -> None:
+    shutil.copy(SHIPPED / pairs.CARD, tmp_path / pairs.CARD)
+    (tmp_path / pairs.FILE).write_bytes(b"not the shipped file")
+    with pytest.raises(pairs.PairReaderError, match="checksum"):
+        pairs.load(tmp_path)
+
+
+def test_the_shipped_pair_reader_matches_its_card() -> None:
+    card = json.loads((SHIPPED / pairs.CARD).read_text())
+    assert hashlib.sha256((SHIPPED / pairs.FILE).read_bytes()).hexdigest() == card["sha256"]
+    reader = pairs.load(SHIPPED)
+    assert reader is not None
+    outputs = reader(np.zeros((3, *pairs.INPUT_SHAPE), np.float32))
+    assert outputs.shape == (3, pairs.NOT_A_PAIR + 1)
+    np.testing.assert_allclose(outputs.sum(axis=1), 1, atol=1e-4)
+
+
+class Scorers:
+    """A digit network answering ``digit`` for every candidate of ``proposal`` (and,
+    if ``whole_is_none``, that a group's pieces all together are no digit), and a
+    pair reader answering ``pair`` for every group; what each was asked."""
+
+    def __init__(self, digit: np.ndarray, pair: np.ndarray, whole_is_none: bool = False):
+        self.digit, self.pair, self.whole_is_none = digit, pair, whole_is_none
+        self.proposal: splits.Proposal | None = None
+        self.batches: list[int] = []
+        self.pair_batches: list[tuple[int, ...]] = []
+
+    def score(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert self.proposal is not None
+        made = self.proposal.candidates[sum(self.batches) :][: len(inputs)]
+        self.batches.append(len(inputs))
+        whole = [(c.first, c.last) == (0, self.proposal.groups[c.group].count - 1) for c in made]
+        scores = np.where(np.array(whole) & self.whole_is_none, 1e-6, 1.0)
+        return np.tile(self.digit, (len(inputs), 1)), scores
+
+    def read_pairs(self, inputs: np.ndarray) -> np.ndarray:
+        self.pair_batches.append(inputs.shape)
+        return np.tile(self.pair, (len(inputs), 1))
+
+
+def read(image, scorers: Scorers, pair_reader: bool = True) -> list[splits.Digit]:
+    scorers.proposal = segmentation.propose(preprocessing.open_image(png_bytes(image)), 32)
+    return scorers.proposal.read(scorers.score, scorers.read_pairs if pair_reader else None)
+
+
+def test_touching_digits_the_pair_reader_is_sure_of_are_that_pair() -> None:
+    """The digit network unsure of every candidate, and sure that the two together
+    are no digit: the group's best split cuts through the strokes, and its digits
+    are the pair reader's, each in its own box (of the group's best split in two)."""
+    image, drawn = draw_number("30", gap=-0.1)
+    scorers = Scorers(np.full(10, 0.1, np.float32), one_hot(30), whole_is_none=True)
+    digits = read(image, scorers)
+    assert scorers.pair_batches == [(1, *pairs.INPUT_SHAPE)]
+    assert [digit.digit for digit in digits] == [3, 0]
+    assert digits[0].confidence == pytest.approx(0.97 + 0.03 / 100 * 9, abs=1e-3)
+    for digit, (left, top, right, bottom) in zip(digits, drawn, strict=True):
+        box = digit.box
+        assert left - 10 <= box.x + box.width / 2 <= right + 10  # its middle in its digit
+        assert top - 10 <= box.y and box.y + box.height <= bottom + 10
+    assert digits[0].box.x < digits[1].box.x
+
+
+def test_a_pair_reader_unsure_leaves_the_split() -> None:
+    image, _ = draw_number("30", gap=-0.1)
+    flat = np.full(10, 0.1, np.float32)
+    unsure = Scorers(flat, one_hot(30, 0.6), whole_is_none=True)
+    no_pair = Scorers(flat, one_hot(pairs.NOT_A_PAIR), whole_is_none=True)
+    without = Scorers(flat, one_hot(30), whole_is_none=True)
+    boxes = [
+        [digit.box for digit in read(image, scorers, pair_reader=scorers is not without)]
+        for scorers in (unsure, no_pair, without)
+    ]
+    assert unsure.pair_batches and no_pair.pair_batches  # asked, and not sure
+    assert len(boxes[0]) >= 2 and boxes[0] == boxes[1] == boxes[2]
+
+
+def test_two_digits_close_read_as_one_are_not_asked() -> None:
+    """Close, not touching, the two read surely as one digit: no stroke is cut."""
+    image, _ = draw_number("30", gap=-0.05)
+    scorers = Scorers(np.eye(10, dtype=np.float32)[0], one_hot(30))
+    assert len(read(image, scorers)) == 1
+    assert scorers.pair_batches == []
+
+
+def test_one_digit_is_not_asked() -> None:
+    image, _ = draw_number("0")
+    scorers = Scorers(np.full(10, 0.1, np.float32), one_hot(30))
+    read(image, scorers)
+    assert scorers.pair_batches == []
+
+
+def test_digits_apart_are_not_asked() -> None:
+    image, _ = draw_number("30", gap=0.4)
+    scorers = Scorers(np.full(10, 0.1, np.float32), one_hot(30))
+    assert len(read(image, scorers)) == 2
+    assert scorers.pair_batches == []
