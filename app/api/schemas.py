@@ -96,6 +96,11 @@ class ModelInfo(BaseModel):
     classes: list[int] = Field(..., examples=[list(range(10))])
     test_accuracy: float | None = Field(None, description="On the 10,000 MNIST test images.")
     card: dict[str, Any] = Field(default_factory=dict, description="The full model card.")
+    pair_reader: dict[str, Any] | None = Field(
+        None,
+        description="The card of the network /read reads touching digits with "
+        "(pairnet_card.json), or null where none is served.",
+    )
 
 
 class Box(BaseModel):

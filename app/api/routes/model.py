@@ -15,7 +15,8 @@ router = APIRouter(tags=["model"])
 
 @router.get("/model", summary="The served model and its model card", responses=NOT_READY)
 async def model_info(predictor: PredictorDep) -> ModelInfo:
-    """Name, version, input contract, classes, test accuracy and the full model card."""
+    """Name, version, input contract, classes, test accuracy and the full model card;
+    the card of /read's pair reader."""
     classifier = predictor.classifier
     card = classifier.card
     return ModelInfo(
@@ -27,4 +28,5 @@ async def model_info(predictor: PredictorDep) -> ModelInfo:
         classes=list(range(NUM_DIGITS)),
         test_accuracy=card.get("test", {}).get("accuracy"),
         card=card,
+        pair_reader=None if predictor.pair_reader is None else predictor.pair_reader.card,
     )

@@ -50,6 +50,8 @@ def test_model_endpoint_serves_the_card(client: TestClient, model_path: Path) ->
     assert body["test_accuracy"] == card["test"]["accuracy"]
     assert body["engine"] == AUTO_ENGINE
     assert body["card"]["sha256"] == body["sha256"]
+    pair_card = json.loads((model_path.parent / "pairnet_card.json").read_text())
+    assert body["pair_reader"]["sha256"] == pair_card["sha256"]
 
 
 def test_head_answers_as_get_without_the_body(client: TestClient) -> None:
