@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app import pillow_core
+from app import ink_blobs, pillow_core
 from app.engines import LiteRTEngine
 from app.inference import ModelLoadError
 
@@ -37,12 +37,12 @@ SURE = 0.9
 def fit_pair(ink: np.ndarray) -> np.ndarray:
     """A group's ink (2-D, in [0, 1], no other stroke) -> the pair reader's 28×56
     input: cropped to the ink, scaled (its shape kept) to fit 24×52, centred."""
-    rows = np.flatnonzero((ink > 0.05).any(axis=1))
-    columns = np.flatnonzero((ink > 0.05).any(axis=0))
     canvas = np.zeros(INPUT_SHAPE[:2], dtype=np.float32)
-    if not len(rows):
+    box = ink_blobs.bounds(ink > 0.05)
+    if box is None:
         return canvas
-    crop = ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1].astype(np.float32)
+    top, bottom, left, right = box
+    crop = ink[top:bottom, left:right].astype(np.float32)
     height, width = crop.shape
     scale = min(INK_BOX[0] / height, INK_BOX[1] / width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
