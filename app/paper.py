@@ -271,7 +271,7 @@ def contrast(
         # much of it (a heavy digit cropped close), Otsu's paper class alone.
         noise = ordered_ink
         if found.share < MOSTLY_PAPER:
-            on_paper = grey <= found.threshold if found.dark else grey > found.threshold
+            on_paper = (grey <= found.threshold) == found.dark
             noise = levels.ascending_fine(ink[on_paper])
         median = levels.quantile(noise, 0.5)
         deviation = levels.median_distance(noise, median)
