@@ -18,6 +18,7 @@ writes ``pairnet.keras``, its LiteRT form ``pairnet.tflite`` and ``pairnet_card.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import time
@@ -35,6 +36,20 @@ SINGLE, TRIPLE = 0.12, 0.08  # shares of "not two digits"
 CHUNK = 10_000  # examples made by one worker task
 
 
+@functools.lru_cache(maxsize=2)
+def _mnist(folder: str | None, held_out: bool) -> data.Split:
+    """The MNIST training split, or the digits it holds out (split seed 1), read once
+    per process: each worker makes several chunks."""
+    training, validation = data.train_validation_split(data.load(folder).train, 5000, 1)
+    return validation if held_out else training
+
+
+@functools.lru_cache(maxsize=1)
+def _pen_writers(folder: str | None) -> list[realdigits.PenDigit]:
+    """Pendigits' training writers' digits, read once per process."""
+    return realdigits.load(folder).pen_train
+
+
 def _digits(source: str, mnist: data.Split, pens: list, indices: np.ndarray, rng) -> tuple:
     """The chosen digits as MNIST stores them (uint8, ink bright), and their labels."""
     if source == "pendigits":
@@ -43,10 +58,11 @@ def _digits(source: str, mnist: data.Split, pens: list, indices: np.ndarray, rng
         return [np.rint(image * 255).astype(np.uint8) for image in images], [
             pen.label for pen in chosen
         ]
-    images = [mnist.images[i % len(mnist.labels)] for i in indices]
+    indices = indices % len(mnist.labels)
+    images = [mnist.images[i] for i in indices]
     if source == "box16":
         images = [numbers.box_digit(image, bool(rng.random() < 0.5)) for image in images]
-    return images, [int(mnist.labels[i % len(mnist.labels)]) for i in indices]
+    return images, [int(mnist.labels[i]) for i in indices]
 
 
 def examples(
@@ -60,9 +76,8 @@ def examples(
     (MNIST's alone) if ``held_out``. ``folders``: MNIST's and the UCI files' (default:
     $MNIST_DIR, $REALDIGITS_DIR)."""
     rng = np.random.default_rng(seed)
-    training, validation = data.train_validation_split(data.load(folders[0]).train, 5000, 1)
-    mnist = validation if held_out else training
-    pens = [] if held_out else realdigits.load(folders[1]).pen_train
+    mnist = _mnist(folders[0], held_out)
+    pens = [] if held_out else _pen_writers(folders[1])
     names, shares = zip(*SOURCES, strict=True)
     inputs = np.zeros((count, *pairs.INPUT_SHAPE[:2]), dtype=np.uint8)
     labels = np.zeros(count, dtype=np.int16)
