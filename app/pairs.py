@@ -6,7 +6,8 @@ its own, and the network reads the piece. A small network of its own, the pair r
 (``model.pairs``), reads such a group whole: its input is the group's ink fitted into
 28×56 (``fit_pair``), its 101 outputs the pairs "00" to "99" and "not two digits" (one
 digit, or three). ``app.splits`` asks it about each group whose best split cuts
-through a stroke; where it is sure of a pair (SURE), the group is read as that pair.
+through a stroke, and each group read as one digit not surely; where it is sure of a
+pair (SURE, and SURE_WHOLE for the latter), the group is read as that pair.
 
 No web framework and no TensorFlow here: ``model.pairs`` trains with ``fit_pair``.
 """
@@ -32,6 +33,9 @@ CARD = "pairnet_card.json"
 # A pair's probability at least this: the group is read as that pair (chosen on
 # model.numbers' tuning draws, MNIST seed 7 and pendigits seed 3: docs/reading.md).
 SURE = 0.9
+# The same for a group the digit network read as one digit, not surely (two digits
+# merged into one shape): the network's reading is kept unless the reader is surer.
+SURE_WHOLE = 0.99
 
 
 def fit_pair(ink: np.ndarray) -> np.ndarray:
@@ -53,12 +57,12 @@ def fit_pair(ink: np.ndarray) -> np.ndarray:
     return canvas
 
 
-def pair(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def pair(outputs: np.ndarray, sure: float = SURE) -> tuple[np.ndarray, np.ndarray] | None:
     """One input's 101 outputs -> the two digits' probabilities (each the pair
     probabilities summed over the other digit, renormalised), or None where the
-    reader is not SURE of one pair."""
+    reader is not ``sure`` of one pair."""
     best = int(np.argmax(outputs))
-    if best == NOT_A_PAIR or outputs[best] < SURE:
+    if best == NOT_A_PAIR or outputs[best] < sure:
         return None
     pairs = outputs[:NOT_A_PAIR].astype(np.float64).reshape(10, 10)  # [first, second]
     first, second = pairs.sum(axis=1), pairs.sum(axis=0)

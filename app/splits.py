@@ -23,9 +23,11 @@
    where it has such a digit. The best split of the group and those variants, less
    TILT_COST for a change of slant, wins;
 10. with a pair reader (``app.pairs``), each group whose best split cuts through a
-   stroke (touching digits) is read whole by it too, in one batch. Where it is sure
-   of a pair, the group is those two digits: their probabilities the reader's, their
-   boxes and inputs those of the group's best split into two candidates.
+   stroke (touching digits) is read whole by it too, in one batch, and each group
+   read as one digit, not surely (touching digits merged into one shape). Where it is
+   sure of a pair (SURE; SURE_WHOLE for the latter), the group is those two digits:
+   their probabilities the reader's, their boxes and inputs those of the group's best
+   split into two candidates.
 """
 
 from __future__ import annotations
@@ -230,19 +232,22 @@ class Proposal:
 
     def _ask(self, pair_reader: PairScorer, log_scores: np.ndarray) -> None:
         """Step 10: the pair reader on each line group whose best split cuts through
-        a stroke; its sure pairs kept in ``pairs``."""
+        a stroke or is one digit not read surely; its sure pairs kept in ``pairs``."""
         ends = self._ends()
-        asked = [
-            number
-            for number in self._variants
-            if self._cuts(*self._chosen(number, ends, log_scores))
-        ]
+        asked: dict[int, float] = {}  # line group -> how sure of a pair the reader must be
+        for number in self._variants:
+            chosen, path = self._chosen(number, ends, log_scores)
+            if self._cuts(chosen, path):
+                asked[number] = pairs.SURE
+            elif len(path) == 1 and not self._sure(path, log_scores):
+                asked[number] = pairs.SURE_WHOLE
         if not asked:
             return
         groups = [self.groups[number] for number in asked]
         inputs = np.stack([pairs.fit_pair(group.ink * group.reach) for group in groups])
-        for number, outputs in zip(asked, pair_reader(inputs[..., np.newaxis]), strict=True):
-            read = pairs.pair(outputs)
+        outputs = pair_reader(inputs[..., np.newaxis])
+        for (number, sure), output in zip(asked.items(), outputs, strict=True):
+            read = pairs.pair(output, sure)
             if read is not None:
                 self.pairs[number] = read
 
