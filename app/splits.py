@@ -108,7 +108,6 @@ class Proposal:
         self._bent: set[int] = set()  # the variants cut along bent paths
         self._variants = {group.number: [group.number] for group in groups}  # the line's
         self._tiltable: list[int] = []  # line's groups with every run made, no variants yet
-        self.pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # line group -> its pair
         for group in groups:
             self._start(group)
 
@@ -226,30 +225,32 @@ class Proposal:
                 self._tiltable = []
                 batch = self._stacked(added)
             else:
-                if pair_reader is not None:
-                    self._ask(pair_reader, log_scores)
-                return self.choose(probabilities, scores)
+                return self.choose(probabilities, scores, pair_reader)
 
-    def _ask(self, pair_reader: PairScorer, log_scores: np.ndarray) -> None:
-        """Step 10: the pair reader on each line group whose best split cuts through
-        a stroke or is one digit not read surely; its sure pairs kept in ``pairs``."""
-        ends = self._ends()
+    def _ask(
+        self,
+        pair_reader: PairScorer,
+        chosen: dict[int, tuple[int, list[int]]],
+        log_scores: np.ndarray,
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Step 10: the pair reader on each line group whose chosen split (``_chosen``)
+        cuts through a stroke or is one digit not read surely; its sure pairs, by group."""
         asked: dict[int, float] = {}  # line group -> how sure of a pair the reader must be
-        for number in self._variants:
-            chosen, path = self._chosen(number, ends, log_scores)
-            if self._cuts(chosen, path):
+        for number, (variant, path) in chosen.items():
+            if self._cuts(variant, path):
                 asked[number] = pairs.SURE
             elif len(path) == 1 and not self._sure(path, log_scores):
                 asked[number] = pairs.SURE_WHOLE
         if not asked:
-            return
+            return {}
         groups = [self.groups[number] for number in asked]
         inputs = np.stack([pairs.fit_pair(group.ink * group.reach) for group in groups])
         outputs = pair_reader(inputs[..., np.newaxis])
-        for (number, sure), output in zip(asked.items(), outputs, strict=True):
-            read = pairs.pair(output, sure)
-            if read is not None:
-                self.pairs[number] = read
+        read = {
+            number: pairs.pair(output, sure)
+            for (number, sure), output in zip(asked.items(), outputs, strict=True)
+        }
+        return {number: pair for number, pair in read.items() if pair is not None}
 
     def _advance(self, log_scores: np.ndarray) -> np.ndarray:
         """Each pending group a step on, given the scores so far; the new inputs."""
@@ -281,10 +282,15 @@ class Proposal:
             - GAP_COST * sum(gaps)
         )
 
-    def choose(self, probabilities: np.ndarray, scores: np.ndarray | None = None) -> list[Digit]:
+    def choose(
+        self,
+        probabilities: np.ndarray,
+        scores: np.ndarray | None = None,
+        pair_reader: PairScorer | None = None,
+    ) -> list[Digit]:
         """The digits, left to right: per group, the best split into the candidates made,
         or a better one of the variants its split calls for (``_wanted``); for a group
-        read as a pair (``pairs``, step 10), its best split in two with the pair's
+        ``pair_reader`` reads as a pair (step 10), its best split in two with the pair's
         probabilities.
 
         ``probabilities`` (n, 10) are the classifier's for every candidate;
@@ -293,15 +299,16 @@ class Proposal:
         likelihood is its top probability times its score."""
         log_scores = _log_likelihoods(probabilities, scores)
         inputs, ends = self.inputs, self._ends()
+        chosen = {number: self._chosen(number, ends, log_scores) for number in self._variants}
+        read = {} if pair_reader is None else self._ask(pair_reader, chosen, log_scores)
         digits = []
-        for number in self._variants:
-            path = self._chosen(number, ends, log_scores)[1]
-            if number in self.pairs:  # read as a pair (step 10): its split in two
+        for number, (_, path) in chosen.items():
+            if number in read:  # read as a pair (step 10): its split in two
                 two = self._split_in_two(number, ends, log_scores)
                 if two is not None:
                     digits += [
-                        Digit(read, inputs[i], self.candidates[i].box)
-                        for read, i in zip(self.pairs[number], two, strict=True)
+                        Digit(pair, inputs[i], self.candidates[i].box)
+                        for pair, i in zip(read[number], two, strict=True)
                     ]
                     continue
             digits += [Digit(probabilities[i], inputs[i], self.candidates[i].box) for i in path]
