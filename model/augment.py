@@ -6,7 +6,8 @@ polarity, with or without a margin) and then normalised by the service's own
 
 - **world variants** of MNIST training digits: box-normalised (stretched,
   binarised, 8–32 px, enlarged), marker and hairline strokes, slant and rotation
-  up to ±20°, elastic distortion, tight crops (``model.distort``);
+  up to ±20°, elastic distortion, tight crops (``model.distort``); with
+  ``--crossed-sevens``, a share of the 7s crossed (``model.habits``, pendigits' too);
 - **real writers**: pendigits' training writers drawn with round pens of many
   widths, optdigits' training bitmaps as scanned and enlarged;
 - **not a digit** (class 10, outlier exposure): letters and symbols that look
@@ -32,6 +33,7 @@ from scipy import ndimage
 
 from app.preprocessing import NoDigitError, input_and_ink
 from model import distort as d
+from model import habits
 from model.realdigits import PenDigit, draw
 
 NOT_A_DIGIT = 10
@@ -123,13 +125,16 @@ def _presented(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return d.on_paper(ink, dark_ink=bool(rng.random() < 0.75))
 
 
-def world_variant(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """An MNIST digit (uint8, ink 255) as handwriting from elsewhere looks, as grey levels."""
+def world_variant(digit: np.ndarray, rng: np.random.Generator, crossed: bool = False) -> np.ndarray:
+    """An MNIST digit (uint8, ink 255) as handwriting from elsewhere looks, as grey
+    levels; ``crossed``: a 7 with a bar across its stem (``model.habits``)."""
     ink = digit.astype(np.float32) / 255.0
     if rng.random() < 0.3:  # Simard's elastic distortion, at MNIST's own scale
         ink = d.elastic(ink, rng, alpha=rng.uniform(20, 36), sigma=4.0)
     side = int(rng.integers(40, 84))
     ink = d.resized(ink, side, side)
+    if crossed:
+        ink = habits.crossed_seven(ink, rng)
     if rng.random() < 0.4:
         ink = d.restroked(ink, int(rng.integers(-side // 5, side // 8 + 1)), supersample=1)
     if rng.random() < 0.5:
@@ -150,8 +155,11 @@ def rewritten(digit: PenDigit, rng: np.random.Generator) -> PenDigit:
     return PenDigit(digit.label, strokes, digit.writer)
 
 
-def pen_variant(digit: PenDigit, rng: np.random.Generator) -> np.ndarray:
-    """A pendigits trajectory, rewritten, drawn with a round pen from hairline to marker."""
+def pen_variant(digit: PenDigit, rng: np.random.Generator, crossed: bool = False) -> np.ndarray:
+    """A pendigits trajectory, rewritten, drawn with a round pen from hairline to marker;
+    ``crossed``: a 7 with a bar across its stem (``model.habits``)."""
+    if crossed:
+        digit = habits.crossed_pen_seven(digit, rng)
     pen, fill = rng.uniform(1.2, 11.0), rng.uniform(0.4, 0.9)
     coverage = draw(rewritten(digit, rng), side=84, pen=pen, fill=fill)
     if rng.random() < 0.3:
@@ -368,8 +376,13 @@ def _render_chunk(job: tuple) -> tuple[np.ndarray, np.ndarray]:
             labels.append(NOT_A_DIGIT)
     else:
         render = {"world": world_variant, "pen": pen_variant, "bitmap": bitmap_variant}[kind]
+        crossed_sevens = (extra or {}).get("crossed_sevens", 0.0)
         for item, label in items:
-            inputs.append(network_input(render(item, rng)))
+            if label == habits.SEVEN and crossed_sevens:  # none drawn for at 0: as before
+                crossed = bool(rng.random() < crossed_sevens)
+                inputs.append(network_input(render(item, rng, crossed)))
+            else:
+                inputs.append(network_input(render(item, rng)))
             labels.append(label)
     kept = [i for i, x in enumerate(inputs) if x is not None]
     return (
@@ -378,9 +391,11 @@ def _render_chunk(job: tuple) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def chunked(kind: str, items: list, seed: int, size: int = 2000) -> list[tuple]:
+def chunked(
+    kind: str, items: list, seed: int, size: int = 2000, extra: dict | None = None
+) -> list[tuple]:
     return [
-        (kind, items[start : start + size], seed * 1000 + start // size, None)
+        (kind, items[start : start + size], seed * 1000 + start // size, extra)
         for start in range(0, len(items), size)
     ]
 
@@ -422,8 +437,12 @@ def _collect(named_jobs: dict[str, list], workers: int | None) -> Extras:
     return Extras(levels.astype(np.float32), np.concatenate([y for _, y in results]), counts)
 
 
-def training_extras(training, real, seed: int, workers: int | None = None) -> Extras:
-    """World variants of every training digit, the real training writers, non-digits."""
+def training_extras(
+    training, real, seed: int, workers: int | None = None, crossed_sevens: float = 0.0
+) -> Extras:
+    """World variants of every training digit, the real training writers, non-digits;
+    ``crossed_sevens`` of the 7s crossed (``model.habits``; none in the shipped recipe)."""
+    habit = {"crossed_sevens": crossed_sevens} if crossed_sevens else None
     digits = list(zip(training.images, training.labels.tolist(), strict=True))
     pens = [(pen, pen.label) for pen in real.pen_train]
     bitmaps = list(zip(real.opt_train.images, real.opt_train.labels.tolist(), strict=True))
@@ -433,9 +452,11 @@ def training_extras(training, real, seed: int, workers: int | None = None) -> Ex
     return _collect(
         {
             "world variants of MNIST training digits": chunked(
-                "world", digits * WORLD_VARIANTS, seed
+                "world", digits * WORLD_VARIANTS, seed, extra=habit
             ),
-            "pendigits training writers": chunked("pen", pens * REAL_VARIANTS, seed + 1),
+            "pendigits training writers": chunked(
+                "pen", pens * REAL_VARIANTS, seed + 1, extra=habit
+            ),
             "optdigits training writers": chunked("bitmap", bitmaps * REAL_VARIANTS, seed + 2),
             "not a digit": _negative_jobs(negatives, seed, fonts(training=True), training.images),
         },
@@ -443,14 +464,19 @@ def training_extras(training, real, seed: int, workers: int | None = None) -> Ex
     )
 
 
-def validation_extras(validation, seed: int, workers: int | None = None) -> Extras:
+def validation_extras(
+    validation, seed: int, workers: int | None = None, crossed_sevens: float = 0.0
+) -> Extras:
     """World variants of the validation digits and non-digits of other seeds: the
     data that picks the epoch and fits the temperature and the threshold."""
     digits = list(zip(validation.images, validation.labels.tolist(), strict=True))
+    habit = {"crossed_sevens": crossed_sevens} if crossed_sevens else None
     negatives = round(NEGATIVES_PER_DIGIT * len(digits))
     return _collect(
         {
-            "world variants of MNIST validation digits": chunked("world", digits, seed + 7),
+            "world variants of MNIST validation digits": chunked(
+                "world", digits, seed + 7, extra=habit
+            ),
             "not a digit": _negative_jobs(
                 negatives, seed + 7, fonts(training=True), validation.images
             ),

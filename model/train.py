@@ -84,6 +84,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--workers", type=int, help="processes rendering the extra images")
     parser.add_argument(
+        "--crossed-sevens",
+        type=float,
+        default=0.0,
+        help="the share of the 7s written crossed (model.habits); 0 in the shipped recipe",
+    )
+    parser.add_argument(
         "--extras",
         type=Path,
         help="reuse the extra images saved in this .npz; render and save them there if absent",
@@ -185,14 +191,20 @@ def rendered_extras(args: argparse.Namespace, training, validation, mnist) -> tu
     """(training extras, validation extras, the seconds rendering took): from --extras
     when it holds them for this recipe, else rendered (and saved there)."""
     wanted = saved_extras.recipe(
-        args.seed, args.validation_size, args.limit, mnist.checksums, args.split_seed
+        args.seed,
+        args.validation_size,
+        args.limit,
+        mnist.checksums,
+        args.split_seed,
+        args.crossed_sevens,
     )
     if args.extras and args.extras.exists():
         return saved_extras.load(args.extras, wanted)
     started = time.time()
     real = realdigits.load(args.realdigits)
-    extras = augment.training_extras(training, real, args.seed, workers=args.workers)
-    held = augment.validation_extras(validation, args.split_seed, workers=args.workers)
+    crossed = args.crossed_sevens
+    extras = augment.training_extras(training, real, args.seed, args.workers, crossed)
+    held = augment.validation_extras(validation, args.split_seed, args.workers, crossed)
     seconds = round(time.time() - started, 1)
     if args.extras:
         saved_extras.save(args.extras, extras, held, wanted, seconds)

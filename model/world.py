@@ -11,7 +11,7 @@ Two families of uploads, each sent as a PNG through the service's own code:
   the left or right edge), faint pencil photos in uneven light, box-normalised 16×16 digits
   (stretched, binarised or grey; at 16 px or enlarged), marker and hairline strokes,
   slanted writing, digits on squared or ruled paper or in a form's box (``model.printed``),
-  cropped from an old register's page (``model.aged``);
+  cropped from an old register's page (``model.aged``); the 7s crossed (``model.habits``);
 - **real** writers MNIST never saw (``model.realdigits``): pendigits' test writers
   drawn like the page's canvas (but the 4s recorded without their stem), optdigits'
   validation bitmaps, and scikit-learn's ``load_digits`` (optdigits' other 13
@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image
 
 from app import calibration
-from model import aged, data, printed, realdigits
+from model import aged, data, habits, printed, realdigits
 from model import distort as d
 
 Render = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -152,11 +152,12 @@ def rendered(digits: data.Split, count: int, seed: int) -> Iterator[Sample]:
         yield Sample("cut from a line", int(digits.labels[index]), png(grey))
     # Kinds added since draw from a generator of their own: the others' draws stay.
     yield from _drawn(digits, total, aged.RENDERED, np.random.default_rng([seed, 1]))
+    yield from _drawn(habits.sevens(digits), count, habits.RENDERED, np.random.default_rng(seed))
 
 
 def _drawn(digits: data.Split, total: int, kinds: dict[str, Render], rng) -> Iterator[Sample]:
     for kind, render in kinds.items():
-        for index in range(total):
+        for index in range(min(total, len(digits.labels))):
             yield Sample(kind, int(digits.labels[index]), png(render(digits.images[index], rng)))
 
 
