@@ -88,8 +88,8 @@ def sevens(digits: data.Split) -> data.Split:
 
 
 def crossed_upload(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """An MNIST 7 (uint8, ink bright) crossed, drawn 56–112 px high with a margin, as
-    dark ink on white: grey uint8 for ``model.world``."""
+    """An MNIST 7 (uint8, ink bright) drawn in a 56–112 px square and crossed, cropped
+    to a margin of 4–19 px, dark ink on white: grey uint8 for ``model.world``."""
     ink = crossed_seven(d.mnist_ink(digit, int(rng.integers(56, 113))), rng)
     pad = int(rng.integers(4, 20))
     return d.on_paper(d.padded(d.cropped(ink), pad, pad, pad, pad))
