@@ -27,7 +27,10 @@
    read as one digit, not surely (touching digits merged into one shape). Where it is
    sure of a pair (SURE; SURE_WHOLE for the latter), the group is those two digits:
    their probabilities the reader's, their boxes and inputs those of the group's best
-   split into two candidates.
+   split into two candidates. A cut split in three whose first or last digit is
+   components of its own (a touching pair and a close neighbour) also has the other
+   two digits' ink read, in the same batch; where the group is no sure pair and those
+   two are (SURE), they are the reader's digits in their candidates' boxes.
 """
 
 from __future__ import annotations
@@ -232,25 +235,48 @@ class Proposal:
         pair_reader: PairScorer,
         chosen: dict[int, tuple[int, list[int]]],
         log_scores: np.ndarray,
-    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    ) -> dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray]]]:
         """Step 10: the pair reader on each line group whose chosen split (``_chosen``)
-        cuts through a stroke or is one digit not read surely; its sure pairs, by group."""
-        asked: dict[int, float] = {}  # line group -> how sure of a pair the reader must be
+        cuts through a stroke or is one digit not read surely, and on the two digits of
+        a cut split in three whose other digit stands apart (``_apart``); by group, its
+        first sure pair and where that starts in the split (None: the whole group)."""
+        asked = []  # (line group, how sure the reader must be, where, the ink it reads)
         for number, (variant, path) in chosen.items():
+            group = self.groups[number]
             if self._cuts(variant, path):
-                asked[number] = pairs.SURE
+                asked.append((number, pairs.SURE, None, group.ink * group.reach))
+                start = self._apart(variant, path)
+                if start is not None:
+                    cut = self.groups[variant]
+                    first, last = self.candidates[path[start]], self.candidates[path[start + 1]]
+                    two = (cut.near >= first.first) & (cut.near <= last.last)
+                    asked.append((number, pairs.SURE, start, cut.ink * two))
             elif len(path) == 1 and not self._sure(path, log_scores):
-                asked[number] = pairs.SURE_WHOLE
+                asked.append((number, pairs.SURE_WHOLE, None, group.ink * group.reach))
         if not asked:
             return {}
-        groups = [self.groups[number] for number in asked]
-        inputs = np.stack([pairs.fit_pair(group.ink * group.reach) for group in groups])
+        inputs = np.stack([pairs.fit_pair(ink) for *_, ink in asked])
         outputs = pair_reader(inputs[..., np.newaxis])
-        read = {
-            number: pairs.pair(output, sure)
-            for (number, sure), output in zip(asked.items(), outputs, strict=True)
-        }
-        return {number: pair for number, pair in read.items() if pair is not None}
+        read: dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray]]] = {}
+        for (number, sure, start, _), output in zip(asked, outputs, strict=True):
+            pair = pairs.pair(output, sure)
+            if pair is not None and number not in read:
+                read[number] = (start, pair)
+        return read
+
+    def _apart(self, number: int, path: list[int]) -> int | None:
+        """Where the other two digits start in a split of a group in three whose first
+        or last digit is components no other digit of it takes part of (1 or 0); None
+        where neither is, or the split is not in three."""
+        if len(path) != 3:
+            return None
+        labels = self.groups[number].labels
+        for end, start in ((0, 1), (2, 0)):
+            candidate = self.candidates[path[end]]
+            own = set(labels[candidate.first : candidate.last + 1])
+            if not own.intersection(labels[: candidate.first] + labels[candidate.last + 1 :]):
+                return start
+        return None
 
     def _advance(self, log_scores: np.ndarray) -> np.ndarray:
         """Each pending group a step on, given the scores so far; the new inputs."""
@@ -291,7 +317,7 @@ class Proposal:
         """The digits, left to right: per group, the best split into the candidates made,
         or a better one of the variants its split calls for (``_wanted``); for a group
         ``pair_reader`` reads as a pair (step 10), its best split in two with the pair's
-        probabilities.
+        probabilities, or for two digits of its split in three, theirs.
 
         ``probabilities`` (n, 10) are the classifier's for every candidate;
         ``scores`` (n,) how much each looks like one whole digit
@@ -301,17 +327,26 @@ class Proposal:
         inputs, ends = self.inputs, self._ends()
         chosen = {number: self._chosen(number, ends, log_scores) for number in self._variants}
         read = {} if pair_reader is None else self._ask(pair_reader, chosen, log_scores)
+
+        def own(indices: list[int]) -> list[Digit]:  # candidates as the network reads them
+            return [Digit(probabilities[i], inputs[i], self.candidates[i].box) for i in indices]
+
         digits = []
         for number, (_, path) in chosen.items():
-            if number in read:  # read as a pair (step 10): its split in two
-                two = self._split_in_two(number, ends, log_scores)
+            if number in read:  # read as a pair (step 10): its split in two, or two of three
+                start, pair = read[number]
+                if start is None:
+                    two, before, after = self._split_in_two(number, ends, log_scores), [], []
+                else:
+                    two, before, after = path[start : start + 2], path[:start], path[start + 2 :]
                 if two is not None:
-                    digits += [
-                        Digit(pair, inputs[i], self.candidates[i].box)
-                        for pair, i in zip(read[number], two, strict=True)
+                    read_as_pair = [
+                        Digit(digit, inputs[i], self.candidates[i].box)
+                        for digit, i in zip(pair, two, strict=True)
                     ]
+                    digits += own(before) + read_as_pair + own(after)
                     continue
-            digits += [Digit(probabilities[i], inputs[i], self.candidates[i].box) for i in path]
+            digits += own(path)
         return digits
 
     def _chosen(

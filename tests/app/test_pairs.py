@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from app import pairs, preprocessing, segmentation, splits
 from app.config import DEFAULT_MODEL_PATH
-from tests.app.handwriting import draw_number
+from tests.app.handwriting import draw_digit, draw_number
 from tests.conftest import png_bytes
 
 SHIPPED = DEFAULT_MODEL_PATH.parent
@@ -80,25 +82,39 @@ def test_the_shipped_pair_reader_matches_its_card() -> None:
 
 class Scorers:
     """A digit network answering ``digit`` for every candidate of ``proposal`` (and,
-    if ``whole_is_none``, that a group's pieces all together are no digit), and a
-    pair reader answering ``pair`` for every group; what each was asked."""
+    if ``whole_is_none``, that a group's pieces all together are no digit; with
+    ``widest``, that a candidate wider than that many line heights is none), and a
+    pair reader answering ``pair`` for every input (or, given one answer a row, each
+    in turn); what each was asked."""
 
-    def __init__(self, digit: np.ndarray, pair: np.ndarray, whole_is_none: bool = False):
+    def __init__(
+        self,
+        digit: np.ndarray,
+        pair: np.ndarray,
+        whole_is_none: bool = False,
+        widest: float = math.inf,
+    ):
         self.digit, self.pair, self.whole_is_none = digit, pair, whole_is_none
+        self.widest = widest
         self.proposal: splits.Proposal | None = None
         self.batches: list[int] = []
         self.pair_batches: list[tuple[int, ...]] = []
+        self.pair_inputs: list[np.ndarray] = []
 
     def score(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert self.proposal is not None
         made = self.proposal.candidates[sum(self.batches) :][: len(inputs)]
         self.batches.append(len(inputs))
         whole = [(c.first, c.last) == (0, self.proposal.groups[c.group].count - 1) for c in made]
-        scores = np.where(np.array(whole) & self.whole_is_none, 1e-6, 1.0)
+        wide = [c.width > self.widest for c in made]
+        scores = np.where((np.array(whole) & self.whole_is_none) | np.array(wide), 1e-6, 1.0)
         return np.tile(self.digit, (len(inputs), 1)), scores
 
     def read_pairs(self, inputs: np.ndarray) -> np.ndarray:
         self.pair_batches.append(inputs.shape)
+        self.pair_inputs += list(inputs)
+        if self.pair.ndim == 2:
+            return self.pair[: len(inputs)]
         return np.tile(self.pair, (len(inputs), 1))
 
 
@@ -178,3 +194,46 @@ def test_digits_apart_read_unsurely_are_asked_each_and_stay_one_digit() -> None:
     scorers = Scorers(np.full(10, 0.1, np.float32), one_hot(pairs.NOT_A_PAIR, 0.999))
     assert len(read(image, scorers)) == 2
     assert scorers.pair_batches == [(2, *pairs.INPUT_SHAPE)]
+
+
+def touching_pair_and_a_neighbour() -> Image.Image:
+    """A touching "30" and a 5 close after it: one group, the 5 components of its own."""
+    image, drawn = draw_number("30", gap=-0.1)
+    wide = Image.new("L", (image.width + 80, image.height), 255)
+    wide.paste(image)
+    draw_digit(ImageDraw.Draw(wide), "5", drawn[1][2] + 5, 40, 100, 10)
+    return wide
+
+
+def test_two_touching_digits_of_three_in_a_group_are_a_pair_where_the_group_is_not() -> None:
+    """The group split in three (3 | 0 | 5: no candidate wider than a digit is one),
+    the first two cut apart, the 5 whole components of its own: the reader is asked
+    about the group and about the 30's ink alone, in one batch. The group is no pair,
+    the 30 is: its digits are the reader's, in their candidates' boxes; the 5 stays
+    as the digit network reads it (5, unsurely)."""
+    image = touching_pair_and_a_neighbour()
+    digit = np.full(10, 0.09, np.float32)
+    digit[5] = 0.19
+    answers = np.stack([one_hot(pairs.NOT_A_PAIR), one_hot(30)])
+    scorers = Scorers(digit, answers, widest=0.7)
+    digits = read(image, scorers)
+    assert scorers.pair_batches == [(2, *pairs.INPUT_SHAPE)]
+    group, thirty = scorers.pair_inputs
+    assert not np.allclose(group, thirty)
+    assert [d.digit for d in digits] == [3, 0, 5]
+    assert digits[0].box.x < digits[1].box.x < digits[2].box.x
+    assert digits[1].box.x + digits[1].box.width <= digits[2].box.x + 10
+    without = Scorers(digit, answers, widest=0.7)
+    assert [d.digit for d in read(image, without, pair_reader=False)] == [5, 5, 5]
+    unsure = Scorers(digit, np.stack([one_hot(pairs.NOT_A_PAIR), one_hot(30, 0.6)]), widest=0.7)
+    assert [d.digit for d in read(image, unsure)] == [5, 5, 5]
+
+
+def test_three_touching_digits_are_asked_about_as_a_group_only() -> None:
+    """Split in three, no digit apart from the others: no two of them are asked about."""
+    image, _ = draw_number("305", gap=-0.1)
+    digit = np.full(10, 0.09, np.float32)
+    digit[5] = 0.19
+    scorers = Scorers(digit, one_hot(pairs.NOT_A_PAIR), widest=0.7)
+    assert len(read(image, scorers)) == 3
+    assert scorers.pair_batches == [(1, *pairs.INPUT_SHAPE)]
