@@ -54,10 +54,12 @@ def requests_in_flight(url: str) -> float:
 
 
 def refuses_connections(port: int) -> bool:
+    """Whether a new connection fails: refused, or reset as the listening socket closes
+    under a handshake already begun."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return False
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
 
 
