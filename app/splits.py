@@ -270,11 +270,8 @@ class Proposal:
         where neither is, or the split is not in three."""
         if len(path) != 3:
             return None
-        labels = self.groups[number].labels
         for end, start in ((0, 1), (2, 0)):
-            candidate = self.candidates[path[end]]
-            own = set(labels[candidate.first : candidate.last + 1])
-            if not own.intersection(labels[: candidate.first] + labels[candidate.last + 1 :]):
+            if not self._takes_part(number, path[end]):
                 return start
         return None
 
@@ -398,14 +395,14 @@ class Proposal:
 
     def _cuts(self, number: int, path: list[int]) -> bool:
         """Whether a split of the group takes part of a component (a cut through ink)."""
-        labels = self.groups[number].labels
-        for index in path:
-            candidate = self.candidates[index]
-            taken = set(labels[candidate.first : candidate.last + 1])
-            rest = labels[: candidate.first] + labels[candidate.last + 1 :]
-            if taken.intersection(rest):
-                return True
-        return False
+        return any(self._takes_part(number, index) for index in path)
+
+    def _takes_part(self, number: int, index: int) -> bool:
+        """Whether candidate ``index`` of the group shares a component with its other
+        pieces: takes part of one, not all of it."""
+        labels, candidate = self.groups[number].labels, self.candidates[index]
+        taken = set(labels[candidate.first : candidate.last + 1])
+        return bool(taken.intersection(labels[: candidate.first] + labels[candidate.last + 1 :]))
 
     def _sure(self, path: list[int], log_scores: np.ndarray) -> bool:
         """Whether each digit of a split (its candidates) is surely one on its own: any
