@@ -442,7 +442,7 @@ def training_extras(
 ) -> Extras:
     """World variants of every training digit, the real training writers, non-digits;
     ``crossed_sevens`` of the 7s crossed (``model.habits``; none in the shipped recipe)."""
-    habit = {"crossed_sevens": crossed_sevens} if crossed_sevens else None
+    habit = {"crossed_sevens": crossed_sevens}
     digits = list(zip(training.images, training.labels.tolist(), strict=True))
     pens = [(pen, pen.label) for pen in real.pen_train]
     bitmaps = list(zip(real.opt_train.images, real.opt_train.labels.tolist(), strict=True))
@@ -470,7 +470,7 @@ def validation_extras(
     """World variants of the validation digits and non-digits of other seeds: the
     data that picks the epoch and fits the temperature and the threshold."""
     digits = list(zip(validation.images, validation.labels.tolist(), strict=True))
-    habit = {"crossed_sevens": crossed_sevens} if crossed_sevens else None
+    habit = {"crossed_sevens": crossed_sevens}
     negatives = round(NEGATIVES_PER_DIGIT * len(digits))
     return _collect(
         {

@@ -56,8 +56,7 @@ def test_training_crosses_the_share_of_sevens_it_is_asked_to(monkeypatch, share:
 
     monkeypatch.setattr(augment, "world_variant", world_variant)
     items = [(7, 7), (1, 1)] * 300
-    habit = {"crossed_sevens": share} if share else None
-    augment._render_chunk(("world", items, 0, habit))
+    augment._render_chunk(("world", items, 0, {"crossed_sevens": share}))
     sevens = [crossed for item, crossed in asked if item == 7]
     assert not any(crossed for item, crossed in asked if item == 1)
     if share:
