@@ -21,6 +21,19 @@ from model import distort as d
 from model.realdigits import PenDigit
 
 SEVEN = 7
+BAR_AT = (0.42, 0.6)  # the bar's height, a share of the 7's from its top
+BAR_HALF = (0.2, 0.33)  # its half length, a share of the 7's width
+BAR_RISE = 0.12  # at most this much of its half length higher at one end
+
+
+def _height(rng: np.random.Generator, top: float, bottom: float) -> float:
+    return top + rng.uniform(*BAR_AT) * (bottom - top)
+
+
+def _span(rng: np.random.Generator, width: float) -> tuple[float, float]:
+    """The bar's half length and its rise across it, for a 7 ``width`` wide."""
+    half = width * rng.uniform(*BAR_HALF)
+    return float(half), float(rng.uniform(-BAR_RISE, BAR_RISE) * half)
 
 
 def _bar(ink: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float, float] | None:
@@ -31,15 +44,14 @@ def _bar(ink: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float
     rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if len(rows) < 4:
         return None
-    y = int(rows[0] + rng.uniform(0.42, 0.6) * (rows[-1] - rows[0]))
+    y = int(_height(rng, rows[0], rows[-1]))
     inked = np.flatnonzero(mask[y])
     if not len(inked):
         return None
     below = np.flatnonzero(mask[y:].any(axis=0))
     runs = np.split(inked, np.flatnonzero(np.diff(inked) > 1) + 1)
     x = min((run.mean() for run in runs), key=lambda centre: abs(centre - below.mean()))
-    half = (columns[-1] - columns[0] + 1) * rng.uniform(0.2, 0.33)
-    return float(x), float(y), float(half), float(rng.uniform(-0.12, 0.12) * half)
+    return (float(x), float(y), *_span(rng, columns[-1] - columns[0] + 1))
 
 
 def crossed_seven(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -65,7 +77,7 @@ def crossed_pen_seven(digit: PenDigit, rng: np.random.Generator) -> PenDigit:
     height, from a fifth to a third of its width each side."""
     points = np.concatenate(digit.strokes)
     low, high = points.min(axis=0), points.max(axis=0)
-    y = low[1] + rng.uniform(0.42, 0.6) * (high[1] - low[1])
+    y = _height(rng, low[1], high[1])
     crossings = [
         a[0] + (y - a[1]) * (b[0] - a[0]) / (b[1] - a[1])
         for stroke in digit.strokes
@@ -75,8 +87,7 @@ def crossed_pen_seven(digit: PenDigit, rng: np.random.Generator) -> PenDigit:
     if not crossings:
         return digit
     x = float(np.median(crossings))
-    half = (high[0] - low[0]) * rng.uniform(0.2, 0.33)
-    rise = rng.uniform(-0.12, 0.12) * half
+    half, rise = _span(rng, high[0] - low[0])
     bar = np.array([[x - half, y + rise], [x + half, y - rise]], dtype=np.float32)
     return PenDigit(digit.label, (*digit.strokes, bar), digit.writer)
 
