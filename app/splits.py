@@ -27,10 +27,11 @@
    read as one digit, not surely (touching digits merged into one shape). Where it is
    sure of a pair (SURE; SURE_WHOLE for the latter), the group is those two digits:
    their probabilities the reader's, their boxes and inputs those of the group's best
-   split into two candidates. A cut split in three whose first or last digit is
-   components of its own (a touching pair and a close neighbour) also has the other
-   two digits' ink read, in the same batch; where the group is no sure pair and those
-   two are (SURE), they are the reader's digits in their candidates' boxes.
+   split into two candidates. A cut split in three or more whose digits but two
+   neighbours are each components of their own (a touching pair and close
+   neighbours) also has those two digits' ink read, in the same batch; where the
+   group is no sure pair and those two are (SURE), they are the reader's digits in
+   their candidates' boxes.
 """
 
 from __future__ import annotations
@@ -237,8 +238,8 @@ class Proposal:
         log_scores: np.ndarray,
     ) -> dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray]]]:
         """Step 10: the pair reader on each line group whose chosen split (``_chosen``)
-        cuts through a stroke or is one digit not read surely, and on the two digits of
-        a cut split in three whose other digit stands apart (``_apart``); by group, its
+        cuts through a stroke or is one digit not read surely, and on two neighbouring
+        digits of a cut split whose other digits stand apart (``_apart``); by group, its
         first sure pair and where that starts in the split (None: the whole group)."""
         asked = []  # (line group, how sure the reader must be, where, the ink it reads)
         for number, (variant, path) in chosen.items():
@@ -265,13 +266,14 @@ class Proposal:
         return read
 
     def _apart(self, number: int, path: list[int]) -> int | None:
-        """Where the other two digits start in a split of a group in three whose first
-        or last digit is components no other digit of it takes part of (1 or 0); None
-        where neither is, or the split is not in three."""
-        if len(path) != 3:
+        """Where two neighbouring digits start in a split of a group in three or more
+        whose every other digit is components no other digit of it takes part of (the
+        first such two); None where there are none, or the split is in fewer than three."""
+        if len(path) < 3:
             return None
-        for end, start in ((0, 1), (2, 0)):
-            if not self._takes_part(number, path[end]):
+        apart = [not self._takes_part(number, index) for index in path]
+        for start in range(len(path) - 1):
+            if all(apart[:start]) and all(apart[start + 2 :]):
                 return start
         return None
 
@@ -314,7 +316,7 @@ class Proposal:
         """The digits, left to right: per group, the best split into the candidates made,
         or a better one of the variants its split calls for (``_wanted``); for a group
         ``pair_reader`` reads as a pair (step 10), its best split in two with the pair's
-        probabilities, or for two digits of its split in three, theirs.
+        probabilities, or for two neighbouring digits of its split, theirs.
 
         ``probabilities`` (n, 10) are the classifier's for every candidate;
         ``scores`` (n,) how much each looks like one whole digit
@@ -330,7 +332,7 @@ class Proposal:
 
         digits = []
         for number, (_, path) in chosen.items():
-            if number in read:  # read as a pair (step 10): its split in two, or two of three
+            if number in read:  # read as a pair (step 10): its split in two, or two of it
                 start, pair = read[number]
                 if start is None:
                     two, before, after = self._split_in_two(number, ends, log_scores), [], []

@@ -196,12 +196,17 @@ def test_digits_apart_read_unsurely_are_asked_each_and_stay_one_digit() -> None:
     assert scorers.pair_batches == [(2, *pairs.INPUT_SHAPE)]
 
 
-def touching_pair_and_a_neighbour() -> Image.Image:
-    """A touching "30" and a 5 close after it: one group, the 5 components of its own."""
+def touching_pair_among(before: bool = False) -> Image.Image:
+    """A touching "30" and a 5 close after it (with ``before``, another close before
+    it): one group, each 5 components of its own."""
     image, drawn = draw_number("30", gap=-0.1)
-    wide = Image.new("L", (image.width + 80, image.height), 255)
-    wide.paste(image)
-    draw_digit(ImageDraw.Draw(wide), "5", drawn[1][2] + 5, 40, 100, 10)
+    shift = 80 if before else 0
+    wide = Image.new("L", (image.width + 80 + shift, image.height), 255)
+    wide.paste(image, (shift, 0))
+    draw = ImageDraw.Draw(wide)
+    draw_digit(draw, "5", shift + drawn[1][2] + 5, 40, 100, 10)
+    if before:
+        draw_digit(draw, "5", shift + drawn[0][0] - 70, 40, 100, 10)
     return wide
 
 
@@ -211,7 +216,7 @@ def test_two_touching_digits_of_three_in_a_group_are_a_pair_where_the_group_is_n
     about the group and about the 30's ink alone, in one batch. The group is no pair,
     the 30 is: its digits are the reader's, in their candidates' boxes; the 5 stays
     as the digit network reads it (5, unsurely)."""
-    image = touching_pair_and_a_neighbour()
+    image = touching_pair_among()
     digit = np.full(10, 0.09, np.float32)
     digit[5] = 0.19
     answers = np.stack([one_hot(pairs.NOT_A_PAIR), one_hot(30)])
@@ -227,6 +232,23 @@ def test_two_touching_digits_of_three_in_a_group_are_a_pair_where_the_group_is_n
     assert [d.digit for d in read(image, without, pair_reader=False)] == [5, 5, 5]
     unsure = Scorers(digit, np.stack([one_hot(pairs.NOT_A_PAIR), one_hot(30, 0.6)]), widest=0.7)
     assert [d.digit for d in read(image, unsure)] == [5, 5, 5]
+
+
+def test_two_touching_digits_among_four_in_a_group_are_a_pair_where_the_group_is_not() -> None:
+    """Split in four (5 | 3 | 0 | 5), the 3 and 0 cut apart, each 5 whole components
+    of its own: the 30's ink is asked about with the group's; the 30 becomes the
+    reader's pair, the 5s stay as the digit network reads them."""
+    image = touching_pair_among(before=True)
+    digit = np.full(10, 0.09, np.float32)
+    digit[5] = 0.19
+    answers = np.stack([one_hot(pairs.NOT_A_PAIR), one_hot(30)])
+    scorers = Scorers(digit, answers, widest=0.7)
+    digits = read(image, scorers)
+    assert scorers.pair_batches == [(2, *pairs.INPUT_SHAPE)]
+    assert [d.digit for d in digits] == [5, 3, 0, 5]
+    assert [d.box.x for d in digits] == sorted(d.box.x for d in digits)
+    without = Scorers(digit, answers, widest=0.7)
+    assert [d.digit for d in read(image, without, pair_reader=False)] == [5, 5, 5, 5]
 
 
 def test_three_touching_digits_are_asked_about_as_a_group_only() -> None:
