@@ -46,6 +46,7 @@ class Number:
     kind: str
     spacing: str  # wide, narrow, or touching (one pair touches)
     content: bytes
+    chosen: tuple[int, ...] = ()  # its digits' indices in the split it is composed from
 
 
 def _digit_ink(image: np.ndarray, height: int, slant: float) -> np.ndarray:
@@ -184,7 +185,8 @@ def numbers(
         spacing = SPACINGS[(index // len(KINDS)) % len(SPACINGS)]
         coverage, baseline = compose([digits.images[i] for i in chosen], spacing, rng)
         text = "".join(str(int(digits.labels[i])) for i in chosen)
-        yield Number(text, kind, spacing, render(coverage, baseline, kind, rng, rise))
+        content = render(coverage, baseline, kind, rng, rise)
+        yield Number(text, kind, spacing, content, tuple(int(i) for i in chosen))
 
 
 def in_boxes(images: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -218,7 +220,8 @@ def boxed_numbers(digits: data.Split, count: int, seed: int = 0) -> Iterator[Num
         chosen = rng.integers(0, len(digits.labels), int(rng.integers(2, 9)))
         pixels = in_boxes([digits.images[i] for i in chosen], rng)
         text = "".join(str(int(digits.labels[i])) for i in chosen)
-        yield Number(text, "form boxes", "boxed", uploads.encode(Image.fromarray(pixels), "PNG"))
+        content = uploads.encode(Image.fromarray(pixels), "PNG")
+        yield Number(text, "form boxes", "boxed", content, tuple(int(i) for i in chosen))
 
 
 def pen_digits(count: int = 3000, as_recorded: bool = False) -> data.Split:
@@ -244,6 +247,23 @@ def box_digits(digits: data.Split, count: int = 3000) -> data.Split:
     binarised."""
     images = [box_digit(image, index % 2 == 1) for index, image in enumerate(digits.images[:count])]
     return data.Split(np.stack(images), digits.labels[:count])
+
+
+def read_alone(digits: data.Split) -> np.ndarray:
+    """Whether the service reads each digit right sent alone as a PNG (``/predict``'s
+    path in-process: ``model.world.service_reader``; refused counts as wrong). A number
+    is read no better than its digits are alone."""
+    from model import world
+
+    read = world.service_reader()
+    right = np.zeros(len(digits.labels), dtype=bool)
+    for start in range(0, len(digits.labels), 256):
+        chunk = range(start, min(start + 256, len(digits.labels)))
+        readings = read([world.png(digits.images[i]) for i in chunk])
+        for index, reading in zip(chunk, readings, strict=True):
+            answer = None if reading.refused else int(np.argmax(reading.probabilities))
+            right[index] = answer == int(digits.labels[index])
+    return right
 
 
 def in_process_reader(classifier=None) -> Callable[[bytes], str | None]:
@@ -323,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", choices=sources, default="mnist")
     parser.add_argument("--boxes", action="store_true", help="written in a form's boxes")
     parser.add_argument("--length", type=int, help="every number this many digits (default 2-8)")
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="also the share of numbers whose every digit is read right sent alone",
+    )
     args = parser.parse_args(argv)
     if args.source.startswith("pendigits"):
         digits = pen_digits(as_recorded=args.source == "pendigits-as-recorded")
@@ -345,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         read = in_process_reader()
 
-    totals: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    # Per row: numbers read right, numbers, numbers whose every digit reads right alone.
+    totals: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+    alone = read_alone(digits) if args.alone else None
     started = time.perf_counter()
     if args.boxes:
         written = boxed_numbers(digits, args.count, args.seed)
@@ -367,16 +394,21 @@ def main(argv: list[str] | None = None) -> int:
             ("by_spacing", number.spacing),
             ("by_length_and_spacing", f"{length}, {number.spacing}"),
         ):
-            totals[table][key][0] += right
-            totals[table][key][1] += 1
+            row = totals[table][key]
+            row[0] += right
+            row[1] += 1
+            row[2] += alone is not None and bool(alone[list(number.chosen)].all())
     report: dict = {
         "source": args.source,
         "count": args.count,
         "seconds": round(time.perf_counter() - started, 1),
-        "accuracy": sum(r for r, _ in totals["by_kind"].values()) / args.count,
+        "accuracy": sum(r for r, *_ in totals["by_kind"].values()) / args.count,
     }
     for table, rows in totals.items():
-        report[table] = {key: f"{r / n:.3f} of {n}" for key, (r, n) in sorted(rows.items())}
+        report[table] = {
+            key: f"{r / n:.3f} of {n}" + (f", every digit alone {a / n:.3f}" if args.alone else "")
+            for key, (r, n, a) in sorted(rows.items())
+        }
     print(json.dumps(report, indent=2))
     return 0
 
