@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import shutil
@@ -210,13 +211,16 @@ def touching_pair_among(before: bool = False) -> Image.Image:
     return wide
 
 
-def test_two_touching_digits_of_three_in_a_group_are_a_pair_where_the_group_is_not() -> None:
-    """The group split in three (3 | 0 | 5: no candidate wider than a digit is one),
-    the first two cut apart, the 5 whole components of its own: the reader is asked
-    about the group and about the 30's ink alone, in one batch. The group is no pair,
-    the 30 is: its digits are the reader's, in their candidates' boxes; the 5 stays
-    as the digit network reads it (5, unsurely)."""
-    image = touching_pair_among()
+@pytest.mark.parametrize(("before", "read_as"), [(False, [3, 0, 5]), (True, [5, 3, 0, 5])])
+def test_two_touching_digits_among_close_ones_are_a_pair_where_the_group_is_not(
+    before: bool, read_as: list[int]
+) -> None:
+    """The group split in three (3 | 0 | 5: no candidate wider than a digit is one) or,
+    with a 5 before it too, in four; the 3 and 0 cut apart, each 5 whole components of
+    its own: the reader is asked about the group and about the 30's ink alone, in one
+    batch. The group is no pair, the 30 is: its digits are the reader's, in their
+    candidates' boxes; the 5s stay as the digit network reads them (5, unsurely)."""
+    image = touching_pair_among(before)
     digit = np.full(10, 0.09, np.float32)
     digit[5] = 0.19
     answers = np.stack([one_hot(pairs.NOT_A_PAIR), one_hot(30)])
@@ -225,30 +229,15 @@ def test_two_touching_digits_of_three_in_a_group_are_a_pair_where_the_group_is_n
     assert scorers.pair_batches == [(2, *pairs.INPUT_SHAPE)]
     group, thirty = scorers.pair_inputs
     assert not np.allclose(group, thirty)
-    assert [d.digit for d in digits] == [3, 0, 5]
-    assert digits[0].box.x < digits[1].box.x < digits[2].box.x
-    assert digits[1].box.x + digits[1].box.width <= digits[2].box.x + 10
+    assert [d.digit for d in digits] == read_as
+    assert all(a.box.x < b.box.x for a, b in itertools.pairwise(digits))
+    zero, five = digits[read_as.index(0)].box, digits[-1].box
+    assert zero.x + zero.width <= five.x + 10
+    fives = [5] * len(read_as)
     without = Scorers(digit, answers, widest=0.7)
-    assert [d.digit for d in read(image, without, pair_reader=False)] == [5, 5, 5]
+    assert [d.digit for d in read(image, without, pair_reader=False)] == fives
     unsure = Scorers(digit, np.stack([one_hot(pairs.NOT_A_PAIR), one_hot(30, 0.6)]), widest=0.7)
-    assert [d.digit for d in read(image, unsure)] == [5, 5, 5]
-
-
-def test_two_touching_digits_among_four_in_a_group_are_a_pair_where_the_group_is_not() -> None:
-    """Split in four (5 | 3 | 0 | 5), the 3 and 0 cut apart, each 5 whole components
-    of its own: the 30's ink is asked about with the group's; the 30 becomes the
-    reader's pair, the 5s stay as the digit network reads them."""
-    image = touching_pair_among(before=True)
-    digit = np.full(10, 0.09, np.float32)
-    digit[5] = 0.19
-    answers = np.stack([one_hot(pairs.NOT_A_PAIR), one_hot(30)])
-    scorers = Scorers(digit, answers, widest=0.7)
-    digits = read(image, scorers)
-    assert scorers.pair_batches == [(2, *pairs.INPUT_SHAPE)]
-    assert [d.digit for d in digits] == [5, 3, 0, 5]
-    assert [d.box.x for d in digits] == sorted(d.box.x for d in digits)
-    without = Scorers(digit, answers, widest=0.7)
-    assert [d.digit for d in read(image, without, pair_reader=False)] == [5, 5, 5, 5]
+    assert [d.digit for d in read(image, unsure)] == fives
 
 
 def test_three_touching_digits_are_asked_about_as_a_group_only() -> None:
