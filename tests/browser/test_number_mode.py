@@ -87,6 +87,25 @@ def test_uploading_a_number(open_page: Callable[..., Page]):
     expect(page.get_by_test_id("number-confidence")).to_contain_text("year.png")
 
 
+@pytest.mark.parametrize("width", [1100, 700, 390])
+def test_the_image_read_and_its_caption_stay_in_their_panel(
+    open_page: Callable[..., Page], width: int
+):
+    """The image read is as wide as the panel allows and its caption under it, inside
+    the panel, on a wide screen, a narrow one and a phone."""
+    page = open_page("/", viewport={"width": width, "height": 900})
+    number_mode(page)
+    upload_png(page, draw_number("307125")[0], "long.png")
+    expect_number(page, "307125")
+    panel = page.locator("#number-result").bounding_box()
+    image = page.get_by_test_id("boxes").bounding_box()
+    caption = page.locator("#number-result figcaption").bounding_box()
+    assert panel and image and caption
+    for box in (image, caption):
+        assert panel["x"] <= box["x"] and box["x"] + box["width"] <= panel["x"] + panel["width"]
+    assert caption["y"] >= image["y"] + image["height"]  # under it, not squeezed beside it
+
+
 def test_a_decimal_point_is_named_apart(open_page: Callable[..., Page]):
     page = open_page("/")
     number_mode(page)
