@@ -104,6 +104,8 @@ def test_the_image_read_and_its_caption_stay_in_their_panel(
     for box in (image, caption):
         assert panel["x"] <= box["x"] and box["x"] + box["width"] <= panel["x"] + panel["width"]
     assert caption["y"] >= image["y"] + image["height"]  # under it, not squeezed beside it
+    number = page.get_by_test_id("number").bounding_box()
+    assert number and number["height"] < 2 * 40  # one line of its 2.5rem digits, not broken
 
 
 def test_a_decimal_point_is_named_apart(open_page: Callable[..., Page]):
