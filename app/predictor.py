@@ -83,6 +83,11 @@ class Reading:
     marks: list[splits.Mark]
     preprocess_seconds: float
 
+    @property
+    def digit_score(self) -> float:
+        """How much the digits look like handwritten digits (``splits.looks_like_digits``)."""
+        return splits.looks_like_digits(self.digits)
+
 
 def _normalized(read: tuple[np.ndarray, np.ndarray] | None, seconds: float) -> Normalized | None:
     """The fast path's reading of an upload (``fast_path.input_and_ink``) as a batch item."""
@@ -275,10 +280,12 @@ class Predictor:
         Nothing is refused: the caller gets the probabilities of whatever it sent."""
         return self.classifier.interpret(await run_in_threadpool(self._looked, batch))[0]
 
-    async def read(self, data: bytes) -> Reading:
+    async def read(self, data: bytes, reject: bool = True) -> Reading:
         """Bytes of one line of digits -> its digits, left to right, and its other
         marks; the candidate digits through the network in one or two batches. Raises
-        preprocessing.PreprocessingError (segmentation.TooManyDigitsError included)."""
+        preprocessing.PreprocessingError (segmentation.TooManyDigitsError included; and,
+        if ``reject``, rejection.NotADigitError for digits that do not look like digits:
+        ``splits.looks_like_digits`` under ``rejection.READ_BELOW``)."""
         started = time.perf_counter()
         proposal = await self._prepare(
             data, lambda image: segmentation.propose(image, self.max_digits)
@@ -289,7 +296,11 @@ class Predictor:
             raise segmentation.TooManyDigitsError(
                 f"More than {self.max_digits} digits (MAX_DIGITS): {len(digits)} read."
             )
-        return Reading(digits, proposal.marks, seconds)
+        reading = Reading(digits, proposal.marks, seconds)
+        if reject and reading.digit_score < rejection.READ_BELOW:
+            why = await run_in_threadpool(rejection.read_reason, data, self.limits)
+            raise rejection.NotADigitError(why)
+        return reading
 
     async def predict_many(
         self, uploads: list[bytes], reject: bool = True

@@ -24,6 +24,11 @@ PHOTO = "it looks like a photo or a picture, not a written digit."
 TEXT = "it looks like printed text or a page of writing, not one digit."
 SEVERAL = "it holds several characters; POST /read reads a number of several digits."
 SYMBOL = "it looks like a letter or a symbol, not a digit."
+LETTERS = "it looks like letters or symbols, not written digits."  # /read's SEVERAL and SYMBOL
+# /read: digits whose scores' geometric mean (``splits.looks_like_digits``) is under this
+# are refused. Chosen on model.numbers' tuning draws and model.world's non-digits, seed 0
+# (docs/reading.md): 1 of 1,200 numbers refused, 141 of 750 non-digits answered, not 600.
+READ_BELOW = 0.3
 SECOND_LOOK_BELOW = 0.6  # digit scores under this, though above the threshold, are uncertain
 COLOURFUL_SATURATION = 0.25  # mean HSV saturation of a colour photo's pixels, 0..1
 PHOTO_COVERAGE = 0.35  # share of the marks' box covered by ink: a scene, not strokes
@@ -79,6 +84,13 @@ def reason(
     except preprocessing.PreprocessingError:
         return SYMBOL
     return shape_reason(marks)
+
+
+def read_reason(data: bytes, limits: preprocessing.Limits) -> str:
+    """Why an upload to ``POST /read`` is refused (``reason``, in words for a line of
+    several characters: a photo, text, or letters and symbols)."""
+    why = reason(data, limits)
+    return LETTERS if why in (SEVERAL, SYMBOL) else why
 
 
 def _image(data: bytes, limits: preprocessing.Limits, decoded: Image.Image | None) -> Image.Image:

@@ -73,6 +73,9 @@ class Digit:
     probabilities: np.ndarray  # (10,)
     network_input: np.ndarray  # (28, 28, 1)
     box: Box
+    # How much its candidate looks like one whole digit (``calibration.candidate_score``;
+    # 1 where the network does not say): what ``looks_like_digits`` averages.
+    score: float = 1.0
 
     @property
     def digit(self) -> int:
@@ -327,8 +330,14 @@ class Proposal:
         chosen = {number: self._chosen(number, ends, log_scores) for number in self._variants}
         read = {} if pair_reader is None else self._ask(pair_reader, chosen, log_scores)
 
+        def score(index: int) -> float:
+            return 1.0 if scores is None else float(scores[index])
+
         def own(indices: list[int]) -> list[Digit]:  # candidates as the network reads them
-            return [Digit(probabilities[i], inputs[i], self.candidates[i].box) for i in indices]
+            return [
+                Digit(probabilities[i], inputs[i], self.candidates[i].box, score(i))
+                for i in indices
+            ]
 
         digits = []
         for number, (_, path) in chosen.items():
@@ -340,7 +349,7 @@ class Proposal:
                     two, before, after = path[start : start + 2], path[:start], path[start + 2 :]
                 if two is not None:
                     read_as_pair = [
-                        Digit(digit, inputs[i], self.candidates[i].box)
+                        Digit(digit, inputs[i], self.candidates[i].box, score(i))
                         for digit, i in zip(pair, two, strict=True)
                     ]
                     digits += own(before) + read_as_pair + own(after)
@@ -437,6 +446,17 @@ class Proposal:
             path.append(back[end])
             end = self.candidates[back[end]].first
         return best[group.count], path[::-1]
+
+
+def looks_like_digits(digits: list[Digit]) -> float:
+    """How much a line's digits look like handwritten digits, 0..1: the geometric mean of
+    their scores (a digit's candidate score, as the splits weighed it; a digit the pair
+    reader read keeps its candidate's). A letter, a scribble or a photo cut into the
+    pieces that look most like digits still scores low on most of them."""
+    if not digits:
+        return 0.0
+    logs = [math.log(max(digit.score, 1e-12)) for digit in digits]
+    return math.exp(sum(logs) / len(logs))
 
 
 def _log_likelihoods(probabilities: np.ndarray, scores: np.ndarray | None) -> np.ndarray:

@@ -266,11 +266,29 @@ def read_alone(digits: data.Split) -> np.ndarray:
     return right
 
 
+def not_digits(count: int, seed: int) -> dict[str, str]:
+    """The non-digits ``model.world`` measures ``/predict`` with (other fonts and seeds
+    than training's), ``count`` of each kind but its several digits (a number, to
+    /read), read in-process: the share /read answers with a number, per kind."""
+    from model import augment, world
+
+    read = in_process_reader()
+    answered: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    blank = np.zeros((1, 28, 28), dtype=np.uint8)  # its several digits are not drawn
+    for sample in world.not_digits(count, seed, blank, augment.fonts(training=False)):
+        if sample.kind == "several digits":
+            break
+        answered[sample.kind][0] += read(sample.content) is not None
+        answered[sample.kind][1] += 1
+    return {kind: f"{a / n:.3f} of {n}" for kind, (a, n) in answered.items()}
+
+
 def in_process_reader(classifier=None) -> Callable[[bytes], str | None]:
     """The service's own reading, without HTTP: propose, then read with the network
     (``classifier``, an ``app.inference.DigitClassifier``; default: the configured one)
-    and the pair reader shipped beside the configured model (``app.pairs``)."""
-    from app import pairs, preprocessing, segmentation
+    and the pair reader shipped beside the configured model (``app.pairs``); None where
+    /read answers 422 (no digit, or marks that do not look like digits)."""
+    from app import pairs, preprocessing, rejection, segmentation, splits
     from app.config import get_settings
     from app.inference import load_configured
 
@@ -288,6 +306,8 @@ def in_process_reader(classifier=None) -> Callable[[bytes], str | None]:
             lambda inputs: classifier.interpret(classifier.outputs(inputs), candidates=True),
             pair_reader,
         )
+        if splits.looks_like_digits(digits) < rejection.READ_BELOW:
+            return None  # refused, as /read refuses it
         return "".join(str(digit.digit) for digit in digits)
 
     return read
@@ -344,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--boxes", action="store_true", help="written in a form's boxes")
     parser.add_argument("--length", type=int, help="every number this many digits (default 2-8)")
     parser.add_argument(
+        "--not-digits",
+        action="store_true",
+        help="instead, the share of model.world's non-digits /read answers, per kind",
+    )
+    parser.add_argument(
         "--alone",
         action="store_true",
         help="also the share of numbers whose every digit is read right sent alone",
@@ -357,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
             digits = box_digits(digits)
     if args.speed:
         print(json.dumps(speed(digits), indent=2))
+        return 0
+    if args.not_digits:
+        print(json.dumps(not_digits(args.count, args.seed), indent=2))
         return 0
 
     if args.url:
@@ -373,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     # Per row: numbers read right, numbers, numbers whose every digit reads right alone.
     totals: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
     alone = read_alone(digits) if args.alone else None
-    started = time.perf_counter()
+    refused, started = 0, time.perf_counter()
     if args.boxes:
         written = boxed_numbers(digits, args.count, args.seed)
     else:
@@ -386,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             name = f"{index:04d}-{number.text}-{number.kind}-{number.spacing}"
             (folder / name).write_bytes(number.content)
-        right = read(number.content) == number.text
+        got = read(number.content)
+        right, refused = got == number.text, refused + (got is None)
         length = f"{len(number.text)} digits"
         for table, key in (
             ("by_length", length),
@@ -403,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         "count": args.count,
         "seconds": round(time.perf_counter() - started, 1),
         "accuracy": sum(r for r, *_ in totals["by_kind"].values()) / args.count,
+        "refused": refused / args.count,
     }
     for table, rows in totals.items():
         report[table] = {

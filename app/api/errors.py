@@ -93,9 +93,13 @@ UPLOAD_ERRORS = {
 READ_ERRORS = {
     **UPLOAD_ERRORS,
     422: _response(
-        "No digit in the image (blank, one colour, only marks), more digits than "
-        "MAX_DIGITS, or a missing or invalid field.",
+        "No digit in the image (blank, one colour, only marks), marks that do not look "
+        "like handwritten digits (a photo, letters, printed text; the detail says which; "
+        "reject=false answers these), more digits than MAX_DIGITS, or a missing or "
+        "invalid field.",
         "More than 32 digits (MAX_DIGITS): 57 found at least.",
+        f"No digit found: {rejection.LETTERS}",
+        f"No digit found: {rejection.PHOTO}",
     ),
 }
 NOT_READY = {503: _response("The model is not loaded yet.", "The model is not loaded yet.")}

@@ -159,6 +159,7 @@ class NumberReading(BaseModel):
                     "other": [
                         {"kind": "point", "box": {"x": 120, "y": 118, "width": 10, "height": 10}}
                     ],
+                    "digit_score": 0.9712,
                     "model_version": "digitnet-2026-11-24-s1",
                 }
             ]
@@ -172,5 +173,13 @@ class NumberReading(BaseModel):
     digits: list[ReadDigit] = Field(..., description="Each digit, left to right.")
     other: list[OtherMark] = Field(
         ..., description="Marks on the line that are no digit (not part of `number`)."
+    )
+    digit_score: float = Field(
+        ...,
+        ge=0,
+        le=1,
+        description="How much the digits look like handwritten digits: the geometric mean "
+        "of each digit's score (1 − p(not a digit), times how much it looks like one whole "
+        "digit). Under 0.3 the image is refused with 422 unless reject=false.",
     )
     model_version: str = Field(..., description="Which model answered.")

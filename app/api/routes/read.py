@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 
 from app import observability
 from app.api.deps import OneFile, PredictorDep
@@ -14,6 +14,22 @@ from app.api.routes.predict import IMAGE_FORMATS, IncludeInput, input_png_base64
 from app.api.schemas import Box, NumberReading, OtherMark, ReadDigit
 
 router = APIRouter(tags=["read"])
+
+ReadReject = Annotated[
+    bool,
+    Query(
+        description="Refuse (422) an image whose digits do not look like handwritten digits "
+        "(a photo, letters, a scribble). With reject=false every readable image gets 200 "
+        "with its `digit_score`, for clients that set their own threshold.",
+        openapi_examples={
+            "refuse non-digits": {"value": True, "summary": "422 for a photo or a word"},
+            "decide yourself": {
+                "value": False,
+                "summary": "200 for every readable image; compare digit_score yourself",
+            },
+        },
+    ),
+]
 
 NUMBER_DESCRIPTION = (
     "An image of one line of handwritten digits (an amount, a postcode, a meter reading): "
@@ -33,6 +49,7 @@ async def read(
     file: Annotated[UploadFile, File(description=NUMBER_DESCRIPTION)],
     predictor: PredictorDep,
     include_input: IncludeInput = False,
+    reject: ReadReject = True,
 ) -> NumberReading:
     """Upload an image of a number as the multipart field `file`; get its digits
     left to right, each with its probabilities and its box in the image (pixels of
@@ -41,8 +58,10 @@ async def read(
     the split best; each is normalised exactly as /predict normalises one digit.
     Rules under or around the digits are ignored; short marks that are no digit
     (a decimal point, a comma, a dash) are left out of `number` and listed under
-    `other` with their boxes. `confidence` is the product of the digits'."""
-    reading = await predictor.read(await file.read())
+    `other` with their boxes. `confidence` is the product of the digits'. An image
+    whose digits do not look like digits (a photo, letters, a scribble) gets 422
+    with the reason, unless `reject=false`."""
+    reading = await predictor.read(await file.read(), reject)
     digits = [
         ReadDigit(
             digit=digit.digit,
@@ -61,5 +80,6 @@ async def read(
         confidence=confidence,
         digits=digits,
         other=[OtherMark(kind=mark.kind, box=Box(**vars(mark.box))) for mark in reading.marks],
+        digit_score=reading.digit_score,
         model_version=predictor.classifier.version,
     )

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
+from app import rejection
 from tests.app.handwriting import draw_number
 from tests.app.test_segmentation import finely_cut
 from tests.conftest import png_bytes
@@ -41,7 +42,8 @@ def check_boxes(body: dict, drawn: list[tuple[float, float, float, float]]) -> N
 def test_reading_body(client: TestClient) -> None:
     image, drawn = draw_number("2025")
     body = read(client, image)
-    assert set(body) == {"number", "confidence", "digits", "other", "model_version"}
+    assert set(body) == {"number", "confidence", "digits", "other", "digit_score", "model_version"}
+    assert rejection.READ_BELOW < body["digit_score"] <= 1
     assert body["number"] == "2025"
     assert body["model_version"] == client.get("/model").json()["version"]
     assert body["other"] == []

@@ -1,0 +1,56 @@
+"""POST /read refuses marks that do not look like handwritten digits, as /predict
+refuses one that does not look like a digit; reject=false answers them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app import rejection, splits
+from app.candidates import Box
+from tests.app.handwriting import draw_number
+from tests.app.test_rejection import coins_photo, printed
+from tests.conftest import png_bytes
+
+
+def post(client: TestClient, content: bytes, **params):
+    return client.post("/read", files={"file": ("upload.png", content, "image/png")}, params=params)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(printed("HELLO"), rejection.LETTERS), (coins_photo(), rejection.PHOTO)],
+    ids=["a printed word", "a photo of coins"],
+)
+def test_what_is_no_number_is_refused_with_a_reason(
+    client: TestClient, content: bytes, reason: str
+) -> None:
+    response = post(client, content)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"No digit found: {reason}"
+    answered = post(client, content, reject="false")
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["digit_score"] < rejection.READ_BELOW
+
+
+def test_a_written_number_is_read_either_way(client: TestClient) -> None:
+    content = png_bytes(draw_number("2025")[0])
+    for params in ({}, {"reject": "false"}):
+        body = post(client, content, **params).json()
+        assert body["number"] == "2025" and body["digit_score"] > rejection.READ_BELOW
+
+
+def digit(score: float) -> splits.Digit:
+    return splits.Digit(np.eye(10)[1], np.zeros((28, 28, 1)), Box(0, 0, 1, 1), score)
+
+
+def test_digits_look_like_digits_by_the_geometric_mean_of_their_scores() -> None:
+    assert splits.looks_like_digits([digit(0.9), digit(0.1)]) == pytest.approx(0.3)
+    assert splits.looks_like_digits([digit(1.0)] * 7 + [digit(0.01)]) == pytest.approx(
+        math.exp(math.log(0.01) / 8)
+    )
+    assert splits.looks_like_digits([digit(0.0)]) < 1e-6
+    assert splits.looks_like_digits([]) == 0.0
