@@ -9,6 +9,7 @@
   // drawings are never refused (reject=false); uploads are.
   const DRAWING_URL = "/predict?include_input=true&reject=false";
   const READ_URL = "/read?include_input=true";
+  const READ_DRAWING_URL = "/read?include_input=true&reject=false";
   const PAD_WIDTH = { digit: 280, number: 840 }; // a number gets a pad three digits wide
   const INK = "#111111";
   const PAPER = "#ffffff";
@@ -211,7 +212,10 @@
     form.append("file", blob, filename);
     try {
       const reading = mode === "number";
-      const url = reading ? READ_URL : source === DRAWING ? DRAWING_URL : PREDICT_URL;
+      const drawn = source === DRAWING;
+      const url = reading
+        ? (drawn ? READ_DRAWING_URL : READ_URL)
+        : (drawn ? DRAWING_URL : PREDICT_URL);
       const response = await fetch(url, {
         method: "POST",
         body: form,

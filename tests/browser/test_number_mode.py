@@ -52,6 +52,7 @@ def draw_in_thirds(page: Page, digits: str) -> None:
                     page.mouse.move(*point, steps=12)
                 page.mouse.up()
             assert answer.value.ok, answer.value.text()
+            assert "reject=false" in answer.value.url  # a drawing is never refused mid-way
     expect(page.locator("body")).to_have_attribute("data-state", "done")
 
 
@@ -82,7 +83,9 @@ def test_drawing_a_number_shows_it_digit_by_digit(open_page: Callable[..., Page]
 def test_uploading_a_number(open_page: Callable[..., Page]):
     page = open_page("/")
     number_mode(page)
-    upload_png(page, draw_number("2025")[0], "year.png")
+    with page.expect_request(lambda request: "/read" in request.url) as sent:
+        upload_png(page, draw_number("2025")[0], "year.png")
+    assert "reject=false" not in sent.value.url  # an upload is refused as any client's
     expect_number(page, "2025")
     expect(page.get_by_test_id("number-confidence")).to_contain_text("year.png")
 
