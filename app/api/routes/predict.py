@@ -35,21 +35,29 @@ IncludeInput = Annotated[
     bool,
     Query(description="Also return the 28×28 image the network saw, as a base64 PNG."),
 ]
-Reject = Annotated[
-    bool,
-    Query(
-        description="Refuse (422) an image that does not look like one handwritten digit. "
-        "With reject=false every readable image gets 200 with its `digit_score`, for "
-        "clients that set their own threshold.",
-        openapi_examples={
-            "refuse non-digits": {"value": True, "summary": "422 for a photo or a letter"},
-            "decide yourself": {
-                "value": False,
-                "summary": "200 for every readable image; compare digit_score yourself",
+
+
+def reject_query(refused: str, summary: str):
+    """The ``reject`` query parameter: refuse (422) ``refused`` unless reject=false."""
+    return Annotated[
+        bool,
+        Query(
+            description=f"Refuse (422) {refused}. With reject=false every readable image "
+            "gets 200 with its `digit_score`, for clients that set their own threshold.",
+            openapi_examples={
+                "refuse non-digits": {"value": True, "summary": summary},
+                "decide yourself": {
+                    "value": False,
+                    "summary": "200 for every readable image; compare digit_score yourself",
+                },
             },
-        },
-    ),
-]
+        ),
+    ]
+
+
+Reject = reject_query(
+    "an image that does not look like one handwritten digit", "422 for a photo or a letter"
+)
 
 
 def input_png_base64(network_input: np.ndarray) -> str:

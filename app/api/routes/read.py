@@ -5,31 +5,25 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Request, UploadFile
 
 from app import observability
 from app.api.deps import OneFile, PredictorDep
 from app.api.errors import NOT_READY, READ_ERRORS
-from app.api.routes.predict import IMAGE_FORMATS, IncludeInput, input_png_base64
+from app.api.routes.predict import (
+    IMAGE_FORMATS,
+    IncludeInput,
+    input_png_base64,
+    reject_query,
+)
 from app.api.schemas import Box, NumberReading, OtherMark, ReadDigit
 
 router = APIRouter(tags=["read"])
 
-ReadReject = Annotated[
-    bool,
-    Query(
-        description="Refuse (422) an image whose digits do not look like handwritten digits "
-        "(a photo, letters, a scribble). With reject=false every readable image gets 200 "
-        "with its `digit_score`, for clients that set their own threshold.",
-        openapi_examples={
-            "refuse non-digits": {"value": True, "summary": "422 for a photo or a word"},
-            "decide yourself": {
-                "value": False,
-                "summary": "200 for every readable image; compare digit_score yourself",
-            },
-        },
-    ),
-]
+ReadReject = reject_query(
+    "an image whose digits do not look like handwritten digits (a photo, letters, a scribble)",
+    "422 for a photo or a word",
+)
 
 NUMBER_DESCRIPTION = (
     "An image of one line of handwritten digits (an amount, a postcode, a meter reading): "
