@@ -266,13 +266,13 @@ def read_alone(digits: data.Split) -> np.ndarray:
     return right
 
 
-def not_digits(count: int, seed: int) -> dict[str, str]:
+def not_digits(count: int, seed: int, reject: bool = True) -> dict[str, str]:
     """The non-digits ``model.world`` measures ``/predict`` with (other fonts and seeds
     than training's), ``count`` of each kind but its several digits (a number, to
     /read), read in-process: the share /read answers with a number, per kind."""
     from model import augment, world
 
-    read = in_process_reader()
+    read = in_process_reader(reject=reject)
     answered: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     blank = np.zeros((1, 28, 28), dtype=np.uint8)  # its several digits are not drawn
     for sample in world.not_digits(count, seed, blank, augment.fonts(training=False)):
@@ -283,11 +283,11 @@ def not_digits(count: int, seed: int) -> dict[str, str]:
     return {kind: f"{a / n:.3f} of {n}" for kind, (a, n) in answered.items()}
 
 
-def in_process_reader(classifier=None) -> Callable[[bytes], str | None]:
+def in_process_reader(classifier=None, reject: bool = True) -> Callable[[bytes], str | None]:
     """The service's own reading, without HTTP: propose, then read with the network
     (``classifier``, an ``app.inference.DigitClassifier``; default: the configured one)
     and the pair reader shipped beside the configured model (``app.pairs``); None where
-    /read answers 422 (no digit, or marks that do not look like digits)."""
+    /read answers 422 (no digit, or, if ``reject``, marks that do not look like digits)."""
     from app import pairs, preprocessing, rejection, segmentation, splits
     from app.config import get_settings
     from app.inference import load_configured
@@ -306,7 +306,7 @@ def in_process_reader(classifier=None) -> Callable[[bytes], str | None]:
             lambda inputs: classifier.interpret(classifier.outputs(inputs), candidates=True),
             pair_reader,
         )
-        if splits.looks_like_digits(digits) < rejection.READ_BELOW:
+        if reject and splits.looks_like_digits(digits) < rejection.READ_BELOW:
             return None  # refused, as /read refuses it
         return "".join(str(digit.digit) for digit in digits)
 
@@ -369,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         help="instead, the share of model.world's non-digits /read answers, per kind",
     )
     parser.add_argument(
+        "--no-reject",
+        action="store_true",
+        help="read as /read?reject=false does: digits that do not look like digits answered",
+    )
+    parser.add_argument(
         "--alone",
         action="store_true",
         help="also the share of numbers whose every digit is read right sent alone",
@@ -384,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(speed(digits), indent=2))
         return 0
     if args.not_digits:
-        print(json.dumps(not_digits(args.count, args.seed), indent=2))
+        print(json.dumps(not_digits(args.count, args.seed, not args.no_reject), indent=2))
         return 0
 
     if args.url:
@@ -393,10 +398,11 @@ def main(argv: list[str] | None = None) -> int:
         http = httpx.Client(base_url=args.url, timeout=30)
 
         def read(content: bytes) -> str | None:
-            response = http.post("/read", files={"file": ("number", content)})
+            params = {"reject": "false"} if args.no_reject else {}
+            response = http.post("/read", files={"file": ("number", content)}, params=params)
             return response.json()["number"] if response.status_code == 200 else None
     else:
-        read = in_process_reader()
+        read = in_process_reader(reject=not args.no_reject)
 
     # Per row: numbers read right, numbers, numbers whose every digit reads right alone.
     totals: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 
 from model import data, numbers, uploads
 from tests.app.handwriting import draw_digit
+from tests.app.test_rejection import printed
 from tests.model.test_world import lower_bound  # a one-sided 99.5 % normal bound
 
 COUNT = 240  # numbers of 2-8 digits, a third each with wide gaps, narrow gaps, a touching pair
@@ -142,3 +143,10 @@ def test_digits_are_read_alone_as_the_service_reads_one() -> None:
         images.append(255 - np.asarray(canvas.resize((28, 28), Image.Resampling.BOX)))
     digits = data.Split(np.stack(images), np.array([1, 0, 7, 7], dtype=np.uint8))
     assert numbers.read_alone(digits).tolist() == [True, True, True, False]
+
+
+def test_the_in_process_reader_refuses_what_read_refuses() -> None:
+    """A printed word: refused as /read refuses it (None), read as digits without."""
+    word = printed("HELLO")
+    assert numbers.in_process_reader()(word) is None
+    assert numbers.in_process_reader(reject=False)(word)
