@@ -285,7 +285,7 @@ class Predictor:
         marks; the candidate digits through the network in one or two batches. Raises
         preprocessing.PreprocessingError (segmentation.TooManyDigitsError included; and,
         if ``reject``, rejection.NotADigitError for digits that do not look like digits:
-        ``splits.looks_like_digits`` under ``rejection.READ_BELOW``)."""
+        ``rejection.number_refused``)."""
         started = time.perf_counter()
         proposal = await self._prepare(
             data, lambda image: segmentation.propose(image, self.max_digits)
@@ -296,11 +296,10 @@ class Predictor:
             raise segmentation.TooManyDigitsError(
                 f"More than {self.max_digits} digits (MAX_DIGITS): {len(digits)} read."
             )
-        reading = Reading(digits, proposal.marks, seconds)
-        if reject and reading.digit_score < rejection.READ_BELOW:
+        if reject and rejection.number_refused(digits):
             why = await run_in_threadpool(rejection.read_reason, data, self.limits)
             raise rejection.NotADigitError(why)
-        return reading
+        return Reading(digits, proposal.marks, seconds)
 
     async def predict_many(
         self, uploads: list[bytes], reject: bool = True

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from app import ink_blobs, preprocessing
+from app import ink_blobs, preprocessing, splits
 
 PHOTO = "it looks like a photo or a picture, not a written digit."
 TEXT = "it looks like printed text or a page of writing, not one digit."
@@ -84,6 +84,12 @@ def reason(
     except preprocessing.PreprocessingError:
         return SYMBOL
     return shape_reason(marks)
+
+
+def number_refused(digits: list[splits.Digit]) -> bool:
+    """Whether ``POST /read`` refuses a line's digits: they do not look like handwritten
+    digits (``splits.looks_like_digits`` under READ_BELOW)."""
+    return splits.looks_like_digits(digits) < READ_BELOW
 
 
 def read_reason(data: bytes, limits: preprocessing.Limits) -> str:

@@ -288,7 +288,7 @@ def in_process_reader(classifier=None, reject: bool = True) -> Callable[[bytes],
     (``classifier``, an ``app.inference.DigitClassifier``; default: the configured one)
     and the pair reader shipped beside the configured model (``app.pairs``); None where
     /read answers 422 (no digit, or, if ``reject``, marks that do not look like digits)."""
-    from app import pairs, preprocessing, rejection, segmentation, splits
+    from app import pairs, preprocessing, rejection, segmentation
     from app.config import get_settings
     from app.inference import load_configured
 
@@ -306,7 +306,7 @@ def in_process_reader(classifier=None, reject: bool = True) -> Callable[[bytes],
             lambda inputs: classifier.interpret(classifier.outputs(inputs), candidates=True),
             pair_reader,
         )
-        if reject and splits.looks_like_digits(digits) < rejection.READ_BELOW:
+        if reject and rejection.number_refused(digits):
             return None  # refused, as /read refuses it
         return "".join(str(digit.digit) for digit in digits)
 
