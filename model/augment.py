@@ -378,11 +378,9 @@ def _render_chunk(job: tuple) -> tuple[np.ndarray, np.ndarray]:
         render = {"world": world_variant, "pen": pen_variant, "bitmap": bitmap_variant}[kind]
         crossed_sevens = (extra or {}).get("crossed_sevens", 0.0)
         for item, label in items:
-            if label == habits.SEVEN and crossed_sevens:  # none drawn for at 0: as before
-                crossed = bool(rng.random() < crossed_sevens)
-                inputs.append(network_input(render(item, rng, crossed)))
-            else:
-                inputs.append(network_input(render(item, rng)))
+            # No draw for it at 0: the shipped recipe's draws as before.
+            crossed = label == habits.SEVEN and crossed_sevens and rng.random() < crossed_sevens
+            inputs.append(network_input(render(item, rng, True) if crossed else render(item, rng)))
             labels.append(label)
     kept = [i for i, x in enumerate(inputs) if x is not None]
     return (
