@@ -11,7 +11,8 @@ Classic over-segmentation, in two halves around the network's answers:
    form's box) erased except where a stroke crosses them; the line's digit height H;
 3. marks: a component under MARK_HEIGHT × H that does not sit over a digit (a
    decimal point, a comma, a dash) is no digit: it is listed, with its box, and
-   skipped;
+   skipped; but short strokes over one another that stand as tall together, one
+   of them neither a dash nor a point, are a digit (a small 5 written in two);
 4. groups: digit components that overlap horizontally or nearly touch are one
    group (a 4 or a 5 written in two strokes, or two digits: the network decides
    below); short pieces over a digit, within a whole digit's height of its foot
@@ -103,9 +104,34 @@ def _mark_kind(width: int, height: int, line: float) -> str:
     return "mark"
 
 
+def _stacked(blobs: components.Blobs, line: float, tall: np.ndarray) -> np.ndarray:
+    """Short strokes that together stand as tall as a digit: a small 5 written as its
+    body and its bar apart, each under MARK_HEIGHT. Those of a run of short strokes
+    over one another, beside no tall one, whose joint height is MARK_HEIGHT or more,
+    one of them neither a dash nor a point (a colon or an equals sign stays marks)."""
+    lefts, rights = blobs.left[tall], blobs.right[tall]
+    runs: list[tuple[list[int], int]] = []  # short strokes over one another, their right
+    for index in sorted(np.flatnonzero(~tall), key=lambda i: blobs.left[i]):
+        left, right = int(blobs.left[index]), int(blobs.right[index])
+        if (np.minimum(right, rights) > np.maximum(left, lefts)).any():
+            continue  # over a digit: a 5's bar or grain on it (_groups)
+        if runs and left <= runs[-1][1]:
+            runs[-1] = ([*runs[-1][0], int(index)], max(runs[-1][1], right))
+        else:
+            runs.append(([int(index)], right))
+    stacked = np.zeros(len(tall), dtype=bool)
+    for run, _ in runs:
+        height = max(blobs.bottom[i] for i in run) - min(blobs.top[i] for i in run)
+        kinds = {_mark_kind(int(blobs.width[i]), int(blobs.height[i]), line) for i in run}
+        if len(run) > 1 and height >= MARK_HEIGHT * line and "mark" in kinds:
+            stacked[run] = True
+    return stacked
+
+
 def _groups(blobs: components.Blobs, line: float) -> tuple[list[list[int]], list[int]]:
     """Digit groups (lists of blob indices, left to right) and the marks' indices."""
     tall = blobs.height >= MARK_HEIGHT * line
+    tall |= _stacked(blobs, line, tall)
     order = sorted(np.flatnonzero(tall), key=lambda i: blobs.left[i])
     groups: list[list[int]] = []
     extents: list[list[int]] = []  # each group's [left, right, top, bottom]

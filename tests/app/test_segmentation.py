@@ -388,3 +388,38 @@ def test_a_digits_detached_bar_is_part_of_it_not_a_mark(bar: list, body: list) -
     groups, marks = segmentation._groups(blobs, components.line_height(blobs, pen))
     assert marks == []
     assert [len(group) for group in groups] == [1, 2, 1]  # the bar with its digit
+
+
+SMALL_FIVE = [  # a 5 half the line's height: its body and its bar, each a mark's height
+    [(0.2, 0.15), (0.15, 0.5), (0.6, 0.45), (0.9, 0.65), (0.85, 0.9), (0.5, 1.0), (0.1, 0.9)],
+    [(0.25, 0.0), (0.95, 0.0)],
+]
+
+
+@pytest.mark.parametrize(
+    ("strokes", "groups", "marks"),
+    [
+        (SMALL_FIVE, [1, 2, 1], 0),  # together as tall as a digit: one
+        ([[(0.25, 0.1), (0.35, 0.1)], [(0.25, 0.9), (0.35, 0.9)]], [1, 1], 2),  # a colon
+        ([[(0.0, 0.3), (0.9, 0.3)], [(0.0, 0.8), (0.9, 0.8)]], [1, 1], 2),  # an equals sign
+    ],
+)
+def test_short_strokes_over_one_another_are_a_digit_if_one_is_no_dash_or_point(
+    strokes: list, groups: list, marks: int
+) -> None:
+    """Each stroke of a small 5 written in two is shorter than a mark's limit; over one
+    another they stand as tall as a digit: one group, not two marks skipped. A colon's
+    points and an equals sign's dashes stay marks."""
+    image = Image.new("L", (420, 200), 255)
+    draw = ImageDraw.Draw(image)
+    for left in (40, 300):  # full-height 1s on either side set the line's height
+        draw.line([(left, 40), (left, 160)], fill=0, width=9)
+    for stroke in strokes:
+        draw.line([(150 + 42 * x, 108 + 52 * y) for x, y in stroke], fill=0, width=9)
+    strength = preprocessing.ink_strength(preprocessing.grey_levels(image))
+    blobs, pen = components.find(strength.ink, strength.strokes)
+    line = components.line_height(blobs, pen)
+    assert (blobs.height < segmentation.MARK_HEIGHT * line).sum() == 2  # each stroke short
+    found, skipped = segmentation._groups(blobs, line)
+    assert [len(group) for group in found] == groups
+    assert len(skipped) == marks
