@@ -7,7 +7,9 @@ its own, and the network reads the piece. A small network of its own, the pair r
 28×56 (``fit_pair``), its 101 outputs the pairs "00" to "99" and "not two digits" (one
 digit, or three). ``app.splits`` asks it about each group whose best split cuts
 through a stroke, and each group read as one digit not surely; where it is sure of a
-pair (SURE, and SURE_WHOLE for the latter), the group is read as that pair.
+pair (SURE, and SURE_WHOLE for the latter), the group is read as that pair. Where a
+cut split is in two and the reader says "not two digits" (NO_PAIR), the splits cut
+one digit in two: the group is read whole, as one digit.
 
 No web framework and no TensorFlow here: ``model.pairs`` trains with ``fit_pair``.
 """
@@ -36,6 +38,10 @@ SURE = 0.9
 # The same for a group the digit network read as one digit, not surely (two digits
 # merged into one shape): the network's reading is kept unless the reader is surer.
 SURE_WHOLE = 0.99
+# Its "not two digits" at least this for a group whose best split is in two and cuts
+# through a stroke: one digit cut in two (a 5 as "15", a 2 as "21"), read whole (chosen
+# on the tuning draws, as SURE: docs/reading.md).
+NO_PAIR = 0.5
 
 
 def fit_pair(ink: np.ndarray) -> np.ndarray:
@@ -67,6 +73,11 @@ def pair(outputs: np.ndarray, sure: float = SURE) -> tuple[np.ndarray, np.ndarra
     pairs = outputs[:NOT_A_PAIR].astype(np.float64).reshape(10, 10)  # [first, second]
     first, second = pairs.sum(axis=1), pairs.sum(axis=0)
     return (first / first.sum()).astype(np.float32), (second / second.sum()).astype(np.float32)
+
+
+def no_pair(outputs: np.ndarray) -> bool:
+    """Whether one input's 101 outputs say "not two digits" (NO_PAIR)."""
+    return bool(outputs[NOT_A_PAIR] >= NO_PAIR)
 
 
 class PairReaderError(ModelLoadError):

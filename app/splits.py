@@ -27,7 +27,9 @@
    read as one digit, not surely (touching digits merged into one shape). Where it is
    sure of a pair (SURE; SURE_WHOLE for the latter), the group is those two digits:
    their probabilities the reader's, their boxes and inputs those of the group's best
-   split into two candidates. A cut split in three or more whose digits but two
+   split into two candidates; where the best split is in two and the reader says
+   "not two digits" (NO_PAIR), one digit was cut in two (a 5 as "15"): the group
+   is one digit, its whole candidate. A cut split in three or more whose digits but two
    neighbours are each components of their own (a touching pair and close
    neighbours) also has those two digits' ink read, in the same batch; where the
    group is no sure pair and those two are (SURE), they are the reader's digits in
@@ -239,11 +241,12 @@ class Proposal:
         pair_reader: PairScorer,
         chosen: dict[int, tuple[int, list[int]]],
         log_scores: np.ndarray,
-    ) -> dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray]]]:
+    ) -> dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray] | None]]:
         """Step 10: the pair reader on each line group whose chosen split (``_chosen``)
         cuts through a stroke or is one digit not read surely, and on two neighbouring
         digits of a cut split whose other digits stand apart (``_apart``); by group, its
-        first sure pair and where that starts in the split (None: the whole group)."""
+        first sure pair and where that starts in the split (None: the whole group), or
+        (None, None) where the split is in two and the reader says no pair."""
         asked = []  # (line group, how sure the reader must be, where, the ink it reads)
         for number, (variant, path) in chosen.items():
             group = self.groups[number]
@@ -261,11 +264,20 @@ class Proposal:
             return {}
         inputs = np.stack([pairs.fit_pair(ink) for *_, ink in asked])
         outputs = pair_reader(inputs[..., np.newaxis])
-        read: dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray]]] = {}
+        read: dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray] | None]] = {}
         for (number, sure, start, _), output in zip(asked, outputs, strict=True):
+            if number in read:
+                continue
             pair = pairs.pair(output, sure)
-            if pair is not None and number not in read:
+            if pair is not None:
                 read[number] = (start, pair)
+            elif (
+                start is None
+                and len(chosen[number][1]) == 2
+                and pairs.no_pair(output)
+                and self._whole(number) is not None
+            ):
+                read[number] = (None, None)  # one digit cut in two: the group whole
         return read
 
     def _apart(self, number: int, path: list[int]) -> int | None:
@@ -343,6 +355,9 @@ class Proposal:
         for number, (_, path) in chosen.items():
             if number in read:  # read as a pair (step 10): its split in two, or two of it
                 start, pair = read[number]
+                if pair is None:  # split in two, no pair: one digit, the group whole
+                    digits += own([self._whole(number)])
+                    continue
                 if start is None:
                     two, before, after = self._split_in_two(number, ends, log_scores), [], []
                 else:
@@ -377,6 +392,12 @@ class Proposal:
         ]
         best = int(np.argmax(totals))
         return considered[best], splits[best][1]
+
+    def _whole(self, number: int) -> int | None:
+        """The candidate that is a line group whole (None: not made, the group too wide)."""
+        whole = (number, 0, self.groups[number].count - 1)
+        found = [i for i, c in enumerate(self.candidates) if (c.group, c.first, c.last) == whole]
+        return found[0] if found else None
 
     def _tilt_cost(self, number: int, variant: int) -> float:
         return TILT_COST * abs(self.groups[variant].slant.slope - self.groups[number].slant.slope)
