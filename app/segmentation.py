@@ -110,17 +110,20 @@ def _stacked(blobs: components.Blobs, line: float, tall: np.ndarray) -> np.ndarr
     over one another, beside no tall one, whose joint height is MARK_HEIGHT or more,
     one of them neither a dash nor a point (a colon or an equals sign stays marks)."""
     lefts, rights = blobs.left[tall], blobs.right[tall]
-    runs: list[tuple[list[int], int]] = []  # short strokes over one another, their right
+    runs: list[list[int]] = []  # short strokes over one another, left to right
+    reach = 0  # the last run's right edge
     for index in sorted(np.flatnonzero(~tall), key=lambda i: blobs.left[i]):
         left, right = int(blobs.left[index]), int(blobs.right[index])
         if (np.minimum(right, rights) > np.maximum(left, lefts)).any():
             continue  # over a digit: a 5's bar or grain on it (_groups)
-        if runs and left <= runs[-1][1]:
-            runs[-1] = ([*runs[-1][0], int(index)], max(runs[-1][1], right))
+        if runs and left <= reach:
+            runs[-1].append(int(index))
+            reach = max(reach, right)
         else:
-            runs.append(([int(index)], right))
+            runs.append([int(index)])
+            reach = right
     stacked = np.zeros(len(tall), dtype=bool)
-    for run, _ in runs:
+    for run in runs:
         height = max(blobs.bottom[i] for i in run) - min(blobs.top[i] for i in run)
         kinds = {_mark_kind(int(blobs.width[i]), int(blobs.height[i]), line) for i in run}
         if len(run) > 1 and height >= MARK_HEIGHT * line and "mark" in kinds:
