@@ -109,6 +109,9 @@ def _stacked(blobs: components.Blobs, line: float, tall: np.ndarray) -> np.ndarr
     body and its bar apart, each under MARK_HEIGHT. Those of a run of short strokes
     over one another, beside no tall one, whose joint height is MARK_HEIGHT or more,
     one of them neither a dash nor a point (a colon or an equals sign stays marks)."""
+    stacked = np.zeros(len(tall), dtype=bool)
+    if np.count_nonzero(~tall) < 2:
+        return stacked  # most lines: no two short strokes to stand together
     lefts, rights = blobs.left[tall], blobs.right[tall]
     runs: list[list[int]] = []  # short strokes over one another, left to right
     reach = 0  # the last run's right edge
@@ -122,7 +125,6 @@ def _stacked(blobs: components.Blobs, line: float, tall: np.ndarray) -> np.ndarr
         else:
             runs.append([int(index)])
             reach = right
-    stacked = np.zeros(len(tall), dtype=bool)
     for run in runs:
         height = max(blobs.bottom[i] for i in run) - min(blobs.top[i] for i in run)
         kinds = {_mark_kind(int(blobs.width[i]), int(blobs.height[i]), line) for i in run}
