@@ -241,12 +241,14 @@ class Proposal:
         pair_reader: PairScorer,
         chosen: dict[int, tuple[int, list[int]]],
         log_scores: np.ndarray,
+        ends: dict[tuple[int, int], list[int]],
     ) -> dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray] | None]]:
         """Step 10: the pair reader on each line group whose chosen split (``_chosen``)
         cuts through a stroke or is one digit not read surely, and on two neighbouring
         digits of a cut split whose other digits stand apart (``_apart``); by group, its
-        first sure pair and where that starts in the split (None: the whole group), or
-        (None, None) where the split is in two and the reader says no pair."""
+        first sure pair and where that starts in the split (None: the whole group), or,
+        where the split is in two and the reader says no pair, the group's whole
+        candidate and None."""
         asked = []  # (line group, how sure the reader must be, where, the ink it reads)
         for number, (variant, path) in chosen.items():
             group = self.groups[number]
@@ -271,13 +273,10 @@ class Proposal:
             pair = pairs.pair(output, sure)
             if pair is not None:
                 read[number] = (start, pair)
-            elif (
-                start is None
-                and len(chosen[number][1]) == 2
-                and pairs.no_pair(output)
-                and self._whole(number) is not None
-            ):
-                read[number] = (None, None)  # one digit cut in two: the group whole
+            elif start is None and len(chosen[number][1]) == 2 and pairs.no_pair(output):
+                whole = self._whole(number, ends)
+                if whole is not None:
+                    read[number] = (whole, None)  # one digit cut in two: the group whole
         return read
 
     def _apart(self, number: int, path: list[int]) -> int | None:
@@ -340,7 +339,7 @@ class Proposal:
         log_scores = _log_likelihoods(probabilities, scores)
         inputs, ends = self.inputs, self._ends()
         chosen = {number: self._chosen(number, ends, log_scores) for number in self._variants}
-        read = {} if pair_reader is None else self._ask(pair_reader, chosen, log_scores)
+        read = {} if pair_reader is None else self._ask(pair_reader, chosen, log_scores, ends)
 
         def score(index: int) -> float:
             return 1.0 if scores is None else float(scores[index])
@@ -355,8 +354,8 @@ class Proposal:
         for number, (_, path) in chosen.items():
             if number in read:  # read as a pair (step 10): its split in two, or two of it
                 start, pair = read[number]
-                if pair is None:  # split in two, no pair: one digit, the group whole
-                    digits += own([self._whole(number)])
+                if pair is None:  # split in two, no pair: one digit, its whole candidate
+                    digits += own([start])  # (``_ask`` gives that candidate for a start)
                     continue
                 if start is None:
                     two, before, after = self._split_in_two(number, ends, log_scores), [], []
@@ -393,11 +392,12 @@ class Proposal:
         best = int(np.argmax(totals))
         return considered[best], splits[best][1]
 
-    def _whole(self, number: int) -> int | None:
-        """The candidate that is a line group whole (None: not made, the group too wide)."""
-        whole = (number, 0, self.groups[number].count - 1)
-        found = [i for i, c in enumerate(self.candidates) if (c.group, c.first, c.last) == whole]
-        return found[0] if found else None
+    def _whole(self, number: int, ends: dict[tuple[int, int], list[int]]) -> int | None:
+        """The candidate that is a line group whole, among those made (``ends``:
+        ``_ends()``); None where none was (the group too wide for one digit)."""
+        last = self.groups[number].count - 1
+        wholes = [i for i in ends.get((number, last), ()) if self.candidates[i].first == 0]
+        return wholes[0] if wholes else None
 
     def _tilt_cost(self, number: int, variant: int) -> float:
         return TILT_COST * abs(self.groups[variant].slant.slope - self.groups[number].slant.slope)
