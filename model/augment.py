@@ -93,15 +93,16 @@ def _pen_ink(side: int, strokes: list[np.ndarray], pen: float) -> np.ndarray:
     return np.asarray(image.resize((side, side), Image.Resampling.BOX), np.float32) / 255.0
 
 
-def _distorted(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The same random distortions the digits get, for shapes that are not digits."""
+def _distorted_ink(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same random distortions the digits get, for shapes that are not digits:
+    elastic distortion, another stroke width, turn and slant, each now and then."""
     if rng.random() < 0.3:
         ink = d.elastic(ink, rng, alpha=ink.shape[0] * 0.8, sigma=ink.shape[0] / 8)
     if rng.random() < 0.3:
         ink = d.restroked(ink, int(rng.integers(-12, 10)), supersample=1)
     if rng.random() < 0.5:
         ink = d.affine(ink, rng.uniform(-20, 20), rng.uniform(-0.4, 0.4), pad=ink.shape[0] // 4)
-    return _presented(ink, rng)
+    return ink
 
 
 def _presented(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -216,12 +217,19 @@ def glyph_choice(
 
 def glyph(rng: np.random.Generator, font_files: list[Path], drawn_only: bool = False) -> np.ndarray:
     """A letter or symbol that looks like no digit, in a random font (``glyph_choice``),
-    distorted."""
+    distorted, as grey levels."""
+    return _presented(glyph_ink(rng, font_files, drawn_only), rng)
+
+
+def glyph_ink(
+    rng: np.random.Generator, font_files: list[Path], drawn_only: bool = False
+) -> np.ndarray:
+    """``glyph``'s ink, before it is presented: float32 in [0, 1], bright on dark."""
     character, path = glyph_choice(rng, font_files, drawn_only)
     font = _font(path, 48)
     image = Image.new("L", (80, 80), 0)
     ImageDraw.Draw(image).text((40, 40), character, fill=255, font=font, anchor="mm")
-    return _distorted(np.asarray(image, dtype=np.float32) / 255.0, rng)
+    return _distorted_ink(np.asarray(image, dtype=np.float32) / 255.0, rng)
 
 
 def scribble(rng: np.random.Generator) -> np.ndarray:

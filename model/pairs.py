@@ -6,10 +6,13 @@ quarter of a digit more; slanted, at other heights), two digits from the MNIST
 training split (never the digits the digit network holds out, split seed 1), from
 pendigits' training writers drawn with round pens (30 %) or box-normalised to 16×16
 (10 %), and fitted into 28×56 by ``app.pairs.fit_pair``. One in eight is a single
-digit and one in twelve three digits with a touching pair: "not two digits".
+digit, one in twelve three digits with a touching pair, and one in twelve
+(``--letters``) one letter or symbol that looks like no digit or two of them touching,
+in the training fonts with the digits' distortions (``model.augment``; a letter cut in
+two had read as two digits, an H as "11"): "not two digits".
 
-    python -m model.pairs [--count 140000] [--epochs 8] [--out model/artifacts]
-        [--data MNIST_DIR] [--realdigits DIR]
+    python -m model.pairs [--count 150000] [--epochs 8] [--letters 0.08]
+        [--out model/artifacts] [--data MNIST_DIR] [--realdigits DIR]
 
 writes ``pairnet.keras``, its LiteRT form ``pairnet.tflite`` and ``pairnet_card.json``
 (~30 minutes on a 2-core CPU).
@@ -29,10 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from app import pairs
-from model import data, numbers, realdigits
+from model import augment, data, numbers, realdigits
 
 SOURCES = (("mnist", 0.6), ("pendigits", 0.3), ("box16", 0.1))
-SINGLE, TRIPLE = 0.12, 0.08  # shares of "not two digits"
+SINGLE, TRIPLE, LETTERS = 0.12, 0.08, 0.08  # shares of "not two digits"
 CHUNK = 10_000  # examples made by one worker task
 
 
@@ -48,6 +51,23 @@ def _mnist(folder: str | None, held_out: bool) -> data.Split:
 def _pen_writers(folder: str | None) -> list[realdigits.PenDigit]:
     """Pendigits' training writers' digits, read once per process."""
     return realdigits.load(folder).pen_train
+
+
+@functools.lru_cache(maxsize=1)
+def _fonts() -> list[Path]:
+    """The training fonts (``model.augment.fonts``), found once per process."""
+    return augment.fonts(training=True)
+
+
+def _letters(rng: np.random.Generator) -> list[np.ndarray]:
+    """One letter or symbol that looks like no digit, or two (then written touching),
+    as MNIST stores a digit (uint8, ink bright)."""
+    drawn = []
+    while len(drawn) < (1 if rng.random() < 0.6 else 2):
+        ink = augment.glyph_ink(rng, _fonts(), drawn_only=True)
+        if ink.max() >= 0.5:  # a hairline stroke may thin a glyph away
+            drawn.append(np.rint(ink * 255).astype(np.uint8))
+    return drawn
 
 
 def _digits(source: str, mnist: data.Split, pens: list, indices: np.ndarray, rng) -> tuple:
@@ -70,11 +90,12 @@ def examples(
     count: int,
     held_out: bool = False,
     folders: tuple[str | None, str | None] = (None, None),
+    letters: float = LETTERS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` examples drawn with ``seed``: (count, 28, 56) uint8 inputs and labels
     (10 × first + second, or ``app.pairs.NOT_A_PAIR``); from the validation digits
-    (MNIST's alone) if ``held_out``. ``folders``: MNIST's and the UCI files' (default:
-    $MNIST_DIR, $REALDIGITS_DIR)."""
+    (MNIST's alone, no letters) if ``held_out``. ``folders``: MNIST's and the UCI
+    files' (default: $MNIST_DIR, $REALDIGITS_DIR); ``letters``: the share of letters."""
     rng = np.random.default_rng(seed)
     mnist = _mnist(folders[0], held_out)
     pens = [] if held_out else _pen_writers(folders[1])
@@ -83,6 +104,12 @@ def examples(
     labels = np.zeros(count, dtype=np.int16)
     for index in range(count):
         draw = rng.random()
+        if not held_out and draw >= 1.0 - letters:
+            images = _letters(rng)
+            sheet, _, _ = numbers.placed(images, "wide" if len(images) == 1 else "touching", rng)
+            inputs[index] = np.rint(pairs.fit_pair(sheet) * 255)
+            labels[index] = pairs.NOT_A_PAIR
+            continue
         digits = 1 if draw < SINGLE else 3 if draw < SINGLE + TRIPLE else 2
         source = "mnist" if held_out else str(rng.choice(names, p=shares))
         images, chosen = _digits(source, mnist, pens, rng.integers(0, 1 << 30, digits), rng)
@@ -119,7 +146,10 @@ def train(args: argparse.Namespace) -> dict:
 
     started = time.time()
     folders = (args.data, args.realdigits)
-    tasks = [(args.seed * 1000 + i, CHUNK, False, folders) for i in range(args.count // CHUNK)]
+    tasks = [
+        (args.seed * 1000 + i, CHUNK, False, folders, args.letters)
+        for i in range(args.count // CHUNK)
+    ]
     with Pool(2) as pool:
         made = pool.starmap(examples, [*tasks, (args.seed * 1000 + 999, 5000, True, folders)])
     x = np.concatenate([inputs for inputs, _ in made[:-1]])[..., np.newaxis] / np.float32(255)
@@ -155,12 +185,13 @@ def train(args: argparse.Namespace) -> dict:
         "sha256": hashlib.sha256(flatbuffer).hexdigest(),
         "parameters": int(model.count_params()),
         "input": "28x56x1 float32 in [0, 1], ink bright: app.pairs.fit_pair",
-        "classes": "10 x first + second digit (0-99); 100: not two digits",
+        "classes": "10 x first + second digit (0-99); 100: not two digits (or letters)",
         "data": {
             "examples": len(y),
             "sources": dict(SOURCES),
             "single": SINGLE,
             "triple": TRIPLE,
+            "letters": args.letters,
             "mnist_split_seed": 1,
         },
         "training": {"epochs": args.epochs, "batch": 128, "seed": args.seed},
@@ -180,9 +211,12 @@ def train(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=140_000, help="training examples")
+    parser.add_argument("--count", type=int, default=150_000, help="training examples")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--letters", type=float, default=LETTERS, help="share of letters and symbols"
+    )
     parser.add_argument("--out", default="model/artifacts")
     parser.add_argument("--data", help="folder with the MNIST .gz files (default: $MNIST_DIR)")
     parser.add_argument("--realdigits", help="folder with the UCI files ($REALDIGITS_DIR)")

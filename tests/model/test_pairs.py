@@ -28,8 +28,17 @@ def test_examples_are_pairs_and_not_pairs(mnist: data.Mnist, real_digits) -> Non
 
 
 def test_held_out_examples_are_of_validation_digits_only(mnist: data.Mnist) -> None:
-    _, labels = pairs.examples(4, 50, held_out=True)
+    _, labels = pairs.examples(4, 50, held_out=True, letters=1.0)
     assert len(labels) == 50  # no pendigits file needed: MNIST's validation digits alone
+    assert (labels < app_pairs.NOT_A_PAIR).mean() > 0.5  # and no letters
+
+
+def test_letters_and_symbols_are_no_pair(mnist: data.Mnist, real_digits) -> None:
+    inputs, labels = pairs.examples(6, 40, letters=1.0)
+    assert (labels == app_pairs.NOT_A_PAIR).all()
+    assert all(image.max() >= 128 for image in inputs)  # each holds a glyph
+    _, without = pairs.examples(6, 40, letters=0.0)
+    assert (without < app_pairs.NOT_A_PAIR).mean() > 0.6  # pairs, as before letters
 
 
 @pytest.mark.slow
