@@ -5,7 +5,7 @@ through the ink leaves one digit a piece of its neighbour's stroke, or takes par
 its own, and the network reads the piece. A small network of its own, the pair reader
 (``model.pairs``), reads such a group whole: its input is the group's ink fitted into
 28×56 (``fit_pair``), its 101 outputs the pairs "00" to "99" and "not two digits" (one
-digit, or three). ``app.splits`` asks it about each group whose best split cuts
+digit, three, or letters and symbols). ``app.splits`` asks it about each group whose best split cuts
 through a stroke, and each group read as one digit not surely; where it is sure of a
 pair (SURE, and SURE_WHOLE for the latter), the group is read as that pair. Where a
 cut split is in two and the reader says "not two digits" (NO_PAIR), the splits cut
@@ -29,7 +29,7 @@ from app.inference import ModelLoadError
 
 INPUT_SHAPE = (28, 56, 1)
 INK_BOX = (24, 52)  # the ink's box is fitted into this, its shape kept (rows, columns)
-NOT_A_PAIR = 100  # the last output: one digit, or three
+NOT_A_PAIR = 100  # the last output: one digit, three, or letters and symbols
 FILE = "pairnet.tflite"
 CARD = "pairnet_card.json"
 # A pair's probability at least this: the group is read as that pair (chosen on

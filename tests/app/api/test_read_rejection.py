@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image, ImageDraw
 
 from app import rejection, splits
 from app.candidates import Box
@@ -34,6 +35,30 @@ def test_what_is_no_number_is_refused_with_a_reason(
     answered = post(client, content, reject="false")
     assert answered.status_code == 200, answered.text
     assert answered.json()["digit_score"] < rejection.READ_BELOW
+
+
+# Capital letters written as pen strokes (x, y on a 100-pixel square): each was cut
+# into pieces read as a number ("14", "11", "71") until the pair reader learnt letters
+# and symbols as "not two digits" (model.pairs --letters).
+PEN_LETTERS = {
+    "M": [[(10, 90), (15, 10), (45, 60), (75, 10), (80, 90)]],
+    "X": [[(15, 10), (75, 90)], [(75, 10), (15, 90)]],
+    "V": [[(10, 10), (45, 90), (80, 10)]],
+}
+
+
+@pytest.mark.parametrize("pen", [4, 7, 11])
+@pytest.mark.parametrize("letter", sorted(PEN_LETTERS))
+def test_a_letter_written_in_strokes_is_no_number(
+    client: TestClient, letter: str, pen: int
+) -> None:
+    image = Image.new("L", (200, 120), 255)
+    canvas = ImageDraw.Draw(image)
+    for stroke in PEN_LETTERS[letter]:
+        canvas.line([(x + 50, y + 10) for x, y in stroke], fill=20, width=pen, joint="curve")
+    response = post(client, png_bytes(image))
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"No digit found: {rejection.LETTERS}"
 
 
 def test_a_written_number_is_read_either_way(client: TestClient) -> None:
