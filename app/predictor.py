@@ -85,8 +85,8 @@ class Reading:
 
     @property
     def digit_score(self) -> float:
-        """How much the digits look like handwritten digits (``splits.looks_like_digits``)."""
-        return splits.looks_like_digits(self.digits)
+        """How much the digits look like handwritten digits (``rejection.looks_like_digits``)."""
+        return rejection.looks_like_digits(self.digits)
 
 
 def _normalized(read: tuple[np.ndarray, np.ndarray] | None, seconds: float) -> Normalized | None:

@@ -14,6 +14,8 @@ to it, and a HEIC's or AVIF's decoded image, as their decoders are slow.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image
 from scipy import ndimage
@@ -25,7 +27,7 @@ TEXT = "it looks like printed text or a page of writing, not one digit."
 SEVERAL = "it holds several characters; POST /read reads a number of several digits."
 SYMBOL = "it looks like a letter or a symbol, not a digit."
 LETTERS = "it looks like letters or symbols, not written digits."  # /read's SEVERAL and SYMBOL
-# /read: digits whose scores' geometric mean (``splits.looks_like_digits``) is under this
+# /read: digits whose scores' geometric mean (``looks_like_digits``) is under this
 # are refused. Chosen on model.numbers' tuning draws and model.world's non-digits, seed 0
 # (docs/reading.md): 1 of 1,200 numbers refused, 141 of 750 non-digits answered, not 600.
 READ_BELOW = 0.3
@@ -86,10 +88,21 @@ def reason(
     return shape_reason(marks)
 
 
+def looks_like_digits(digits: list[splits.Digit]) -> float:
+    """How much a line's digits look like handwritten digits, 0..1: the geometric mean of
+    their scores (a digit's candidate score, as the splits weighed it; a digit the pair
+    reader read keeps its candidate's). A letter, a scribble or a photo cut into the
+    pieces that look most like digits still scores low on most of them."""
+    if not digits:
+        return 0.0
+    logs = [math.log(max(digit.score, 1e-12)) for digit in digits]
+    return math.exp(sum(logs) / len(logs))
+
+
 def number_refused(digits: list[splits.Digit]) -> bool:
     """Whether ``POST /read`` refuses a line's digits: they do not look like handwritten
-    digits (``splits.looks_like_digits`` under READ_BELOW)."""
-    return splits.looks_like_digits(digits) < READ_BELOW
+    digits (``looks_like_digits`` under READ_BELOW)."""
+    return looks_like_digits(digits) < READ_BELOW
 
 
 def read_reason(data: bytes, limits: preprocessing.Limits) -> str:

@@ -76,7 +76,7 @@ class Digit:
     network_input: np.ndarray  # (28, 28, 1)
     box: Box
     # How much its candidate looks like one whole digit (``calibration.candidate_score``;
-    # 1 where the network does not say): what ``looks_like_digits`` averages.
+    # 1 where the network does not say): what ``rejection.looks_like_digits`` averages.
     score: float = 1.0
 
     @property
@@ -467,17 +467,6 @@ class Proposal:
             path.append(back[end])
             end = self.candidates[back[end]].first
         return best[group.count], path[::-1]
-
-
-def looks_like_digits(digits: list[Digit]) -> float:
-    """How much a line's digits look like handwritten digits, 0..1: the geometric mean of
-    their scores (a digit's candidate score, as the splits weighed it; a digit the pair
-    reader read keeps its candidate's). A letter, a scribble or a photo cut into the
-    pieces that look most like digits still scores low on most of them."""
-    if not digits:
-        return 0.0
-    logs = [math.log(max(digit.score, 1e-12)) for digit in digits]
-    return math.exp(sum(logs) / len(logs))
 
 
 def _log_likelihoods(probabilities: np.ndarray, scores: np.ndarray | None) -> np.ndarray:

@@ -73,9 +73,9 @@ def digit(score: float) -> splits.Digit:
 
 
 def test_digits_look_like_digits_by_the_geometric_mean_of_their_scores() -> None:
-    assert splits.looks_like_digits([digit(0.9), digit(0.1)]) == pytest.approx(0.3)
-    assert splits.looks_like_digits([digit(1.0)] * 7 + [digit(0.01)]) == pytest.approx(
+    assert rejection.looks_like_digits([digit(0.9), digit(0.1)]) == pytest.approx(0.3)
+    assert rejection.looks_like_digits([digit(1.0)] * 7 + [digit(0.01)]) == pytest.approx(
         math.exp(math.log(0.01) / 8)
     )
-    assert splits.looks_like_digits([digit(0.0)]) < 1e-6
-    assert splits.looks_like_digits([]) == 0.0
+    assert rejection.looks_like_digits([digit(0.0)]) < 1e-6
+    assert rejection.looks_like_digits([]) == 0.0
