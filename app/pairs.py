@@ -9,7 +9,8 @@ digit, three, or letters and symbols). ``app.splits`` asks it about each group w
 through a stroke, and each group read as one digit not surely; where it is sure of a
 pair (SURE, and SURE_WHOLE for the latter), the group is read as that pair. Where a
 cut split is in two and the reader says "not two digits" (NO_PAIR), the splits cut
-one digit in two: the group is read whole, as one digit.
+one digit in two: the group is read whole, as one digit; so too where a cut split is in
+three or more and it says so of every two neighbouring digits (a letter's strokes).
 
 No web framework and no TensorFlow here: ``model.pairs`` trains with ``fit_pair``.
 """

@@ -33,7 +33,9 @@
    neighbours are each components of their own (a touching pair and close
    neighbours) also has those two digits' ink read, in the same batch; where the
    group is no sure pair and those two are (SURE), they are the reader's digits in
-   their candidates' boxes.
+   their candidates' boxes. Every two neighbouring digits of a cut split in three or
+   more are read too; where the reader says "not two digits" of each (NO_PAIR), the
+   strokes of one letter were cut apart (a W as "111"): the group is its whole candidate.
 """
 
 from __future__ import annotations
@@ -244,22 +246,26 @@ class Proposal:
         ends: dict[tuple[int, int], list[int]],
     ) -> dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray] | None]]:
         """Step 10: the pair reader on each line group whose chosen split (``_chosen``)
-        cuts through a stroke or is one digit not read surely, and on two neighbouring
-        digits of a cut split whose other digits stand apart (``_apart``); by group, its
-        first sure pair and where that starts in the split (None: the whole group), or,
-        where the split is in two and the reader says no pair, the group's whole
-        candidate and None."""
-        asked = []  # (line group, how sure the reader must be, where, the ink it reads)
+        cuts through a stroke or is one digit not read surely, and on every two
+        neighbouring digits of a cut split in three or more; by group, its first sure
+        pair and where that starts in the split (None: the whole group; else only where
+        its other digits stand apart, ``_apart``), or, where the split is in two, or in
+        more and no two neighbours are a pair, and the reader says no pair, the group's
+        whole candidate and None."""
+        asked = []  # (line group, how sure the reader must be (None: no pair taken), where, ink)
+        neighbours: dict[int, list[int]] = {}  # a cut split in three or more: their rows
         for number, (variant, path) in chosen.items():
-            group = self.groups[number]
+            group, cut = self.groups[number], self.groups[variant]
             if self._cuts(variant, path):
                 asked.append((number, pairs.SURE, None, group.ink * group.reach))
-                start = self._apart(variant, path)
-                if start is not None:
-                    cut = self.groups[variant]
+                apart = self._apart(variant, path)
+                for start in range(len(path) - 1) if len(path) > 2 else ():
                     first, last = self.candidates[path[start]], self.candidates[path[start + 1]]
                     two = (cut.near >= first.first) & (cut.near <= last.last)
-                    asked.append((number, pairs.SURE, start, cut.ink * two))
+                    neighbours.setdefault(number, []).append(len(asked))
+                    asked.append(
+                        (number, pairs.SURE if start == apart else None, start, cut.ink * two)
+                    )
             elif len(path) == 1 and not self._sure(path, log_scores):
                 asked.append((number, pairs.SURE_WHOLE, None, group.ink * group.reach))
         if not asked:
@@ -267,16 +273,22 @@ class Proposal:
         inputs = np.stack([pairs.fit_pair(ink) for *_, ink in asked])
         outputs = pair_reader(inputs[..., np.newaxis])
         read: dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray] | None]] = {}
+        whole = set()  # one digit cut in two; a letter's strokes cut apart
         for (number, sure, start, _), output in zip(asked, outputs, strict=True):
-            if number in read:
+            if number in read or sure is None:
                 continue
             pair = pairs.pair(output, sure)
             if pair is not None:
                 read[number] = (start, pair)
             elif start is None and len(chosen[number][1]) == 2 and pairs.no_pair(output):
-                whole = self._whole(number, ends)
-                if whole is not None:
-                    read[number] = (whole, None)  # one digit cut in two: the group whole
+                whole.add(number)
+        whole.update(
+            n for n, rows in neighbours.items() if all(pairs.no_pair(outputs[r]) for r in rows)
+        )
+        for number in whole - read.keys():
+            candidate = self._whole(number, ends)
+            if candidate is not None:
+                read[number] = (candidate, None)
         return read
 
     def _apart(self, number: int, path: list[int]) -> int | None:

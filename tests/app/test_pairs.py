@@ -235,17 +235,28 @@ def test_two_touching_digits_among_close_ones_are_a_pair_where_the_group_is_not(
 ) -> None:
     """The group split in three (3 | 0 | 5: no candidate wider than a digit is one) or,
     with a 5 before it too, in four; the 3 and 0 cut apart, each 5 whole components of
-    its own: the reader is asked about the group and about the 30's ink alone, in one
-    batch. The group is no pair, the 30 is: its digits are the reader's, in their
-    candidates' boxes; the 5s stay as the digit network reads them (5, unsurely)."""
+    its own: the reader is asked about the group and about each two neighbouring digits'
+    ink, the 30's alone among them, in one batch. The group is no pair, the 30 is: its
+    digits are the reader's, in their candidates' boxes; the 5s stay as the digit
+    network reads them (5, unsurely)."""
     image = touching_pair_among(before)
     digit = np.full(10, 0.09, np.float32)
     digit[5] = 0.19
-    answers = np.stack([one_hot(pairs.NOT_A_PAIR), one_hot(30)])
+
+    def answering(thirty: np.ndarray) -> np.ndarray:  # the group, then two by two
+        return np.stack(
+            [one_hot(pairs.NOT_A_PAIR)]
+            + [
+                thirty if two == before else one_hot(pairs.NOT_A_PAIR)
+                for two in range(len(read_as) - 1)
+            ]
+        )
+
+    answers = answering(one_hot(30))
     scorers = Scorers(digit, answers, widest=0.7)
     digits = read(image, scorers)
-    assert scorers.pair_batches == [(2, *pairs.INPUT_SHAPE)]
-    group, thirty = scorers.pair_inputs
+    assert scorers.pair_batches == [(len(read_as), *pairs.INPUT_SHAPE)]
+    group, thirty = scorers.pair_inputs[0], scorers.pair_inputs[1 + before]
     assert not np.allclose(group, thirty)
     assert [d.digit for d in digits] == read_as
     assert all(a.box.x < b.box.x for a, b in itertools.pairwise(digits))
@@ -254,15 +265,23 @@ def test_two_touching_digits_among_close_ones_are_a_pair_where_the_group_is_not(
     fives = [5] * len(read_as)
     without = Scorers(digit, answers, widest=0.7)
     assert [d.digit for d in read(image, without, pair_reader=False)] == fives
-    unsure = Scorers(digit, np.stack([one_hot(pairs.NOT_A_PAIR), one_hot(30, 0.6)]), widest=0.7)
+    unsure = Scorers(digit, answering(one_hot(30, 0.6)), widest=0.7)
     assert [d.digit for d in read(image, unsure)] == fives
 
 
-def test_three_touching_digits_are_asked_about_as_a_group_only() -> None:
-    """Split in three, no digit apart from the others: no two of them are asked about."""
+def test_three_touching_digits_are_no_pair_two_by_two_only_if_each_two_are_none() -> None:
+    """Split in three, no digit apart from the others: the reader is asked about the
+    group and each two neighbouring digits in one batch, and no two are taken as a pair
+    (no digit stands apart). Where it says "not two digits" of each two, the group is
+    its whole candidate (a letter cut into strokes, a W read as "111"); where any two
+    may be a pair, the split stands."""
     image, _ = draw_number("305", gap=-0.1)
     digit = np.full(10, 0.09, np.float32)
     digit[5] = 0.19
-    scorers = Scorers(digit, one_hot(pairs.NOT_A_PAIR), widest=0.7)
-    assert len(read(image, scorers)) == 3
-    assert scorers.pair_batches == [(1, *pairs.INPUT_SHAPE)]
+    assert len(read(image, Scorers(digit, one_hot(30), widest=0.7), pair_reader=False)) == 3
+    letters = Scorers(digit, one_hot(pairs.NOT_A_PAIR), widest=0.7)
+    assert len(read(image, letters)) == 1
+    assert letters.pair_batches == [(3, *pairs.INPUT_SHAPE)]  # the group, then two by two
+    maybe = np.stack([one_hot(pairs.NOT_A_PAIR)] * 2 + [one_hot(30, 0.6)])
+    digits = read(image, Scorers(digit, maybe, widest=0.7))
+    assert [d.digit for d in digits] == [5, 5, 5]  # as the digit network reads them

@@ -39,11 +39,15 @@ def test_what_is_no_number_is_refused_with_a_reason(
 
 # Capital letters written as pen strokes (x, y on a 100-pixel square): each was cut
 # into pieces read as a number ("14", "11", "71") until the pair reader learnt letters
-# and symbols as "not two digits" (model.pairs --letters).
+# and symbols as "not two digits" (model.pairs --letters); an N and a W, cut into three
+# read as "111", until the reader was asked about every two neighbouring digits of a cut
+# split in three or more (app.splits, step 10).
 PEN_LETTERS = {
     "M": [[(10, 90), (15, 10), (45, 60), (75, 10), (80, 90)]],
     "X": [[(15, 10), (75, 90)], [(75, 10), (15, 90)]],
     "V": [[(10, 10), (45, 90), (80, 10)]],
+    "N": [[(20, 90), (20, 10), (70, 90), (70, 10)]],
+    "W": [[(5, 10), (25, 90), (45, 30), (65, 90), (85, 10)]],
 }
 
 
