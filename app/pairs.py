@@ -5,12 +5,13 @@ through the ink leaves one digit a piece of its neighbour's stroke, or takes par
 its own, and the network reads the piece. A small network of its own, the pair reader
 (``model.pairs``), reads such a group whole: its input is the group's ink fitted into
 28×56 (``fit_pair``), its 101 outputs the pairs "00" to "99" and "not two digits" (one
-digit, three, or letters and symbols). ``app.splits`` asks it about each group whose best split cuts
-through a stroke, and each group read as one digit not surely; where it is sure of a
-pair (SURE, and SURE_WHOLE for the latter), the group is read as that pair. Where a
-cut split is in two and the reader says "not two digits" (NO_PAIR), the splits cut
-one digit in two: the group is read whole, as one digit; so too where a cut split is in
-three or more and it says so of every two neighbouring digits (a letter's strokes).
+digit, three, or letters and symbols). ``app.splits`` asks it about each group whose
+best split cuts through a stroke, and each group read as one digit not surely; where it
+is sure of a pair (SURE, and SURE_WHOLE for the latter), the group is read as that
+pair. Where a cut split is in two and the reader says "not two digits" (NO_PAIR), the
+splits cut one digit in two: the group is read whole, as one digit; so too where a cut
+split is in three or more and it says so of every two neighbouring digits (a letter's
+strokes).
 
 No web framework and no TensorFlow here: ``model.pairs`` trains with ``fit_pair``.
 """
