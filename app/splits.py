@@ -244,14 +244,14 @@ class Proposal:
         chosen: dict[int, tuple[int, list[int]]],
         log_scores: np.ndarray,
         ends: dict[tuple[int, int], list[int]],
-    ) -> dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray] | None]]:
+    ) -> tuple[dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray]]], dict[int, int]]:
         """Step 10: the pair reader on each line group whose chosen split (``_chosen``)
         cuts through a stroke or is one digit not read surely, and on every two
-        neighbouring digits of a cut split in three or more; by group, its first sure
+        neighbouring digits of a cut split in three or more. By group: its first sure
         pair and where that starts in the split (None: the whole group; else only where
-        its other digits stand apart, ``_apart``), or, where the split is in two, or in
-        more and no two neighbours are a pair, and the reader says no pair, the group's
-        whole candidate and None."""
+        its other digits stand apart, ``_apart``); and, for a group read as one digit
+        instead (a split in two the reader calls no pair, or one in more each two of
+        which it does), its whole candidate."""
         asked = []  # (line group, how sure the reader must be (None: no pair taken), where, ink)
         neighbours: dict[int, list[int]] = {}  # a cut split in three or more: their rows
         for number, (variant, path) in chosen.items():
@@ -269,10 +269,10 @@ class Proposal:
             elif len(path) == 1 and not self._sure(path, log_scores):
                 asked.append((number, pairs.SURE_WHOLE, None, group.ink * group.reach))
         if not asked:
-            return {}
+            return {}, {}
         inputs = np.stack([pairs.fit_pair(ink) for *_, ink in asked])
         outputs = pair_reader(inputs[..., np.newaxis])
-        read: dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray] | None]] = {}
+        read: dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray]]] = {}
         whole = set()  # one digit cut in two; a letter's strokes cut apart
         for (number, sure, start, _), output in zip(asked, outputs, strict=True):
             if number in read or sure is None:
@@ -285,11 +285,8 @@ class Proposal:
         whole.update(
             n for n, rows in neighbours.items() if all(pairs.no_pair(outputs[r]) for r in rows)
         )
-        for number in whole - read.keys():
-            candidate = self._whole(number, ends)
-            if candidate is not None:
-                read[number] = (candidate, None)
-        return read
+        wholes = {n: self._whole(n, ends) for n in whole - read.keys()}
+        return read, {n: candidate for n, candidate in wholes.items() if candidate is not None}
 
     def _apart(self, number: int, path: list[int]) -> int | None:
         """Where two neighbouring digits start in a split of a group in three or more
@@ -351,7 +348,9 @@ class Proposal:
         log_scores = _log_likelihoods(probabilities, scores)
         inputs, ends = self.inputs, self._ends()
         chosen = {number: self._chosen(number, ends, log_scores) for number in self._variants}
-        read = {} if pair_reader is None else self._ask(pair_reader, chosen, log_scores, ends)
+        read, wholes = (
+            ({}, {}) if pair_reader is None else self._ask(pair_reader, chosen, log_scores, ends)
+        )
 
         def score(index: int) -> float:
             return 1.0 if scores is None else float(scores[index])
@@ -364,11 +363,10 @@ class Proposal:
 
         digits = []
         for number, (_, path) in chosen.items():
-            if number in read:  # read as a pair (step 10): its split in two, or two of it
+            if number in wholes:  # no pair to the reader (step 10): one digit, the group
+                path = [wholes[number]]
+            elif number in read:  # read as a pair (step 10): its split in two, or two of it
                 start, pair = read[number]
-                if pair is None:  # split in two, no pair: one digit, its whole candidate
-                    digits += own([start])  # (``_ask`` gives that candidate for a start)
-                    continue
                 if start is None:
                     two, before, after = self._split_in_two(number, ends, log_scores), [], []
                 else:
