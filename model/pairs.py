@@ -105,19 +105,17 @@ def examples(
     for index in range(count):
         draw = rng.random()
         if not held_out and draw >= 1.0 - letters:
-            images = _letters(rng)
-            sheet, _, _ = numbers.placed(images, "wide" if len(images) == 1 else "touching", rng)
-            inputs[index] = np.rint(pairs.fit_pair(sheet) * 255)
-            labels[index] = pairs.NOT_A_PAIR
-            continue
-        digits = 1 if draw < SINGLE else 3 if draw < SINGLE + TRIPLE else 2
-        source = "mnist" if held_out else str(rng.choice(names, p=shares))
-        images, chosen = _digits(source, mnist, pens, rng.integers(0, 1 << 30, digits), rng)
-        overlap = float(rng.uniform(0, 0.25)) if rng.random() < 1 / 3 else 0.0
-        spacing = "wide" if digits == 1 else "touching"
+            images, label, overlap = _letters(rng), pairs.NOT_A_PAIR, 0.0
+        else:
+            digits = 1 if draw < SINGLE else 3 if draw < SINGLE + TRIPLE else 2
+            source = "mnist" if held_out else str(rng.choice(names, p=shares))
+            images, chosen = _digits(source, mnist, pens, rng.integers(0, 1 << 30, digits), rng)
+            label = 10 * chosen[0] + chosen[1] if digits == 2 else pairs.NOT_A_PAIR
+            overlap = float(rng.uniform(0, 0.25)) if rng.random() < 1 / 3 else 0.0
+        spacing = "wide" if len(images) == 1 else "touching"
         sheet, _, _ = numbers.placed(images, spacing, rng, overlap=overlap)
         inputs[index] = np.rint(pairs.fit_pair(sheet) * 255)
-        labels[index] = 10 * chosen[0] + chosen[1] if digits == 2 else pairs.NOT_A_PAIR
+        labels[index] = label
     return inputs, labels
 
 
