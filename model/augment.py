@@ -55,6 +55,9 @@ MEASURING_FONTS = {
 # T t ! | / ( ) [ ] (1), Z z (2), B & S s $ § (5, 8), G b (6), g q a P y (9), A h (4).
 NOT_DIGIT_CHARACTERS = "EFHKMNRVWXYcefkmnpruvwx#%@*+=?¶©®£€¥ΩπλΣΦΨЖДЯЮЩжфш¤♣♠♥★✓✗→←↑↓∞≈≠"
 LATIN_NOTO = ("NotoSans-", "NotoSerif-", "NotoSansMono-")
+# Fonts whose code points name other glyphs than the characters' (Adobe's Symbol and
+# Dingbats encodings): their "x" is a ξ or a bar like a 1, Dingbats' "¶" a circled 1.
+SYMBOL_ENCODED = ("D050000L", "StandardSymbolsPS")
 NO_CHARACTER = "\uffff"  # a noncharacter: every font draws its .notdef glyph for it
 
 
@@ -72,6 +75,8 @@ def fonts(training: bool, root: Path | None = None) -> list[Path]:
     for path in sorted(root.rglob("*")):
         family = next((f for f in families if f in path.parts), None)
         if family is None or path.suffix.lower() not in (".ttf", ".otf"):
+            continue
+        if path.stem in SYMBOL_ENCODED:
             continue
         if family != "noto" or path.name.startswith(LATIN_NOTO):
             found[family].append(path)

@@ -58,3 +58,12 @@ def test_measured_letters_are_characters_their_font_draws(monkeypatch) -> None:
     measured = {augment.glyph_choice(rng, [noto], drawn_only=True)[0] for _ in range(40)}
     trained = {augment.glyph_choice(rng, [noto])[0] for _ in range(40)}
     assert measured == {"A"} and trained == {"A", "✓"}  # training's draws as before
+
+
+def test_every_font_draws_the_characters_it_is_asked_for() -> None:
+    """An "x" is about as wide as it is tall in every font letters are drawn in; a
+    font whose code points name other glyphs (Dingbats' "x" is a bar like a 1, its
+    "¶" a circled 1) would put digits among the non-digits."""
+    for path in fonts(training=True) + fonts(training=False):
+        left, top, right, bottom = augment._font(path, 48).getbbox("x")
+        assert right - left >= 0.6 * (bottom - top), path.name
