@@ -48,9 +48,9 @@ from app.candidates import Box, Group, Piece, Slant, fewest_digits
 from app.splits import Mark, Proposal
 
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
-# A short stroke over a digit for this share of its width is part of it (a 5's bar
-# written apart may run on well right of its body).
-OVER = 0.3
+# A short stroke over a digit for this share of its width is part of it: any at all (a
+# 5's bar written apart may run on almost wholly right of its body).
+OVER = 0.0
 FOOT_BELOW = 0.3  # a piece of a digit lies within its group's box, give or take this many H
 NEAR = 0.15  # components closer than this many line heights are one group
 WIDE = 0.4  # a component wider than this many line heights may hold touching digits (11)
