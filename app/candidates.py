@@ -3,7 +3,8 @@
 ``app.segmentation`` finds the groups and cuts them into pieces; here any run of
 consecutive pieces becomes a candidate: its ink (its pieces' strokes and their
 anti-aliased edge, no other stroke) normalised by ``preprocessing.fit_to_mnist``,
-exactly as /predict normalises one digit, with its box in the upload's pixels.
+exactly as /predict normalises one digit, with its box in the upload's pixels; and
+what a line is read as: each ``Digit`` chosen, each ``Mark`` that is no digit.
 """
 
 from __future__ import annotations
@@ -273,3 +274,30 @@ class Group:
             (row1 - row0) / self.line,
         )
         return candidate, preprocessing.fit_to_mnist(self.ink[r0:r1, c0:c1] * mask)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Ink on the line that is no digit: ``point`` (a decimal point or comma),
+    ``dash``, or ``mark`` (anything else short: a stray stroke)."""
+
+    kind: str
+    box: Box
+
+
+@dataclass(frozen=True)
+class Digit:
+    probabilities: np.ndarray  # (10,)
+    network_input: np.ndarray  # (28, 28, 1)
+    box: Box
+    # How much its candidate looks like one whole digit (``calibration.candidate_score``;
+    # 1 where the network does not say): what ``rejection.looks_like_digits`` averages.
+    score: float = 1.0
+
+    @property
+    def digit(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities[self.digit])

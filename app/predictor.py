@@ -29,6 +29,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from app import (
+    candidates,
     fast_path,
     heif,
     pairs,
@@ -36,7 +37,6 @@ from app import (
     rejection,
     second_look,
     segmentation,
-    splits,
 )
 from app.batching import MicroBatcher
 from app.config import Settings
@@ -79,8 +79,8 @@ class Normalized:
 
 @dataclass(frozen=True)
 class Reading:
-    digits: list[splits.Digit]  # left to right
-    marks: list[splits.Mark]
+    digits: list[candidates.Digit]  # left to right
+    marks: list[candidates.Mark]
     preprocess_seconds: float
 
     @property

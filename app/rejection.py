@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from app import ink_blobs, preprocessing, splits
+from app import candidates, ink_blobs, preprocessing
 
 PHOTO = "it looks like a photo or a picture, not a written digit."
 TEXT = "it looks like printed text or a page of writing, not one digit."
@@ -88,7 +88,7 @@ def reason(
     return shape_reason(marks)
 
 
-def looks_like_digits(digits: list[splits.Digit]) -> float:
+def looks_like_digits(digits: list[candidates.Digit]) -> float:
     """How much a line's digits look like handwritten digits, 0..1: the geometric mean of
     their scores (a digit's candidate score, as the splits weighed it; a digit the pair
     reader read keeps its candidate's). A letter, a scribble or a photo cut into the
@@ -99,7 +99,7 @@ def looks_like_digits(digits: list[splits.Digit]) -> float:
     return math.exp(sum(logs) / len(logs))
 
 
-def number_refused(digits: list[splits.Digit]) -> bool:
+def number_refused(digits: list[candidates.Digit]) -> bool:
     """Whether ``POST /read`` refuses a line's digits: they do not look like handwritten
     digits (``looks_like_digits`` under READ_BELOW)."""
     return looks_like_digits(digits) < READ_BELOW

@@ -44,8 +44,8 @@ from PIL import Image
 from scipy import ndimage
 
 from app import components, ink_blobs, orientation, preprocessing, rules
-from app.candidates import Box, Group, Piece, Slant, fewest_digits
-from app.splits import Mark, Proposal
+from app.candidates import Box, Group, Mark, Piece, Slant, fewest_digits
+from app.splits import Proposal
 
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
 # A short stroke over a digit for this share of its width is part of it: any at all (a

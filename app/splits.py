@@ -42,12 +42,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
 from app import pairs
-from app.candidates import Box, Candidate, Group
+from app.candidates import Candidate, Digit, Group, Mark
 
 WIDEST = 1.5  # a digit wider than this many line heights (along the slant) is unlikely
 WIDE_PENALTY = 4.0  # log-prior per line height of width beyond WIDEST
@@ -61,33 +60,6 @@ TILTS = (-0.3, -0.15, 0.15, 0.3)
 TILTED = tuple((tilt, False) for tilt in TILTS)  # variants: (slope change, bent)
 BENT = ((0.0, True),)  # the line's slant, cuts bent (``app.segmentation._bent``)
 TILT_COST = 1.5  # log-prior per unit of slope between a variant's cuts and the line's
-
-
-@dataclass(frozen=True)
-class Mark:
-    """Ink on the line that is no digit: ``point`` (a decimal point or comma),
-    ``dash``, or ``mark`` (anything else short: a stray stroke)."""
-
-    kind: str
-    box: Box
-
-
-@dataclass(frozen=True)
-class Digit:
-    probabilities: np.ndarray  # (10,)
-    network_input: np.ndarray  # (28, 28, 1)
-    box: Box
-    # How much its candidate looks like one whole digit (``calibration.candidate_score``;
-    # 1 where the network does not say): what ``rejection.looks_like_digits`` averages.
-    score: float = 1.0
-
-    @property
-    def digit(self) -> int:
-        return int(np.argmax(self.probabilities))
-
-    @property
-    def confidence(self) -> float:
-        return float(self.probabilities[self.digit])
 
 
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]

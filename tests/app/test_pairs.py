@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from app import pairs, preprocessing, segmentation, splits
+from app import candidates, pairs, preprocessing, segmentation, splits
 from app.config import DEFAULT_MODEL_PATH
 from tests.app.handwriting import draw_digit, draw_number
 from tests.conftest import png_bytes
@@ -119,7 +119,7 @@ class Scorers:
         return np.tile(self.pair, (len(inputs), 1))
 
 
-def read(image, scorers: Scorers, pair_reader: bool = True) -> list[splits.Digit]:
+def read(image, scorers: Scorers, pair_reader: bool = True) -> list[candidates.Digit]:
     scorers.proposal = segmentation.propose(preprocessing.open_image(png_bytes(image)), 32)
     return scorers.proposal.read(scorers.score, scorers.read_pairs if pair_reader else None)
 

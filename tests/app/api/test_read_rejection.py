@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-from app import rejection, splits
-from app.candidates import Box
+from app import rejection
+from app.candidates import Box, Digit
 from tests.app.handwriting import draw_number
 from tests.app.test_rejection import coins_photo, printed
 from tests.conftest import png_bytes
@@ -72,8 +72,8 @@ def test_a_written_number_is_read_either_way(client: TestClient) -> None:
         assert body["number"] == "2025" and body["digit_score"] > rejection.READ_BELOW
 
 
-def digit(score: float) -> splits.Digit:
-    return splits.Digit(np.eye(10)[1], np.zeros((28, 28, 1)), Box(0, 0, 1, 1), score)
+def digit(score: float) -> Digit:
+    return Digit(np.eye(10)[1], np.zeros((28, 28, 1)), Box(0, 0, 1, 1), score)
 
 
 def test_digits_look_like_digits_by_the_geometric_mean_of_their_scores() -> None:
