@@ -24,10 +24,11 @@
    TILT_COST for a change of slant, wins;
 10. with a pair reader (``app.pairs``), each group whose best split cuts through a
    stroke (touching digits) is read whole by it too, in one batch, and each group
-   read as one digit, not surely (touching digits merged into one shape). Where it is
-   sure of a pair (SURE; SURE_WHOLE for the latter), the group is those two digits:
-   their probabilities the reader's, their boxes and inputs those of the group's best
-   split into two candidates; where the best split is in two and the reader says
+   read as one digit, not surely or, wider than WIDE_WHOLE, under CERTAIN (touching
+   digits merged into one shape). Where it is sure of a pair (SURE; SURE_WHOLE for
+   the latter), the group is those two digits: their probabilities the reader's, their
+   boxes and inputs those of the group's best split into two candidates (made then,
+   for a group read surely whole); where the best split is in two and the reader says
    "not two digits" (NO_PAIR), one digit was cut in two (a 5 as "15"): the group
    is one digit, its whole candidate. A cut split in three or more whose digits but two
    neighbours are each components of their own (a touching pair and close
@@ -60,6 +61,11 @@ TILTS = (-0.3, -0.15, 0.15, 0.3)
 TILTED = tuple((tilt, False) for tilt in TILTS)  # variants: (slope change, bent)
 BENT = ((0.0, True),)  # the line's slant, cuts bent (``app.segmentation._bent``)
 TILT_COST = 1.5  # log-prior per unit of slope between a variant's cuts and the line's
+# A group read surely as one digit but wider than this many line heights, with a
+# likelihood under CERTAIN, is asked about too (step 10): two touching digits merged
+# into one shape ("10" read as 6).
+WIDE_WHOLE = 0.9
+CERTAIN = 0.99
 
 
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
@@ -187,13 +193,7 @@ class Proposal:
         probabilities, scores = np.zeros((0, 10), np.float32), None
         batch = self.inputs
         while True:
-            if len(batch):
-                more_probabilities, more_scores = score(batch)
-                probabilities = np.concatenate([probabilities, more_probabilities])
-                if more_scores is not None:
-                    scores = (
-                        more_scores if scores is None else np.concatenate([scores, more_scores])
-                    )
+            probabilities, scores = _scored(score, batch, probabilities, scores)
             log_scores = _log_likelihoods(probabilities, scores)
             if self._pending:
                 batch = self._advance(log_scores)
@@ -208,7 +208,7 @@ class Proposal:
                 self._tiltable = []
                 batch = self._stacked(added)
             else:
-                return self.choose(probabilities, scores, pair_reader)
+                return self.choose(probabilities, scores, pair_reader, score)
 
     def _ask(
         self,
@@ -238,7 +238,9 @@ class Proposal:
                     asked.append(
                         (number, pairs.SURE if start == apart else None, start, cut.ink * two)
                     )
-            elif len(path) == 1 and not self._sure(path, log_scores):
+            elif len(path) == 1 and (
+                not self._sure(path, log_scores) or self._wide_doubt(path[0], log_scores)
+            ):
                 asked.append((number, pairs.SURE_WHOLE, None, group.ink * group.reach))
         if not asked:
             return {}, {}
@@ -259,6 +261,12 @@ class Proposal:
         )
         wholes = {n: self._whole(n, ends) for n in whole - read.keys()}
         return read, {n: candidate for n, candidate in wholes.items() if candidate is not None}
+
+    def _wide_doubt(self, index: int, log_scores: np.ndarray) -> bool:
+        """Whether a candidate read surely as one digit is wider than WIDE_WHOLE line
+        heights and read with a likelihood under CERTAIN: two touching digits merged."""
+        wide = self.candidates[index].width > WIDE_WHOLE
+        return wide and bool(log_scores[index] < math.log(CERTAIN))
 
     def _apart(self, number: int, path: list[int]) -> int | None:
         """Where two neighbouring digits start in a split of a group in three or more
@@ -307,11 +315,13 @@ class Proposal:
         probabilities: np.ndarray,
         scores: np.ndarray | None = None,
         pair_reader: PairScorer | None = None,
+        scorer: Scorer | None = None,
     ) -> list[Digit]:
         """The digits, left to right: per group, the best split into the candidates made,
         or a better one of the variants its split calls for (``_wanted``); for a group
         ``pair_reader`` reads as a pair (step 10), its best split in two with the pair's
-        probabilities, or for two neighbouring digits of its split, theirs.
+        probabilities, or for two neighbouring digits of its split, theirs (``scorer``
+        scores the split of a group read surely whole, if need be).
 
         ``probabilities`` (n, 10) are the classifier's for every candidate;
         ``scores`` (n,) how much each looks like one whole digit
@@ -323,6 +333,16 @@ class Proposal:
         read, wholes = (
             ({}, {}) if pair_reader is None else self._ask(pair_reader, chosen, log_scores, ends)
         )
+        # A pair in a group read surely whole, whose other candidates were never made:
+        # they are now, through ``scorer``, for the pair's boxes and inputs.
+        unsplit = [n for n, (start, _) in read.items() if start is None]
+        unsplit = [n for n in unsplit if self._split_in_two(n, ends, log_scores) is None]
+        if unsplit and scorer is not None:
+            made = [self._add(self.groups[n].runs(self._made[n])) for n in unsplit]
+            batch = self._stacked([each for inputs in made for each in inputs])
+            probabilities, scores = _scored(scorer, batch, probabilities, scores)
+            log_scores = _log_likelihoods(probabilities, scores)
+            inputs, ends = self.inputs, self._ends()
 
         def score(index: int) -> float:
             return 1.0 if scores is None else float(scores[index])
@@ -449,6 +469,18 @@ class Proposal:
             path.append(back[end])
             end = self.candidates[back[end]].first
         return best[group.count], path[::-1]
+
+
+def _scored(
+    score: Scorer, batch: np.ndarray, probabilities: np.ndarray, scores: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The candidates' probabilities and scores so far with ``batch``'s (if any) after."""
+    if not len(batch):
+        return probabilities, scores
+    more_probabilities, more_scores = score(batch)
+    if more_scores is not None:
+        scores = more_scores if scores is None else np.concatenate([scores, more_scores])
+    return np.concatenate([probabilities, more_probabilities]), scores
 
 
 def _log_likelihoods(probabilities: np.ndarray, scores: np.ndarray | None) -> np.ndarray:

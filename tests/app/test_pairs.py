@@ -201,6 +201,29 @@ def test_touching_digits_read_as_one_not_surely_are_a_pair_only_if_the_reader_is
     assert sure.pair_batches == unsure.pair_batches == [(1, *pairs.INPUT_SHAPE)]
 
 
+@pytest.mark.parametrize("likely", [splits.CERTAIN - 0.01, splits.CERTAIN])
+def test_touching_digits_read_surely_as_one_wide_digit_are_asked_unless_certain(
+    likely: float,
+) -> None:
+    """Two touching digits merged into one shape the network reads surely as one digit
+    (a "10" as 6): wider than WIDE_WHOLE line heights and read under CERTAIN, the group
+    is asked, and a pair the reader is sure of (SURE_WHOLE) is those two digits, in the
+    boxes of the group's split made then; read at CERTAIN, it is not asked."""
+    image, drawn = draw_number("30", gap=-0.1)
+    zero = np.full(10, (1 - likely) / 9, np.float32)
+    zero[0] = likely
+    scorers = Scorers(zero, one_hot(30, (1 + pairs.SURE_WHOLE) / 2))
+    digits = read(image, scorers)
+    if likely >= splits.CERTAIN:
+        assert scorers.pair_batches == [] and len(digits) == 1
+        return
+    assert scorers.pair_batches == [(1, *pairs.INPUT_SHAPE)]
+    assert len(scorers.batches) == 2  # the group whole, then its split when the pair was sure
+    assert [digit.digit for digit in digits] == [3, 0]
+    for digit, (left, _, right, _) in zip(digits, drawn, strict=True):
+        assert left - 10 <= digit.box.x + digit.box.width / 2 <= right + 10
+
+
 def test_digits_apart_read_surely_are_not_asked() -> None:
     image, _ = draw_number("30", gap=0.4)
     scorers = Scorers(np.eye(10, dtype=np.float32)[0], one_hot(30, 0.999))
