@@ -32,6 +32,7 @@ from app import (
     candidates,
     fast_path,
     heif,
+    orientation,
     pairs,
     preprocessing,
     rejection,
@@ -240,15 +241,28 @@ class Predictor:
             return await run_in_threadpool(work, image)
 
     @staticmethod
-    def _read(image: Image.Image) -> tuple[list[tuple[np.ndarray, np.ndarray]], Image.Image | None]:
-        """The network inputs and their ink maps (``preprocessing.readings``), and the
-        decoded image (at most WORKING_SIZE) when the upload is a HEIC or AVIF: the
-        refusal path looks at it again rather than run their decoders a second time (a
-        second for a 12 MP HEIC); other formats are opened again cheaply for their
-        colours (a JPEG's at 1/8 scale)."""
+    def _decoded(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+        """The opened upload decoded (at most WORKING_SIZE), and again where it is a
+        HEIC or AVIF, kept for the refusal path to look at rather than run their
+        decoders a second time (a second for a 12 MP HEIC); other formats are opened
+        again cheaply for their colours (a JPEG's at 1/8 scale)."""
         decoded = preprocessing.decode(image)
-        kept = decoded if image.format in heif.FORMATS else None
+        return decoded, decoded if image.format in heif.FORMATS else None
+
+    def _read(
+        self, image: Image.Image
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], Image.Image | None]:
+        """The network inputs and their ink maps (``preprocessing.readings``), and the
+        decoded image where the refusal path keeps it (``_decoded``)."""
+        decoded, kept = self._decoded(image)
         return preprocessing.readings(decoded, preprocessing.is_photo(image)), kept
+
+    def _propose(self, image: Image.Image) -> tuple[segmentation.Proposal, Image.Image | None]:
+        """/read's candidates (``segmentation.propose``), and the decoded image where
+        the refusal path keeps it (``_decoded``)."""
+        size = orientation.upright_size(image)  # before decoding, which may shrink it
+        decoded, kept = self._decoded(image)
+        return segmentation.propose_decoded(decoded, size, self.max_digits), kept
 
     async def _normalize(self, data: bytes, fast: bool = True) -> Normalized:
         """Bytes -> the network input and what a refusal looks at (by the fast path
@@ -287,9 +301,7 @@ class Predictor:
         if ``reject``, rejection.NotADigitError for digits that do not look like digits:
         ``rejection.number_refused``)."""
         started = time.perf_counter()
-        proposal = await self._prepare(
-            data, lambda image: segmentation.propose(image, self.max_digits)
-        )
+        proposal, decoded = await self._prepare(data, self._propose)
         seconds = time.perf_counter() - started
         digits = await run_in_threadpool(proposal.read, self._score, self.pair_reader)
         if len(digits) > self.max_digits:
@@ -297,7 +309,7 @@ class Predictor:
                 f"More than {self.max_digits} digits (MAX_DIGITS): {len(digits)} read."
             )
         if reject and rejection.number_refused(digits):
-            why = await run_in_threadpool(rejection.read_reason, data, self.limits)
+            why = await run_in_threadpool(rejection.read_reason, data, self.limits, decoded)
             raise rejection.NotADigitError(why)
         return Reading(digits, proposal.marks, seconds)
 

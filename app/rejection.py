@@ -105,10 +105,12 @@ def number_refused(digits: list[candidates.Digit]) -> bool:
     return looks_like_digits(digits) < READ_BELOW
 
 
-def read_reason(data: bytes, limits: preprocessing.Limits) -> str:
+def read_reason(
+    data: bytes, limits: preprocessing.Limits, decoded: Image.Image | None = None
+) -> str:
     """Why an upload to ``POST /read`` is refused (``reason``, in words for a line of
-    several characters: a photo, text, or letters and symbols)."""
-    why = reason(data, limits)
+    several characters: a photo, text, or letters and symbols; ``decoded`` as there)."""
+    why = reason(data, limits, decoded)
     return LETTERS if why in (SEVERAL, SYMBOL) else why
 
 

@@ -284,8 +284,14 @@ def _pieces(
 
 def propose(image: Image.Image, max_digits: int) -> Proposal:
     """An opened image of one line of digits -> its candidates, each group whole first."""
-    width, height = orientation.upright_size(image)
-    decoded = preprocessing.decode(image)
+    size = orientation.upright_size(image)  # before decoding, which may shrink it in place
+    return propose_decoded(preprocessing.decode(image), size, max_digits)
+
+
+def propose_decoded(decoded: Image.Image, size: tuple[int, int], max_digits: int) -> Proposal:
+    """``propose`` on what ``preprocessing.decode`` made of an upload whose upright
+    size is ``size`` (the boxes are in its pixels)."""
+    width, height = size
     scale = (width / decoded.width, height / decoded.height)
     strength = preprocessing.ink_strength(preprocessing.grey_levels(decoded))
     ink, strokes = strength.ink, strength.strokes

@@ -316,8 +316,9 @@ def test_heic_and_avif_are_decoded_off_the_event_loop(monkeypatch: pytest.Monkey
 
 
 @pytest.mark.parametrize("format", FORMATS)
+@pytest.mark.parametrize("path", ["/predict", "/read"])
 def test_a_refused_photo_is_decoded_once(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch, format: str
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, format: str, path: str
 ) -> None:
     """The refusal path looks at the decoded image again rather than run the HEIC or
     AVIF decoder a second time (a second or more for a 12 MP HEIC)."""
@@ -332,7 +333,7 @@ def test_a_refused_photo_is_decoded_once(
 
         monkeypatch.setattr(plugin, "load", counted)
     photo = Image.open(io.BytesIO(coins_photo()))
-    response = client.post("/predict", files={"file": ("coins", encode(photo, format), "")})
+    response = client.post(path, files={"file": ("coins", encode(photo, format), "")})
     assert response.status_code == 422
     assert rejection.PHOTO in response.json()["detail"]
     assert decodes == [format]
