@@ -263,8 +263,7 @@ class Proposal:
         return read, {n: candidate for n, candidate in wholes.items() if candidate is not None}
 
     def _wide_doubt(self, index: int, log_scores: np.ndarray) -> bool:
-        """Whether a candidate read surely as one digit is wider than WIDE_WHOLE line
-        heights and read with a likelihood under CERTAIN: two touching digits merged."""
+        """Whether a candidate is wider than WIDE_WHOLE line heights, read under CERTAIN."""
         wide = self.candidates[index].width > WIDE_WHOLE
         return wide and bool(log_scores[index] < math.log(CERTAIN))
 
@@ -333,16 +332,18 @@ class Proposal:
         read, wholes = (
             ({}, {}) if pair_reader is None else self._ask(pair_reader, chosen, log_scores, ends)
         )
-        # A pair in a group read surely whole, whose other candidates were never made:
-        # they are now, through ``scorer``, for the pair's boxes and inputs.
-        unsplit = [n for n, (start, _) in read.items() if start is None]
-        unsplit = [n for n in unsplit if self._split_in_two(n, ends, log_scores) is None]
+        # Each group read whole as a pair: its split in two, made now if it was read surely whole.
+        in_two = {
+            n: self._split_in_two(n, ends, log_scores) for n, (at, _) in read.items() if at is None
+        }
+        unsplit = [n for n, two in in_two.items() if two is None]
         if unsplit and scorer is not None:
             made = [self._add(self.groups[n].runs(self._made[n])) for n in unsplit]
-            batch = self._stacked([each for inputs in made for each in inputs])
+            batch = self._stacked([each for added in made for each in added])
             probabilities, scores = _scored(scorer, batch, probabilities, scores)
             log_scores = _log_likelihoods(probabilities, scores)
             inputs, ends = self.inputs, self._ends()
+            in_two.update((n, self._split_in_two(n, ends, log_scores)) for n in unsplit)
 
         def score(index: int) -> float:
             return 1.0 if scores is None else float(scores[index])
@@ -360,7 +361,7 @@ class Proposal:
             elif number in read:  # read as a pair (step 10): its split in two, or two of it
                 start, pair = read[number]
                 if start is None:
-                    two, before, after = self._split_in_two(number, ends, log_scores), [], []
+                    two, before, after = in_two[number], [], []
                 else:
                     two, before, after = path[start : start + 2], path[:start], path[start + 2 :]
                 if two is not None:
