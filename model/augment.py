@@ -13,7 +13,8 @@ polarity, with or without a margin) and then normalised by the service's own
 - **not a digit** (class 10, outlier exposure): letters and symbols that look
   like no digit, rendered in the fonts Debian packages ship and distorted like
   the digits; scribbles; textures; generated scenes and photos; pages of text;
-  and several digits side by side (``/read`` reads those).
+  and several digits side by side (``/read`` reads those); with ``--drawn-letters``,
+  letters only where the font has them (``glyph``'s ``drawn_only``, as measured).
 
 Fonts are split by family: ``TRAINING_FONTS`` teach, ``MEASURING_FONTS`` are kept
 for measuring (``model.world``).
@@ -362,10 +363,13 @@ def one_upright_bar(network_input: np.ndarray) -> bool:
     return bool(height >= 2.5 * width and sizes.max() >= 0.6 * height * width)
 
 
-def negative_renderers(font_files: list[Path], digits: np.ndarray) -> list[tuple[float, Callable]]:
-    """(share, render(rng) -> grey) for each kind of non-digit."""
+def negative_renderers(
+    font_files: list[Path], digits: np.ndarray, drawn_only: bool = False
+) -> list[tuple[float, Callable]]:
+    """(share, render(rng) -> grey) for each kind of non-digit; ``drawn_only``: letters
+    only where the font has them (``glyph``)."""
     return [
-        (0.40, lambda rng: glyph(rng, font_files)),
+        (0.40, lambda rng: glyph(rng, font_files, drawn_only)),
         (0.16, scribble),
         (0.14, texture),
         (0.14, scene),
@@ -380,7 +384,7 @@ def _render_chunk(job: tuple) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     inputs, labels = [], []
     if kind == "negative":
-        renderers = negative_renderers(extra["fonts"], extra["digits"])
+        renderers = negative_renderers(extra["fonts"], extra["digits"], extra["drawn_only"])
         shares = np.array([share for share, _ in renderers])
         for _ in range(items):
             render = renderers[int(rng.choice(len(renderers), p=shares / shares.sum()))][1]
@@ -423,13 +427,13 @@ REAL_VARIANTS = 2  # variants rendered per pendigits trajectory and per optdigit
 NEGATIVES_PER_DIGIT = 0.9  # non-digits rendered per MNIST training digit
 
 
-def _negative_jobs(count: int, seed: int, font_files: list[Path], digits: np.ndarray) -> list:
-    size = 2000
+def _negative_jobs(count: int, seed: int, digits: np.ndarray, habits: dict) -> list:
+    size, drawn_only = 2000, habits.get("drawn_letters", False)
+    extra = {"fonts": fonts(training=True), "digits": digits, "drawn_only": drawn_only}
     return [
-        ("negative", min(size, count - start), seed * 1000 + 500 + start // size,
-         {"fonts": font_files, "digits": digits})
+        ("negative", min(size, count - start), seed * 1000 + 500 + start // size, extra)
         for start in range(0, count, size)
-    ]  # fmt: skip
+    ]
 
 
 def _collect(named_jobs: dict[str, list], workers: int | None) -> Extras:
@@ -448,12 +452,12 @@ def _collect(named_jobs: dict[str, list], workers: int | None) -> Extras:
     return Extras(levels.astype(np.float32), np.concatenate([y for _, y in results]), counts)
 
 
-def training_extras(
-    training, real, seed: int, workers: int | None = None, crossed_sevens: float = 0.0
-) -> Extras:
-    """World variants of every training digit, the real training writers, non-digits;
-    ``crossed_sevens`` of the 7s crossed (``model.habits``; none in the shipped recipe)."""
-    habit = {"crossed_sevens": crossed_sevens}
+def training_extras(training, real, seed: int, workers: int | None = None, habits=None) -> Extras:
+    """World variants of every training digit, the real training writers, non-digits.
+    ``habits``, the recipe's departures from the shipped one (which has none):
+    ``crossed_sevens``, a share of the 7s crossed (``model.habits``); ``drawn_letters``,
+    letters only where the font has them (``glyph``'s ``drawn_only``)."""
+    habits = habits or {}
     digits = list(zip(training.images, training.labels.tolist(), strict=True))
     pens = [(pen, pen.label) for pen in real.pen_train]
     bitmaps = list(zip(real.opt_train.images, real.opt_train.labels.tolist(), strict=True))
@@ -463,34 +467,31 @@ def training_extras(
     return _collect(
         {
             "world variants of MNIST training digits": chunked(
-                "world", digits * WORLD_VARIANTS, seed, extra=habit
+                "world", digits * WORLD_VARIANTS, seed, extra=habits
             ),
             "pendigits training writers": chunked(
-                "pen", pens * REAL_VARIANTS, seed + 1, extra=habit
+                "pen", pens * REAL_VARIANTS, seed + 1, extra=habits
             ),
             "optdigits training writers": chunked("bitmap", bitmaps * REAL_VARIANTS, seed + 2),
-            "not a digit": _negative_jobs(negatives, seed, fonts(training=True), training.images),
+            "not a digit": _negative_jobs(negatives, seed, training.images, habits),
         },
         workers,
     )
 
 
-def validation_extras(
-    validation, seed: int, workers: int | None = None, crossed_sevens: float = 0.0
-) -> Extras:
+def validation_extras(validation, seed: int, workers: int | None = None, habits=None) -> Extras:
     """World variants of the validation digits and non-digits of other seeds: the
-    data that picks the epoch and fits the temperature and the threshold."""
+    data that picks the epoch and fits the temperature and the threshold (``habits``
+    as ``training_extras``')."""
+    habits = habits or {}
     digits = list(zip(validation.images, validation.labels.tolist(), strict=True))
-    habit = {"crossed_sevens": crossed_sevens}
     negatives = round(NEGATIVES_PER_DIGIT * len(digits))
     return _collect(
         {
             "world variants of MNIST validation digits": chunked(
-                "world", digits, seed + 7, extra=habit
+                "world", digits, seed + 7, extra=habits
             ),
-            "not a digit": _negative_jobs(
-                negatives, seed + 7, fonts(training=True), validation.images
-            ),
+            "not a digit": _negative_jobs(negatives, seed + 7, validation.images, habits),
         },
         workers,
     )

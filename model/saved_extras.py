@@ -23,12 +23,14 @@ def recipe(
     mnist: dict,
     split_seed: int | None = None,
     crossed_sevens: float = 0.0,
+    drawn_letters: bool = False,
 ) -> dict:
     """What a saved set of extras must match to stand in for rendering them again
     (``split_seed``: the validation split's, when not ``seed``; ``crossed_sevens``,
     named only when not 0, so that sets saved before it still match)."""
     return {
         **({"crossed_sevens": crossed_sevens} if crossed_sevens else {}),
+        **({"drawn_letters": True} if drawn_letters else {}),
         "seed": seed,
         "split_seed": seed if split_seed is None else split_seed,
         "validation_size": validation_size,

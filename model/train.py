@@ -1,7 +1,7 @@
 """Train a digit classifier on MNIST and write the model the service ships with.
 
     python -m model.train [--arch digitnet] [--epochs 20] [--data DIR] [--realdigits DIR]
-                          [--teacher PATH] [--out model/artifacts]
+                          [--teacher PATH] [--start-from PATH] [--out model/artifacts]
 
 Setup, prepare the data (a seeded validation split carved from the 60,000 training
 images picks the best epoch; ``--split-seed`` keeps another run's, so that a network
@@ -14,7 +14,9 @@ split), evaluate once on the 10,000 test images, add the "whole" output that /re
 its candidates with (``model.wholes``, on ``--whole-numbers`` numbers; not with
 ``--mnist-only``), and write ``<out>/<arch>.keras`` with ``model_card.json`` and two
 plots beside it. With ``--teacher``, the network learns from
-that network's outputs as well as the labels (distillation: ``distillation_loss``).
+that network's outputs as well as the labels (distillation: ``distillation_loss``); with
+``--start-from``, it starts from that network's weights (a fine-tune; its "whole" output
+is trained anew as always).
 
 Runs on the CPU with TensorFlow; with ``KERAS_BACKEND=jax`` on a GPU as well.
 """
@@ -89,6 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.0,
         help="the share of the 7s written crossed (model.habits); 0 in the shipped recipe",
     )
+    parser.add_argument("--drawn-letters", action="store_true", help="no .notdef boxes as letters")
+    parser.add_argument("--start-from", type=Path, help="fine-tune this .keras network's weights")
     parser.add_argument(
         "--extras",
         type=Path,
@@ -197,14 +201,15 @@ def rendered_extras(args: argparse.Namespace, training, validation, mnist) -> tu
         mnist.checksums,
         args.split_seed,
         args.crossed_sevens,
+        args.drawn_letters,
     )
     if args.extras and args.extras.exists():
         return saved_extras.load(args.extras, wanted)
     started = time.time()
     real = realdigits.load(args.realdigits)
-    crossed = args.crossed_sevens
-    extras = augment.training_extras(training, real, args.seed, args.workers, crossed)
-    held = augment.validation_extras(validation, args.split_seed, args.workers, crossed)
+    habits = {"crossed_sevens": args.crossed_sevens, "drawn_letters": args.drawn_letters}
+    extras = augment.training_extras(training, real, args.seed, args.workers, habits)
+    held = augment.validation_extras(validation, args.split_seed, args.workers, habits)
     seconds = round(time.time() - started, 1)
     if args.extras:
         saved_extras.save(args.extras, extras, held, wanted, seconds)
@@ -279,6 +284,11 @@ def train(args: argparse.Namespace) -> dict:
 
     # Build the model; augmentation lives only in the training graph.
     model = network.build(args.arch)
+    if args.start_from:
+        from app.engines import separated
+
+        start = keras.saving.load_model(args.start_from, compile=False)
+        model.set_weights(keras.Model(start.input, separated(start).outputs[0]).get_weights())
     model.summary()
     inputs = keras.Input(shape=network.INPUT_SHAPE)
     augmented = inputs if args.no_augment else network.RandomAffine(seed=args.seed)(inputs)
@@ -380,6 +390,9 @@ def train(args: argparse.Namespace) -> dict:
             "teacher": None
             if args.teacher is None
             else {"file": args.teacher.name, "sha256": data.sha256_of(args.teacher)},
+            "start_from": None
+            if args.start_from is None
+            else {"file": args.start_from.name, "sha256": data.sha256_of(args.start_from)},
             "epochs": args.epochs,
             "best_epoch": best_epoch,
             "batch_size": args.batch_size,

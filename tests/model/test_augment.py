@@ -60,6 +60,25 @@ def test_measured_letters_are_characters_their_font_draws(monkeypatch) -> None:
     assert measured == {"A"} and trained == {"A", "✓"}  # training's draws as before
 
 
+def test_drawn_letters_train_on_characters_their_font_draws(monkeypatch, mnist) -> None:
+    """``model.train --drawn-letters``: the training non-digits' letters as measured."""
+    noto = next(path for path in fonts(training=True) if path.name == "NotoSans-Regular.ttf")
+    monkeypatch.setattr(augment, "NOT_DIGIT_CHARACTERS", "✓A")
+    drawn: list[str] = []
+    choose = augment.glyph_choice
+
+    def recorded(*args, **kwargs) -> tuple[str, Path]:
+        drawn.append((chosen := choose(*args, **kwargs))[0])
+        return chosen
+
+    monkeypatch.setattr(augment, "glyph_choice", recorded)
+    for only, wanted in ((True, {"A"}), (False, {"A", "✓"})):
+        drawn.clear()
+        extra = {"fonts": [noto], "digits": mnist.train.images[:10], "drawn_only": only}
+        augment._render_chunk(("negative", 60, 0, extra))  # 40 % of them letters
+        assert set(drawn) == wanted
+
+
 def test_every_font_draws_the_characters_it_is_asked_for() -> None:
     """An "x" is about as wide as it is tall in every font letters are drawn in; a
     font whose code points name other glyphs (Dingbats' "x" is a bar like a 1, its

@@ -216,3 +216,31 @@ def test_a_student_records_its_teacher(
     assert load_classifier(tmp_path / student["file"], engine="litert").predict(
         np.zeros((1, 28, 28, 1), dtype=np.float32)
     ).shape == (1, 10)
+
+
+@pytest.mark.slow
+def test_a_fine_tune_starts_from_the_network_it_names(
+    tiny_run: tuple[Path, dict], mnist: data.Mnist, tmp_path: Path
+) -> None:
+    import keras
+
+    from app.engines import separated
+
+    out, card = tiny_run
+    start = out / card["file"]
+    # At a learning rate of 0 the weights it starts from are the weights it ends with.
+    args = ["--start-from", str(start), "--mnist-only", "--learning-rate", "0"]
+    args += ["--epochs", "1", "--limit", "300", "--validation-size", "200"]
+    assert train.main([*args, "--out", str(tmp_path), "--data", str(mnist.folder)]) == 0
+    tuned = json.loads((tmp_path / train.CARD_NAME).read_text())
+    assert tuned["training"]["start_from"] == {"file": start.name, "sha256": card["sha256"]}
+
+    def kernels(path: Path) -> list[np.ndarray]:  # of its eleven outputs, not "whole"
+        model = keras.saving.load_model(path, compile=False)
+        eleven = keras.Model(model.input, separated(model).outputs[0])
+        return [w.numpy() for w in eleven.weights if w.path.endswith("kernel")]
+
+    before, after = kernels(start), kernels(tmp_path / tuned["file"])
+    assert len(before) == len(after) > 3
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
