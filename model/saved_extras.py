@@ -22,15 +22,14 @@ def recipe(
     limit: int | None,
     mnist: dict,
     split_seed: int | None = None,
-    crossed_sevens: float = 0.0,
-    drawn_letters: bool = False,
+    habits: dict | None = None,
 ) -> dict:
     """What a saved set of extras must match to stand in for rendering them again
-    (``split_seed``: the validation split's, when not ``seed``; ``crossed_sevens``,
-    named only when not 0, so that sets saved before it still match)."""
+    (``split_seed``: the validation split's, when not ``seed``; ``habits``, as
+    ``augment.training_extras`` takes them, each named only where set, so that sets
+    saved before it was added still match)."""
     return {
-        **({"crossed_sevens": crossed_sevens} if crossed_sevens else {}),
-        **({"drawn_letters": True} if drawn_letters else {}),
+        **{name: value for name, value in (habits or {}).items() if value},
         "seed": seed,
         "split_seed": seed if split_seed is None else split_seed,
         "validation_size": validation_size,

@@ -194,20 +194,14 @@ def save_plots(history: dict, confusion: list[list[int]], out: Path, name: str) 
 def rendered_extras(args: argparse.Namespace, training, validation, mnist) -> tuple:
     """(training extras, validation extras, the seconds rendering took): from --extras
     when it holds them for this recipe, else rendered (and saved there)."""
+    habits = {"crossed_sevens": args.crossed_sevens, "drawn_letters": args.drawn_letters}
     wanted = saved_extras.recipe(
-        args.seed,
-        args.validation_size,
-        args.limit,
-        mnist.checksums,
-        args.split_seed,
-        args.crossed_sevens,
-        args.drawn_letters,
+        args.seed, args.validation_size, args.limit, mnist.checksums, args.split_seed, habits
     )
     if args.extras and args.extras.exists():
         return saved_extras.load(args.extras, wanted)
     started = time.time()
     real = realdigits.load(args.realdigits)
-    habits = {"crossed_sevens": args.crossed_sevens, "drawn_letters": args.drawn_letters}
     extras = augment.training_extras(training, real, args.seed, args.workers, habits)
     held = augment.validation_extras(validation, args.split_seed, args.workers, habits)
     seconds = round(time.time() - started, 1)

@@ -137,11 +137,14 @@ def test_extras_saved_load_back_unchanged(tmp_path: Path) -> None:
     another_split = saved_extras.recipe(1, 200, 300, data.CHECKSUMS, split_seed=2)
     with pytest.raises(saved_extras.ExtrasMismatchError, match=r"\(split_seed differ\)"):
         saved_extras.load(tmp_path / "e.npz", another_split)
-    # Crossed 7s (model.habits) are other extras; none crossed is the recipe as before:
-    crossed = saved_extras.recipe(1, 200, 300, data.CHECKSUMS, crossed_sevens=0.3)
-    with pytest.raises(saved_extras.ExtrasMismatchError, match=r"\(crossed_sevens differ\)"):
-        saved_extras.load(tmp_path / "e.npz", crossed)
-    assert saved_extras.recipe(1, 200, 300, data.CHECKSUMS, crossed_sevens=0.0) == wanted
+    # Crossed 7s (model.habits), letters only as drawn are other extras; a habit not
+    # taken is the recipe as before:
+    for habit, value in (("crossed_sevens", 0.3), ("drawn_letters", True)):
+        other = saved_extras.recipe(1, 200, 300, data.CHECKSUMS, habits={habit: value})
+        with pytest.raises(saved_extras.ExtrasMismatchError, match=rf"\({habit} differ\)"):
+            saved_extras.load(tmp_path / "e.npz", other)
+    none = {"crossed_sevens": 0.0, "drawn_letters": False}
+    assert saved_extras.recipe(1, 200, 300, data.CHECKSUMS, habits=none) == wanted
 
 
 @pytest.mark.slow
