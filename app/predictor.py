@@ -83,11 +83,7 @@ class Reading:
     digits: list[candidates.Digit]  # left to right
     marks: list[candidates.Mark]
     preprocess_seconds: float
-
-    @property
-    def digit_score(self) -> float:
-        """How much the digits look like handwritten digits (``rejection.looks_like_digits``)."""
-        return rejection.looks_like_digits(self.digits)
+    digit_score: float  # how much they look like handwritten digits (``looks_like_digits``)
 
 
 def _normalized(read: tuple[np.ndarray, np.ndarray] | None, seconds: float) -> Normalized | None:
@@ -308,10 +304,11 @@ class Predictor:
             raise segmentation.TooManyDigitsError(
                 f"More than {self.max_digits} digits (MAX_DIGITS): {len(digits)} read."
             )
-        if reject and rejection.number_refused(digits):
+        looks = rejection.looks_like_digits(digits)
+        if reject and rejection.number_refused(looks):
             why = await run_in_threadpool(rejection.read_reason, data, self.limits, decoded)
             raise rejection.NotADigitError(why)
-        return Reading(digits, proposal.marks, seconds)
+        return Reading(digits, proposal.marks, seconds, looks)
 
     async def predict_many(
         self, uploads: list[bytes], reject: bool = True

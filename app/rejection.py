@@ -99,10 +99,10 @@ def looks_like_digits(digits: list[candidates.Digit]) -> float:
     return math.exp(sum(logs) / len(logs))
 
 
-def number_refused(digits: list[candidates.Digit]) -> bool:
-    """Whether ``POST /read`` refuses a line's digits: they do not look like handwritten
-    digits (``looks_like_digits`` under READ_BELOW)."""
-    return looks_like_digits(digits) < READ_BELOW
+def number_refused(looks: float) -> bool:
+    """Whether ``POST /read`` refuses a line's digits that look like handwritten digits
+    this much (``looks_like_digits``): under READ_BELOW."""
+    return looks < READ_BELOW
 
 
 def read_reason(
