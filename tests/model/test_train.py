@@ -204,16 +204,25 @@ def test_distillation_loss_pulls_the_student_to_the_teacher() -> None:
     assert np.all(loss(sharp) > loss(teacher))
 
 
+def _run_from(
+    tiny_run: tuple[Path, dict], mnist: data.Mnist, out: Path, flag: str, *more: str
+) -> tuple[Path, dict, dict]:
+    """A one-epoch MNIST-only run into ``out`` with ``flag`` naming the tiny run's
+    network (and ``more``): that network's file, its card and the new run's card."""
+    start, card = tiny_run[0] / tiny_run[1]["file"], tiny_run[1]
+    args = [flag, str(start), *more, "--mnist-only", "--epochs", "1", "--limit", "300"]
+    args += ["--validation-size", "200", "--out", str(out), "--data", str(mnist.folder)]
+    assert train.main(args) == 0
+    return start, card, json.loads((out / train.CARD_NAME).read_text())
+
+
 @pytest.mark.slow
 def test_a_student_records_its_teacher(
     tiny_run: tuple[Path, dict], mnist: data.Mnist, tmp_path: Path
 ) -> None:
-    out, card = tiny_run
-    teacher = out / card["file"]
-    args = ["--arch", "digitnet_small", "--teacher", str(teacher), "--mnist-only"]
-    args += ["--epochs", "1", "--limit", "300", "--validation-size", "200"]
-    assert train.main([*args, "--out", str(tmp_path), "--data", str(mnist.folder)]) == 0
-    student = json.loads((tmp_path / train.CARD_NAME).read_text())
+    teacher, card, student = _run_from(
+        tiny_run, mnist, tmp_path, "--teacher", "--arch", "digitnet_small"
+    )
     assert student["training"]["teacher"] == {"file": teacher.name, "sha256": card["sha256"]}
     assert student["parameters"] < card["parameters"] / 3
     assert load_classifier(tmp_path / student["file"], engine="litert").predict(
@@ -229,13 +238,9 @@ def test_a_fine_tune_starts_from_the_network_it_names(
 
     from app.engines import separated
 
-    out, card = tiny_run
-    start = out / card["file"]
     # At a learning rate of 0 the weights it starts from are the weights it ends with.
-    args = ["--start-from", str(start), "--mnist-only", "--learning-rate", "0"]
-    args += ["--epochs", "1", "--limit", "300", "--validation-size", "200"]
-    assert train.main([*args, "--out", str(tmp_path), "--data", str(mnist.folder)]) == 0
-    tuned = json.loads((tmp_path / train.CARD_NAME).read_text())
+    zero = ("--learning-rate", "0")
+    start, card, tuned = _run_from(tiny_run, mnist, tmp_path, "--start-from", *zero)
     assert tuned["training"]["start_from"] == {"file": start.name, "sha256": card["sha256"]}
 
     def kernels(path: Path) -> list[np.ndarray]:  # of its eleven outputs, not "whole"
