@@ -1,4 +1,5 @@
-"""Where the paper is: which of Otsu's two classes is paper, its shades, and, for a
+"""Where the paper is: a photographed page apart from the desk it lies on
+(``on_the_page``), which of Otsu's two classes is paper, its shades, and, for a
 photo, whether its light varies and its level per pixel (``app.preprocessing``'s
 steps 3 and 4); each pixel's ink against it and the paper's noise floor. No web
 framework in here.
@@ -13,6 +14,7 @@ from PIL import Image
 from scipy import ndimage
 
 from app import levels, pillow_core
+from app.ink_blobs import dilated
 
 BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is one class
 CORNER = 0.1  # where ink touches the border, corner squares of this share of the side say too
@@ -305,3 +307,60 @@ def ink_contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:
         ink = grey - paper
     # np.maximum, not np.clip: the same values at half the cost on a small image.
     return np.maximum(ink, 0.0).astype(np.float32, copy=False)
+
+
+# A photo of a page lying on a darker surface (a desk, a table): the surface is no ink.
+# The page is the image's largest bright blob, its marks' holes filled in, when it covers
+# PAGE_SHARE of the image or more, PAGE_FILL of its box (a sheet, turned a little), is
+# blank but for at most PAGE_INK of it and some marks, and leaves PAGE_OUTSIDE of the
+# image's border or more to the surface, PAGE_CONTRAST grey levels darker than it.
+PAGE_SHARE = 0.2
+PAGE_FILL = 0.75
+PAGE_INK = 0.2
+PAGE_OUTSIDE = 0.5
+PAGE_CONTRAST = 40.0
+PAGE_MIN_SIDE = 64  # smaller images are crops of a digit, not photos of a page
+
+
+def on_the_page(grey: np.ndarray) -> np.ndarray:
+    """``grey``, or a copy with the surface around a photographed page, and the page's
+    own edge, painted as the page: what lies off the page is not its ink."""
+    if min(grey.shape) < PAGE_MIN_SIDE:
+        return grey
+    border = ring(grey, 0)
+    surface = float(np.median(border))
+    sample = grey[::4, ::4]
+    if float(sample.max()) - surface < PAGE_CONTRAST:
+        return grey  # the border is the paper (most images: no more work), or all is dark
+    bright = float(np.quantile(sample, 0.9))
+    if bright - surface < PAGE_CONTRAST:
+        return grey  # the paper is dark
+    blank = grey > (bright + surface) / 2
+    labels, count = ndimage.label(blank)
+    if count == 0:
+        return grey
+    blank = labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+    # Its holes: what lies off it but not connected to the image's border.
+    rest, _ = ndimage.label(~blank)
+    touching = np.unique(ring(rest, 0))
+    outside = np.isin(rest, touching[touching > 0])
+    page = ~outside
+    area, blank_area = np.count_nonzero(page), np.count_nonzero(blank)
+    rows, columns = np.flatnonzero(page.any(axis=1)), np.flatnonzero(page.any(axis=0))
+    box = (rows[-1] - rows[0] + 1) * (columns[-1] - columns[0] + 1)
+    if not (
+        area >= PAGE_SHARE * grey.size
+        and area >= PAGE_FILL * box
+        and (1 - PAGE_INK) * area <= blank_area < area
+        and np.count_nonzero(ring(outside, 0)) >= PAGE_OUTSIDE * border.size
+    ):
+        return grey
+    # Each pixel off the page, or on its own edge (shaded, blurred), takes the level of
+    # the nearest blank pixel of the page: its light continued, no edge left to see.
+    off = dilated(outside, max(3, round(max(grey.shape) / 50)))
+    nearest = ndimage.distance_transform_edt(
+        off | ~blank, return_distances=False, return_indices=True
+    )
+    painted = grey.copy()
+    painted[off] = grey[nearest[0][off], nearest[1][off]]
+    return painted

@@ -9,7 +9,8 @@ cameras, canvases and apps do to them:
 2. grey, with transparency composited onto a background that contrasts with
    the strokes (canvas drawings are dark or light strokes on nothing); a faint
    photo (under 64 grey levels) loses the light that varies gently over it (a
-   quadratic surface fitted to its paper), and is blank if only noise is left;
+   quadratic surface fitted to its paper), and is blank if only noise is left; the
+   desk around a photographed page painted as the page (``paper.on_the_page``);
 3. polarity: the paper is what the border shows (or, past a thin frame round
    the image, what the ring inside it shows), unless ink touches the border and
    the corners show the other class (a digit filling its frame), or, when neither
@@ -219,6 +220,12 @@ def grey_levels(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.float32)
 
 
+def page_levels(image: Image.Image) -> np.ndarray:
+    """``grey_levels``, the surface around a photographed page painted as the page
+    (``paper.on_the_page``): what every reading of an upload starts from."""
+    return paper.on_the_page(grey_levels(image))
+
+
 def _backdrop(grey: np.ndarray, opaque: np.ndarray) -> float:
     """The grey level to composite an image's transparent pixels onto."""
     if not opaque.any():
@@ -396,7 +403,7 @@ def readings(
     ink: the caller keeps the one more like a digit (docs/preprocessing.md)."""
     if photo and max(image.size) > GLANCE_SIZE and (glanced := _glanced(image)) is not None:
         return [_as_input(glanced, clean=False)]
-    grey = grey_levels(image)
+    grey = page_levels(image)
     strength = ink_strength(grey)
     clean = not (strength.noisy or photo)  # other_side is None on a noisy image
     found = [_as_input(digit_ink(strength), clean)]
@@ -421,7 +428,10 @@ def _glanced(image: Image.Image) -> np.ndarray | None:
     which is why only photos are glanced at: docs/performance.md)."""
     small = glance(image)
     grey = grey_levels(small)
-    counts = small.histogram() if small.mode == "L" else None  # Pillow counts faster
+    page = paper.on_the_page(grey)
+    # Pillow counts faster, but only what the image shows, not the page alone.
+    counts = small.histogram() if small.mode == "L" and page is grey else None
+    grey = page
     edges = 2 * halo(grey.shape)  # the strokes' anti-aliased edge on both sides
     if levels.rough_extent(grey, counts) < GLANCE_MIN_DIGIT - edges:
         return None  # a smaller digit: read at full size at once

@@ -82,7 +82,7 @@ def reason(
         if marks is None:
             if decoded is None:
                 decoded = preprocessing.decode(preprocessing.open_image(data, limits))
-            marks = marks_of(preprocessing.ink_map(preprocessing.grey_levels(decoded)))
+            marks = marks_of(preprocessing.ink_map(preprocessing.page_levels(decoded)))
     except preprocessing.PreprocessingError:
         return SYMBOL
     return shape_reason(marks)

@@ -293,7 +293,7 @@ def propose_decoded(decoded: Image.Image, size: tuple[int, int], max_digits: int
     size is ``size`` (the boxes are in its pixels)."""
     width, height = size
     scale = (width / decoded.width, height / decoded.height)
-    strength = preprocessing.ink_strength(preprocessing.grey_levels(decoded))
+    strength = preprocessing.ink_strength(preprocessing.page_levels(decoded))
     ink, strokes = strength.ink, strength.strokes
     slopes = rules.turned(ink_blobs.with_faint(ink, strokes))  # of a page askew
     without_lines = rules.erase(ink, strokes, slopes)  # a form's boxes, squared paper
