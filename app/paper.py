@@ -14,7 +14,7 @@ from PIL import Image
 from scipy import ndimage
 
 from app import levels, pillow_core
-from app.ink_blobs import dilated
+from app.ink_blobs import bounds, dilated
 
 BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is one class
 CORNER = 0.1  # where ink touches the border, corner squares of this share of the side say too
@@ -346,8 +346,8 @@ def on_the_page(grey: np.ndarray) -> np.ndarray:
     outside = np.isin(rest, touching[touching > 0])
     page = ~outside
     area, blank_area = np.count_nonzero(page), np.count_nonzero(blank)
-    rows, columns = np.flatnonzero(page.any(axis=1)), np.flatnonzero(page.any(axis=0))
-    box = (rows[-1] - rows[0] + 1) * (columns[-1] - columns[0] + 1)
+    top, bottom, left, right = bounds(page)  # page holds blank: never empty
+    box = (bottom - top) * (right - left)
     if not (
         area >= PAGE_SHARE * grey.size
         and area >= PAGE_FILL * box
