@@ -381,12 +381,8 @@ def train(args: argparse.Namespace) -> dict:
         "training": {
             "command": "python -m model.train " + " ".join(sys.argv[1:]),
             "architecture": args.arch,
-            "teacher": None
-            if args.teacher is None
-            else {"file": args.teacher.name, "sha256": data.sha256_of(args.teacher)},
-            "start_from": None
-            if args.start_from is None
-            else {"file": args.start_from.name, "sha256": data.sha256_of(args.start_from)},
+            "teacher": _file_record(args.teacher),
+            "start_from": _file_record(args.start_from),
             "epochs": args.epochs,
             "best_epoch": best_epoch,
             "batch_size": args.batch_size,
@@ -441,6 +437,11 @@ def train(args: argparse.Namespace) -> dict:
     int8 = quantize.Quantisation.of(model_path, mnist).ship()
     print(f"wrote {int8['file']} (LiteRT int8, MNIST test {int8['test']['accuracy']:.2%})")
     return json.loads((args.out / CARD_NAME).read_text())
+
+
+def _file_record(path: Path | None) -> dict | None:
+    """A network the run learnt from (``--teacher``, ``--start-from``), as the card names it."""
+    return None if path is None else {"file": path.name, "sha256": data.sha256_of(path)}
 
 
 def calibrate(outputs: np.ndarray, labels: np.ndarray) -> dict:
