@@ -320,21 +320,39 @@ PAGE_INK = 0.2
 PAGE_OUTSIDE = 0.5
 PAGE_CONTRAST = 40.0
 PAGE_MIN_SIDE = 64  # smaller images are crops of a digit, not photos of a page
+# A page running off the frame leaves the surface less of the border: PAGE_SIDE of it is
+# enough. Either way the surface must look unlike ink and unlike shade (``_a_desk``).
+PAGE_SIDE = 0.1
+DESK_OVER_INK = 8.0
+DESK_INK = 0.001
+EDGE_WIDTH = 0.5
 
 
-def on_the_page(grey: np.ndarray) -> np.ndarray:
+def on_the_page(grey: np.ndarray, side: int | None = None) -> np.ndarray:
     """``grey``, or a copy with the surface around a photographed page, and the page's
-    own edge, painted as the page: what lies off the page is not its ink."""
-    if min(grey.shape) < PAGE_MIN_SIDE:
+    own edge, painted as the page: what lies off the page is not its ink. ``side``: the
+    shorter side of the image ``grey`` was reduced from, if it was."""
+    if (side or min(grey.shape)) < PAGE_MIN_SIDE:
         return grey
     border = ring(grey, 0)
     surface = float(np.median(border))
     sample = grey[::4, ::4]
-    if float(sample.max()) - surface < PAGE_CONTRAST:
-        return grey  # the border is the paper (most images: no more work), or all is dark
-    bright = float(np.quantile(sample, 0.9))
-    if bright - surface < PAGE_CONTRAST:
-        return grey  # the paper is dark
+    if float(sample.max()) - surface >= PAGE_CONTRAST:  # a page brighter than the border?
+        bright = float(np.quantile(sample, 0.9))
+        if bright - surface >= PAGE_CONTRAST:  # the border mostly the surface around it
+            return _painted(grey, bright, surface, PAGE_OUTSIDE)
+    # The border mostly the page (most images: no more work), or dark paper; the page
+    # may still run off the frame with the surface along a side or two.
+    desk = border[border < surface - PAGE_CONTRAST]
+    if desk.size < PAGE_SIDE * border.size:
+        return grey
+    return _painted(grey, surface, float(np.median(desk)), PAGE_SIDE)
+
+
+def _painted(grey: np.ndarray, bright: float, surface: float, outside_share: float):
+    """``grey`` with what lies off the page painted as the page, when the blank of level
+    ``bright`` found against a ``surface`` is a page leaving ``outside_share`` of the
+    border to it; else ``grey`` itself."""
     blank = grey > (bright + surface) / 2
     labels, count = ndimage.label(blank)
     if count == 0:
@@ -352,15 +370,50 @@ def on_the_page(grey: np.ndarray) -> np.ndarray:
         area >= PAGE_SHARE * grey.size
         and area >= PAGE_FILL * box
         and (1 - PAGE_INK) * area <= blank_area < area
-        and np.count_nonzero(ring(outside, 0)) >= PAGE_OUTSIDE * border.size
+        and np.count_nonzero(edge := ring(outside, 0)) >= outside_share * edge.size
     ):
+        return grey
+    reach = max(3, round(max(grey.shape) / 50))  # how far past it the page's edge lies
+    off = dilated(outside, reach)
+    if not _a_desk(grey, outside, blank, bright, off, reach):
         return grey
     # Each pixel off the page, or on its own edge (shaded, blurred), takes the level of
     # the nearest blank pixel of the page: its light continued, no edge left to see.
-    off = dilated(outside, max(3, round(max(grey.shape) / 50)))
     nearest = ndimage.distance_transform_edt(
         off | ~blank, return_distances=False, return_indices=True
     )
     painted = grey.copy()
     painted[off] = grey[nearest[0][off], nearest[1][off]]
     return painted
+
+
+def _a_desk(
+    grey: np.ndarray,
+    outside: np.ndarray,
+    blank: np.ndarray,
+    bright: float,
+    off: np.ndarray,
+    reach: int,
+) -> bool:
+    """Whether what lies ``outside`` a page (its blank ``blank``, of level ``bright``)
+    is a surface seen past the page's edge, not ink or shade on the page: its level
+    (away from the edge, ``reach`` px wide: blurred, ringing in a JPEG) lies
+    DESK_OVER_INK or more above the darkest of the page's marks; at most DESK_INK of it
+    lies as dark as halfway to them in blocks of 2×2 pixels (a stroke, not a speck of
+    the desk's grain); and the levels between its and the page's span at most
+    EDGE_WIDTH of the band ``off`` (a page's edge is a step, light falling off a slope).
+    """
+    page = ~outside
+    away = outside & ~dilated(page, reach)
+    if not away.any():
+        away = outside
+    level, ink = float(np.median(grey[away])), float(np.quantile(grey[page & ~blank], 0.05))
+    if level - ink < DESK_OVER_INK:
+        return False
+    dark = away & (grey < (level + ink) / 2)
+    strokes = dark[:-1, :-1] & dark[1:, :-1] & dark[:-1, 1:] & dark[1:, 1:]
+    if np.count_nonzero(strokes) > DESK_INK * np.count_nonzero(away):
+        return False
+    quarter = (bright - level) / 4
+    between = np.count_nonzero(off & (grey > level + quarter) & (grey < bright - quarter))
+    return between <= EDGE_WIDTH * reach * np.count_nonzero(outside & dilated(page, 1))

@@ -428,7 +428,7 @@ def _glanced(image: Image.Image) -> np.ndarray | None:
     which is why only photos are glanced at: docs/performance.md)."""
     small = glance(image)
     grey = grey_levels(small)
-    page = paper.on_the_page(grey)
+    page = paper.on_the_page(grey, min(image.size))
     # Pillow counts faster, but only what the image shows, not the page alone.
     counts = small.histogram() if small.mode == "L" and page is grey else None
     grey = page
