@@ -205,6 +205,77 @@ def may_even(span: float, shape: tuple[int, ...]) -> bool:
     return span < FAINT_SPAN and min(shape) >= FLATTEN_MIN_SIDE
 
 
+# A shadow across the page (a phone or a hand over it): Otsu splits the lit paper from
+# the shaded, the ink lumped with the shade, and the page is read inside out or the
+# shadow's edge as a stroke. The light over the page is what a closing of SHADE_WINDOW
+# leaves of the image reduced to BACKGROUND_SIDE: strokes narrower go, a shadow's edge
+# stays. A shadow (``_a_shadow``) keeps SHADE_FLOOR to SHADE of the light on paper
+# SHADE_PAPER bright or more (dark ink on paper: not a dark screen, nor ink wider than
+# the window), over SHADE_AREA of the image and of its border or more (cast from off the
+# frame), a region SHADE_THICK windows thick or more (its area over its edge's length),
+# not the strokes of a heavy digit the closing left.
+SHADE = 0.75
+SHADE_FLOOR = 0.4
+SHADE_PAPER = 128.0
+SHADE_AREA = 0.1
+SHADE_THICK = 0.75
+SHADE_WINDOW = 13
+
+
+def out_of_shade(grey: np.ndarray) -> np.ndarray:
+    """``grey``, or a copy relit where a shadow falls on the page: each pixel divided by
+    the light over it, and brought up to the lit paper's level."""
+    if min(grey.shape) < FLATTEN_MIN_SIDE:
+        return grey
+    sample = grey[::4, ::4]  # a tenth of the image at SHADE of its brightest or darker?
+    tenth = np.partition(sample, sample.size // 10, axis=None)[sample.size // 10]
+    if tenth > SHADE * sample.max():
+        return grey  # most images: no more work
+    small = _reduced(grey)
+    light = ndimage.grey_closing(small, size=SHADE_WINDOW, mode="nearest")
+    lit = float(np.quantile(light, 0.98))
+    if not _a_shadow(small, light, lit):
+        return grey
+    over = _light_over(grey, light)
+    return np.minimum(grey * (lit / np.maximum(over, 1.0)), 255.0).astype(np.float32)
+
+
+def _a_shadow(small: np.ndarray, light: np.ndarray, lit: float) -> bool:
+    """Whether the ``light`` over the image reduced (``small``), its lit paper at
+    ``lit``, shows a shadow: as the constants above say, its shade under Otsu's
+    threshold too (a lighter one is the per-pixel paper's, ``background``)."""
+    darkest, shaded = np.quantile(light, (0.02, SHADE_AREA))
+    if lit < SHADE_PAPER or darkest < SHADE_FLOOR * lit or shaded > SHADE * lit:
+        return False
+    if shaded > levels.otsu(np.sort(small, axis=None)):
+        return False
+    shade = light <= SHADE * lit
+    if np.count_nonzero(edge := ring(shade, 0)) < SHADE_AREA * edge.size:
+        return False
+    inside = ~dilated(~shade, 1)  # the shade less its edge within the image
+    thin = np.count_nonzero(shade) < SHADE_THICK * SHADE_WINDOW * np.count_nonzero(shade & ~inside)
+    return not thin
+
+
+def _light_over(grey: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """The light over each pixel of ``grey``: of ``light`` (reduced) at the pixel's cell
+    and the eight around it, the level nearest the pixel's own, so that a shadow's edge
+    stays as sharp as the image has it (interpolating would blur it into a stroke)."""
+    height, width = grey.shape
+    padded = np.pad(light, 1, mode="edge")
+    rows = np.minimum((np.arange(height) * light.shape[0]) // height, light.shape[0] - 1)
+    columns = np.minimum((np.arange(width) * light.shape[1]) // width, light.shape[1] - 1)
+    best = np.full(grey.shape, np.inf, dtype=np.float32)
+    over = np.empty(grey.shape, dtype=np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            candidate = padded[rows + dy][:, columns + dx]
+            distance = np.abs(candidate - grey)
+            nearer = distance < best
+            best[nearer], over[nearer] = distance[nearer], candidate[nearer]
+    return over
+
+
 def _reduced(grey: np.ndarray) -> np.ndarray:
     """The image reduced (box filter) so that its longer side is BACKGROUND_SIDE."""
     height, width = grey.shape

@@ -10,7 +10,8 @@ cameras, canvases and apps do to them:
    the strokes (canvas drawings are dark or light strokes on nothing); a faint
    photo (under 64 grey levels) loses the light that varies gently over it (a
    quadratic surface fitted to its paper), and is blank if only noise is left; the
-   desk around a photographed page painted as the page (``paper.on_the_page``);
+   desk around a photographed page painted as the page (``paper.on_the_page``) and a
+   shadow across it relit (``paper.out_of_shade``);
 3. polarity: the paper is what the border shows (or, past a thin frame round
    the image, what the ring inside it shows), unless ink touches the border and
    the corners show the other class (a digit filling its frame), or, when neither
@@ -222,8 +223,15 @@ def grey_levels(image: Image.Image) -> np.ndarray:
 
 def page_levels(image: Image.Image) -> np.ndarray:
     """``grey_levels``, the surface around a photographed page painted as the page
-    (``paper.on_the_page``): what every reading of an upload starts from."""
-    return paper.on_the_page(grey_levels(image))
+    (``paper.on_the_page``) and a shadow on it relit (``paper.out_of_shade``): what
+    every reading of an upload starts from."""
+    return on_the_page(grey_levels(image))
+
+
+def on_the_page(grey: np.ndarray, side: int | None = None) -> np.ndarray:
+    """``page_levels`` of ``grey``; ``side``: the shorter side of the image ``grey`` was
+    reduced from, if it was (a photo's glance)."""
+    return paper.out_of_shade(paper.on_the_page(grey, side))
 
 
 def _backdrop(grey: np.ndarray, opaque: np.ndarray) -> float:
@@ -428,7 +436,7 @@ def _glanced(image: Image.Image) -> np.ndarray | None:
     which is why only photos are glanced at: docs/performance.md)."""
     small = glance(image)
     grey = grey_levels(small)
-    page = paper.on_the_page(grey, min(image.size))
+    page = on_the_page(grey, min(image.size))
     # Pillow counts faster, but only what the image shows, not the page alone.
     counts = small.histogram() if small.mode == "L" and page is grey else None
     grey = page
