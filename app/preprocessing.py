@@ -225,10 +225,10 @@ def page_levels(image: Image.Image) -> np.ndarray:
     """``grey_levels``, the surface around a photographed page painted as the page
     (``paper.on_the_page``) and a shadow on it relit (``paper.out_of_shade``): what
     every reading of an upload starts from."""
-    return on_the_page(grey_levels(image))
+    return page_levels_of(grey_levels(image))
 
 
-def on_the_page(grey: np.ndarray, side: int | None = None) -> np.ndarray:
+def page_levels_of(grey: np.ndarray, side: int | None = None) -> np.ndarray:
     """``page_levels`` of ``grey``; ``side``: the shorter side of the image ``grey`` was
     reduced from, if it was (a photo's glance)."""
     return paper.out_of_shade(paper.on_the_page(grey, side))
@@ -436,7 +436,7 @@ def _glanced(image: Image.Image) -> np.ndarray | None:
     which is why only photos are glanced at: docs/performance.md)."""
     small = glance(image)
     grey = grey_levels(small)
-    page = on_the_page(grey, min(image.size))
+    page = page_levels_of(grey, min(image.size))
     # Pillow counts faster, but only what the image shows, not the page alone.
     counts = small.histogram() if small.mode == "L" and page is grey else None
     grey = page
