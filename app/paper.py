@@ -467,7 +467,8 @@ def _a_desk(
     reach: int,
 ) -> bool:
     """Whether what lies ``outside`` a page (its blank ``blank``, of level ``bright``)
-    is a surface seen past the page's edge, not ink or shade on the page: its level
+    is a surface seen past the page's edge, not ink or shade on the page: as thick as
+    the band ``off`` painted past its edge (``reach``) or more; its level
     (away from the edge, ``reach`` px wide: blurred, ringing in a JPEG) lies
     DESK_OVER_INK or more above the darkest of the page's marks; at most DESK_INK of it
     lies as dark as halfway to them in blocks of 2×2 pixels (a stroke, not a speck of
@@ -475,6 +476,8 @@ def _a_desk(
     EDGE_WIDTH of the band ``off`` (a page's edge is a step, light falling off a slope).
     """
     page = ~outside
+    if np.count_nonzero(outside) < reach * np.count_nonzero(outside & dilated(page, 1)):
+        return False  # thinner than the band painted past its edge: strokes cut by the frame
     away = outside & ~dilated(page, reach)
     if not away.any():
         away = outside

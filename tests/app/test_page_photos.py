@@ -124,10 +124,21 @@ def stroke_touching_the_frame() -> np.ndarray:
     return grey
 
 
+def text_cut_by_the_frame() -> np.ndarray:
+    """Lines of small text running off the frame both sides: words of anti-aliased
+    strokes a pixel thick, grey on either side."""
+    grey = np.full((200, 300), 220.0, dtype=np.float32)
+    words = (np.arange(300) % 12 < 8) | (np.arange(300) >= 296)
+    for row in range(5, 200, 12):
+        grey[row - 1 : row + 2, words] = 120.0
+        grey[row, words] = 20.0
+    return grey
+
+
 @pytest.mark.parametrize(
     "grey",
-    [shadowed_side(), stroke_touching_the_frame()],
-    ids=["a shadowed side with a stroke in it", "a stroke touching the frame"],
+    [shadowed_side(), stroke_touching_the_frame(), text_cut_by_the_frame()],
+    ids=["a shadowed side with a stroke in it", "a stroke touching the frame", "text cut"],
 )
 def test_a_dark_side_that_may_be_ink_is_no_desk(grey: np.ndarray) -> None:
     assert paper.on_the_page(grey) is grey
