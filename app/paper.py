@@ -14,7 +14,7 @@ from PIL import Image
 from scipy import ndimage
 
 from app import levels, pillow_core
-from app.ink_blobs import bounds, dilated
+from app.ink_blobs import bounds, dilated, pen_width
 
 BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is one class
 CORNER = 0.1  # where ink touches the border, corner squares of this share of the side say too
@@ -252,9 +252,7 @@ def _a_shadow(small: np.ndarray, light: np.ndarray, lit: float) -> bool:
     shade = light <= SHADE * lit
     if np.count_nonzero(edge := ring(shade, 0)) < SHADE_AREA * edge.size:
         return False
-    inside = ~dilated(~shade, 1)  # the shade less its edge within the image
-    thin = np.count_nonzero(shade) < SHADE_THICK * SHADE_WINDOW * np.count_nonzero(shade & ~inside)
-    return not thin
+    return pen_width(shade) >= 2 * SHADE_THICK * SHADE_WINDOW  # twice area over edge
 
 
 def _light_over(grey: np.ndarray, light: np.ndarray) -> np.ndarray:
@@ -476,7 +474,8 @@ def _a_desk(
     EDGE_WIDTH of the band ``off`` (a page's edge is a step, light falling off a slope).
     """
     page = ~outside
-    if np.count_nonzero(outside) < reach * np.count_nonzero(outside & dilated(page, 1)):
+    rim = np.count_nonzero(outside & dilated(page, 1))  # the length of its edge
+    if np.count_nonzero(outside) < reach * rim:
         return False  # thinner than the band painted past its edge: strokes cut by the frame
     away = outside & ~dilated(page, reach)
     if not away.any():
@@ -490,4 +489,4 @@ def _a_desk(
         return False
     quarter = (bright - level) / 4
     between = np.count_nonzero(off & (grey > level + quarter) & (grey < bright - quarter))
-    return between <= EDGE_WIDTH * reach * np.count_nonzero(outside & dilated(page, 1))
+    return between <= EDGE_WIDTH * reach * rim
