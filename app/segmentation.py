@@ -51,6 +51,10 @@ MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unle
 # A short stroke over a digit for this share of its width is part of it: any at all (a
 # 5's bar written apart may run on almost wholly right of its body).
 OVER = 0.0
+# A short stroke over the upper three quarters of a digit is part of it if it weighs
+# this share of the digit's heaviest stroke: a faint 7's bar breaks into dashes of
+# 2-4 %. At its foot, components.HEAVY: a ruled line's remnants weigh little.
+UPPER_PART = 0.02
 FOOT_BELOW = 0.3  # a piece of a digit lies within its group's box, give or take this many H
 NEAR = 0.15  # components closer than this many line heights are one group
 WIDE = 0.4  # a component wider than this many line heights may hold touching digits (11)
@@ -167,8 +171,9 @@ def _groups(blobs: components.Blobs, line: float) -> tuple[list[list[int]], list
             high = centre_row < min(top, bottom - line) - FOOT_BELOW * line
             within = centre_row <= bottom + FOOT_BELOW * line and not high
             if overlap >= OVER * (right - left) and within and (flat or not low):
-                # Part of the digit (a 5's bar) if it weighs something; else grain on it.
-                if blobs.mass[index] >= components.HEAVY * max(blobs.mass[i] for i in group):
+                # Part of the digit if it weighs something (UPPER_PART), else grain on it.
+                least = components.HEAVY if low else UPPER_PART
+                if blobs.mass[index] >= least * max(blobs.mass[i] for i in group):
                     group.append(index)
                 break
         else:

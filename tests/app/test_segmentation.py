@@ -383,6 +383,27 @@ def test_a_digits_detached_bar_is_part_of_it_not_a_mark(bar: list, body: list) -
     assert [len(group) for group in groups] == [1, 2, 1]  # the bar with its digit
 
 
+def test_a_faint_bar_broken_into_dashes_is_part_of_its_digit() -> None:
+    """A 7 written with a light touch on its bar: the threshold breaks the bar into
+    dashes weighing 2-4 % of the stem. Over the digit's upper part they join it
+    (segmentation.UPPER_PART); left out, the 7 is read as a 1."""
+    image = Image.new("L", (420, 200), 255)
+    draw = ImageDraw.Draw(image)
+    for left in (40, 300):  # full-height 1s on either side set the line's height
+        draw.line([(left, 40), (left, 160)], fill=0, width=9)
+    draw.line([(201, 40), (165, 160)], fill=0, width=9)  # the stem
+    for left in (150, 174):
+        draw.line([(left, 42), (left + 14, 42)], fill=120, width=5)
+    strength = preprocessing.ink_strength(preprocessing.grey_levels(image))
+    blobs, pen = components.find(strength.ink, strength.strokes)
+    dashes = blobs.height < 10
+    assert np.count_nonzero(dashes) == 2
+    assert (blobs.mass[dashes] < components.HEAVY * blobs.mass.max()).all()
+    groups, marks = segmentation._groups(blobs, components.line_height(blobs, pen))
+    assert marks == []
+    assert [len(group) for group in groups] == [1, 3, 1]
+
+
 SMALL_FIVE = [  # a 5 half the line's height: its body and its bar, each a mark's height
     [(0.2, 0.15), (0.15, 0.5), (0.6, 0.45), (0.9, 0.65), (0.85, 0.9), (0.5, 1.0), (0.1, 0.9)],
     [(0.25, 0.0), (0.95, 0.0)],
