@@ -31,6 +31,10 @@ LETTERS = "it looks like letters or symbols, not written digits."  # /read's SEV
 # are refused. Chosen on model.numbers' tuning draws and model.world's non-digits, seed 0
 # (docs/reading.md): 1 of 1,200 numbers refused, 141 of 750 non-digits answered, not 600.
 READ_BELOW = 0.3
+# /read: strokes cut by the image's left or right edge in this many places are a
+# texture or a picture running off the frame, not a line of writing (a number cut
+# tight has one digit at each edge, perhaps in two strokes).
+FRAME_CUTS = 3
 SECOND_LOOK_BELOW = 0.6  # digit scores under this, though above the threshold, are uncertain
 COLOURFUL_SATURATION = 0.25  # mean HSV saturation of a colour photo's pixels, 0..1
 PHOTO_COVERAGE = 0.35  # share of the marks' box covered by ink: a scene, not strokes
@@ -88,12 +92,15 @@ def reason(
     return shape_reason(marks)
 
 
-def looks_like_digits(digits: list[candidates.Digit]) -> float:
+def looks_like_digits(digits: list[candidates.Digit], frame_cuts: int = 0) -> float:
     """How much a line's digits look like handwritten digits, 0..1: the geometric mean of
     their scores (a digit's candidate score, as the splits weighed it; a digit the pair
     reader read keeps its candidate's). A letter, a scribble or a photo cut into the
-    pieces that look most like digits still scores low on most of them."""
-    if not digits:
+    pieces that look most like digits still scores low on most of them. Stripes cut
+    into pieces read as sure 1s: strokes cut by the image's left or right edge in
+    FRAME_CUTS places or more (``frame_cuts``, ``splits.Proposal``'s) look like no line
+    of writing: 0."""
+    if not digits or frame_cuts >= FRAME_CUTS:
         return 0.0
     logs = [math.log(max(digit.score, 1e-12)) for digit in digits]
     return math.exp(sum(logs) / len(logs))

@@ -336,6 +336,11 @@ def propose_decoded(decoded: Image.Image, size: tuple[int, int], max_digits: int
         and top - line / 2 <= (blobs.top[i] + blobs.bottom[i]) / 2 <= bottom + line / 2
     ]
     drawn = (blobs, strength, strokes, line, scale)
+    members = np.array([i for group in groups for i in group])
+    frame_cuts = max(
+        np.count_nonzero(blobs.left[members] <= 0),
+        np.count_nonzero(blobs.right[members] >= strokes.shape[1]),
+    )
 
     def tilted(group: Group, number: int, tilt: float, bent: bool) -> Group:
         other = Slant(slant.slope + tilt, slant.middle)
@@ -349,6 +354,7 @@ def propose_decoded(decoded: Image.Image, size: tuple[int, int], max_digits: int
         ],
         marks,
         tilted,
+        int(frame_cuts),
     )
 
 

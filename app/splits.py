@@ -83,11 +83,19 @@ class Proposal:
     whose best split cuts through one or has a digit not read surely gains variants
     (``tilt``: its strokes cut along bent paths or another slant, step 9), appended
     to ``groups``, every run of their pieces a candidate; then the best split of the
-    group and its variants wins."""
+    group and its variants wins. ``frame_cuts``: the most of the groups' strokes that
+    the image's left or its right edge cuts (``rejection.looks_like_digits``)."""
 
-    def __init__(self, groups: list[Group], marks: list[Mark], tilt: Tilt | None = None):
+    def __init__(
+        self,
+        groups: list[Group],
+        marks: list[Mark],
+        tilt: Tilt | None = None,
+        frame_cuts: int = 0,
+    ):
         self.groups = list(groups)
         self.marks = marks
+        self.frame_cuts = frame_cuts
         self.candidates: list[Candidate] = []
         self._inputs: list[np.ndarray] = []
         self._pending: list[int] = []  # groups that a split might still read better

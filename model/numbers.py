@@ -306,7 +306,8 @@ def in_process_reader(classifier=None, reject: bool = True) -> Callable[[bytes],
             lambda inputs: classifier.interpret(classifier.outputs(inputs), candidates=True),
             pair_reader,
         )
-        if reject and rejection.number_refused(rejection.looks_like_digits(digits)):
+        looks = rejection.looks_like_digits(digits, proposal.frame_cuts)
+        if reject and rejection.number_refused(looks):
             return None  # refused, as /read refuses it
         return "".join(str(digit.digit) for digit in digits)
 

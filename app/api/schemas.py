@@ -180,6 +180,8 @@ class NumberReading(BaseModel):
         le=1,
         description="How much the digits look like handwritten digits: the geometric mean "
         "of each digit's score (1 − p(not a digit), times how much it looks like one whole "
-        "digit). Under 0.3 the image is refused with 422 unless reject=false.",
+        "digit); 0 for strokes cut by the image's left or right edge in three places or "
+        "more (stripes, a texture). Under 0.3 the image is refused with 422 unless "
+        "reject=false.",
     )
     model_version: str = Field(..., description="Which model answered.")

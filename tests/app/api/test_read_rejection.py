@@ -72,6 +72,39 @@ def test_a_written_number_is_read_either_way(client: TestClient) -> None:
         assert body["number"] == "2025" and body["digit_score"] > rejection.READ_BELOW
 
 
+def stripes(period: int, angle: float, size: int = 150) -> bytes:
+    """Dark and light stripes filling the image, across it at ``angle`` (radians from
+    upright): a fabric, a barcode, a grille."""
+    rows, columns = np.mgrid[0:size, 0:size]
+    phase = (columns * np.cos(angle) + rows * np.sin(angle)) / period
+    return png_bytes(Image.fromarray(np.where(phase % 1 < 0.5, 20, 235).astype(np.uint8)))
+
+
+@pytest.mark.parametrize(("period", "angle"), [(10, 0.3), (16, 0.6), (16, 1.3), (24, 1.0)])
+def test_stripes_running_off_the_frame_are_no_number(
+    client: TestClient, period: int, angle: float
+) -> None:
+    """Each stripe reads as a sure 1 (a line of "11111111" until the frame's cuts
+    counted: rejection.FRAME_CUTS); the left and right edges cut many of them."""
+    content = stripes(period, angle)
+    response = post(client, content)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"No digit found: {rejection.PHOTO}"
+    assert post(client, content, reject="false").json()["digit_score"] == 0.0
+
+
+@pytest.mark.parametrize("number", ["4114", "2025", "1111"])
+def test_a_number_cropped_tight_is_read(client: TestClient, number: str) -> None:
+    """Its first and last digits cut by the frame's left and right edges (a 4's two
+    strokes both at the left): a line of writing, not a texture."""
+    image, _ = draw_number(number)
+    ink = np.asarray(image.convert("L")) < 128
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    tight = image.crop((columns[0] + 1, rows[0] + 1, columns[-1], rows[-1]))
+    body = post(client, png_bytes(tight)).json()
+    assert body["number"] == number and body["digit_score"] > rejection.READ_BELOW
+
+
 def digit(score: float) -> Digit:
     return Digit(np.eye(10)[1], np.zeros((28, 28, 1)), Box(0, 0, 1, 1), score)
 
@@ -83,3 +116,6 @@ def test_digits_look_like_digits_by_the_geometric_mean_of_their_scores() -> None
     )
     assert rejection.looks_like_digits([digit(0.0)]) < 1e-6
     assert rejection.looks_like_digits([]) == 0.0
+    sure = [digit(1.0)] * 4
+    assert rejection.looks_like_digits(sure, rejection.FRAME_CUTS - 1) == 1.0
+    assert rejection.looks_like_digits(sure, rejection.FRAME_CUTS) == 0.0
