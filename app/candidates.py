@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from app import components, ink_blobs, preprocessing
+
+# Candidates' network inputs -> their (n, 10) digit probabilities and (n,) scores, or None.
+Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 MAX_PIECES = 6  # pieces one digit may be made of
 MAX_WIDTH = 1.5  # no candidate digit is wider than this many line heights,
@@ -301,3 +304,23 @@ class Digit:
     @property
     def confidence(self) -> float:
         return float(self.probabilities[self.digit])
+
+
+def scored(
+    score: Scorer, batch: np.ndarray, probabilities: np.ndarray, scores: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The candidates' probabilities and scores so far with ``batch``'s (if any) after."""
+    if not len(batch):
+        return probabilities, scores
+    more_probabilities, more_scores = score(batch)
+    if more_scores is not None:
+        scores = more_scores if scores is None else np.concatenate([scores, more_scores])
+    return np.concatenate([probabilities, more_probabilities]), scores
+
+
+def log_likelihoods(probabilities: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+    """Each candidate's log likelihood: its top probability times its score, if any."""
+    likelihood = probabilities.max(axis=1)
+    if scores is not None:
+        likelihood = likelihood * scores
+    return np.log(np.maximum(likelihood, 1e-12))

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from app import pairs
-from app.candidates import Candidate, Digit, Group, Mark
+from app.candidates import Candidate, Digit, Group, Mark, Scorer, log_likelihoods, scored
 
 WIDEST = 1.5  # a digit wider than this many line heights (along the slant) is unlikely
 WIDE_PENALTY = 4.0  # log-prior per line height of width beyond WIDEST
@@ -68,7 +68,6 @@ WIDE_WHOLE = 0.9
 CERTAIN = 0.99
 
 
-Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 PairScorer = Callable[[np.ndarray], np.ndarray]  # (n, 28, 56, 1) -> (n, 101): app.pairs
 
 
@@ -201,8 +200,8 @@ class Proposal:
         probabilities, scores = np.zeros((0, 10), np.float32), None
         batch = self.inputs
         while True:
-            probabilities, scores = _scored(score, batch, probabilities, scores)
-            log_scores = _log_likelihoods(probabilities, scores)
+            probabilities, scores = scored(score, batch, probabilities, scores)
+            log_scores = log_likelihoods(probabilities, scores)
             if self._pending:
                 batch = self._advance(log_scores)
             elif self._tiltable:  # every run made: variants where the best split calls for them
@@ -334,7 +333,7 @@ class Proposal:
         ``scores`` (n,) how much each looks like one whole digit
         (``app.calibration.candidate_score``), if the network says. A candidate's
         likelihood is its top probability times its score."""
-        log_scores = _log_likelihoods(probabilities, scores)
+        log_scores = log_likelihoods(probabilities, scores)
         inputs, ends = self.inputs, self._ends()
         chosen = {number: self._chosen(number, ends, log_scores) for number in self._variants}
         read, wholes = (
@@ -348,8 +347,8 @@ class Proposal:
         if unsplit and scorer is not None:
             made = [self._add(self.groups[n].runs(self._made[n])) for n in unsplit]
             batch = self._stacked([each for added in made for each in added])
-            probabilities, scores = _scored(scorer, batch, probabilities, scores)
-            log_scores = _log_likelihoods(probabilities, scores)
+            probabilities, scores = scored(scorer, batch, probabilities, scores)
+            log_scores = log_likelihoods(probabilities, scores)
             inputs, ends = self.inputs, self._ends()
             in_two.update((n, self._split_in_two(n, ends, log_scores)) for n in unsplit)
 
@@ -478,25 +477,6 @@ class Proposal:
             path.append(back[end])
             end = self.candidates[back[end]].first
         return best[group.count], path[::-1]
-
-
-def _scored(
-    score: Scorer, batch: np.ndarray, probabilities: np.ndarray, scores: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The candidates' probabilities and scores so far with ``batch``'s (if any) after."""
-    if not len(batch):
-        return probabilities, scores
-    more_probabilities, more_scores = score(batch)
-    if more_scores is not None:
-        scores = more_scores if scores is None else np.concatenate([scores, more_scores])
-    return np.concatenate([probabilities, more_probabilities]), scores
-
-
-def _log_likelihoods(probabilities: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
-    likelihood = probabilities.max(axis=1)
-    if scores is not None:
-        likelihood = likelihood * scores
-    return np.log(np.maximum(likelihood, 1e-12))
 
 
 def _prior(width: float, height: float) -> float:

@@ -253,7 +253,7 @@ def test_reading_in_batches_chooses_what_every_candidate_would(text: str, gap: f
     for whole, salt in itertools.product(np.linspace(0.05, 1, 20), range(4)):
         score = Scorer(every, whole, salt)
         probabilities, scores = score(every.inputs)
-        log_scores = splits._log_likelihoods(probabilities, scores)
+        log_scores = candidates.log_likelihoods(probabilities, scores)
         sure = [
             (c.group, c.first, c.last)
             for index, c in enumerate(every.candidates)
