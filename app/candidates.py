@@ -249,14 +249,17 @@ class Group:
                 if candidate is not None:
                     yield candidate
 
-    def run(self, first: int, last: int) -> tuple[Candidate, np.ndarray] | None:
-        """Pieces first..last as a digit, or None when that is too wide for one."""
+    def run(
+        self, first: int, last: int, any_width: bool = False
+    ) -> tuple[Candidate, np.ndarray] | None:
+        """Pieces first..last as a digit, or None when that is too wide for one (unless
+        ``any_width``)."""
         chosen = self.extents[first : last + 1]
         row0, row1 = min(e[0] for e in chosen), max(e[1] for e in chosen)
         col0, col1 = min(e[2] for e in chosen), max(e[3] for e in chosen)
         # Its width along the slant: what a digit's shape is judged by.
         width = (max(e[5] for e in chosen) - min(e[4] for e in chosen)) / self.line
-        if last > first and width > widest(first, last, self.components):
+        if not any_width and last > first and width > widest(first, last, self.components):
             return None
         # The digit's window with room for its edge.
         margin, (top, left) = self.margin, self.corner

@@ -36,7 +36,8 @@
    group is no sure pair and those two are (SURE), they are the reader's digits in
    their candidates' boxes. Every two neighbouring digits of a cut split in three or
    more are read too; where the reader says "not two digits" of each (NO_PAIR), the
-   strokes of one letter were cut apart (a W as "111"): the group is its whole candidate.
+   strokes of one letter were cut apart (a W as "111"): the group is its whole candidate,
+   made then, of any width, if it was too wide to be one (a stroke apart over them).
 """
 
 from __future__ import annotations
@@ -223,14 +224,14 @@ class Proposal:
         chosen: dict[int, tuple[int, list[int]]],
         log_scores: np.ndarray,
         ends: dict[tuple[int, int], list[int]],
-    ) -> tuple[dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray]]], dict[int, int]]:
+    ) -> tuple[dict[int, tuple[int | None, tuple[np.ndarray, np.ndarray]]], dict[int, int | None]]:
         """Step 10: the pair reader on each line group whose chosen split (``_chosen``)
         cuts through a stroke or is one digit not read surely, and on every two
         neighbouring digits of a cut split in three or more. By group: its first sure
         pair and where that starts in the split (None: the whole group; else only where
         its other digits stand apart, ``_apart``); and, for a group read as one digit
         instead (a split in two the reader calls no pair, or one in more each two of
-        which it does), its whole candidate."""
+        which it does), its whole candidate (None where none was made)."""
         asked = []  # (line group, how sure the reader must be (None: no pair taken), where, ink)
         neighbours: dict[int, list[int]] = {}  # a cut split in three or more: their rows
         for number, (variant, path) in chosen.items():
@@ -266,8 +267,7 @@ class Proposal:
         whole.update(
             n for n, rows in neighbours.items() if all(pairs.no_pair(outputs[r]) for r in rows)
         )
-        wholes = {n: self._whole(n, ends) for n in whole - read.keys()}
-        return read, {n: candidate for n, candidate in wholes.items() if candidate is not None}
+        return read, {n: self._whole(n, ends) for n in whole - read.keys()}
 
     def _wide_doubt(self, index: int, log_scores: np.ndarray) -> bool:
         """Whether a candidate is wider than WIDE_WHOLE line heights, read under CERTAIN."""
@@ -339,6 +339,17 @@ class Proposal:
         read, wholes = (
             ({}, {}) if pair_reader is None else self._ask(pair_reader, chosen, log_scores, ends)
         )
+        # A group read as one digit (step 10) whose whole was too wide to be a candidate
+        # (a letter's strokes cut apart, a stroke apart over them): made now, any width.
+        missing = [n for n, candidate in wholes.items() if candidate is None]
+        if missing and scorer is not None:
+            made = self._add(self.groups[n].run(0, self.groups[n].count - 1, True) for n in missing)
+            probabilities, scores = scored(scorer, self._stacked(made), probabilities, scores)
+            log_scores = log_likelihoods(probabilities, scores)
+            inputs, ends = self.inputs, self._ends()
+            first = len(self.candidates) - len(made)
+            wholes.update(zip(missing, range(first, len(self.candidates)), strict=True))
+        wholes = {n: candidate for n, candidate in wholes.items() if candidate is not None}
         # Each group read whole as a pair: its split in two, made now if it was read surely whole.
         in_two = {
             n: self._split_in_two(n, ends, log_scores) for n, (at, _) in read.items() if at is None

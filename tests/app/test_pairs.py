@@ -292,15 +292,17 @@ def test_two_touching_digits_among_close_ones_are_a_pair_where_the_group_is_not(
     assert [d.digit for d in read(image, unsure)] == fives
 
 
-def test_three_touching_digits_are_no_pair_two_by_two_only_if_each_two_are_none() -> None:
+@pytest.mark.parametrize("number", ["302", "305"])
+def test_three_touching_digits_are_no_pair_two_by_two_only_if_each_two_are_none(
+    number: str,
+) -> None:
     """Split in three, no digit apart from the others: the reader is asked about the
     group and each two neighbouring digits in one batch, and no two are taken as a pair
     (no digit stands apart). Where it says "not two digits" of each two, the group is
     its whole candidate (a letter cut into strokes, a W read as "111"); where any two
-    may be a pair, the split stands. (Not a 5: its bar, written apart, is a component
-    of the group of its own, and the group is two components, too wide for its whole
-    to be a candidate.)"""
-    image, _ = draw_number("302", gap=-0.1)
+    may be a pair, the split stands. A 5's bar written apart makes the group two
+    components, too wide for its whole to be a candidate at first: it is made then."""
+    image, _ = draw_number(number, gap=-0.1)
     digit = np.full(10, 0.09, np.float32)
     digit[5] = 0.19
     assert len(read(image, Scorers(digit, one_hot(30), widest=0.7), pair_reader=False)) == 3
