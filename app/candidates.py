@@ -311,14 +311,15 @@ class Digit:
 
 def scored(
     score: Scorer, batch: np.ndarray, probabilities: np.ndarray, scores: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The candidates' probabilities and scores so far with ``batch``'s (if any) after."""
-    if not len(batch):
-        return probabilities, scores
-    more_probabilities, more_scores = score(batch)
-    if more_scores is not None:
-        scores = more_scores if scores is None else np.concatenate([scores, more_scores])
-    return np.concatenate([probabilities, more_probabilities]), scores
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The candidates' probabilities and scores so far with ``batch``'s (if any) after,
+    and all their log likelihoods (``log_likelihoods``)."""
+    if len(batch):
+        more_probabilities, more_scores = score(batch)
+        if more_scores is not None:
+            scores = more_scores if scores is None else np.concatenate([scores, more_scores])
+        probabilities = np.concatenate([probabilities, more_probabilities])
+    return probabilities, scores, log_likelihoods(probabilities, scores)
 
 
 def log_likelihoods(probabilities: np.ndarray, scores: np.ndarray | None) -> np.ndarray:

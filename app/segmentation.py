@@ -354,7 +354,7 @@ def propose_decoded(decoded: Image.Image, size: tuple[int, int], max_digits: int
         ],
         marks,
         tilted,
-        int(frame_cuts),
+        frame_cuts,
     )
 
 

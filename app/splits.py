@@ -201,8 +201,7 @@ class Proposal:
         probabilities, scores = np.zeros((0, 10), np.float32), None
         batch = self.inputs
         while True:
-            probabilities, scores = scored(score, batch, probabilities, scores)
-            log_scores = log_likelihoods(probabilities, scores)
+            probabilities, scores, log_scores = scored(score, batch, probabilities, scores)
             if self._pending:
                 batch = self._advance(log_scores)
             elif self._tiltable:  # every run made: variants where the best split calls for them
@@ -343,9 +342,11 @@ class Proposal:
         # (a letter's strokes cut apart, a stroke apart over them): made now, any width.
         missing = [n for n, candidate in wholes.items() if candidate is None]
         if missing and scorer is not None:
-            made = self._add(self.groups[n].run(0, self.groups[n].count - 1, True) for n in missing)
-            probabilities, scores = scored(scorer, self._stacked(made), probabilities, scores)
-            log_scores = log_likelihoods(probabilities, scores)
+            made = self._add(
+                self.groups[n].run(0, self.groups[n].count - 1, any_width=True) for n in missing
+            )
+            batch = self._stacked(made)
+            probabilities, scores, log_scores = scored(scorer, batch, probabilities, scores)
             inputs, ends = self.inputs, self._ends()
             first = len(self.candidates) - len(made)
             wholes.update(zip(missing, range(first, len(self.candidates)), strict=True))
@@ -358,8 +359,7 @@ class Proposal:
         if unsplit and scorer is not None:
             made = [self._add(self.groups[n].runs(self._made[n])) for n in unsplit]
             batch = self._stacked([each for added in made for each in added])
-            probabilities, scores = scored(scorer, batch, probabilities, scores)
-            log_scores = log_likelihoods(probabilities, scores)
+            probabilities, scores, log_scores = scored(scorer, batch, probabilities, scores)
             inputs, ends = self.inputs, self._ends()
             in_two.update((n, self._split_in_two(n, ends, log_scores)) for n in unsplit)
 
