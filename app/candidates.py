@@ -10,6 +10,7 @@ what a line is read as: each ``Digit`` chosen, each ``Mark`` that is no digit.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 MAX_PIECES = 6  # pieces one digit may be made of
 MAX_WIDTH = 1.5  # no candidate digit is wider than this many line heights,
 COMPONENT_MAX_WIDTH = 2.0  # but one stroke taken whole may be (a 2 with a long tail)
+# A group read as LETTER_STROKES 1s or more, two neighbours of which are cut from one
+# stroke and lean to either side of upright, each by LEAN_AWAY degrees or more and
+# LEANS_APART apart, is a letter's zigzag (a W, an M), not 1s (``letter_strokes``).
+LETTER_STROKES = 3
+LEAN_AWAY = 5.0
+LEANS_APART = 15.0
 
 
 @dataclass(frozen=True)
@@ -205,6 +212,23 @@ class Group:
         """``near >= 0``: the whole group's ink and edge."""
         return any_piece(self._piece_of, self._strokes, self.margin)
 
+    def share(self, one: Candidate, other: Candidate) -> bool:
+        """Whether two of its candidates hold pieces of one component (a cut between)."""
+        labels = self.labels
+        return bool(
+            set(labels[one.first : one.last + 1]) & set(labels[other.first : other.last + 1])
+        )
+
+    def lean(self, first: int, last: int) -> float:
+        """How far pieces first..last's strokes lean from upright, in degrees (their
+        principal axis; positive: the top to the right)."""
+        rows, columns = self.pixels(first, last)
+        if len(rows) < 3:
+            return 0.0
+        _, vectors = np.linalg.eigh(np.cov(np.stack([columns, rows]).astype(np.float64)))
+        across, down = vectors[:, 1] * (1 if vectors[1, 1] >= 0 else -1)  # pointing down
+        return -math.degrees(math.atan2(across, down))
+
     def whole(self) -> tuple[Candidate, np.ndarray] | None:
         """The group as one digit, if that is a candidate at all (however many pieces
         its components were cut into: a wide 0 or 2 alone is cut, and is one digit)."""
@@ -307,6 +331,46 @@ class Digit:
     @property
     def confidence(self) -> float:
         return float(self.probabilities[self.digit])
+
+
+def letter_strokes(group: Group, split: list[Candidate], digits: np.ndarray) -> bool:
+    """Whether a split of ``group`` (its candidates, left to right, read as ``digits``)
+    is a letter's strokes: three 1s or more, two neighbours of which are cut from one
+    stroke and lean apart (LEAN_AWAY, LEANS_APART)."""
+    if len(split) < LETTER_STROKES or any(digit != 1 for digit in digits):
+        return False
+    for index, (one, other) in enumerate(itertools.pairwise(split)):
+        if (digits[index], digits[index + 1]) != (1, 1) or not group.share(one, other):
+            continue
+        first, second = group.lean(one.first, one.last), group.lean(other.first, other.last)
+        opposed = first * second < 0 and min(abs(first), abs(second)) >= LEAN_AWAY
+        if opposed and abs(first - second) >= LEANS_APART:
+            return True
+    return False
+
+
+def letters(
+    groups: list[Group],
+    candidates: list[Candidate],
+    chosen: dict[int, tuple[int, list[int]]],
+    probabilities: np.ndarray,
+) -> list[int]:
+    """The line groups whose chosen split (by line group: the group or variant cut, and
+    its candidates' indices) is a letter's strokes (``letter_strokes``)."""
+    return [
+        number
+        for number, (variant, path) in chosen.items()
+        if letter_strokes(
+            groups[variant], [candidates[i] for i in path], probabilities[path].argmax(axis=1)
+        )
+    ]
+
+
+def stacked(inputs: list[np.ndarray]) -> np.ndarray:
+    """(n, 28, 28, 1): candidates' network inputs as one batch."""
+    if not inputs:
+        return np.zeros((0, 28, 28, 1), np.float32)
+    return np.stack(inputs)[..., np.newaxis]
 
 
 def scored(

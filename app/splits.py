@@ -37,7 +37,9 @@
    their candidates' boxes. Every two neighbouring digits of a cut split in three or
    more are read too; where the reader says "not two digits" of each (NO_PAIR), the
    strokes of one letter were cut apart (a W as "111"): the group is its whole candidate,
-   made then, of any width, if it was too wide to be one (a stroke apart over them).
+   made then, of any width, if it was too wide to be one (a stroke apart over them);
+11. a group read as three 1s or more, two touching neighbours of which lean apart, is a
+   letter's zigzag (a W, an M): read whole too (``candidates.letter_strokes``).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from app import pairs
+from app import candidates, pairs
 from app.candidates import Candidate, Digit, Group, Mark, Scorer, log_likelihoods, scored
 
 WIDEST = 1.5  # a digit wider than this many line heights (along the slant) is unlikely
@@ -123,7 +125,7 @@ class Proposal:
     @property
     def inputs(self) -> np.ndarray:
         """(n, 28, 28, 1): every candidate's network input made so far."""
-        return self._stacked(self._inputs)
+        return candidates.stacked(self._inputs)
 
     def line_group(self, number: int) -> int:
         """The line's group that group ``number`` is (or is a variant of)."""
@@ -143,12 +145,6 @@ class Proposal:
         self._inputs += added
         return added
 
-    @staticmethod
-    def _stacked(inputs: list[np.ndarray]) -> np.ndarray:
-        if not inputs:
-            return np.zeros((0, 28, 28, 1), np.float32)
-        return np.stack(inputs)[..., np.newaxis]
-
     def expand(self) -> np.ndarray:
         """Make every group's other candidates, and variants of those whose
         components are cut; their inputs."""
@@ -158,7 +154,7 @@ class Proposal:
         for number in self._tiltable:
             added += self._tilted(number, BENT + TILTED)
         self._tiltable = []
-        return self._stacked(added)
+        return candidates.stacked(added)
 
     def _rest(self, number: int, kept: list[tuple[int, int]]) -> list[np.ndarray]:
         """The group's candidates not made yet, but those that cut into a run of
@@ -213,7 +209,7 @@ class Proposal:
                     )
                     added += self._tilted(number, BENT * bent + TILTED * tilted)
                 self._tiltable = []
-                batch = self._stacked(added)
+                batch = candidates.stacked(added)
             else:
                 return self.choose(probabilities, scores, pair_reader, score)
 
@@ -302,7 +298,7 @@ class Proposal:
                 added += self._add(group.parts(self._made[number]))
             else:  # the rest, but none that cuts a component read surely whole
                 added += self._rest(number, [(a, b) for g, a, b in sure if g == number])
-        return self._stacked(added)
+        return candidates.stacked(added)
 
     def _total(self, index: int, log_scores: np.ndarray) -> float:
         """A candidate's own share of a split's score: its log likelihood, its shape
@@ -338,6 +334,10 @@ class Proposal:
         read, wholes = (
             ({}, {}) if pair_reader is None else self._ask(pair_reader, chosen, log_scores, ends)
         )
+        letters = candidates.letters(self.groups, self.candidates, chosen, probabilities)
+        for number in letters:  # step 11: a letter's zigzag, read whole
+            read.pop(number, None)
+            wholes[number] = self._whole(number, ends)
         # A group read as one digit (step 10) whose whole was too wide to be a candidate
         # (a letter's strokes cut apart, a stroke apart over them): made now, any width.
         missing = [n for n, candidate in wholes.items() if candidate is None]
@@ -345,7 +345,7 @@ class Proposal:
             made = self._add(
                 self.groups[n].run(0, self.groups[n].count - 1, any_width=True) for n in missing
             )
-            batch = self._stacked(made)
+            batch = candidates.stacked(made)
             probabilities, scores, log_scores = scored(scorer, batch, probabilities, scores)
             inputs, ends = self.inputs, self._ends()
             first = len(self.candidates) - len(made)
@@ -358,7 +358,7 @@ class Proposal:
         unsplit = [n for n, two in in_two.items() if two is None]
         if unsplit and scorer is not None:
             made = [self._add(self.groups[n].runs(self._made[n])) for n in unsplit]
-            batch = self._stacked([each for added in made for each in added])
+            batch = candidates.stacked([each for added in made for each in added])
             probabilities, scores, log_scores = scored(scorer, batch, probabilities, scores)
             inputs, ends = self.inputs, self._ends()
             in_two.update((n, self._split_in_two(n, ends, log_scores)) for n in unsplit)

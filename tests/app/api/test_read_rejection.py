@@ -65,6 +65,30 @@ def test_a_letter_written_in_strokes_is_no_number(
     assert response.json()["detail"] == f"No digit found: {rejection.LETTERS}"
 
 
+@pytest.mark.parametrize(("letter", "font_size"), [("W", 60), ("M", 100), ("w", 60)])
+def test_a_printed_letter_whose_strokes_lean_apart_is_no_number(
+    client: TestClient, letter: str, font_size: int
+) -> None:
+    """Each straight stroke of the letter reads as a sure 1 ("1111" until two touching
+    1s leaning to either side of upright were taken for a letter's strokes:
+    candidates.letter_strokes); the letter whole is no digit."""
+    response = post(client, printed(letter, font_size=font_size))
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"No digit found: {rejection.LETTERS}"
+
+
+@pytest.mark.parametrize("slant", [-0.2, 0.0, 0.2, 0.35])
+def test_touching_ones_that_lean_alike_are_read(client: TestClient, slant: float) -> None:
+    """Two 1s whose strokes touch lean as the hand that wrote them: no letter."""
+    image, _ = draw_number("11", gap=-0.3)
+    extra = round(abs(slant) * image.height)
+    shear = (1, slant, -extra if slant > 0 else 0, 0, 1, 0)
+    image = image.transform(
+        (image.width + extra, image.height), Image.Transform.AFFINE, shear, fillcolor=255
+    )
+    assert post(client, png_bytes(image)).json()["number"] == "11"
+
+
 def test_a_written_number_is_read_either_way(client: TestClient) -> None:
     content = png_bytes(draw_number("2025")[0])
     for params in ({}, {"reject": "false"}):
