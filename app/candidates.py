@@ -48,6 +48,18 @@ class Box:
         return Box(left, top, right - left, bottom - top)
 
 
+class FrameCuts(NamedTuple):
+    """How the image's edges cut a line's strokes (``rejection.looks_like_digits``): the
+    most that its left or its right edge cuts, and how many run from its top edge to its
+    bottom edge."""
+
+    sides: int = 0
+    spans: int = 0
+
+
+NO_CUTS = FrameCuts()
+
+
 @dataclass(frozen=True)
 class Candidate:
     group: int

@@ -33,8 +33,11 @@ LETTERS = "it looks like letters or symbols, not written digits."  # /read's SEV
 READ_BELOW = 0.3
 # /read: strokes cut by the image's left or right edge in this many places are a
 # texture or a picture running off the frame, not a line of writing (a number cut
-# tight has one digit at each edge, perhaps in two strokes).
+# tight has one digit at each edge, perhaps in two strokes); so are this many strokes
+# each running from its top edge to its bottom (upright stripes: of 900 numbers cut
+# tight 3 px into their ink, 4 at most).
 FRAME_CUTS = 3
+FRAME_SPANS = 5
 SECOND_LOOK_BELOW = 0.6  # digit scores under this, though above the threshold, are uncertain
 COLOURFUL_SATURATION = 0.25  # mean HSV saturation of a colour photo's pixels, 0..1
 PHOTO_COVERAGE = 0.35  # share of the marks' box covered by ink: a scene, not strokes
@@ -92,15 +95,17 @@ def reason(
     return shape_reason(marks)
 
 
-def looks_like_digits(digits: list[candidates.Digit], frame_cuts: int = 0) -> float:
+def looks_like_digits(
+    digits: list[candidates.Digit], frame_cuts: candidates.FrameCuts = candidates.NO_CUTS
+) -> float:
     """How much a line's digits look like handwritten digits, 0..1: the geometric mean of
     their scores (a digit's candidate score, as the splits weighed it; a digit the pair
     reader read keeps its candidate's). A letter, a scribble or a photo cut into the
     pieces that look most like digits still scores low on most of them. Stripes cut
     into pieces read as sure 1s: strokes cut by the image's left or right edge in
-    FRAME_CUTS places or more (``frame_cuts``, ``splits.Proposal``'s) look like no line
-    of writing: 0."""
-    if not digits or frame_cuts >= FRAME_CUTS:
+    FRAME_CUTS places or more, or FRAME_SPANS running from its top edge to its bottom
+    (``frame_cuts``, ``splits.Proposal``'s) look like no line of writing: 0."""
+    if not digits or frame_cuts.sides >= FRAME_CUTS or frame_cuts.spans >= FRAME_SPANS:
         return 0.0
     logs = [math.log(max(digit.score, 1e-12)) for digit in digits]
     return math.exp(sum(logs) / len(logs))

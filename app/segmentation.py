@@ -44,7 +44,7 @@ from PIL import Image
 from scipy import ndimage
 
 from app import components, ink_blobs, orientation, preprocessing, rules
-from app.candidates import Box, Group, Mark, Piece, Slant, fewest_digits
+from app.candidates import Box, FrameCuts, Group, Mark, Piece, Slant, fewest_digits
 from app.splits import Proposal
 
 MARK_HEIGHT = 0.45  # shorter than this share of the line's height: a mark, unless over a digit
@@ -337,9 +337,12 @@ def propose_decoded(decoded: Image.Image, size: tuple[int, int], max_digits: int
     ]
     drawn = (blobs, strength, strokes, line, scale)
     members = np.array([i for group in groups for i in group])
-    frame_cuts = max(
-        np.count_nonzero(blobs.left[members] <= 0),
-        np.count_nonzero(blobs.right[members] >= strokes.shape[1]),
+    frame_cuts = FrameCuts(
+        max(
+            np.count_nonzero(blobs.left[members] <= 0),
+            np.count_nonzero(blobs.right[members] >= strokes.shape[1]),
+        ),
+        np.count_nonzero((blobs.top[members] <= 0) & (blobs.bottom[members] >= strokes.shape[0])),
     )
 
     def tilted(group: Group, number: int, tilt: float, bent: bool) -> Group:

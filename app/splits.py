@@ -85,15 +85,15 @@ class Proposal:
     whose best split cuts through one or has a digit not read surely gains variants
     (``tilt``: its strokes cut along bent paths or another slant, step 9), appended
     to ``groups``, every run of their pieces a candidate; then the best split of the
-    group and its variants wins. ``frame_cuts``: the most of the groups' strokes that
-    the image's left or its right edge cuts (``rejection.looks_like_digits``)."""
+    group and its variants wins. ``frame_cuts``: how the image's edges cut the groups'
+    strokes (``candidates.FrameCuts``, ``rejection.looks_like_digits``)."""
 
     def __init__(
         self,
         groups: list[Group],
         marks: list[Mark],
         tilt: Tilt | None = None,
-        frame_cuts: int = 0,
+        frame_cuts: candidates.FrameCuts = candidates.NO_CUTS,
     ):
         self.groups = list(groups)
         self.marks = marks

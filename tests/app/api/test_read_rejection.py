@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from app import rejection
-from app.candidates import Box, Digit
+from app.candidates import Box, Digit, FrameCuts
 from tests.app.handwriting import draw_number
 from tests.app.test_rejection import coins_photo, printed
 from tests.conftest import png_bytes
@@ -104,12 +104,15 @@ def stripes(period: int, angle: float, size: int = 150) -> bytes:
     return png_bytes(Image.fromarray(np.where(phase % 1 < 0.5, 20, 235).astype(np.uint8)))
 
 
-@pytest.mark.parametrize(("period", "angle"), [(10, 0.3), (16, 0.6), (16, 1.3), (24, 1.0)])
+@pytest.mark.parametrize(
+    ("period", "angle"), [(10, 0.3), (16, 0.6), (16, 1.3), (24, 1.0), (20, 0.0), (14, 0.1)]
+)
 def test_stripes_running_off_the_frame_are_no_number(
     client: TestClient, period: int, angle: float
 ) -> None:
     """Each stripe reads as a sure 1 (a line of "11111111" until the frame's cuts
-    counted: rejection.FRAME_CUTS); the left and right edges cut many of them."""
+    counted: rejection.FRAME_CUTS); the left and right edges cut many of them, or
+    (upright stripes) the top and bottom edges both cut each (rejection.FRAME_SPANS)."""
     content = stripes(period, angle)
     response = post(client, content)
     assert response.status_code == 422, response.text
@@ -141,5 +144,7 @@ def test_digits_look_like_digits_by_the_geometric_mean_of_their_scores() -> None
     assert rejection.looks_like_digits([digit(0.0)]) < 1e-6
     assert rejection.looks_like_digits([]) == 0.0
     sure = [digit(1.0)] * 4
-    assert rejection.looks_like_digits(sure, rejection.FRAME_CUTS - 1) == 1.0
-    assert rejection.looks_like_digits(sure, rejection.FRAME_CUTS) == 0.0
+    cuts, spans = rejection.FRAME_CUTS, rejection.FRAME_SPANS
+    assert rejection.looks_like_digits(sure, FrameCuts(cuts - 1, spans - 1)) == 1.0
+    assert rejection.looks_like_digits(sure, FrameCuts(cuts, 0)) == 0.0
+    assert rejection.looks_like_digits(sure, FrameCuts(0, spans)) == 0.0
