@@ -351,8 +351,8 @@ def letter_strokes(group: Group, split: list[Candidate], digits: np.ndarray) -> 
     stroke and lean apart (LEAN_AWAY, LEANS_APART)."""
     if len(split) < LETTER_STROKES or any(digit != 1 for digit in digits):
         return False
-    for index, (one, other) in enumerate(itertools.pairwise(split)):
-        if (digits[index], digits[index + 1]) != (1, 1) or not group.share(one, other):
+    for one, other in itertools.pairwise(split):
+        if not group.share(one, other):
             continue
         first, second = group.lean(one.first, one.last), group.lean(other.first, other.last)
         opposed = first * second < 0 and min(abs(first), abs(second)) >= LEAN_AWAY
