@@ -31,6 +31,10 @@ LETTERS = "it looks like letters or symbols, not written digits."  # /read's SEV
 # are refused. Chosen on model.numbers' tuning draws and model.world's non-digits, seed 0
 # (docs/reading.md): 1 of 1,200 numbers refused, 141 of 750 non-digits answered, not 600.
 READ_BELOW = 0.3
+# /read: a line read as 1s alone, two or more, is what stripes, hatching and a letter's
+# straight strokes are cut into, and a rare number (one in a hundred of two digits,
+# fewer of more): it is refused under this (chosen as READ_BELOW was: docs/reading.md).
+ONES_BELOW = 0.8
 # /read: strokes cut by the image's left or right edge in this many places are a
 # texture or a picture running off the frame, not a line of writing (a number cut
 # tight has one digit at each edge, perhaps in two strokes); so are this many strokes
@@ -111,9 +115,12 @@ def looks_like_digits(
     return math.exp(sum(logs) / len(logs))
 
 
-def number_refused(looks: float) -> bool:
-    """Whether ``POST /read`` refuses a line's digits that look like handwritten digits
-    this much (``looks_like_digits``): under READ_BELOW."""
+def number_refused(looks: float, digits: list[candidates.Digit]) -> bool:
+    """Whether ``POST /read`` refuses a line read as ``digits`` that look like handwritten
+    digits this much (``looks_like_digits``): under READ_BELOW, or for a line of 1s
+    alone (two or more), under ONES_BELOW."""
+    if len(digits) > 1 and all(digit.digit == 1 for digit in digits):
+        return looks < ONES_BELOW
     return looks < READ_BELOW
 
 

@@ -307,7 +307,7 @@ def in_process_reader(classifier=None, reject: bool = True) -> Callable[[bytes],
             pair_reader,
         )
         looks = rejection.looks_like_digits(digits, proposal.frame_cuts)
-        if reject and rejection.number_refused(looks):
+        if reject and rejection.number_refused(looks, digits):
             return None  # refused, as /read refuses it
         return "".join(str(digit.digit) for digit in digits)
 

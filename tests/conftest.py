@@ -109,6 +109,16 @@ def png_bytes(pixels: np.ndarray | Image.Image, format: str = "PNG", **options) 
     return buffer.getvalue()
 
 
+def sheared(image: Image.Image, slant: float) -> Image.Image:
+    """A grey image on white leaning by ``slant`` (its top to the right for slant > 0),
+    widened to keep it all."""
+    extra = round(abs(slant) * image.height)
+    shear = (1, slant, -extra if slant > 0 else 0, 0, 1, 0)
+    return image.transform(
+        (image.width + extra, image.height), Image.Transform.AFFINE, shear, fillcolor=255
+    )
+
+
 @pytest.fixture(scope="session")
 def training_digits(mnist: data.Mnist) -> tuple[np.ndarray, np.ndarray]:
     """A fixed sample of *training* images (the test set is for final evaluation only)."""

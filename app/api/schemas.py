@@ -181,7 +181,8 @@ class NumberReading(BaseModel):
         description="How much the digits look like handwritten digits: the geometric mean "
         "of each digit's score (1 − p(not a digit), times how much it looks like one whole "
         "digit); 0 for strokes cut by the image's left or right edge in three places or "
-        "more (stripes, a texture). Under 0.3 the image is refused with 422 unless "
-        "reject=false.",
+        "more, or five running from its top edge to its bottom (stripes, a texture). Under "
+        "0.3 the image is refused with 422 unless reject=false; a line read as 1s alone "
+        "(two or more) under 0.8.",
     )
     model_version: str = Field(..., description="Which model answered.")

@@ -10,15 +10,16 @@ from PIL import Image, ImageDraw, ImageFont
 from app import calibration, preprocessing, rejection
 from app.preprocessing import preprocess
 from tests.app.test_handwriting import STROKES, as_upload, pen_digit
-from tests.conftest import png_bytes
+from tests.conftest import png_bytes, sheared
 
 
-def printed(text: str, size: int = 140, font_size: int = 100) -> bytes:
-    """Dark text on white in Pillow's own font (no system fonts needed)."""
+def printed(text: str, size: int = 140, font_size: int = 100, slant: float = 0.0) -> bytes:
+    """Dark text on white in Pillow's own font (no system fonts needed), leaning by
+    ``slant`` (``sheared``)."""
     image = Image.new("L", (size * len(text), size), 255)
     font = ImageFont.load_default(size=font_size)
     ImageDraw.Draw(image).text((image.width / 2, size / 2), text, fill=0, font=font, anchor="mm")
-    return png_bytes(image)
+    return png_bytes(sheared(image, slant) if slant else image)
 
 
 def coins_photo(seed: int = 0) -> bytes:

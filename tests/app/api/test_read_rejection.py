@@ -14,7 +14,7 @@ from app import rejection
 from app.candidates import Box, Digit, FrameCuts
 from tests.app.handwriting import draw_number
 from tests.app.test_rejection import coins_photo, printed
-from tests.conftest import png_bytes
+from tests.conftest import png_bytes, sheared
 
 
 def post(client: TestClient, content: bytes, **params):
@@ -81,12 +81,20 @@ def test_a_printed_letter_whose_strokes_lean_apart_is_no_number(
 def test_touching_ones_that_lean_alike_are_read(client: TestClient, slant: float) -> None:
     """Two 1s whose strokes touch lean as the hand that wrote them: no letter."""
     image, _ = draw_number("11", gap=-0.3)
-    extra = round(abs(slant) * image.height)
-    shear = (1, slant, -extra if slant > 0 else 0, 0, 1, 0)
-    image = image.transform(
-        (image.width + extra, image.height), Image.Transform.AFFINE, shear, fillcolor=255
-    )
-    assert post(client, png_bytes(image)).json()["number"] == "11"
+    assert post(client, png_bytes(sheared(image, slant))).json()["number"] == "11"
+
+
+def test_a_line_read_as_ones_alone_must_look_surely_like_digits(client: TestClient) -> None:
+    """A slanted M is cut into three straight strokes read as "111" that look like
+    digits 0.66 (READ_BELOW 0.3): a line of 1s alone, what stripes, hatching and
+    letters' strokes are cut into, is refused under ONES_BELOW; one written is read."""
+    content = printed("M", slant=0.25)
+    assert post(client, content, reject="false").json()["number"] == "111"
+    response = post(client, content)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"No digit found: {rejection.LETTERS}"
+    body = post(client, png_bytes(draw_number("111")[0])).json()
+    assert body["number"] == "111" and body["digit_score"] >= rejection.ONES_BELOW
 
 
 def test_a_written_number_is_read_either_way(client: TestClient) -> None:
@@ -132,8 +140,8 @@ def test_a_number_cropped_tight_is_read(client: TestClient, number: str) -> None
     assert body["number"] == number and body["digit_score"] > rejection.READ_BELOW
 
 
-def digit(score: float) -> Digit:
-    return Digit(np.eye(10)[1], np.zeros((28, 28, 1)), Box(0, 0, 1, 1), score)
+def digit(score: float, read_as: int = 1) -> Digit:
+    return Digit(np.eye(10)[read_as], np.zeros((28, 28, 1)), Box(0, 0, 1, 1), score)
 
 
 def test_digits_look_like_digits_by_the_geometric_mean_of_their_scores() -> None:
@@ -148,3 +156,13 @@ def test_digits_look_like_digits_by_the_geometric_mean_of_their_scores() -> None
     assert rejection.looks_like_digits(sure, FrameCuts(cuts - 1, spans - 1)) == 1.0
     assert rejection.looks_like_digits(sure, FrameCuts(cuts, 0)) == 0.0
     assert rejection.looks_like_digits(sure, FrameCuts(0, spans)) == 0.0
+
+
+def test_a_line_of_ones_alone_is_held_to_a_higher_bar() -> None:
+    between = (rejection.READ_BELOW + rejection.ONES_BELOW) / 2
+    ones, one_seven = [digit(1.0)] * 2, [digit(1.0), digit(1.0, read_as=7)]
+    assert rejection.number_refused(between, ones)
+    assert not rejection.number_refused(rejection.ONES_BELOW, ones)
+    assert not rejection.number_refused(between, one_seven)
+    assert not rejection.number_refused(between, ones[:1])  # one 1: /predict's digit
+    assert rejection.number_refused(rejection.READ_BELOW - 0.01, one_seven)
