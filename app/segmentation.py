@@ -327,8 +327,8 @@ def propose_decoded(decoded: Image.Image, size: tuple[int, int], max_digits: int
         raise TooManyDigitsError(
             f"More than {max_digits} digits (MAX_DIGITS): {least} found at least."
         )
-    top = min(int(blobs.top[i]) for group in groups for i in group)
-    bottom = max(int(blobs.bottom[i]) for group in groups for i in group)
+    grouped = np.array([i for group in groups for i in group])
+    top, bottom = int(blobs.top[grouped].min()), int(blobs.bottom[grouped].max())
     marks = [
         Mark(_mark_kind(int(blobs.width[i]), int(blobs.height[i]), line), _box(blobs, i, scale))
         for i in mark_indices
@@ -336,13 +336,12 @@ def propose_decoded(decoded: Image.Image, size: tuple[int, int], max_digits: int
         and top - line / 2 <= (blobs.top[i] + blobs.bottom[i]) / 2 <= bottom + line / 2
     ]
     drawn = (blobs, strength, strokes, line, scale)
-    members = np.array([i for group in groups for i in group])
     frame_cuts = FrameCuts(
         max(
-            np.count_nonzero(blobs.left[members] <= 0),
-            np.count_nonzero(blobs.right[members] >= strokes.shape[1]),
+            np.count_nonzero(blobs.left[grouped] <= 0),
+            np.count_nonzero(blobs.right[grouped] >= strokes.shape[1]),
         ),
-        np.count_nonzero((blobs.top[members] <= 0) & (blobs.bottom[members] >= strokes.shape[0])),
+        np.count_nonzero((blobs.top[grouped] <= 0) & (blobs.bottom[grouped] >= strokes.shape[0])),
     )
 
     def tilted(group: Group, number: int, tilt: float, bent: bool) -> Group:
