@@ -304,8 +304,8 @@ class Predictor:
             raise segmentation.TooManyDigitsError(
                 f"More than {self.max_digits} digits (MAX_DIGITS): {len(digits)} read."
             )
-        looks = rejection.looks_like_digits(digits, proposal.frame_cuts)
-        if reject and rejection.number_refused(looks, digits):
+        looks, refused = rejection.judged(digits, proposal.frame_cuts, proposal.marks)
+        if reject and refused:
             why = await run_in_threadpool(rejection.read_reason, data, self.limits, decoded)
             raise rejection.NotADigitError(why)
         return Reading(digits, proposal.marks, seconds, looks)

@@ -42,6 +42,13 @@ ONES_BELOW = 0.8
 # tight 3 px into their ink, 4 at most).
 FRAME_CUTS = 3
 FRAME_SPANS = 5
+# /read: a point wholly above or below a digit, its middle over the middle of the digit
+# (within DOT_WITHIN of its width of the digit's), is the dot of a ?, ! or i, not a
+# decimal point (on the line, beside a digit); a larger mark there, or a point under a
+# digit's side, is a broken stroke (a 5's bowl, a 9's tail). Chosen on the tuning draws
+# and seeds 0 and 1's non-digits and numbers (docs/reading.md#not-a-number).
+DOT = "point"
+DOT_WITHIN = 0.3
 SECOND_LOOK_BELOW = 0.6  # digit scores under this, though above the threshold, are uncertain
 COLOURFUL_SATURATION = 0.25  # mean HSV saturation of a colour photo's pixels, 0..1
 PHOTO_COVERAGE = 0.35  # share of the marks' box covered by ink: a scene, not strokes
@@ -115,13 +122,44 @@ def looks_like_digits(
     return math.exp(sum(logs) / len(logs))
 
 
-def number_refused(looks: float, digits: list[candidates.Digit]) -> bool:
+def number_refused(
+    looks: float, digits: list[candidates.Digit], marks: list[candidates.Mark] = ()
+) -> bool:
     """Whether ``POST /read`` refuses a line read as ``digits`` that look like handwritten
-    digits this much (``looks_like_digits``): under READ_BELOW, or for a line of 1s
-    alone (two or more), under ONES_BELOW."""
+    digits this much (``looks_like_digits``), with these other ``marks``: under
+    READ_BELOW, or for a line of 1s alone (two or more), under ONES_BELOW; always where
+    a digit is dotted (``dotted``)."""
+    if dotted(digits, marks):
+        return True
     if len(digits) > 1 and all(digit.digit == 1 for digit in digits):
         return looks < ONES_BELOW
     return looks < READ_BELOW
+
+
+def judged(
+    digits: list[candidates.Digit],
+    frame_cuts: candidates.FrameCuts = candidates.NO_CUTS,
+    marks: list[candidates.Mark] = (),
+) -> tuple[float, bool]:
+    """How much a line's digits look like digits (``looks_like_digits``), and whether
+    ``POST /read`` refuses them (``number_refused``)."""
+    looks = looks_like_digits(digits, frame_cuts)
+    return looks, number_refused(looks, digits, marks)
+
+
+def dotted(digits: list[candidates.Digit], marks: list[candidates.Mark]) -> bool:
+    """Whether one of ``marks``, a point (DOT), lies wholly above or below a digit, its
+    middle over the digit's (DOT_WITHIN): a ?, ! or i, not a digit and a decimal point."""
+    for mark in marks:
+        if mark.kind != DOT:
+            continue
+        middle = mark.box.x + mark.box.width / 2
+        for digit in digits:
+            box = digit.box
+            apart = mark.box.y >= box.y + box.height or mark.box.y + mark.box.height <= box.y
+            if apart and abs(middle - box.x - box.width / 2) <= DOT_WITHIN * box.width:
+                return True
+    return False
 
 
 def read_reason(

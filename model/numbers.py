@@ -306,8 +306,7 @@ def in_process_reader(classifier=None, reject: bool = True) -> Callable[[bytes],
             lambda inputs: classifier.interpret(classifier.outputs(inputs), candidates=True),
             pair_reader,
         )
-        looks = rejection.looks_like_digits(digits, proposal.frame_cuts)
-        if reject and rejection.number_refused(looks, digits):
+        if reject and rejection.judged(digits, proposal.frame_cuts, proposal.marks)[1]:
             return None  # refused, as /read refuses it
         return "".join(str(digit.digit) for digit in digits)
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from app import rejection
-from app.candidates import Box, Digit, FrameCuts
+from app.candidates import Box, Digit, FrameCuts, Mark
 from tests.app.handwriting import draw_number
 from tests.app.test_rejection import coins_photo, printed
 from tests.conftest import png_bytes, sheared
@@ -73,6 +73,20 @@ def test_a_printed_letter_whose_strokes_lean_apart_is_no_number(
     1s leaning to either side of upright were taken for a letter's strokes:
     candidates.letter_strokes); the letter whole is no digit."""
     response = post(client, printed(letter, font_size=font_size))
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"No digit found: {rejection.LETTERS}"
+
+
+@pytest.mark.parametrize("font_size", [60, 100])
+@pytest.mark.parametrize("text", ["?", "!", "?!"])
+def test_a_mark_with_a_dot_under_it_is_no_number(
+    client: TestClient, text: str, font_size: int
+) -> None:
+    """A ? read as a 7 and a ! as a 1, their dots taken for decimal points (until a point
+    wholly under a digit was taken for a dot: rejection.dotted)."""
+    content = printed(text, font_size=font_size)
+    assert post(client, content, reject="false").json()["number"] in ("7", "1", "71")
+    response = post(client, content)
     assert response.status_code == 422, response.text
     assert response.json()["detail"] == f"No digit found: {rejection.LETTERS}"
 
@@ -140,8 +154,8 @@ def test_a_number_cropped_tight_is_read(client: TestClient, number: str) -> None
     assert body["number"] == number and body["digit_score"] > rejection.READ_BELOW
 
 
-def digit(score: float, read_as: int = 1) -> Digit:
-    return Digit(np.eye(10)[read_as], np.zeros((28, 28, 1)), Box(0, 0, 1, 1), score)
+def digit(score: float, read_as: int = 1, box: Box | None = None) -> Digit:
+    return Digit(np.eye(10)[read_as], np.zeros((28, 28, 1)), box or Box(0, 0, 1, 1), score)
 
 
 def test_digits_look_like_digits_by_the_geometric_mean_of_their_scores() -> None:
@@ -166,3 +180,18 @@ def test_a_line_of_ones_alone_is_held_to_a_higher_bar() -> None:
     assert not rejection.number_refused(between, one_seven)
     assert not rejection.number_refused(between, ones[:1])  # one 1: /predict's digit
     assert rejection.number_refused(rejection.READ_BELOW - 0.01, one_seven)
+
+
+def test_a_point_wholly_above_or_below_a_digit_is_a_dot() -> None:
+    """A ?, ! or i: refused however sure its digit; a decimal point, on the line beside
+    a digit, a dash over one (a 5's bar written apart), a point under its side (a 9's
+    tail broken off) and a larger mark under one (a 5's bowl) are not dots."""
+    seven = [digit(1.0, read_as=7, box=Box(20, 20, 20, 40))]
+    for point in (Box(28, 64, 5, 5), Box(31, 8, 5, 5), Box(23, 61, 6, 6)):
+        assert rejection.dotted(seven, [Mark(rejection.DOT, point)])
+        assert rejection.number_refused(1.0, seven, [Mark(rejection.DOT, point)])
+    for beside in (Box(42, 55, 5, 5), Box(32, 56, 6, 6), Box(16, 61, 6, 6), Box(4, 70, 5, 5)):
+        assert not rejection.dotted(seven, [Mark(rejection.DOT, beside)])
+    assert not rejection.dotted(seven, [Mark("dash", Box(22, 10, 16, 3))])
+    assert not rejection.dotted(seven, [Mark("mark", Box(15, 60, 16, 20))])
+    assert not rejection.number_refused(1.0, seven, [Mark("point", Box(42, 55, 5, 5))])
