@@ -304,11 +304,30 @@ class Predictor:
             raise segmentation.TooManyDigitsError(
                 f"More than {self.max_digits} digits (MAX_DIGITS): {len(digits)} read."
             )
-        looks, refused = rejection.judged(digits, proposal.frame_cuts, proposal.marks)
+        alone = None
+        if len(digits) == 1:
+            digits, alone = await self._alone(data, digits[0])
+        looks, refused = rejection.judged(digits, proposal.frame_cuts, proposal.marks, alone)
         if reject and refused:
             why = await run_in_threadpool(rejection.read_reason, data, self.limits, decoded)
             raise rejection.NotADigitError(why)
         return Reading(digits, proposal.marks, seconds, looks)
+
+    async def _alone(
+        self, data: bytes, digit: candidates.Digit
+    ) -> tuple[list[candidates.Digit], bool | None]:
+        """A line's one digit as ``/predict`` reads the whole image (its probabilities
+        and input, the second look included), and whether ``/predict`` refuses it; as
+        it was, and None, where ``/predict`` cannot read the image."""
+        [result] = await self.predict_many([data], reject=False)
+        if not isinstance(result, Result):
+            return [digit], None
+        score = result.digit_score
+        why = rejection.refusal(data, score, self.classifier.reject_below, self.limits)
+        seen = dataclasses.replace(
+            digit, probabilities=result.probabilities, network_input=result.network_input
+        )
+        return [seen], why is not None
 
     async def predict_many(
         self, uploads: list[bytes], reject: bool = True

@@ -28,7 +28,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -291,10 +291,12 @@ def in_process_reader(classifier=None, reject: bool = True) -> Callable[[bytes],
     from app import pairs, preprocessing, rejection, segmentation
     from app.config import get_settings
     from app.inference import load_configured
+    from model import world
 
     settings = get_settings()
     classifier = classifier or load_configured()
     pair_reader = pairs.load(settings.model_path.parent)
+    read_alone = world.service_reader(classifier)  # a line of one digit, as /predict reads it
 
     def read(content: bytes) -> str | None:
         try:
@@ -306,7 +308,12 @@ def in_process_reader(classifier=None, reject: bool = True) -> Callable[[bytes],
             lambda inputs: classifier.interpret(classifier.outputs(inputs), candidates=True),
             pair_reader,
         )
-        if reject and rejection.judged(digits, proposal.frame_cuts, proposal.marks)[1]:
+        alone = None
+        if len(digits) == 1:
+            [seen] = read_alone([content])
+            if seen.probabilities is not None:
+                digits, alone = [replace(digits[0], probabilities=seen.probabilities)], seen.refused
+        if reject and rejection.judged(digits, proposal.frame_cuts, proposal.marks, alone)[1]:
             return None  # refused, as /read refuses it
         return "".join(str(digit.digit) for digit in digits)
 

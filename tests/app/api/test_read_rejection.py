@@ -65,6 +65,27 @@ def test_a_letter_written_in_strokes_is_no_number(
     assert response.json()["detail"] == f"No digit found: {rejection.LETTERS}"
 
 
+ARROWS = {
+    "right": [[(10, 50), (90, 50)], [(65, 30), (90, 50), (65, 70)]],
+    "left": [[(90, 50), (10, 50)], [(35, 30), (10, 50), (35, 70)]],
+}
+
+
+@pytest.mark.parametrize(("arrow", "pen"), [("right", 4), ("left", 11)])
+def test_one_mark_predict_refuses_is_no_number(client: TestClient, arrow: str, pen: int) -> None:
+    """Its shaft a rule and its head a 7 or a 6 that looked like a digit 0.95 and 0.54 to
+    /read: one digit, which /predict refuses for the whole image."""
+    image = Image.new("L", (200, 120), 255)
+    for stroke in ARROWS[arrow]:
+        ImageDraw.Draw(image).line([(x + 50, y + 10) for x, y in stroke], fill=20, width=pen)
+    content = png_bytes(image)
+    alone = client.post("/predict", files={"file": ("arrow.png", content, "image/png")})
+    assert alone.status_code == 422
+    response = post(client, content)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("No digit found: ")
+
+
 @pytest.mark.parametrize(("letter", "font_size"), [("W", 60), ("M", 100), ("w", 60)])
 def test_a_printed_letter_whose_strokes_lean_apart_is_no_number(
     client: TestClient, letter: str, font_size: int
@@ -82,10 +103,10 @@ def test_a_printed_letter_whose_strokes_lean_apart_is_no_number(
 def test_a_mark_with_a_dot_under_it_is_no_number(
     client: TestClient, text: str, font_size: int
 ) -> None:
-    """A ? read as a 7 and a ! as a 1, their dots taken for decimal points (until a point
-    wholly under a digit was taken for a dot: rejection.dotted)."""
+    """A ? read as a 7 (by /predict, as a 2) and a ! as a 1, their dots taken for decimal
+    points (until a point wholly under a digit was taken for a dot: rejection.dotted)."""
     content = printed(text, font_size=font_size)
-    assert post(client, content, reject="false").json()["number"] in ("7", "1", "71")
+    assert post(client, content, reject="false").json()["number"] in ("7", "2", "1", "71")
     response = post(client, content)
     assert response.status_code == 422, response.text
     assert response.json()["detail"] == f"No digit found: {rejection.LETTERS}"
@@ -180,6 +201,17 @@ def test_a_line_of_ones_alone_is_held_to_a_higher_bar() -> None:
     assert not rejection.number_refused(between, one_seven)
     assert not rejection.number_refused(between, ones[:1])  # one 1: /predict's digit
     assert rejection.number_refused(rejection.READ_BELOW - 0.01, one_seven)
+
+
+def test_one_digit_is_held_to_predicts_refusal_and_a_lower_bar() -> None:
+    """/predict's reading of the image is a second check on a line of one digit."""
+    [one] = [digit(1.0, read_as=4)]
+    between = (rejection.ONE_BELOW + rejection.READ_BELOW) / 2
+    assert rejection.number_refused(between, [one])  # /predict not asked
+    assert not rejection.number_refused(between, [one], alone=False)
+    assert rejection.number_refused(rejection.ONE_BELOW - 0.01, [one], alone=False)
+    assert rejection.number_refused(1.0, [one], alone=True)
+    assert rejection.number_refused(between, [one, one], alone=False)  # two digits
 
 
 def test_a_point_wholly_above_or_below_a_digit_is_a_dot() -> None:
