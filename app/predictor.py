@@ -260,14 +260,20 @@ class Predictor:
         decoded, kept = self._decoded(image)
         return segmentation.propose_decoded(decoded, size, self.max_digits), kept
 
-    async def _normalize(self, data: bytes, fast: bool = True) -> Normalized:
+    async def _normalize(
+        self, data: bytes, fast: bool = True, decoded: Image.Image | None = None
+    ) -> Normalized:
         """Bytes -> the network input and what a refusal looks at (by the fast path
-        where it can, unless not ``fast``); raises preprocessing.PreprocessingError."""
+        where it can, unless not ``fast``); raises preprocessing.PreprocessingError.
+        ``decoded``: a HEIC's or AVIF's image, decoded already (``_decoded``)."""
         read = self._fast(data) if fast else None
         if read is not None:
             return read
         started = time.perf_counter()
-        readings, decoded = await self._prepare(data, self._read)
+        if decoded is None:
+            readings, decoded = await self._prepare(data, self._read)
+        else:  # a camera's format: a photo
+            readings = await run_in_threadpool(preprocessing.readings, decoded, True)
         seconds = time.perf_counter() - started
         first, *other = [
             Normalized(network_input, rejection.marks_of(ink), decoded, seconds)
@@ -306,7 +312,7 @@ class Predictor:
             )
         alone = None
         if len(digits) == 1:
-            digits, alone = await self._alone(data, digits[0])
+            digits, alone = await self._alone(data, digits[0], decoded)
         looks, refused = rejection.judged(digits, proposal.frame_cuts, proposal.marks, alone)
         if reject and refused:
             why = await run_in_threadpool(rejection.read_reason, data, self.limits, decoded)
@@ -314,18 +320,28 @@ class Predictor:
         return Reading(digits, proposal.marks, seconds, looks)
 
     async def _alone(
-        self, data: bytes, digit: candidates.Digit
+        self, data: bytes, digit: candidates.Digit, decoded: Image.Image | None
     ) -> tuple[list[candidates.Digit], bool | None]:
         """A line's one digit as ``/predict`` reads the whole image (its probabilities
         and input, the second look included), and whether ``/predict`` refuses it; as
-        it was, and None, where ``/predict`` cannot read the image."""
-        [result] = await self.predict_many([data], reject=False)
-        if not isinstance(result, Result):
+        it was, and None, where ``/predict`` cannot read the image. ``decoded``: a HEIC's
+        or AVIF's image as /read decoded it (``_decoded``), not decoded again."""
+        try:
+            normalized = await self._normalize(data, decoded=decoded)
+        except preprocessing.PreprocessingError:
             return [digit], None
-        score = result.digit_score
-        why = rejection.refusal(data, score, self.classifier.reject_below, self.limits)
+        [(normalized, reading)] = await run_in_threadpool(self._read_normalized, [normalized])
+        probabilities, score = reading
+        why = rejection.refusal(
+            data,
+            score,
+            self.classifier.reject_below,
+            self.limits,
+            normalized.decoded,
+            normalized.marks,
+        )
         seen = dataclasses.replace(
-            digit, probabilities=result.probabilities, network_input=result.network_input
+            digit, probabilities=probabilities, network_input=normalized.network_input
         )
         return [seen], why is not None
 

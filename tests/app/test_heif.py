@@ -25,6 +25,7 @@ from app.main import create_app
 from app.preprocessing import ImageTooLargeError, UnsupportedImageError, preprocess
 from model import data, uploads
 from tests.app.conftest import rss
+from tests.app.handwriting import draw_number
 from tests.app.test_accuracy import read_all
 from tests.app.test_hostile_inputs import Case, check_answer
 from tests.app.test_predictor_threads import threaded_images
@@ -315,13 +316,8 @@ def test_heic_and_avif_are_decoded_off_the_event_loop(monkeypatch: pytest.Monkey
     assert [format for format, _ in threaded] == FORMATS
 
 
-@pytest.mark.parametrize("format", FORMATS)
-@pytest.mark.parametrize("path", ["/predict", "/read"])
-def test_a_refused_photo_is_decoded_once(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch, format: str, path: str
-) -> None:
-    """The refusal path looks at the decoded image again rather than run the HEIC or
-    AVIF decoder a second time (a second or more for a 12 MP HEIC)."""
+def counted_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The format of each HEIC or AVIF decoded from now on, in order."""
     decodes: list[str] = []
     for plugin in (pillow_heif.as_plugin._LibHeifImageFile, AvifImagePlugin.AvifImageFile):
         load = plugin.load
@@ -332,10 +328,37 @@ def test_a_refused_photo_is_decoded_once(
             return load(self)
 
         monkeypatch.setattr(plugin, "load", counted)
+    return decodes
+
+
+@pytest.mark.parametrize("format", FORMATS)
+@pytest.mark.parametrize("path", ["/predict", "/read"])
+def test_a_refused_photo_is_decoded_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, format: str, path: str
+) -> None:
+    """The refusal path looks at the decoded image again rather than run the HEIC or
+    AVIF decoder a second time (a second or more for a 12 MP HEIC)."""
+    decodes = counted_decodes(monkeypatch)
     photo = Image.open(io.BytesIO(coins_photo()))
     response = client.post(path, files={"file": ("coins", encode(photo, format), "")})
     assert response.status_code == 422
     assert rejection.PHOTO in response.json()["detail"]
+    assert decodes == [format]
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_one_digit_read_whole_is_decoded_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, format: str
+) -> None:
+    """/read reads a line of one digit as /predict reads the image, from the image it
+    decoded (Predictor._alone)."""
+    decodes = counted_decodes(monkeypatch)
+    image, _ = draw_number("4")
+    response = client.post(
+        "/read", files={"file": ("four", encode(image.convert("RGB"), format), "")}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["number"] == "4"
     assert decodes == [format]
 
 
