@@ -35,14 +35,14 @@ NOT_A_PAIR = 100  # the last output: one digit, three, or letters and symbols
 FILE = "pairnet.tflite"
 CARD = "pairnet_card.json"
 # A pair's probability at least this: the group is read as that pair (chosen on
-# model.numbers' tuning draws, MNIST seed 7 and pendigits seed 3: docs/reading.md).
+# model.numbers' tuning draws, MNIST seed 7 and pendigits seed 3: docs/pairs.md).
 SURE = 0.9
 # The same for a group the digit network read as one digit, not surely (two digits
 # merged into one shape): the network's reading is kept unless the reader is surer.
 SURE_WHOLE = 0.99
 # Its "not two digits" at least this for a group whose best split is in two and cuts
 # through a stroke: one digit cut in two (a 5 as "15", a 2 as "21"), read whole (chosen
-# on the tuning draws, as SURE: docs/reading.md).
+# on the tuning draws, as SURE: docs/pairs.md).
 NO_PAIR = 0.5
 
 
