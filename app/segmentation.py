@@ -36,6 +36,7 @@ No web framework in here: errors are ``PreprocessingError`` subclasses.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -98,6 +99,18 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
         ):
             chosen.append(column)
     return sorted(chosen)
+
+
+# A line written with a pen at most two pixels wide (``components.find``'s width: 2.0 for
+# such strokes, 3.0 at three) and at least HAIRLINE_TALL widths tall is a hairline, often
+# broken into dots and dashes by the scan: its strokes are grown by BRIDGE px (a pen of
+# 7 px) before they are grouped, as /predict grows a hairline digit (``app.strokes``).
+# 16x16 and 8x8 bitmaps, a pen of 1-2 px, are 8 or fewer widths tall. Single digits of
+# model.world's broken hairlines read by /read, seed 5: 16 -> 92 of 100 (BRIDGE 1 · 2 ·
+# 4: 55 · 84 · 94); docs/reading.md#hairlines.
+HAIRLINE_PEN = 2.6
+HAIRLINE_TALL = 16
+BRIDGE = 3
 
 
 def _mark_kind(width: int, height: int, line: float) -> str:
@@ -305,6 +318,12 @@ def propose_decoded(decoded: Image.Image, size: tuple[int, int], max_digits: int
     if without_lines is not None:
         strokes = without_lines
     blobs, pen = components.find(ink, strokes)
+    rows = np.flatnonzero(strokes.any(axis=1))
+    if pen <= HAIRLINE_PEN and rows[-1] - rows[0] + 1 >= HAIRLINE_TALL * pen:
+        closed = ink_blobs.dilated(strokes, BRIDGE)
+        ink = np.where(closed & ~strokes, np.float32(1.0), ink)
+        strength, strokes = dataclasses.replace(strength, ink=ink), closed
+        blobs, pen = components.find(ink, strokes)
     line = components.line_height(blobs, pen)
     cleaned = components.without_rules(strokes, blobs, line, slopes[0])
     if cleaned is not None:

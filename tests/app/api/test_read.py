@@ -174,6 +174,20 @@ def test_one_digit_is_read_as_predict_reads_it(client: TestClient, size: int, sl
         check_boxes(response.json(), drawn)
 
 
+@pytest.mark.parametrize("text", ["4", "47", "305"])
+def test_a_hairline_broken_into_dashes_is_read(client: TestClient, text: str) -> None:
+    """A pen a pixel wide, its strokes broken every few pixels (a fine nib scanned
+    faintly): each dash had been a component of its own, read as 1s ("61111" for a 4)
+    or refused, until hairlines were grown before grouping (segmentation.HAIRLINE_PEN)."""
+    image, drawn = draw_number(text, pen=1)
+    pixels = np.asarray(image).copy()
+    rows, columns = np.indices(pixels.shape)
+    pixels[(rows + columns) % 7 < 2] = 255
+    body = read(client, Image.fromarray(pixels))
+    assert body["number"] == text
+    check_boxes(body, drawn)
+
+
 def test_a_decimal_point_is_listed_apart(client: TestClient) -> None:
     image, drawn = draw_number("275", point_after=1)
     body = read(client, image)
