@@ -48,12 +48,15 @@ FRAME_SPANS = 5
 # read right; non-digits answered, seeds 0 and 1, 54 -> 51 and 60 -> 58 of 1,500).
 ONE_BELOW = 0.2
 # /read: a point wholly above or below a digit, its middle over the middle of the digit
-# (within DOT_WITHIN of its width of the digit's), is the dot of a ?, ! or i, not a
-# decimal point (on the line, beside a digit); a larger mark there, or a point under a
-# digit's side, is a broken stroke (a 5's bowl, a 9's tail). Chosen on the tuning draws
-# and seeds 0 and 1's non-digits and numbers (docs/reading.md#not-a-number).
+# (within DOT_WITHIN of its width of the digit's), at least DOT_SIZE of its height, on a
+# line of at most DOT_POINTS points, is the dot of a ?, ! or i, not a decimal point (on
+# the line, beside a digit); a larger mark there, or a point under a digit's side, is a
+# broken stroke (a 5's bowl, a 9's tail), and specks are many and small. Chosen on the
+# tuning draws and seeds 0 and 1's non-digits and numbers (docs/reading.md#not-a-number).
 DOT = "point"
 DOT_WITHIN = 0.3
+DOT_SIZE = 0.1
+DOT_POINTS = 2
 SECOND_LOOK_BELOW = 0.6  # digit scores under this, though above the threshold, are uncertain
 COLOURFUL_SATURATION = 0.25  # mean HSV saturation of a colour photo's pixels, 0..1
 PHOTO_COVERAGE = 0.35  # share of the marks' box covered by ink: a scene, not strokes
@@ -160,16 +163,19 @@ def judged(
 
 
 def dotted(digits: list[candidates.Digit], marks: list[candidates.Mark]) -> bool:
-    """Whether one of ``marks``, a point (DOT), lies wholly above or below a digit, its
-    middle over the digit's (DOT_WITHIN): a ?, ! or i, not a digit and a decimal point."""
-    for mark in marks:
-        if mark.kind != DOT:
-            continue
-        middle = mark.box.x + mark.box.width / 2
+    """Whether one of ``marks``, a point (DOT) and one of DOT_POINTS at most, lies
+    wholly above or below a digit, its middle over the digit's (DOT_WITHIN), at least
+    DOT_SIZE of its height: a ?, ! or i, not a digit and a decimal point."""
+    points = [mark.box for mark in marks if mark.kind == DOT]
+    if len(points) > DOT_POINTS:
+        return False  # specks
+    for point in points:
+        middle = point.x + point.width / 2
         for digit in digits:
             box = digit.box
-            apart = mark.box.y >= box.y + box.height or mark.box.y + mark.box.height <= box.y
-            if apart and abs(middle - box.x - box.width / 2) <= DOT_WITHIN * box.width:
+            apart = point.y >= box.y + box.height or point.y + point.height <= box.y
+            over = abs(middle - box.x - box.width / 2) <= DOT_WITHIN * box.width
+            if apart and over and max(point.width, point.height) >= DOT_SIZE * box.height:
                 return True
     return False
 

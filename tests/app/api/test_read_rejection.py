@@ -217,7 +217,8 @@ def test_one_digit_is_held_to_predicts_refusal_and_a_lower_bar() -> None:
 def test_a_point_wholly_above_or_below_a_digit_is_a_dot() -> None:
     """A ?, ! or i: refused however sure its digit; a decimal point, on the line beside
     a digit, a dash over one (a 5's bar written apart), a point under its side (a 9's
-    tail broken off) and a larger mark under one (a 5's bowl) are not dots."""
+    tail broken off), a larger mark under one (a 5's bowl) and specks, small or many,
+    are not dots."""
     seven = [digit(1.0, read_as=7, box=Box(20, 20, 20, 40))]
     for point in (Box(28, 64, 5, 5), Box(31, 8, 5, 5), Box(23, 61, 6, 6)):
         assert rejection.dotted(seven, [Mark(rejection.DOT, point)])
@@ -226,4 +227,7 @@ def test_a_point_wholly_above_or_below_a_digit_is_a_dot() -> None:
         assert not rejection.dotted(seven, [Mark(rejection.DOT, beside)])
     assert not rejection.dotted(seven, [Mark("dash", Box(22, 10, 16, 3))])
     assert not rejection.dotted(seven, [Mark("mark", Box(15, 60, 16, 20))])
+    assert not rejection.dotted(seven, [Mark(rejection.DOT, Box(29, 64, 3, 3))])  # a speck
+    specks = [Mark(rejection.DOT, Box(28, 64, 5, 5))] * (rejection.DOT_POINTS + 1)
+    assert not rejection.dotted(seven, specks)
     assert not rejection.number_refused(1.0, seven, [Mark("point", Box(42, 55, 5, 5))])
