@@ -105,12 +105,34 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
 # such strokes, 3.0 at three) and at least HAIRLINE_TALL widths tall is a hairline, often
 # broken into dots and dashes by the scan: its strokes are grown by BRIDGE px (a pen of
 # 7 px) before they are grouped, as /predict grows a hairline digit (``app.strokes``).
-# 16x16 and 8x8 bitmaps, a pen of 1-2 px, are 8 or fewer widths tall. Single digits of
-# model.world's broken hairlines read by /read, seed 5: 16 -> 92 of 100 (BRIDGE 1 · 2 ·
-# 4: 55 · 84 · 94); docs/reading.md#hairlines.
+# 16x16 and 8x8 bitmaps, a pen of 1-2 px, are 8 or fewer widths tall; small print grown
+# is rows of blobs, HAIRLINE_LINES lines tall or more. Single digits of model.world's
+# broken hairlines read by /read, seed 5: 16 -> 87 of 100 (92 without HAIRLINE_LINES;
+# BRIDGE 1 · 2 · 4: 55 · 84 · 94); docs/reading.md#hairlines.
 HAIRLINE_PEN = 2.6
 HAIRLINE_TALL = 16
+HAIRLINE_LINES = 2
 BRIDGE = 3
+
+
+def _grown_hairline(
+    ink: np.ndarray, strokes: np.ndarray, blobs: components.Blobs, pen: float
+) -> tuple[np.ndarray, np.ndarray, components.Blobs, float] | None:
+    """A line written with a hairline (HAIRLINE_PEN) with its strokes grown by BRIDGE
+    px, what they cover taken for ink, and its blobs and pen width then; None for any
+    other image, and for several lines of print (taller than HAIRLINE_LINES lines)."""
+    rows = np.flatnonzero(strokes.any(axis=1))
+    extent = rows[-1] - rows[0] + 1
+    if pen > HAIRLINE_PEN or extent < HAIRLINE_TALL * pen:
+        return None
+    if blobs.top.size >= components.MAX_COMPONENTS:  # a page of print: no more work
+        return None
+    grown = ink_blobs.dilated(strokes, BRIDGE)
+    grown_ink = np.where(grown & ~strokes, np.float32(1.0), ink)
+    grown_blobs, grown_pen = components.find(grown_ink, grown)
+    if extent > HAIRLINE_LINES * components.line_height(grown_blobs, grown_pen):
+        return None
+    return grown_ink, grown, grown_blobs, grown_pen
 
 
 def _mark_kind(width: int, height: int, line: float) -> str:
@@ -318,12 +340,10 @@ def propose_decoded(decoded: Image.Image, size: tuple[int, int], max_digits: int
     if without_lines is not None:
         strokes = without_lines
     blobs, pen = components.find(ink, strokes)
-    rows = np.flatnonzero(strokes.any(axis=1))
-    if pen <= HAIRLINE_PEN and rows[-1] - rows[0] + 1 >= HAIRLINE_TALL * pen:
-        closed = ink_blobs.dilated(strokes, BRIDGE)
-        ink = np.where(closed & ~strokes, np.float32(1.0), ink)
-        strength, strokes = dataclasses.replace(strength, ink=ink), closed
-        blobs, pen = components.find(ink, strokes)
+    grown = _grown_hairline(ink, strokes, blobs, pen)
+    if grown is not None:
+        ink, strokes, blobs, pen = grown
+        strength = dataclasses.replace(strength, ink=ink)
     line = components.line_height(blobs, pen)
     cleaned = components.without_rules(strokes, blobs, line, slopes[0])
     if cleaned is not None:

@@ -437,3 +437,28 @@ def test_short_strokes_over_one_another_are_a_digit_if_one_is_no_dash_or_point(
     found, skipped = segmentation._groups(blobs, line)
     assert [len(group) for group in found] == groups
     assert len(skipped) == marks
+
+
+def hairline_strokes(lines: int) -> np.ndarray:
+    """Ink of strokes a pixel wide: ``lines`` rows of small print's stems, or (one) a
+    hairline's upright strokes broken into dashes."""
+    ink = np.zeros((200, 200), np.float32)
+    if lines == 1:
+        for column in range(20, 190, 30):
+            ink[20:180, column] = (np.arange(160) % 5 < 3).astype(np.float32)
+        return ink
+    for row in range(lines):
+        ink[20 + row * 18 : 28 + row * 18, 10:190:5] = 1.0
+    return ink
+
+
+@pytest.mark.parametrize(("lines", "grown"), [(1, True), (9, False)])
+def test_hairlines_are_grown_but_not_small_print(lines: int, grown: bool) -> None:
+    """A line of strokes a pixel wide, broken into dashes, is grown before grouping;
+    rows of small print are several lines tall once grown: each letter's stems had run
+    into a blob, a line of print read as "11191111"."""
+    ink = hairline_strokes(lines)
+    strokes = ink > 0.5
+    blobs, pen = components.find(ink, strokes)
+    assert pen <= segmentation.HAIRLINE_PEN
+    assert (segmentation._grown_hairline(ink, strokes, blobs, pen) is not None) is grown
