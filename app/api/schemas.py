@@ -183,7 +183,8 @@ class NumberReading(BaseModel):
         "digit); 0 for strokes cut by the image's left or right edge in three places or "
         "more, or five running from its top edge to its bottom (stripes, a texture). Under "
         "0.3 the image is refused with 422 unless reject=false; a line read as 1s alone "
-        "(two or more) under 0.8, a line of one digit (read as /predict reads the image, "
+        "(two or more) under 0.8, one mostly of 1s (three or more, half its digits or "
+        "more) under 0.6, a line of one digit (read as /predict reads the image, "
         "and refused where /predict refuses it) under 0.2; one with a point wholly above or "
         "below a digit, over its middle (the dot of a ? or a !), whatever its score.",
     )

@@ -203,6 +203,17 @@ def test_a_line_of_ones_alone_is_held_to_a_higher_bar() -> None:
     assert rejection.number_refused(rejection.READ_BELOW - 0.01, one_seven)
 
 
+def test_a_line_mostly_of_ones_is_held_to_a_bar_of_its_own() -> None:
+    """Scribbles and textures are cut into 1s beside a digit or two ("81111", "74111")."""
+    between = (rejection.READ_BELOW + rejection.MOSTLY_ONES_BELOW) / 2
+    ones, eight = [digit(1.0)] * rejection.MOSTLY_ONES, [digit(1.0, read_as=8)]
+    assert rejection.number_refused(between, eight + ones)
+    assert rejection.number_refused(between, eight * len(ones) + ones)  # half of them
+    assert not rejection.number_refused(rejection.MOSTLY_ONES_BELOW, eight + ones)
+    assert not rejection.number_refused(between, eight * (len(ones) + 1) + ones)
+    assert not rejection.number_refused(between, eight + ones[1:])  # too few 1s
+
+
 def test_one_digit_is_held_to_predicts_refusal_and_a_lower_bar() -> None:
     """/predict's reading of the image is a second check on a line of one digit."""
     [one] = [digit(1.0, read_as=4)]
