@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +77,18 @@ class Normalized:
     # The upload read the other way round, where it leaves the paper's side in doubt
     # (``preprocessing.readings``): ``Predictor._read_normalized`` chooses between them.
     other: Normalized | None = None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An upload as ``preprocessing.decode`` made it (at most WORKING_SIZE)."""
+
+    image: Image.Image
+    photo: bool  # in a camera's format (``preprocessing.is_photo``)
+    # The image again for a HEIC or AVIF, kept for the refusal path to look at rather
+    # than run their decoders a second time (a second for a 12 MP HEIC); None for other
+    # formats, opened again cheaply for their colours (a JPEG's at 1/8 scale).
+    kept: Image.Image | None
 
 
 @dataclass(frozen=True)
@@ -237,46 +250,46 @@ class Predictor:
             return await run_in_threadpool(work, image)
 
     @staticmethod
-    def _decoded(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
-        """The opened upload decoded (at most WORKING_SIZE), and again where it is a
-        HEIC or AVIF, kept for the refusal path to look at rather than run their
-        decoders a second time (a second for a 12 MP HEIC); other formats are opened
-        again cheaply for their colours (a JPEG's at 1/8 scale)."""
+    def _decoded(image: Image.Image) -> Decoded:
+        """The opened upload decoded (``Decoded``)."""
         decoded = preprocessing.decode(image)
-        return decoded, decoded if image.format in heif.FORMATS else None
+        kept = decoded if image.format in heif.FORMATS else None
+        return Decoded(decoded, preprocessing.is_photo(image), kept)
 
     def _read(
         self, image: Image.Image
     ) -> tuple[list[tuple[np.ndarray, np.ndarray]], Image.Image | None]:
         """The network inputs and their ink maps (``preprocessing.readings``), and the
-        decoded image where the refusal path keeps it (``_decoded``)."""
-        decoded, kept = self._decoded(image)
-        return preprocessing.readings(decoded, preprocessing.is_photo(image)), kept
+        decoded image where the refusal path keeps it (``Decoded.kept``)."""
+        decoded = self._decoded(image)
+        return preprocessing.readings(decoded.image, decoded.photo), decoded.kept
 
-    def _propose(self, image: Image.Image) -> tuple[segmentation.Proposal, Image.Image | None]:
-        """/read's candidates (``segmentation.propose``), and the decoded image where
-        the refusal path keeps it (``_decoded``)."""
+    def _propose(self, image: Image.Image) -> tuple[segmentation.Proposal, Decoded]:
+        """/read's candidates (``segmentation.propose``), and the upload decoded."""
         size = orientation.upright_size(image)  # before decoding, which may shrink it
-        decoded, kept = self._decoded(image)
-        return segmentation.propose_decoded(decoded, size, self.max_digits), kept
+        decoded = self._decoded(image)
+        return segmentation.propose_decoded(decoded.image, size, self.max_digits), decoded
 
     async def _normalize(
-        self, data: bytes, fast: bool = True, decoded: Image.Image | None = None
+        self, data: bytes, fast: bool = True, decoded: Decoded | None = None
     ) -> Normalized:
         """Bytes -> the network input and what a refusal looks at (by the fast path
         where it can, unless not ``fast``); raises preprocessing.PreprocessingError.
-        ``decoded``: a HEIC's or AVIF's image, decoded already (``_decoded``)."""
+        ``decoded``: the upload decoded already (by /read), not decoded again."""
         read = self._fast(data) if fast else None
         if read is not None:
             return read
         started = time.perf_counter()
         if decoded is None:
-            readings, decoded = await self._prepare(data, self._read)
-        else:  # a camera's format: a photo
-            readings = await run_in_threadpool(preprocessing.readings, decoded, True)
+            readings, kept = await self._prepare(data, self._read)
+        else:  # in a thread where it is large, as _prepare reads it
+            work = functools.partial(preprocessing.readings, decoded.image, decoded.photo)
+            small = decoded.image.width * decoded.image.height <= self.inline_max_pixels
+            readings = work() if small else await run_in_threadpool(work)
+            kept = decoded.kept
         seconds = time.perf_counter() - started
         first, *other = [
-            Normalized(network_input, rejection.marks_of(ink), decoded, seconds)
+            Normalized(network_input, rejection.marks_of(ink), kept, seconds)
             for network_input, ink in readings
         ]
         return dataclasses.replace(first, other=other[0]) if other else first
@@ -315,17 +328,17 @@ class Predictor:
             digits, alone = await self._alone(data, digits[0], decoded)
         looks, refused = rejection.judged(digits, proposal.frame_cuts, proposal.marks, alone)
         if reject and refused:
-            why = await run_in_threadpool(rejection.read_reason, data, self.limits, decoded)
+            why = await run_in_threadpool(rejection.read_reason, data, self.limits, decoded.kept)
             raise rejection.NotADigitError(why)
         return Reading(digits, proposal.marks, seconds, looks)
 
     async def _alone(
-        self, data: bytes, digit: candidates.Digit, decoded: Image.Image | None
+        self, data: bytes, digit: candidates.Digit, decoded: Decoded
     ) -> tuple[list[candidates.Digit], bool | None]:
         """A line's one digit as ``/predict`` reads the whole image (its probabilities
         and input, the second look included), and whether ``/predict`` refuses it; as
-        it was, and None, where ``/predict`` cannot read the image. ``decoded``: a HEIC's
-        or AVIF's image as /read decoded it (``_decoded``), not decoded again."""
+        it was, and None, where ``/predict`` cannot read the image. ``decoded``: the
+        upload as /read decoded it, not decoded again."""
         try:
             normalized = await self._normalize(data, decoded=decoded)
         except preprocessing.PreprocessingError:

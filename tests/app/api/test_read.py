@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-from app import rejection
+from app import preprocessing, rejection
 from tests.app.handwriting import draw_number
 from tests.app.test_segmentation import finely_cut
 from tests.conftest import png_bytes, sheared
@@ -156,22 +156,37 @@ def test_include_input_returns_each_digit_as_the_network_saw_it(client: TestClie
         assert pixels.max() == 255 and pixels[0].max() == 0
 
 
+@pytest.mark.parametrize("format", ["PNG", "JPEG"])
 @pytest.mark.parametrize(("size", "slant"), [(40, 0.0), (80, -0.3), (80, 0.0)])
-def test_one_digit_is_read_as_predict_reads_it(client: TestClient, size: int, slant: float) -> None:
+def test_one_digit_is_read_as_predict_reads_it(
+    client: TestClient, size: int, slant: float, format: str
+) -> None:
     """A line of one digit: /predict's probabilities and input for the image (its
-    second look included), /read's box. (The first two read a 1 at 0.66 and 0.60 where
-    /predict is sure of it at 0.93 and 0.76 until /read asked /predict.)"""
+    second look included), /read's box. (The first two PNGs read a 1 at 0.66 and 0.60
+    where /predict is sure of it at 0.93 and 0.76 until /read asked /predict.) A JPEG
+    is read from the image /read decoded, not by the small PNGs' fast path."""
     image, drawn = draw_number("1", size=size)
-    content = png_bytes(sheared(image, slant) if slant else image)
-    alone = client.post("/predict", files=upload(content), params={"include_input": True})
-    expected = alone.json()
-    response = client.post("/read", files=upload(content), params={"include_input": True})
+    content = png_bytes(sheared(image, slant) if slant else image, format, quality=95)
+    files = upload(content, content_type=f"image/{format.lower()}")
+    expected = client.post("/predict", files=files, params={"include_input": True}).json()
+    response = client.post("/read", files=files, params={"include_input": True})
     [digit] = response.json()["digits"]
     assert digit["digit"] == expected["digit"] == 1
     assert digit["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-6)
     assert digit["input_png"] == expected["input_png"]
     if not slant:
         check_boxes(response.json(), drawn)
+
+
+def test_one_digit_is_decoded_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/predict's reading of a line of one digit starts from the image /read decoded."""
+    decodes = []
+    decode = preprocessing.decode
+    monkeypatch.setattr(preprocessing, "decode", lambda image: decodes.append(1) or decode(image))
+    image, _ = draw_number("4", size=300, margin=200)
+    files = upload(png_bytes(image.convert("RGB"), "JPEG", quality=90), content_type="image/jpeg")
+    assert client.post("/read", files=files).json()["number"] == "4"
+    assert len(decodes) == 1
 
 
 @pytest.mark.parametrize("text", ["4", "47", "305"])
