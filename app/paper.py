@@ -1,8 +1,8 @@
-"""Where the paper is: a photographed page apart from the desk it lies on
-(``on_the_page``), which of Otsu's two classes is paper, its shades, and, for a
-photo, whether its light varies and its level per pixel (``app.preprocessing``'s
-steps 3 and 4); each pixel's ink against it and the paper's noise floor. No web
-framework in here.
+"""Where the paper is: which of Otsu's two classes is paper, its shades, a shadow
+across it relit (``out_of_shade``), and, for a photo, whether its light varies and its
+level per pixel (``app.preprocessing``'s steps 3 and 4); each pixel's ink against it
+and the paper's noise floor. A page apart from the desk it lies on: ``app.desk``. No
+web framework in here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from PIL import Image
 from scipy import ndimage
 
 from app import levels, pillow_core
-from app.ink_blobs import bounds, dilated, pen_width
+from app.ink_blobs import pen_width
 
 BORDER_MAJORITY = 0.75  # the border shows the paper when this share of it is one class
 CORNER = 0.1  # where ink touches the border, corner squares of this share of the side say too
@@ -376,117 +376,3 @@ def ink_contrast(grey: np.ndarray, paper, dark_ink: bool) -> np.ndarray:
         ink = grey - paper
     # np.maximum, not np.clip: the same values at half the cost on a small image.
     return np.maximum(ink, 0.0).astype(np.float32, copy=False)
-
-
-# A photo of a page lying on a darker surface (a desk, a table): the surface is no ink.
-# The page is the image's largest bright blob, its marks' holes filled in, when it covers
-# PAGE_SHARE of the image or more, PAGE_FILL of its box (a sheet, turned a little), is
-# blank but for at most PAGE_INK of it and some marks, and leaves PAGE_OUTSIDE of the
-# image's border or more to the surface, PAGE_CONTRAST grey levels darker than it.
-PAGE_SHARE = 0.2
-PAGE_FILL = 0.75
-PAGE_INK = 0.2
-PAGE_OUTSIDE = 0.5
-PAGE_CONTRAST = 40.0
-PAGE_MIN_SIDE = 64  # smaller images are crops of a digit, not photos of a page
-# A page running off the frame leaves the surface less of the border: PAGE_SIDE of it is
-# enough. Either way the surface must look unlike ink and unlike shade (``_a_desk``).
-PAGE_SIDE = 0.1
-DESK_OVER_INK = 8.0
-DESK_INK = 0.001
-EDGE_WIDTH = 0.5
-
-
-def on_the_page(grey: np.ndarray, side: int | None = None) -> np.ndarray:
-    """``grey``, or a copy with the surface around a photographed page, and the page's
-    own edge, painted as the page: what lies off the page is not its ink. ``side``: the
-    shorter side of the image ``grey`` was reduced from, if it was."""
-    if (side or min(grey.shape)) < PAGE_MIN_SIDE:
-        return grey
-    border = ring(grey, 0)
-    surface = float(np.median(border))
-    sample = grey[::4, ::4]
-    if float(sample.max()) - surface >= PAGE_CONTRAST:  # a page brighter than the border?
-        bright = float(np.quantile(sample, 0.9))
-        if bright - surface >= PAGE_CONTRAST:  # the border mostly the surface around it
-            return _painted(grey, bright, surface, PAGE_OUTSIDE)
-    # The border mostly the page (most images: no more work), or dark paper; the page
-    # may still run off the frame with the surface along a side or two.
-    desk = border[border < surface - PAGE_CONTRAST]
-    if desk.size < PAGE_SIDE * border.size:
-        return grey
-    return _painted(grey, surface, float(np.median(desk)), PAGE_SIDE)
-
-
-def _painted(grey: np.ndarray, bright: float, surface: float, outside_share: float):
-    """``grey`` with what lies off the page painted as the page, when the blank of level
-    ``bright`` found against a ``surface`` is a page leaving ``outside_share`` of the
-    border to it; else ``grey`` itself."""
-    blank = grey > (bright + surface) / 2
-    labels, count = ndimage.label(blank)
-    if count == 0:
-        return grey
-    blank = labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
-    # Its holes: what lies off it but not connected to the image's border.
-    rest, _ = ndimage.label(~blank)
-    touching = np.unique(ring(rest, 0))
-    outside = np.isin(rest, touching[touching > 0])
-    page = ~outside
-    area, blank_area = np.count_nonzero(page), np.count_nonzero(blank)
-    top, bottom, left, right = bounds(page)  # page holds blank: never empty
-    box = (bottom - top) * (right - left)
-    if not (
-        area >= PAGE_SHARE * grey.size
-        and area >= PAGE_FILL * box
-        and (1 - PAGE_INK) * area <= blank_area < area
-        and np.count_nonzero(edge := ring(outside, 0)) >= outside_share * edge.size
-    ):
-        return grey
-    reach = max(3, round(max(grey.shape) / 50))  # how far past it the page's edge lies
-    off = dilated(outside, reach)
-    if not _a_desk(grey, outside, blank, bright, off, reach):
-        return grey
-    # Each pixel off the page, or on its own edge (shaded, blurred), takes the level of
-    # the nearest blank pixel of the page: its light continued, no edge left to see.
-    nearest = ndimage.distance_transform_edt(
-        off | ~blank, return_distances=False, return_indices=True
-    )
-    painted = grey.copy()
-    painted[off] = grey[nearest[0][off], nearest[1][off]]
-    return painted
-
-
-def _a_desk(
-    grey: np.ndarray,
-    outside: np.ndarray,
-    blank: np.ndarray,
-    bright: float,
-    off: np.ndarray,
-    reach: int,
-) -> bool:
-    """Whether what lies ``outside`` a page (its blank ``blank``, of level ``bright``)
-    is a surface seen past the page's edge, not ink or shade on the page: as thick as
-    the band ``off`` painted past its edge (``reach``) or more; its level
-    (away from the edge, ``reach`` px wide: blurred, ringing in a JPEG) lies
-    DESK_OVER_INK or more above the darkest of the page's marks; at most DESK_INK of it
-    lies as dark as halfway to them in blocks of 2×2 pixels (a stroke, not a speck of
-    the desk's grain); and the levels between its and the page's span at most
-    EDGE_WIDTH of the band ``off`` (a page's edge is a step, light falling off a slope).
-    """
-    page = ~outside
-    rim = np.count_nonzero(outside & dilated(page, 1))  # the length of its edge
-    if np.count_nonzero(outside) < reach * rim:
-        return False  # thinner than the band painted past its edge: strokes cut by the frame
-    away = outside & ~dilated(page, reach)
-    if not away.any():
-        away = outside
-    level, ink = float(np.median(grey[away])), float(np.quantile(grey[page & ~blank], 0.05))
-    if level - ink < DESK_OVER_INK:
-        return False
-    dark = away & (grey < (level + ink) / 2)
-    strokes = dark[:-1, :-1] & dark[1:, :-1] & dark[:-1, 1:] & dark[1:, 1:]
-    if np.count_nonzero(strokes) > DESK_INK * np.count_nonzero(away):
-        return False
-    quarter = (bright - level) / 4
-    between = np.count_nonzero(off & (grey > level + quarter) & (grey < bright - quarter))
-    return between <= EDGE_WIDTH * reach * rim

@@ -10,8 +10,9 @@ cameras, canvases and apps do to them:
    the strokes (canvas drawings are dark or light strokes on nothing); a faint
    photo (under 64 grey levels) loses the light that varies gently over it (a
    quadratic surface fitted to its paper), and is blank if only noise is left; the
-   desk around a photographed page painted as the page (``paper.on_the_page``) and a
-   shadow across it relit (``paper.out_of_shade``);
+   desk around a photographed page painted as the page (``desk.on_the_page``: by its
+   grey levels, or by its colour where a shadow hides the page's edge) and a shadow
+   across it relit (``paper.out_of_shade``);
 3. polarity: the paper is what the border shows (or, past a thin frame round
    the image, what the ring inside it shows), unless ink touches the border and
    the corners show the other class (a digit filling its frame), or, when neither
@@ -49,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from app import av1, heif, levels, orientation, paper, pillow_core, strokes
+from app import av1, desk, heif, levels, orientation, paper, pillow_core, strokes
 from app.ink_blobs import FAINT_INK, bounds, digit_ink, dilated, halo
 
 INPUT_SIZE = 28
@@ -58,6 +59,7 @@ CENTRE = INPUT_SIZE / 2  # ... and puts its centre of mass here (pixel-index coo
 POSITIONS = np.arange(INPUT_SIZE)  # pixel indices along a side: the crop's, at most DIGIT_BOX
 ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", *heif.FORMATS)
 WORKING_SIZE = 512  # larger images are reduced to this before the pixel work
+JPEG_DRAFT = {"L": "L", "RGB": "YCbCr"}  # the mode libjpeg decodes a JPEG to, by its own
 GLANCE_SIZE = 200  # a photo is read at this size first ...
 GLANCE_MIN_DIGIT = 64  # ... and that reading kept when its digit spans this many px there
 PHOTO_FORMATS = ("JPEG", *heif.FORMATS)  # what cameras save
@@ -161,7 +163,10 @@ def decode(image: Image.Image) -> Image.Image:
             if image.format == "JPEG":
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a 12 MP photo costs
                 # a fraction of its full decode.
-                image.draft("L" if image.mode in ("L", "RGB") else None, (WORKING_SIZE,) * 2)
+                # A colour JPEG as libjpeg holds it, YCbCr: its Y is the grey it
+                # decodes alone, level for level, and its colour tells a page from the
+                # desk around it (``app.desk``).
+                image.draft(JPEG_DRAFT.get(image.mode), (WORKING_SIZE,) * 2)
             image.load()
             turn = orientation.TURNS.get(orientation.of(image))
             if image.mode == "LAB":  # a CIELab TIFF: Pillow converts LAB to RGB only
@@ -181,7 +186,7 @@ def decode(image: Image.Image) -> Image.Image:
 def _reduced(image: Image.Image, side: int = WORKING_SIZE) -> Image.Image:
     # Modes the resampler reads are reduced as they are: converting a 16 MP CMYK
     # image to RGB first would cost another 48 MB while it is decoded.
-    if image.mode not in ("1", "L", "LA", "RGB", "RGBA", "CMYK", "I", "F"):
+    if image.mode not in ("1", "L", "LA", "RGB", "YCbCr", "RGBA", "CMYK", "I", "F"):
         image = image.convert("RGBA" if _has_alpha(image) else "RGB")
     elif image.mode == "1":
         image = image.convert("L")
@@ -223,15 +228,23 @@ def grey_levels(image: Image.Image) -> np.ndarray:
 
 def page_levels(image: Image.Image) -> np.ndarray:
     """``grey_levels``, the surface around a photographed page painted as the page
-    (``paper.on_the_page``) and a shadow on it relit (``paper.out_of_shade``): what
+    (``desk.on_the_page``) and a shadow on it relit (``paper.out_of_shade``): what
     every reading of an upload starts from."""
-    return page_levels_of(grey_levels(image))
+    return page_levels_of(grey_levels(image), colour=_colour(image))
 
 
-def page_levels_of(grey: np.ndarray, side: int | None = None) -> np.ndarray:
+def page_levels_of(
+    grey: np.ndarray, side: int | None = None, colour: Image.Image | None = None
+) -> np.ndarray:
     """``page_levels`` of ``grey``; ``side``: the shorter side of the image ``grey`` was
-    reduced from, if it was (a photo's glance)."""
-    return paper.out_of_shade(paper.on_the_page(grey, side))
+    reduced from, if it was (a photo's glance); ``colour``: the image, where it is in
+    colour (``_colour``; at any size)."""
+    return paper.out_of_shade(desk.on_the_page(grey, side, colour))
+
+
+def _colour(image: Image.Image) -> Image.Image | None:
+    """The image, where it is in colour (RGB, or YCbCr as a JPEG decodes): else None."""
+    return image if image.mode in ("RGB", "YCbCr") else None
 
 
 def _backdrop(grey: np.ndarray, opaque: np.ndarray) -> float:
@@ -436,7 +449,7 @@ def _glanced(image: Image.Image) -> np.ndarray | None:
     which is why only photos are glanced at: docs/performance.md)."""
     small = glance(image)
     grey = grey_levels(small)
-    page = page_levels_of(grey, min(image.size))
+    page = page_levels_of(grey, min(image.size), _colour(image))
     # Pillow counts faster, but only what the image shows, not the page alone.
     counts = small.histogram() if small.mode == "L" and page is grey else None
     grey = page
@@ -453,8 +466,9 @@ def _glanced(image: Image.Image) -> np.ndarray | None:
 
 
 def glance(image: Image.Image) -> Image.Image:
-    """A copy of a decoded photo reduced to GLANCE_SIZE: what its first reading reads."""
-    return _reduced(image.copy(), GLANCE_SIZE)
+    """A copy of a decoded photo reduced to GLANCE_SIZE: what its first reading reads
+    (a JPEG's grey alone: its colour is looked at, if at all, at full size)."""
+    return _reduced(image.getchannel(0) if image.mode == "YCbCr" else image.copy(), GLANCE_SIZE)
 
 
 def _ink_side(ink: np.ndarray) -> int:

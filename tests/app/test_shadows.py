@@ -11,7 +11,7 @@ from PIL import Image
 
 from app import paper
 from tests.app.handwriting import draw_number
-from tests.app.test_page_photos import post
+from tests.app.test_page_photos import post, shade
 
 
 def shadowed(page: Image.Image, angle: float, depth: float = 0.4, soft: float = 3.0) -> bytes:
@@ -19,13 +19,7 @@ def shadowed(page: Image.Image, angle: float, depth: float = 0.4, soft: float = 
     taking ``depth`` of the light over the half of it that lies towards ``angle``
     (degrees), its edge ``soft`` px wide, through the middle; noise, JPEG."""
     ink = 1.0 - np.asarray(page, dtype=np.float32) / 255.0
-    height, width = ink.shape
-    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
-    pixels = 215.0 * (1 - ink) + 35.0 * ink
-    towards = np.cos(np.radians(angle)) * (columns - width / 2) + np.sin(np.radians(angle)) * (
-        rows - height / 2
-    )
-    pixels *= 1.0 - depth / (1.0 + np.exp(np.clip(-towards / soft, -50, 50)))
+    pixels = (215.0 * (1 - ink) + 35.0 * ink) * shade(ink.shape, angle, depth, soft)
     pixels += np.random.default_rng(0).normal(0, 3, pixels.shape)
     buffer = io.BytesIO()
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=85)
