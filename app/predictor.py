@@ -323,26 +323,28 @@ class Predictor:
             raise segmentation.TooManyDigitsError(
                 f"More than {self.max_digits} digits (MAX_DIGITS): {len(digits)} read."
             )
-        alone = None
+        alone = why = None
         if len(digits) == 1:
-            digits, alone = await self._alone(data, digits[0], decoded)
+            digits, alone, why = await self._alone(data, digits[0], decoded)
         looks, refused = rejection.judged(digits, proposal.frame_cuts, proposal.marks, alone)
         if reject and refused:
-            why = await run_in_threadpool(rejection.read_reason, data, self.limits, decoded.kept)
+            why = await run_in_threadpool(
+                rejection.read_reason, data, self.limits, decoded.kept, why
+            )
             raise rejection.NotADigitError(why)
         return Reading(digits, proposal.marks, seconds, looks)
 
     async def _alone(
         self, data: bytes, digit: candidates.Digit, decoded: Decoded
-    ) -> tuple[list[candidates.Digit], bool | None]:
+    ) -> tuple[list[candidates.Digit], bool | None, str | None]:
         """A line's one digit as ``/predict`` reads the whole image (its probabilities
-        and input, the second look included), and whether ``/predict`` refuses it; as
-        it was, and None, where ``/predict`` cannot read the image. ``decoded``: the
-        upload as /read decoded it, not decoded again."""
+        and input, the second look included), whether ``/predict`` refuses it, and why;
+        as it was, None and None, where ``/predict`` cannot read the image.
+        ``decoded``: the upload as /read decoded it, not decoded again."""
         try:
             normalized = await self._normalize(data, decoded=decoded)
         except preprocessing.PreprocessingError:
-            return [digit], None
+            return [digit], None, None
         [(normalized, reading)] = await run_in_threadpool(self._read_normalized, [normalized])
         probabilities, score = reading
         why = rejection.refusal(
@@ -356,7 +358,7 @@ class Predictor:
         seen = dataclasses.replace(
             digit, probabilities=probabilities, network_input=normalized.network_input
         )
-        return [seen], why is not None
+        return [seen], why is not None, why
 
     async def predict_many(
         self, uploads: list[bytes], reject: bool = True

@@ -191,11 +191,15 @@ def dotted(digits: list[candidates.Digit], marks: list[candidates.Mark]) -> bool
 
 
 def read_reason(
-    data: bytes, limits: preprocessing.Limits, decoded: Image.Image | None = None
+    data: bytes,
+    limits: preprocessing.Limits,
+    decoded: Image.Image | None = None,
+    why: str | None = None,
 ) -> str:
     """Why an upload to ``POST /read`` is refused (``reason``, in words for a line of
-    several characters: a photo, text, or letters and symbols; ``decoded`` as there)."""
-    why = reason(data, limits, decoded)
+    several characters: a photo, text, or letters and symbols; ``decoded`` as there);
+    ``why``: the reason found already (``refusal``'s, of a line of one digit)."""
+    why = why or reason(data, limits, decoded)
     return LETTERS if why in (SEVERAL, SYMBOL) else why
 
 

@@ -28,7 +28,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -283,41 +283,51 @@ def not_digits(count: int, seed: int, reject: bool = True) -> dict[str, str]:
     return {kind: f"{a / n:.3f} of {n}" for kind, (a, n) in answered.items()}
 
 
-def in_process_reader(classifier=None, reject: bool = True) -> Callable[[bytes], str | None]:
-    """The service's own reading, without HTTP: propose, then read with the network
-    (``classifier``, an ``app.inference.DigitClassifier``; default: the configured one)
-    and the pair reader shipped beside the configured model (``app.pairs``); None where
-    /read answers 422 (no digit, or, if ``reject``, marks that do not look like digits)."""
-    from app import pairs, preprocessing, rejection, segmentation
+def service_predictor(classifier=None):
+    """The service's ``app.predictor.Predictor``, in-process: ``classifier`` (an
+    ``app.inference.DigitClassifier``; default: the configured one) and the pair reader
+    shipped beside the configured model (``app.pairs``)."""
+    from app import pairs
     from app.config import get_settings
     from app.inference import load_configured
-    from model import world
+    from app.predictor import Predictor
 
     settings = get_settings()
-    classifier = classifier or load_configured()
     pair_reader = pairs.load(settings.model_path.parent)
-    read_alone = world.service_reader(classifier)  # a line of one digit, as /predict reads it
+    return Predictor(classifier or load_configured(), settings, pair_reader=pair_reader)
+
+
+def in_process_reader(classifier=None, reject: bool = True) -> Callable[[bytes], str | None]:
+    """The service's own reading, without HTTP: ``Predictor.read`` of
+    ``service_predictor(classifier)``, on an event loop of its own in a thread of its
+    own (the caller may be on one); None where /read answers 422 (no digit, more than
+    MAX_DIGITS, or, if ``reject``, digits that do not look like digits)."""
+    import asyncio
+    import weakref
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app import preprocessing
+
+    predictor = service_predictor(classifier)
+    loop = asyncio.new_event_loop()
+    thread = ThreadPoolExecutor(1)  # the loop's: a semaphore binds to one loop
 
     def read(content: bytes) -> str | None:
         try:
-            image = preprocessing.open_image(content)
-            proposal = segmentation.propose(image, settings.max_digits)
-        except preprocessing.PreprocessingError:
+            reading = thread.submit(loop.run_until_complete, predictor.read(content, reject))
+            digits = reading.result().digits
+        except preprocessing.PreprocessingError:  # refusals and TooManyDigitsError too
             return None
-        digits = proposal.read(
-            lambda inputs: classifier.interpret(classifier.outputs(inputs), candidates=True),
-            pair_reader,
-        )
-        alone = None
-        if len(digits) == 1:
-            [seen] = read_alone([content])
-            if seen.probabilities is not None:
-                digits, alone = [replace(digits[0], probabilities=seen.probabilities)], seen.refused
-        if reject and rejection.judged(digits, proposal.frame_cuts, proposal.marks, alone)[1]:
-            return None  # refused, as /read refuses it
         return "".join(str(digit.digit) for digit in digits)
 
+    weakref.finalize(read, _closed, loop, thread)
     return read
+
+
+def _closed(loop, thread) -> None:
+    """An in-process reader's event loop closed, in its thread, and the thread ended."""
+    thread.submit(loop.close).result()
+    thread.shutdown()
 
 
 def six_digit_png(digits: data.Split, rng: np.random.Generator) -> bytes:
@@ -333,28 +343,40 @@ def six_digit_png(digits: data.Split, rng: np.random.Generator) -> bytes:
 
 
 def speed(digits: data.Split, repeats: int = 200) -> dict:
-    """Milliseconds to read a 6-digit number in a 600×150 PNG, in-process, with the
-    malloc settings and the frozen startup heap of a service worker (``app.memory``)."""
+    """Milliseconds to read a 6-digit number in a 600×150 PNG, in-process (``Predictor.read``
+    awaited on an event loop, as a request awaits it), with the malloc settings and the
+    frozen startup heap of a service worker (``app.memory``); and what of it the hop to a
+    worker thread and back costs (the network's work runs off the event loop)."""
+    import asyncio
+
+    from starlette.concurrency import run_in_threadpool
+
     from app import memory
 
     memory.tune_malloc()
     rng = np.random.default_rng(1)
-    read = in_process_reader()
-    samples = []
-    for index in range(20):
-        samples.append(six_digit_png(digits, rng))
-        if index == 0:
-            read(samples[0])  # warm up
-    memory.freeze_startup_objects()  # what loading left, kept out of the timed collections
-    times = []
-    for index in range(repeats):
-        started = time.perf_counter()
-        read(samples[index % len(samples)])
-        times.append(time.perf_counter() - started)
+    predictor = service_predictor()
+    samples = [six_digit_png(digits, rng) for _ in range(20)]
+
+    async def timed() -> tuple[list[float], list[float]]:
+        await predictor.read(samples[0])  # warm up
+        memory.freeze_startup_objects()  # what loading left, kept out of the timed collections
+        times, hops = [], []
+        for index in range(repeats):
+            started = time.perf_counter()
+            await predictor.read(samples[index % len(samples)])
+            times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            await run_in_threadpool(int)
+            hops.append(time.perf_counter() - started)
+        return times, hops
+
+    times, hops = asyncio.run(timed())
     return {
         "number": "6 digits, 600x150 PNG, in-process",
         "median_ms": round(1000 * float(np.median(times)), 2),
         "p90_ms": round(1000 * float(np.quantile(times, 0.9)), 2),
+        "thread_hop_ms": round(1000 * float(np.median(hops)), 2),
     }
 
 

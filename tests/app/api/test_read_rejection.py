@@ -242,3 +242,25 @@ def test_a_point_wholly_above_or_below_a_digit_is_a_dot() -> None:
     specks = [Mark(rejection.DOT, Box(28, 64, 5, 5))] * (rejection.DOT_POINTS + 1)
     assert not rejection.dotted(seven, specks)
     assert not rejection.number_refused(1.0, seven, [Mark("point", Box(42, 55, 5, 5))])
+
+
+def test_a_line_of_one_mark_refused_as_predict_refuses_it_gives_its_reason_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A printed letter alone on /read: /predict's reading of the image refuses it,
+    and its reason, found there, is the answer's (in /read's words), not found again."""
+    found = []
+    reason = rejection.reason
+
+    def counted(*args, **kwargs):
+        found.append(reason(*args, **kwargs))
+        return found[-1]
+
+    monkeypatch.setattr(rejection, "reason", counted)
+    response = post(client, printed("K"))
+    assert response.status_code == 422, response.text
+    assert len(found) == 1
+    assert (
+        response.json()["detail"]
+        == f"No digit found: {rejection.read_reason(b'', None, None, found[0])}"
+    )
