@@ -299,35 +299,30 @@ def service_predictor(classifier=None):
 
 def in_process_reader(classifier=None, reject: bool = True) -> Callable[[bytes], str | None]:
     """The service's own reading, without HTTP: ``Predictor.read`` of
-    ``service_predictor(classifier)``, on an event loop of its own in a thread of its
-    own (the caller may be on one); None where /read answers 422 (no digit, more than
-    MAX_DIGITS, or, if ``reject``, digits that do not look like digits)."""
+    ``service_predictor(classifier)``, each upload on an event loop of its own in a
+    thread of its own (the caller may be on one; nothing is left running when it
+    returns: a process that forks later, as training's rendering does, forks no idle
+    loop); None where /read answers 422 (no digit, more than MAX_DIGITS, or, if
+    ``reject``, digits that do not look like digits)."""
     import asyncio
-    import weakref
     from concurrent.futures import ThreadPoolExecutor
 
     from app import preprocessing
 
     predictor = service_predictor(classifier)
-    loop = asyncio.new_event_loop()
-    thread = ThreadPoolExecutor(1)  # the loop's: a semaphore binds to one loop
 
-    def read(content: bytes) -> str | None:
+    async def digits(content: bytes) -> str | None:
         try:
-            reading = thread.submit(loop.run_until_complete, predictor.read(content, reject))
-            digits = reading.result().digits
+            reading = await predictor.read(content, reject)
         except preprocessing.PreprocessingError:  # refusals and TooManyDigitsError too
             return None
-        return "".join(str(digit.digit) for digit in digits)
+        return "".join(str(digit.digit) for digit in reading.digits)
 
-    weakref.finalize(read, _closed, loop, thread)
+    def read(content: bytes) -> str | None:
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, digits(content)).result()
+
     return read
-
-
-def _closed(loop, thread) -> None:
-    """An in-process reader's event loop closed, in its thread, and the thread ended."""
-    thread.submit(loop.close).result()
-    thread.shutdown()
 
 
 def six_digit_png(digits: data.Split, rng: np.random.Generator) -> bytes:
