@@ -438,9 +438,13 @@ def _negative_jobs(count: int, seed: int, digits: np.ndarray, habits: dict) -> l
 
 def _collect(named_jobs: dict[str, list], workers: int | None) -> Extras:
     jobs = [job for group in named_jobs.values() for job in group]
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
+    # Workers started by a server process, not forked from this one: a fork copies
+    # the caller's threads' locks (a test process's, a service's) and may wait forever.
+    forkserver = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers or os.cpu_count(), mp_context=forkserver) as pool:
         results = list(pool.map(_render_chunk, jobs))
     counts, start = {}, 0
     for name, group in named_jobs.items():
