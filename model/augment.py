@@ -441,8 +441,7 @@ def _collect(named_jobs: dict[str, list], workers: int | None) -> Extras:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # Workers started by a server process, not forked from this one: a fork copies
-    # the caller's threads' locks (a test process's, a service's) and may wait forever.
+    # A fork server's workers: a fork copies the caller's threads' locks, and may hang.
     forkserver = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(workers or os.cpu_count(), mp_context=forkserver) as pool:
         results = list(pool.map(_render_chunk, jobs))
