@@ -96,9 +96,14 @@ def _largest(mask: np.ndarray) -> np.ndarray | None:
 def _off_page(page: np.ndarray) -> np.ndarray:
     """What lies off a page made of ``page``'s pixels and its holes (what lies off it
     but is not connected to the image's border: its marks)."""
-    rest, _ = ndimage.label(~page)
-    touching = np.unique(ring(rest, 0))
-    return np.isin(rest, touching[touching > 0])
+    return _on_border(~page)
+
+
+def _on_border(mask: np.ndarray) -> np.ndarray:
+    """The regions of ``mask``'s pixels (4-connected) that reach the image's border."""
+    labels, _ = ndimage.label(mask)
+    touching = np.unique(ring(labels, 0))
+    return np.isin(labels, touching[touching > 0])
 
 
 def _page_shaped(outside: np.ndarray, outside_share: float) -> bool:
@@ -211,9 +216,7 @@ def _by_colour(grey: np.ndarray, colour: Image.Image) -> np.ndarray:
     if colour.size != size:  # a photo's glance
         colour = colour.resize(size, Image.Resampling.BOX)
     apart = _apart(_rgb(colour), paper)
-    labels, _ = ndimage.label(apart)
-    touching = np.unique(ring(labels, 0))
-    page = _largest(~np.isin(labels, touching[touching > 0]))
+    page = _largest(~_on_border(apart))
     if page is None:
         return grey
     outside = _off_page(page)
